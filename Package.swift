@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+import PackageDescription
+import Foundation
+
+/// Absolute path of this package, for the linker version script.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+let package = Package(
+    name: "kfacpinn",
+    products: [
+        // libkfacpinn.so: the C ABI of include/kfacpinn.h.
+        .library(name: "kfacpinn", type: .dynamic, targets: ["KFACPINN"]),
+        .executable(name: "kfacpinn-bench", targets: ["Benchmarks"]),
+    ],
+    targets: [
+        // OpenBLAS (CBLAS) and LAPACKE; every call into them is in Sources/KFACPINN/Linalg.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: nil,
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .target(
+            name: "KFACPINN",
+            dependencies: ["CBLAS"],
+            exclude: ["CAPI/exports.map"],
+            linkerSettings: [
+                // Export only the kfp_* C ABI, and name the library by its file name.
+                .unsafeFlags([
+                    "-Xlinker", "--version-script=\(packageRoot)/Sources/KFACPINN/CAPI/exports.map",
+                    "-Xlinker", "-soname=libkfacpinn.so",
+                ]),
+            ]
+        ),
+        .executableTarget(name: "Benchmarks", dependencies: ["KFACPINN"]),
+        .testTarget(name: "KFACPINNTests", dependencies: ["KFACPINN"]),
+    ]
+)

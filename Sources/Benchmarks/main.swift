@@ -1,0 +1,2 @@
+import KFACPINN
+print("benchmarks")

@@ -1,0 +1,39 @@
+/// Version string "MAJOR.MINOR.PATCH" (static storage; never free it).
+@c public func kfp_version_string() -> UnsafePointer<CChar> {
+    cString(Version.string)
+}
+
+/// Version as MAJOR*10000 + MINOR*100 + PATCH.
+@c public func kfp_version_number() -> Int32 {
+    Int32(Version.number)
+}
+
+/// Static text describing `status` (never NULL, never free it); unknown values give "unknown status".
+/// @param status a value returned by a kfp_* function.
+@c public func kfp_status_string(_ status: Int32) -> UnsafePointer<CChar> {
+    guard let s = kfp_status(rawValue: status) else { return cString("unknown status") }
+    return cString(s.text)
+}
+
+/// Detail of the calling thread's most recent kfp_* call: the error message if it failed,
+/// "" if it succeeded. Valid until the next kfp_* call on the same thread; never free it.
+@c public func kfp_last_error() -> UnsafePointer<CChar> {
+    lastError()
+}
+
+/// Sets the number of BLAS threads (process-wide; affects every handle).
+/// @param num_threads at least 1.
+/// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
+@c public func kfp_set_num_threads(_ num_threads: Int32) -> kfp_status {
+    entryPoint("kfp_set_num_threads") {
+        guard num_threads >= 1 else {
+            throw KFPError.invalidArgument("num_threads must be at least 1, got \(num_threads)")
+        }
+        BLAS.numThreads = Int(num_threads)
+    }
+}
+
+/// Number of BLAS threads in use (process-wide).
+@c public func kfp_get_num_threads() -> Int32 {
+    Int32(BLAS.numThreads)
+}

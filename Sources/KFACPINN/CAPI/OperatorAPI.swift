@@ -1,0 +1,151 @@
+/// Creates the Poisson operator -Laplace(u) = f in d dimensions (residual -Laplace(u) - f).
+/// @param dim input dimension d >= 1.
+/// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
+@c public func kfp_operator_create_poisson(_ dim: Int64, _ out_op: UnsafeMutablePointer<OpaquePointer?>?) -> kfp_status {
+    entryPoint("kfp_operator_create_poisson") {
+        let out = try required(out_op, "out_op")
+        out.pointee = nil
+        publish(OperatorHandle(try Operator.poisson(dimension: try count(dim, "dim"))), to: out)
+    }
+}
+
+/// Creates the heat operator d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first;
+/// the input dimension is space_dim + 1.
+/// @param space_dim spatial dimension >= 1.
+/// @param kappa diffusivity > 0.
+/// @param out_op receives the new handle (NULL on failure).
+@c public func kfp_operator_create_heat(
+    _ space_dim: Int64, _ kappa: Double, _ out_op: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_operator_create_heat") {
+        let out = try required(out_op, "out_op")
+        out.pointee = nil
+        publish(OperatorHandle(try Operator.heat(spaceDimension: try count(space_dim, "space_dim"), kappa: kappa)), to: out)
+    }
+}
+
+/// Creates the log Fokker-Planck operator for q = log p of dX = -X/2 dt + sqrt(2) dW in space_dim
+/// dimensions, inputs (t, x): r = d_t q - space_dim/2 - x.grad_x q / 2 - |grad_x q|^2 - Laplace_x q - f.
+/// @param space_dim spatial dimension >= 1; the input dimension is space_dim + 1.
+/// @param out_op receives the new handle (NULL on failure).
+@c public func kfp_operator_create_log_fokker_planck(
+    _ space_dim: Int64, _ out_op: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_operator_create_log_fokker_planck") {
+        let out = try required(out_op, "out_op")
+        out.pointee = nil
+        publish(OperatorHandle(try Operator.logFokkerPlanck(spaceDimension: try count(space_dim, "space_dim"))), to: out)
+    }
+}
+
+/// Creates the general linear operator with residual
+/// r = sum_ij C_ij d_i d_j u + beta(x).grad u + c(x) u - f,  beta(x) = beta + B x,  c(x) = c + c_x.x.
+/// @param dim input dimension d >= 1.
+/// @param C symmetric d x d, row-major (required).
+/// @param beta d values, or NULL for 0.
+/// @param B d x d row-major drift Jacobian, or NULL for a constant drift.
+/// @param c reaction coefficient.
+/// @param c_x d values, or NULL for a constant reaction coefficient.
+/// @param out_op receives the new handle (NULL on failure).
+@c public func kfp_operator_create_linear(
+    _ dim: Int64, _ C: UnsafePointer<Double>?, _ beta: UnsafePointer<Double>?,
+    _ B: UnsafePointer<Double>?, _ c: Double, _ c_x: UnsafePointer<Double>?,
+    _ out_op: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_operator_create_linear") {
+        let out = try required(out_op, "out_op")
+        out.pointee = nil
+        let d = try count(dim, "dim")
+        let coeffs = try array(try required(C, "C"), d * d, "C")
+        let op = try Operator(
+            dimension: d, secondOrder: .matrix(coeffs),
+            drift: try beta.map { try array($0, d, "beta") },
+            driftJacobian: try B.map { try array($0, d * d, "B") },
+            reaction: c, reactionGradient: try c_x.map { try array($0, d, "c_x") })
+        publish(OperatorHandle(op), to: out)
+    }
+}
+
+/// Frees an operator. NULL is a no-op.
+@c public func kfp_operator_free(_ op: OpaquePointer?) {
+    releaseHandle(op, OperatorHandle.self)
+}
+
+/// Input dimension of the operator.
+/// @param out_dim receives d.
+@c public func kfp_operator_dim(_ op: OpaquePointer?, _ out_dim: UnsafeMutablePointer<Int64>?) -> kfp_status {
+    entryPoint("kfp_operator_dim") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        try required(out_dim, "out_dim").pointee = Int64(o.dimension)
+    }
+}
+
+/// Interior residuals r_n = (L u)(x_n) - f(x_n) of the network.
+/// @param x points, row-major num_points x dim; dim must equal the network's and operator's dimension.
+/// @param f num_points source values.
+/// @param residuals receives num_points values.
+@c public func kfp_operator_residual(
+    _ op: OpaquePointer?, _ net: OpaquePointer?, _ x: UnsafePointer<Double>?, _ num_points: Int64,
+    _ dim: Int64, _ f: UnsafePointer<Double>?, _ residuals: UnsafeMutablePointer<Double>?
+) -> kfp_status {
+    entryPoint("kfp_operator_residual") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        let mlp = try object(net, MLP.self, "net")
+        let (values, n) = try points(x, num_points, dim, for: mlp)
+        let source = try array(try required(f, "f"), n, "f")
+        let out = try required(residuals, "residuals")
+        let r = try o.residual(network: mlp, points: values, count: n, source: source)
+        out.update(from: r, count: n)
+    }
+}
+
+/// Creates a batch of training points (the data is copied).
+/// @param x_interior interior points, row-major num_interior x dim.
+/// @param f_interior num_interior source values f(x).
+/// @param num_interior N >= 1.
+/// @param x_boundary condition points, row-major num_boundary x dim (NULL if num_boundary is 0).
+/// @param g_boundary num_boundary prescribed values g(x) (NULL if num_boundary is 0).
+/// @param num_boundary >= 0.
+/// @param dim point dimension >= 1.
+/// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+@c public func kfp_batch_create(
+    _ x_interior: UnsafePointer<Double>?, _ f_interior: UnsafePointer<Double>?, _ num_interior: Int64,
+    _ x_boundary: UnsafePointer<Double>?, _ g_boundary: UnsafePointer<Double>?, _ num_boundary: Int64,
+    _ dim: Int64, _ out_batch: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_batch_create") {
+        let out = try required(out_batch, "out_batch")
+        out.pointee = nil
+        let n = try count(num_interior, "num_interior")
+        let m = try count(num_boundary, "num_boundary", minimum: 0)
+        let d = try count(dim, "dim")
+        let batch = try Batch(
+            dimension: d,
+            interiorPoints: try array(try required(x_interior, "x_interior"), try checkedProduct(n, d, "x_interior"), "x_interior"),
+            source: try array(try required(f_interior, "f_interior"), n, "f_interior"),
+            boundaryPoints: try array(x_boundary, try checkedProduct(m, d, "x_boundary"), "x_boundary"),
+            boundaryValues: try array(g_boundary, m, "g_boundary"))
+        publish(BatchHandle(batch), to: out)
+    }
+}
+
+/// Frees a batch. NULL is a no-op.
+@c public func kfp_batch_free(_ batch: OpaquePointer?) {
+    releaseHandle(batch, BatchHandle.self)
+}
+
+/// Sizes of a batch.
+/// @param out_num_interior receives N_interior (may be NULL).
+/// @param out_num_boundary receives N_boundary (may be NULL).
+/// @param out_dim receives the point dimension (may be NULL).
+@c public func kfp_batch_sizes(
+    _ batch: OpaquePointer?, _ out_num_interior: UnsafeMutablePointer<Int64>?,
+    _ out_num_boundary: UnsafeMutablePointer<Int64>?, _ out_dim: UnsafeMutablePointer<Int64>?
+) -> kfp_status {
+    entryPoint("kfp_batch_sizes") {
+        let b = try object(batch, BatchHandle.self, "batch").batch
+        out_num_interior?.pointee = Int64(b.interiorCount)
+        out_num_boundary?.pointee = Int64(b.boundaryCount)
+        out_dim?.pointee = Int64(b.dimension)
+    }
+}

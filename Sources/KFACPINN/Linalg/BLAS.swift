@@ -1,0 +1,108 @@
+import CBLAS
+
+/// The one place where kfacpinn calls OpenBLAS and LAPACKE.
+///
+/// All matrices are row-major and contiguous unless a leading dimension says
+/// otherwise. Sizes are `Int` here and narrowed to the 32-bit BLAS integers at
+/// the call; callers have validated that they fit.
+public enum BLAS {
+    /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major).
+    @inline(__always)
+    static func gemm(
+        transA: Bool = false, transB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if beta != 1 { scaleRows(c, rows: m, cols: n, ld: ldc, by: beta) }
+            return
+        }
+        cblas_dgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// y ← α op(A) x + β y, A m×n row-major.
+    @inline(__always)
+    static func gemv(
+        trans: Bool = false, m: Int, n: Int, alpha: Double = 1,
+        a: UnsafePointer<Double>, lda: Int, x: UnsafePointer<Double>, incx: Int = 1,
+        beta: Double = 0, y: UnsafeMutablePointer<Double>, incy: Int = 1
+    ) {
+        guard m > 0, n > 0 else { return }
+        cblas_dgemv(
+            CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
+            x, Int32(incx), beta, y, Int32(incy))
+    }
+
+    /// Upper triangle of C ← α A Aᵀ + β C (trans = false, A n×k) or α AᵀA + β C (A k×n).
+    static func syrk(
+        trans: Bool = false, n: Int, k: Int, alpha: Double = 1,
+        a: UnsafePointer<Double>, lda: Int, beta: Double = 0,
+        c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        guard n > 0, k > 0 else { return }
+        cblas_dsyrk(
+            CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha,
+            a, Int32(lda), beta, c, Int32(ldc))
+    }
+
+    /// Σ x_i y_i.
+    @inline(__always)
+    static func dot(_ n: Int, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double {
+        n > 0 ? cblas_ddot(Int32(n), x, 1, y, 1) : 0
+    }
+
+    /// y ← α x + y.
+    @inline(__always)
+    static func axpy(_ n: Int, _ alpha: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>) {
+        if n > 0 { cblas_daxpy(Int32(n), alpha, x, 1, y, 1) }
+    }
+
+    /// x ← α x.
+    @inline(__always)
+    static func scal(_ n: Int, _ alpha: Double, _ x: UnsafeMutablePointer<Double>) {
+        if n > 0 { cblas_dscal(Int32(n), alpha, x, 1) }
+    }
+
+    /// Euclidean norm of x.
+    static func nrm2(_ n: Int, _ x: UnsafePointer<Double>) -> Double {
+        n > 0 ? cblas_dnrm2(Int32(n), x, 1) : 0
+    }
+
+    private static func scaleRows(
+        _ c: UnsafeMutablePointer<Double>, rows: Int, cols: Int, ld: Int, by beta: Double
+    ) {
+        for i in 0..<rows {
+            let row = c + i * ld
+            for j in 0..<cols { row[j] = beta == 0 ? 0 : beta * row[j] }
+        }
+    }
+
+    /// Eigen-decomposition of a symmetric n×n matrix (upper triangle read, row-major).
+    /// On return `a` holds the eigenvectors as columns and `w` the ascending eigenvalues.
+    /// Returns LAPACK's info (0 on success).
+    static func syevd(n: Int, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int {
+        Int(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")),
+                           Int32(n), a, Int32(n), w))
+    }
+
+    /// Generalised symmetric-definite eigenproblem A v = s B v (B positive definite):
+    /// on return `a` holds K with Kᵀ B K = I, Kᵀ A K = diag(w). `b` is overwritten.
+    static func sygvd(
+        n: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
+        w: UnsafeMutablePointer<Double>
+    ) -> Int {
+        Int(LAPACKE_dsygvd(LAPACK_ROW_MAJOR, 1, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")),
+                           Int32(n), a, Int32(n), b, Int32(n), w))
+    }
+
+    /// Number of threads OpenBLAS uses (process-wide).
+    public static var numThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(newValue)) }
+    }
+}

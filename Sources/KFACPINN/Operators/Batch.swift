@@ -1,0 +1,38 @@
+/// Training points: interior points x_n with source values f(x_n), and
+/// condition points x_m^b with prescribed values g(x_m^b) (Dirichlet).
+public struct Batch: Sendable {
+    public let dimension: Int
+    /// Interior points, row-major N_Ω × d.
+    public let interiorPoints: [Double]
+    /// f at the interior points (N_Ω).
+    public let source: [Double]
+    /// Condition points, row-major N_∂ × d (may be empty).
+    public let boundaryPoints: [Double]
+    /// g at the condition points (N_∂).
+    public let boundaryValues: [Double]
+
+    public var interiorCount: Int { source.count }
+    public var boundaryCount: Int { boundaryValues.count }
+
+    /// Validates shapes (at least one interior point) and finiteness.
+    public init(dimension d: Int, interiorPoints: [Double], source: [Double],
+                boundaryPoints: [Double] = [], boundaryValues: [Double] = []) throws {
+        guard d >= 1 else { throw KFPError.invalidArgument("batch dimension must be at least 1, got \(d)") }
+        guard source.count >= 1 else { throw KFPError.invalidArgument("a batch needs at least one interior point") }
+        guard interiorPoints.count == (try checkedProduct(source.count, d, "interior points")) else {
+            throw KFPError.dimensionMismatch("interior points: \(interiorPoints.count) values for \(source.count) points of dimension \(d)")
+        }
+        guard boundaryPoints.count == (try checkedProduct(boundaryValues.count, d, "boundary points")) else {
+            throw KFPError.dimensionMismatch("boundary points: \(boundaryPoints.count) values for \(boundaryValues.count) points of dimension \(d)")
+        }
+        try requireFinite(interiorPoints, "interior points")
+        try requireFinite(source, "source f")
+        try requireFinite(boundaryPoints, "boundary points")
+        try requireFinite(boundaryValues, "boundary values g")
+        dimension = d
+        self.interiorPoints = interiorPoints
+        self.source = source
+        self.boundaryPoints = boundaryPoints
+        self.boundaryValues = boundaryValues
+    }
+}

@@ -1,0 +1,166 @@
+/// A nonlinear term N(u, ∇u) of the residual, from a small catalogue.
+public enum Nonlinearity: Sendable, Equatable {
+    case none
+    /// N = −Σ_{i ≥ first} (∂_i u)²: −‖∇_x̃ u‖² over the coordinates from `first` on
+    /// (first = 1 skips the time coordinate of (t, x̃)).
+    case negativeGradientNormSquared(first: Int)
+}
+
+/// A PDE operator as data. The interior residual at a point x is
+///
+///     r = 𝒟_C u + β(x)ᵀ∇u + c(x) u + N(u, ∇u) + κ₀ − f(x),
+///     β(x) = β₀ + B x,  c(x) = c₀ + c₁ᵀ x,
+///
+/// built from the Taylor-mode output triple (u, ∇u, 𝒟_C u). Its derivatives
+/// with respect to that triple seed the backward pass:
+/// ∂r/∂T = 1, ∂r/∂(∂_i u) = β_i(x) + ∂N/∂(∂_i u), ∂r/∂u = c(x) + ∂N/∂u.
+public struct Operator: Sendable {
+    public let name: String
+    /// Input dimension d (for time-dependent problems, time is coordinate 0).
+    public let dimension: Int
+    /// C of the second-order term 𝒟_C u = Σ C_ij ∂_i∂_j u.
+    public let secondOrder: SecondOrderCoefficients
+    /// β₀ (d).
+    public let drift: [Double]
+    /// B (d × d, row-major), or nil for a constant drift.
+    public let driftJacobian: [Double]?
+    /// c₀.
+    public let reaction: Double
+    /// c₁ (d), or nil for a constant reaction coefficient.
+    public let reactionGradient: [Double]?
+    /// κ₀, a constant added to the residual.
+    public let constant: Double
+    public let nonlinearity: Nonlinearity
+    let coefficients: Coefficients
+
+    /// The general operator; validates every array against `dimension`.
+    public init(name: String = "linear", dimension d: Int, secondOrder: SecondOrderCoefficients,
+                drift: [Double]? = nil, driftJacobian: [Double]? = nil,
+                reaction: Double = 0, reactionGradient: [Double]? = nil,
+                constant: Double = 0, nonlinearity: Nonlinearity = .none) throws {
+        guard d >= 1 else { throw KFPError.invalidArgument("operator dimension must be at least 1, got \(d)") }
+        coefficients = try secondOrder.resolved(dimension: d)
+        let beta = drift ?? [Double](repeating: 0, count: d)
+        guard beta.count == d else {
+            throw KFPError.dimensionMismatch("drift β has \(beta.count) entries, the dimension is \(d)")
+        }
+        try requireFinite(beta, "drift β")
+        if let b = driftJacobian {
+            guard b.count == d * d else {
+                throw KFPError.dimensionMismatch("drift Jacobian has \(b.count) entries, expected \(d * d)")
+            }
+            try requireFinite(b, "drift Jacobian")
+        }
+        if let c1 = reactionGradient {
+            guard c1.count == d else {
+                throw KFPError.dimensionMismatch("reaction gradient has \(c1.count) entries, the dimension is \(d)")
+            }
+            try requireFinite(c1, "reaction gradient")
+        }
+        guard reaction.isFinite else { throw KFPError.nonFinite("reaction coefficient c is \(reaction)") }
+        guard constant.isFinite else { throw KFPError.nonFinite("constant term is \(constant)") }
+        if case .negativeGradientNormSquared(let first) = nonlinearity, !(0..<d).contains(first) {
+            throw KFPError.invalidArgument("nonlinearity starts at coordinate \(first), outside 0..<\(d)")
+        }
+        self.name = name
+        self.dimension = d
+        self.secondOrder = secondOrder
+        self.drift = beta
+        self.driftJacobian = driftJacobian
+        self.reaction = reaction
+        self.reactionGradient = reactionGradient
+        self.constant = constant
+        self.nonlinearity = nonlinearity
+    }
+
+    /// Poisson −Δu = f: C = −I.
+    public static func poisson(dimension d: Int) throws -> Operator {
+        try Operator(name: "poisson", dimension: d,
+                     secondOrder: .diagonal([Double](repeating: -1, count: max(d, 0))))
+    }
+
+    /// Heat ∂_t u − κ Δ_x̃ u = f on inputs (t, x̃), time first: C = −κ diag(0, 1, …, 1), β = e_t.
+    public static func heat(spaceDimension dx: Int, kappa: Double) throws -> Operator {
+        guard dx >= 1 else { throw KFPError.invalidArgument("space dimension must be at least 1, got \(dx)") }
+        guard kappa.isFinite, kappa > 0 else { throw KFPError.invalidArgument("kappa must be positive and finite, got \(kappa)") }
+        let d = dx + 1
+        var beta = [Double](repeating: 0, count: d)
+        beta[0] = 1
+        return try Operator(name: "heat", dimension: d,
+                            secondOrder: .diagonal([0] + [Double](repeating: -kappa, count: dx)), drift: beta)
+    }
+
+    /// Log Fokker–Planck for dX = −X/2 dt + √2 dW in d_x space dimensions, for q = log p(t, x̃):
+    /// r = ∂_t q − d_x/2 − ½ x̃·∇_x̃ q − ‖∇_x̃ q‖² − Δ_x̃ q − f.
+    public static func logFokkerPlanck(spaceDimension dx: Int) throws -> Operator {
+        guard dx >= 1 else { throw KFPError.invalidArgument("space dimension must be at least 1, got \(dx)") }
+        let d = dx + 1
+        var beta = [Double](repeating: 0, count: d)
+        beta[0] = 1
+        var jac = [Double](repeating: 0, count: d * d)
+        for i in 1..<d { jac[i * d + i] = -0.5 }
+        return try Operator(name: "log_fokker_planck", dimension: d,
+                            secondOrder: .diagonal([0] + [Double](repeating: -1, count: dx)),
+                            drift: beta, driftJacobian: jac, constant: -Double(dx) / 2,
+                            nonlinearity: .negativeGradientNormSquared(first: 1))
+    }
+
+    func requireCompatible(with net: MLP) throws {
+        guard net.inputDimension == dimension else {
+            throw KFPError.dimensionMismatch("the operator is \(dimension)-dimensional, the network expects \(net.inputDimension) inputs")
+        }
+    }
+
+    /// Interior residuals r_n and their seeds ∂r_n/∂(u, ∇u, T) (N·S values) from the
+    /// output columns of a Taylor pass (`out`, N·S with S = d + 2), points x and source f.
+    func residuals(output out: UnsafePointer<Double>, points x: UnsafePointer<Double>,
+                   source f: UnsafePointer<Double>, count n: Int,
+                   residuals r: UnsafeMutablePointer<Double>, seeds: UnsafeMutablePointer<Double>) {
+        let d = dimension, s = d + 2
+        var first = d
+        if case .negativeGradientNormSquared(let k) = nonlinearity { first = k }
+        for k in 0..<n {
+            let o = out + k * s, xk = x + k * d, seed = seeds + k * s
+            var c = reaction
+            if let c1 = reactionGradient { for i in 0..<d { c += c1[i] * xk[i] } }
+            var value = o[d + 1] + c * o[0] + constant - f[k]
+            seed[0] = c
+            seed[d + 1] = 1
+            for i in 0..<d {
+                var beta = drift[i]
+                if let b = driftJacobian { for j in 0..<d { beta += b[i * d + j] * xk[j] } }
+                let gi = o[1 + i]
+                if i >= first {
+                    // N = −Σ (∂_i u)²: ∂N/∂(∂_i u) = −2 ∂_i u
+                    value += beta * gi - gi * gi
+                    seed[1 + i] = beta - 2 * gi
+                } else {
+                    value += beta * gi
+                    seed[1 + i] = beta
+                }
+            }
+            r[k] = value
+        }
+    }
+
+    /// r_n = 𝓛u(x_n) − f(x_n) for `count` points (row-major count × d).
+    public func residual(network: MLP, points x: [Double], count n: Int, source f: [Double]) throws -> [Double] {
+        try requireCompatible(with: network)
+        try network.validatePoints(x, count: n)
+        guard f.count == n else { throw KFPError.dimensionMismatch("source f has \(f.count) values for \(n) points") }
+        try requireFinite(f, "source f")
+        let pass = TaylorPass(network: network)
+        try pass.forward(x, count: n, mode: .taylor(coefficients))
+        var r = [Double](repeating: 0, count: n)
+        let seeds = Buffer(n * (dimension + 2))
+        x.withUnsafeBufferPointer { xp in
+            f.withUnsafeBufferPointer { fp in
+                r.withUnsafeMutableBufferPointer { rp in
+                    residuals(output: pass.output, points: xp.baseAddress!, source: fp.baseAddress!, count: n,
+                              residuals: rp.baseAddress!, seeds: seeds.pointer)
+                }
+            }
+        }
+        return r
+    }
+}

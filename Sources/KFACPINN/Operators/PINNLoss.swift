@@ -1,0 +1,104 @@
+/// The PINN loss of one network and operator, with reusable buffers:
+///
+///     L(θ) = 1/(2N_Ω) Σ_n r_n² + 1/(2N_∂) Σ_m (u(x_m^b) − g_m)²
+///
+/// One Taylor-mode forward pass over the interior points, one plain pass over
+/// the condition points; the gradient comes from one backward pass each.
+public final class PINNLoss {
+    public struct Value: Sendable, Equatable {
+        public var total: Double
+        public var interior: Double
+        public var boundary: Double
+    }
+
+    public let network: MLP
+    public let op: Operator
+    let interiorPass: TaylorPass
+    let boundaryPass: TaylorPass
+    /// Interior residuals r_n and their Jacobian seeds ∂r_n/∂(u, ∇u, T) (N·S).
+    let interiorResiduals = Buffer(), interiorSeeds = Buffer()
+    /// Condition residuals u − g and their seeds (1 per point).
+    let boundaryResiduals = Buffer(), boundarySeeds = Buffer()
+    private let scaledSeeds = Buffer()
+
+    public init(network: MLP, operator op: Operator) throws {
+        try op.requireCompatible(with: network)
+        self.network = network
+        self.op = op
+        interiorPass = TaylorPass(network: network)
+        boundaryPass = TaylorPass(network: network)
+    }
+
+    func requireCompatible(_ batch: Batch) throws {
+        guard batch.dimension == network.inputDimension else {
+            throw KFPError.dimensionMismatch("the batch has \(batch.dimension)-dimensional points, the network expects \(network.inputDimension)")
+        }
+    }
+
+    /// Forward passes and residuals for `batch`; returns the loss.
+    @discardableResult
+    func forward(_ batch: Batch) throws -> Value {
+        try requireCompatible(batch)
+        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
+        try interiorPass.forward(batch.interiorPoints, count: n, mode: .taylor(op.coefficients))
+        let r = interiorResiduals.reserve(n), seeds = interiorSeeds.reserve(n * s)
+        batch.interiorPoints.withUnsafeBufferPointer { x in
+            batch.source.withUnsafeBufferPointer { f in
+                op.residuals(output: interiorPass.output, points: x.baseAddress!, source: f.baseAddress!,
+                             count: n, residuals: r, seeds: seeds)
+            }
+        }
+        var value = Value(total: 0, interior: 0.5 * BLAS.dot(n, r, r) / Double(n), boundary: 0)
+        if m > 0 {
+            try boundaryPass.forward(batch.boundaryPoints, count: m, mode: .value)
+            let rb = boundaryResiduals.reserve(m), sb = boundarySeeds.reserve(m)
+            for k in 0..<m {
+                rb[k] = boundaryPass.output[k] - batch.boundaryValues[k]
+                sb[k] = 1
+            }
+            value.boundary = 0.5 * BLAS.dot(m, rb, rb) / Double(m)
+        }
+        value.total = value.interior + value.boundary
+        guard value.total.isFinite else {
+            throw KFPError.nonFinite("the loss is not finite (interior \(value.interior), boundary \(value.boundary))")
+        }
+        return value
+    }
+
+    /// L(θ) on `batch`.
+    public func loss(_ batch: Batch) throws -> Value { try forward(batch) }
+
+    /// L(θ) and ∇L(θ) on `batch` (gradient in the layout of `MLP.parameters`).
+    public func lossAndGradient(_ batch: Batch) throws -> (loss: Value, gradient: [Double]) {
+        var gradient = [Double](repeating: 0, count: network.numParameters)
+        let value = try gradient.withUnsafeMutableBufferPointer { try lossAndGradient(batch, into: $0.baseAddress!) }
+        return (value, gradient)
+    }
+
+    /// As `lossAndGradient(_:)`, writing ∇L into `grad` (D values, overwritten).
+    func lossAndGradient(_ batch: Batch, into grad: UnsafeMutablePointer<Double>) throws -> Value {
+        let value = try forward(batch)
+        grad.update(repeating: 0, count: network.numParameters)
+        // ∇L_Ω = 1/N Σ_n r_n ∂r_n/∂θ: seed the backward pass with r_n/N · ∂r_n/∂(u, ∇u, T).
+        let n = batch.interiorCount, s = network.inputDimension + 2
+        let seeds = scaledSeeds.reserve(n * s)
+        let r = interiorResiduals.pointer, js = interiorSeeds.pointer
+        for k in 0..<n {
+            let w = r[k] / Double(n)
+            for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
+        }
+        interiorPass.backward(seeds: seeds)
+        interiorPass.accumulateGradient(into: grad, weights: nil)
+        let m = batch.boundaryCount
+        if m > 0 {
+            let sb = scaledSeeds.reserve(m), rb = boundaryResiduals.pointer
+            for k in 0..<m { sb[k] = rb[k] / Double(m) }
+            boundaryPass.backward(seeds: sb)
+            boundaryPass.accumulateGradient(into: grad, weights: nil)
+        }
+        for i in 0..<network.numParameters where !grad[i].isFinite {
+            throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,291 @@
+/// Taylor mode (the forward Laplacian) through an MLP, with its reverse pass.
+///
+/// Every hidden vector of sample n carries S columns Z_n = [v, J_1, …, J_d, T]:
+/// the value, the d directional derivatives ∂_i v and T = 𝒟_C v. A batch is
+/// stored row-major as h × (N·S) with the S columns of a sample adjacent, so
+/// each linear layer is one GEMM W · Z over all N·S columns. In `.value` mode
+/// S = 1 (a plain forward pass, used for boundary points and evaluation).
+///
+/// The first layer is not a GEMM over S columns: its input columns are x_n,
+/// e_i and 0, so W J_i is column i of W and T = 0.
+final class TaylorPass {
+    enum Mode {
+        case value
+        case taylor(Coefficients)
+    }
+
+    let network: MLP
+    private(set) var count = 0              // N
+    private(set) var columnsPerSample = 1   // S
+    private(set) var coefficients: Coefficients?
+
+    /// Input points, N × d.
+    let points = Buffer()
+    /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N.
+    let firstValues = Buffer()
+    /// Per hidden layer l: pre-activation (h × N·S); pre[0] is unused (see `firstValues`).
+    private(set) var pre: [Buffer] = []
+    /// Per hidden layer l: post-activation σ(·) columns (h × N·S), the input of layer l+1.
+    private(set) var post: [Buffer] = []
+    /// Output columns [u, ∇u, 𝒟_C u] per sample, 1 × N·S.
+    let outputBuffer = Buffer()
+    /// Per linear layer l: adjoints of its output, G_l (h_out × N·S), set by `backward`.
+    private(set) var adjoints: [Buffer] = []
+    /// Layer 0 structure: per hidden unit j, q_j = Σ_ik C_ik W_ji W_jk, and (C W₀ᵀ)ᵀ rows.
+    private let firstQuadratic = Buffer(), firstCW = Buffer()
+    private let coefficientValues = Buffer()
+    private var coefficientsDiagonal = true
+    private let scratch = Buffer(), scratch2 = Buffer()
+
+    init(network: MLP) {
+        self.network = network
+        let hidden = network.numLayers - 1
+        pre = (0..<hidden).map { _ in Buffer() }
+        post = (0..<hidden).map { _ in Buffer() }
+        adjoints = (0..<network.numLayers).map { _ in Buffer() }
+    }
+
+    var output: UnsafeMutablePointer<Double> { outputBuffer.pointer }
+    var isTaylor: Bool { columnsPerSample > 1 }
+    var directions: Int { isTaylor ? network.inputDimension : 0 }
+
+    /// The N·S columns entering linear layer l (l ≥ 1): the previous post-activation.
+    func layerInput(_ l: Int) -> UnsafeMutablePointer<Double> { post[l - 1].pointer }
+
+    /// (u, ∇u, 𝒟_C u) of the last forward pass in `.taylor` mode.
+    func outputTriple() -> (value: [Double], gradient: [Double], secondOrder: [Double]) {
+        let n = count, d = network.inputDimension, s = columnsPerSample
+        var u = [Double](repeating: 0, count: n), g = [Double](repeating: 0, count: n * d)
+        var t = [Double](repeating: 0, count: n)
+        for k in 0..<n {
+            let o = output + k * s
+            u[k] = o[0]
+            for i in 0..<d { g[k * d + i] = o[1 + i] }
+            t[k] = o[d + 1]
+        }
+        return (u, g, t)
+    }
+
+    /// Forward pass on `count` points x (row-major count × d, already validated).
+    func forward(_ x: [Double], count n: Int, mode: Mode) throws {
+        let d = network.inputDimension
+        count = n
+        switch mode {
+        case .value:
+            columnsPerSample = 1
+            coefficients = nil
+        case .taylor(let c):
+            columnsPerSample = d + 2
+            coefficients = c
+            coefficientsDiagonal = c.diagonal != nil
+            let values = c.diagonal ?? c.dense
+            let cp = coefficientValues.reserve(values.count)
+            for (i, v) in values.enumerated() { cp[i] = v }
+        }
+        let xp = points.reserve(n * d)
+        x.withUnsafeBufferPointer { xp.update(from: $0.baseAddress!, count: n * d) }
+        network.parameters.withUnsafeBufferPointer { theta in
+            forwardLayers(theta.baseAddress!)
+        }
+    }
+
+    private func forwardLayers(_ theta: UnsafePointer<Double>) {
+        let net = network, widths = net.widths, n = count, s = columnsPerSample
+        let d = widths[0], ns = n * s, L = net.numLayers
+        let act = net.activation
+        let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
+        let x = UnsafePointer(points.pointer)
+
+        // Layer 0: values W₀ xᵀ + b₀ (one GEMM over N columns); J_i = W₀[:, i]; T = 0.
+        let h1 = widths[1]
+        let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
+        let v0 = firstValues.reserve(h1 * n)
+        BLAS.gemm(transB: true, m: h1, n: n, k: d, a: w0, lda: d, b: x, ldb: d, c: v0, ldc: n)
+        for j in 0..<h1 {
+            let row = v0 + j * n, bj = b0[j]
+            for k in 0..<n { row[k] += bj }
+        }
+        if L == 1 {
+            // A linear model: the output columns come straight from layer 0.
+            let out = outputBuffer.reserve(ns)
+            for k in 0..<n {
+                out[k * s] = v0[k]
+                if s > 1 {
+                    for i in 0..<d { out[k * s + 1 + i] = w0[i] }
+                    out[k * s + d + 1] = 0
+                }
+            }
+            return
+        }
+        if s > 1, let c = coefficients {
+            // q_j = Σ_ik C_ik W_ji W_jk and (C W_jᵀ)_i for the first hidden layer.
+            let q = firstQuadratic.reserve(h1), cw = firstCW.reserve(h1 * d)
+            for j in 0..<h1 {
+                let wj = w0 + j * d
+                q[j] = c.quadratic(wj, wj, cvals, diagonal: diag)
+                c.apply(wj, cw + j * d, cvals, diagonal: diag)
+            }
+        }
+        // Activation of layer 0 into post[0].
+        do {
+            let out = post[0].reserve(h1 * ns)
+            let q = UnsafePointer(firstQuadratic.pointer)
+            for j in 0..<h1 {
+                let wj = w0 + j * d
+                for k in 0..<n {
+                    let (s0, s1, s2, _) = act.derivatives(v0[j * n + k])
+                    let o = out + j * ns + k * s
+                    o[0] = s0
+                    if s > 1 {
+                        for i in 0..<d { o[1 + i] = s1 * wj[i] }
+                        o[d + 1] = s2 * q[j]
+                    }
+                }
+            }
+        }
+        // Layers 1..L−1: one GEMM over N·S columns, bias on the value columns.
+        for l in 1..<L {
+            let hin = widths[l], hout = widths[l + 1]
+            let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
+            let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
+            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
+            for j in 0..<hout {
+                let row = z + j * ns, bj = b[j]
+                for k in 0..<n { row[k * s] += bj }
+            }
+            if l == L - 1 { break }
+            let out = post[l].reserve(hout * ns)
+            let c = coefficients
+            for e in 0..<(hout * n) {
+                let zi = z + e * s, o = out + e * s
+                let (s0, s1, s2, _) = act.derivatives(zi[0])
+                o[0] = s0
+                if s > 1, let c {
+                    // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
+                    let jp = zi + 1
+                    let q = c.quadratic(jp, jp, cvals, diagonal: diag)
+                    for i in 0..<d { o[1 + i] = s1 * jp[i] }
+                    o[d + 1] = s1 * zi[d + 1] + s2 * q
+                }
+            }
+        }
+    }
+
+    /// Reverse pass. `seeds` (N·S) are the adjoints of the output columns
+    /// [∂/∂u, ∂/∂∇u, ∂/∂T] per sample. Fills `adjoints[l]` = G_l for every layer.
+    func backward(seeds: UnsafePointer<Double>) {
+        network.parameters.withUnsafeBufferPointer { theta in
+            backwardLayers(theta.baseAddress!, seeds)
+        }
+    }
+
+    private func backwardLayers(_ theta: UnsafePointer<Double>, _ seeds: UnsafePointer<Double>) {
+        let net = network, widths = net.widths, n = count, s = columnsPerSample
+        let d = widths[0], ns = n * s, L = net.numLayers
+        let act = net.activation
+        let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
+        let top = adjoints[L - 1].reserve(ns)
+        top.update(from: seeds, count: ns)
+        guard L > 1 else { return }
+        let cj = scratch2.reserve(max(d, 1))
+        for l in stride(from: L - 1, through: 1, by: -1) {
+            let hin = widths[l], hout = widths[l + 1]
+            let w = theta + net.weightOffset(l)
+            // Upstream adjoint of the post-activation: Wᵀ G_l over all N·S columns.
+            let up = scratch.reserve(hin * ns)
+            BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
+                      b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns)
+            let g = adjoints[l - 1].reserve(hin * ns)
+            if l - 1 == 0 {
+                // Activation of layer 0: pre-activation J_i = W₀[:, i], T = 0, Q = q_j.
+                let v0 = firstValues.pointer, w0 = theta + net.weightOffset(0)
+                let q = firstQuadratic.pointer, cw = firstCW.pointer
+                for j in 0..<hin {
+                    for k in 0..<n {
+                        let (_, s1, s2, s3) = act.derivatives(v0[j * n + k])
+                        let u = up + j * ns + k * s, o = g + j * ns + k * s
+                        if s == 1 { o[0] = s1 * u[0]; continue }
+                        let tbar = u[d + 1], wj = w0 + j * d, cwj = cw + j * d
+                        var jjbar = 0.0
+                        for i in 0..<d {
+                            jjbar += wj[i] * u[1 + i]
+                            o[1 + i] = s1 * u[1 + i] + 2 * s2 * tbar * cwj[i]
+                        }
+                        o[0] = s1 * u[0] + s2 * jjbar + s3 * q[j] * tbar
+                        o[d + 1] = s1 * tbar
+                    }
+                }
+            } else {
+                let z = pre[l - 1].pointer
+                for e in 0..<(hin * n) {
+                    let zi = z + e * s, u = up + e * s, o = g + e * s
+                    let (_, s1, s2, s3) = act.derivatives(zi[0])
+                    if s == 1 { o[0] = s1 * u[0]; continue }
+                    guard let c = coefficients else { continue }
+                    // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
+                    let jp = zi + 1, tbar = u[d + 1]
+                    c.apply(jp, cj, cvals, diagonal: diag)
+                    var q = 0.0, jjbar = 0.0
+                    for i in 0..<d {
+                        q += jp[i] * cj[i]
+                        jjbar += jp[i] * u[1 + i]
+                        o[1 + i] = s1 * u[1 + i] + 2 * s2 * tbar * cj[i]
+                    }
+                    o[0] = s1 * u[0] + s2 * jjbar + (s2 * zi[d + 1] + s3 * q) * tbar
+                    o[d + 1] = s1 * tbar
+                }
+            }
+        }
+    }
+
+    /// grad += Σ_l ∂/∂θ_l of Σ_{n} w_n · (seeded output), i.e. for every layer
+    /// ∇W̃_l += Σ_{n,s} w_n G_l[:, (n,s)] Z̃_l[:, (n,s)]ᵀ. With `weights` nil, w_n = 1.
+    func accumulateGradient(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) {
+        let net = network, widths = net.widths, n = count, s = columnsPerSample
+        let d = widths[0], ns = n * s, L = net.numLayers
+        for l in 0..<L {
+            let hin = widths[l], hout = widths[l + 1]
+            var g = UnsafePointer(adjoints[l].pointer)
+            if let weights {
+                let scaled = scratch.reserve(hout * ns)
+                for j in 0..<hout {
+                    for k in 0..<n {
+                        let wk = weights[k], src = g + j * ns + k * s, dst = scaled + j * ns + k * s
+                        for c in 0..<s { dst[c] = wk * src[c] }
+                    }
+                }
+                g = UnsafePointer(scaled)
+            }
+            let gw = grad + net.weightOffset(l), gb = grad + net.biasOffset(l)
+            // Bias: its input row is 1 in the value column, 0 elsewhere.
+            for j in 0..<hout {
+                var sum = 0.0
+                let row = g + j * ns
+                for k in 0..<n { sum += row[k * s] }
+                gb[j] += sum
+            }
+            if l == 0 {
+                // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i.
+                let gv = scratch2.reserve(hout * n)
+                for j in 0..<hout {
+                    for k in 0..<n { gv[j * n + k] = g[j * ns + k * s] }
+                }
+                BLAS.gemm(m: hout, n: d, k: n, a: gv, lda: n, b: points.pointer, ldb: d,
+                          beta: 1, c: gw, ldc: d)
+                if s > 1 {
+                    for j in 0..<hout {
+                        let row = g + j * ns
+                        for i in 0..<d {
+                            var sum = 0.0
+                            for k in 0..<n { sum += row[k * s + 1 + i] }
+                            gw[j * d + i] += sum
+                        }
+                    }
+                }
+            } else {
+                BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
+                          b: post[l - 1].pointer, ldb: ns, beta: 1, c: gw, ldc: hin)
+            }
+        }
+    }
+}
