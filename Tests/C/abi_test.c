@@ -1,0 +1,248 @@
+/*
+ * Tests of the C ABI: results against independent computations (finite
+ * differences through kfp_net_eval, a plain forward pass from the documented
+ * parameter layout), and every class of bad input: NULL pointers and handles,
+ * zero/negative sizes, dimension mismatches, non-finite values, unknown names,
+ * wrong handle kinds. Each must give a status and a message and change nothing.
+ * Ends with the line "N passed, M failed".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kfacpinn.h"
+
+static int passed, failed;
+
+#define EXPECT(cond, ...)                                                     \
+    do {                                                                      \
+        if (cond) {                                                           \
+            passed++;                                                         \
+        } else {                                                              \
+            failed++;                                                         \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+            printf(__VA_ARGS__);                                              \
+            printf("\n");                                                     \
+        }                                                                     \
+    } while (0)
+
+/* The call fails with `expected`, and kfp_last_error() contains `fragment`. */
+#define EXPECT_ERROR(call, expected, fragment)                                                   \
+    do {                                                                                         \
+        kfp_status s_ = (call);                                                                  \
+        EXPECT(s_ == (expected) && strstr(kfp_last_error(), (fragment)) != NULL,                 \
+               "status %d (%s), message '%s', expected %d and '%s'", s_, kfp_status_string(s_), \
+               kfp_last_error(), (expected), (fragment));                                        \
+    } while (0)
+
+static double max_abs_diff(const double *a, const double *b, int n) {
+    double m = 0;
+    for (int i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+static void test_library(void) {
+    EXPECT(strcmp(kfp_version_string(), KFP_VERSION_STRING) == 0, "version %s", kfp_version_string());
+    EXPECT(kfp_version_number() == KFP_VERSION_MAJOR * 10000 + KFP_VERSION_MINOR * 100 + KFP_VERSION_PATCH,
+           "number %d", kfp_version_number());
+    EXPECT(strcmp(kfp_status_string(KFP_OK), "ok") == 0, "%s", kfp_status_string(KFP_OK));
+    EXPECT(strcmp(kfp_status_string(12345), "unknown status") == 0, "%s", kfp_status_string(12345));
+    EXPECT_ERROR(kfp_set_num_threads(0), KFP_ERROR_INVALID_ARGUMENT, "num_threads");
+    EXPECT(kfp_set_num_threads(1) == KFP_OK && kfp_get_num_threads() == 1, "threads %d", kfp_get_num_threads());
+    EXPECT(strcmp(kfp_last_error(), "") == 0, "a successful call clears the message: '%s'", kfp_last_error());
+}
+
+static void test_network(void) {
+    const int64_t widths[] = {3, 5, 4, 1};
+    kfp_net *net = NULL, *other = NULL;
+    EXPECT(kfp_net_create(widths, 4, NULL, NULL, 7, &net) == KFP_OK && net, "%s", kfp_last_error());
+    EXPECT(kfp_net_create(widths, 4, "tanh", "pytorch", 7, &other) == KFP_OK, "%s", kfp_last_error());
+    int64_t d = 0, np = 0, w[8], count = 0;
+    EXPECT(kfp_net_input_dim(net, &d) == KFP_OK && d == 3, "d = %lld", (long long)d);
+    EXPECT(kfp_net_num_params(net, &np) == KFP_OK && np == 4 * 5 + 6 * 4 + 5, "D = %lld", (long long)np);
+    EXPECT(kfp_net_widths(net, w, 8, &count) == KFP_OK && count == 4 && w[1] == 5 && w[3] == 1,
+           "count %lld", (long long)count);
+
+    /* Same seed, same parameters; evaluation follows the documented layout. */
+    double theta[49], theta2[49];
+    EXPECT(kfp_net_get_params(net, theta, np) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_net_get_params(other, theta2, np) == KFP_OK && max_abs_diff(theta, theta2, 49) == 0,
+           "same seed gives different parameters");
+    const double x[] = {0.1, -0.4, 0.7, 0.3, 0.2, -0.9};
+    double u[2];
+    EXPECT(kfp_net_eval(net, x, 2, 3, u) == KFP_OK, "%s", kfp_last_error());
+    for (int k = 0; k < 2; k++) {
+        double h1[5], h2[4], out;
+        const double *W1 = theta, *b1 = theta + 15, *W2 = theta + 20, *b2 = theta + 40, *W3 = theta + 44,
+                     *b3 = theta + 48;
+        for (int j = 0; j < 5; j++) {
+            double s = b1[j];
+            for (int i = 0; i < 3; i++) s += W1[j * 3 + i] * x[3 * k + i];
+            h1[j] = tanh(s);
+        }
+        for (int j = 0; j < 4; j++) {
+            double s = b2[j];
+            for (int i = 0; i < 5; i++) s += W2[j * 5 + i] * h1[i];
+            h2[j] = tanh(s);
+        }
+        out = b3[0];
+        for (int i = 0; i < 4; i++) out += W3[i] * h2[i];
+        EXPECT(fabs(out - u[k]) < 1e-14, "u = %.17g, reference %.17g", u[k], out);
+    }
+
+    /* Derivatives against central finite differences of kfp_net_eval. */
+    double uu[2], grad[6], lap[2];
+    EXPECT(kfp_net_derivatives(net, x, 2, 3, NULL, uu, grad, lap) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(max_abs_diff(u, uu, 2) < 1e-15, "u differs");
+    double fd_grad[6], fd_lap[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 3; i++) {
+            double p[3], m[3], p2[3], m2[3], up, um, up2, um2;
+            memcpy(p, x + 3 * k, sizeof p); memcpy(m, p, sizeof p); memcpy(p2, p, sizeof p); memcpy(m2, p, sizeof p);
+            p[i] += 1e-5; m[i] -= 1e-5; p2[i] += 1e-3; m2[i] -= 1e-3;
+            kfp_net_eval(net, p, 1, 3, &up); kfp_net_eval(net, m, 1, 3, &um);
+            kfp_net_eval(net, p2, 1, 3, &up2); kfp_net_eval(net, m2, 1, 3, &um2);
+            fd_grad[3 * k + i] = (up - um) / 2e-5;
+            fd_lap[k] += (up2 - 2 * u[k] + um2) / 1e-6;
+        }
+    EXPECT(max_abs_diff(grad, fd_grad, 6) < 1e-9, "gradient vs finite differences: %g", max_abs_diff(grad, fd_grad, 6));
+    EXPECT(max_abs_diff(lap, fd_lap, 2) < 1e-6, "Laplacian vs finite differences: %g", max_abs_diff(lap, fd_lap, 2));
+    /* C = I given explicitly equals the default Laplacian. */
+    const double eye[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    double lap2[2];
+    EXPECT(kfp_net_derivatives(net, x, 2, 3, eye, NULL, NULL, lap2) == KFP_OK && max_abs_diff(lap, lap2, 2) < 1e-15,
+           "explicit identity differs");
+
+    /* Bad input: each gives a status and a message; nothing changes. */
+    kfp_net *bad = (kfp_net *)(void *)&count; /* a constructor that fails sets *out to NULL */
+    const int64_t zero_width[] = {3, 0, 1}, two_out[] = {3, 4, 2};
+    EXPECT_ERROR(kfp_net_create(widths, 4, "relu", NULL, 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "unknown activation 'relu'");
+    EXPECT(bad == NULL, "out set on failure");
+    EXPECT_ERROR(kfp_net_create(widths, 4, NULL, "he", 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "unknown initialization");
+    EXPECT_ERROR(kfp_net_create(zero_width, 3, NULL, NULL, 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "width 1 is 0");
+    EXPECT_ERROR(kfp_net_create(two_out, 3, NULL, NULL, 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "last width must be 1");
+    EXPECT_ERROR(kfp_net_create(widths, 1, NULL, NULL, 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "num_widths");
+    EXPECT_ERROR(kfp_net_create(widths, -3, NULL, NULL, 1, &bad), KFP_ERROR_INVALID_ARGUMENT, "num_widths");
+    EXPECT_ERROR(kfp_net_create(NULL, 4, NULL, NULL, 1, &bad), KFP_ERROR_NULL_POINTER, "widths is NULL");
+    EXPECT_ERROR(kfp_net_create(widths, 4, NULL, NULL, 1, NULL), KFP_ERROR_NULL_POINTER, "out_net is NULL");
+    EXPECT_ERROR(kfp_net_num_params(NULL, &np), KFP_ERROR_NULL_POINTER, "net is NULL");
+    EXPECT_ERROR(kfp_net_num_params(net, NULL), KFP_ERROR_NULL_POINTER, "out_num_params is NULL");
+
+    const double x2d[] = {0.1, 0.2}, xnan[] = {0.1, NAN, 0.3};
+    EXPECT_ERROR(kfp_net_eval(net, x2d, 1, 2, u), KFP_ERROR_DIMENSION_MISMATCH, "x has 2 columns, the network expects 3");
+    EXPECT_ERROR(kfp_net_eval(net, x, 0, 3, u), KFP_ERROR_INVALID_ARGUMENT, "num_points must be at least 1");
+    EXPECT_ERROR(kfp_net_eval(net, x, -1, 3, u), KFP_ERROR_INVALID_ARGUMENT, "num_points");
+    EXPECT_ERROR(kfp_net_eval(net, xnan, 1, 3, u), KFP_ERROR_NON_FINITE, "x has a non-finite value");
+    EXPECT_ERROR(kfp_net_eval(net, NULL, 1, 3, u), KFP_ERROR_NULL_POINTER, "x is NULL");
+    EXPECT_ERROR(kfp_net_eval(net, x, 1, 3, NULL), KFP_ERROR_NULL_POINTER, "u is NULL");
+    const double asym[9] = {1, 2, 0, 0, 1, 0, 0, 0, 1};
+    EXPECT_ERROR(kfp_net_derivatives(net, x, 2, 3, asym, uu, grad, lap), KFP_ERROR_INVALID_ARGUMENT, "not symmetric");
+
+    double saved[49], modified[49];
+    memcpy(modified, theta, sizeof modified);
+    modified[10] = INFINITY;
+    EXPECT_ERROR(kfp_net_set_params(net, modified, np), KFP_ERROR_NON_FINITE, "parameter vector");
+    EXPECT_ERROR(kfp_net_set_params(net, theta, np - 1), KFP_ERROR_DIMENSION_MISMATCH, "num_params");
+    EXPECT_ERROR(kfp_net_get_params(net, saved, np + 1), KFP_ERROR_DIMENSION_MISMATCH, "num_params");
+    EXPECT(kfp_net_get_params(net, saved, np) == KFP_OK && max_abs_diff(saved, theta, 49) == 0,
+           "parameters changed by failed calls");
+    modified[10] = 0.5;
+    EXPECT(kfp_net_set_params(net, modified, np) == KFP_OK && kfp_net_get_params(net, saved, np) == KFP_OK &&
+               saved[10] == 0.5, "set_params did not set");
+
+    /* A handle of the wrong kind. */
+    kfp_operator *op = NULL;
+    EXPECT(kfp_operator_create_poisson(3, &op) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_net_num_params((kfp_net *)op, &np), KFP_ERROR_WRONG_HANDLE, "net is not a kfp_net handle");
+    kfp_operator_free(op);
+    kfp_net_free(NULL);
+    kfp_net_free(other);
+    kfp_net_free(net);
+}
+
+static void test_loss(void) {
+    const int64_t widths[] = {2, 8, 1};
+    kfp_net *net = NULL;
+    kfp_operator *op = NULL, *op3 = NULL, *heat = NULL, *lin = NULL, *fp = NULL;
+    kfp_batch *batch = NULL, *batch3 = NULL, *bad = (kfp_batch *)(void *)&widths;
+    kfp_operator *bad_op = NULL;
+    EXPECT(kfp_net_create(widths, 3, "tanh", NULL, 3, &net) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_poisson(2, &op) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_poisson(3, &op3) == KFP_OK, "%s", kfp_last_error());
+    const double xi[] = {0.2, 0.3, 0.5, 0.6, 0.9, 0.1}, fi[] = {1, 2, 3}, xb[] = {0, 0.5, 1, 0.2}, gb[] = {0.1, -0.2};
+    EXPECT(kfp_batch_create(xi, fi, 3, xb, gb, 2, 2, &batch) == KFP_OK, "%s", kfp_last_error());
+    int64_t ni = 0, nb = 0, bd = 0;
+    EXPECT(kfp_batch_sizes(batch, &ni, &nb, &bd) == KFP_OK && ni == 3 && nb == 2 && bd == 2, "sizes");
+
+    /* Residual r = -lap u - f. */
+    double r[3], lap[3];
+    EXPECT(kfp_operator_residual(op, net, xi, 3, 2, fi, r) == KFP_OK, "%s", kfp_last_error());
+    kfp_net_derivatives(net, xi, 3, 2, NULL, NULL, NULL, lap);
+    for (int k = 0; k < 3; k++) EXPECT(fabs(r[k] + lap[k] + fi[k]) < 1e-14, "residual %d", k);
+
+    /* Loss and gradient against finite differences of kfp_loss. */
+    double loss, li, lb, grad[33], theta[33];
+    EXPECT(kfp_loss(net, op, batch, &loss, &li, &lb) == KFP_OK && fabs(loss - li - lb) < 1e-15, "%s", kfp_last_error());
+    double ref_li = 0;
+    for (int k = 0; k < 3; k++) ref_li += r[k] * r[k] / 6;
+    EXPECT(fabs(li - ref_li) < 1e-13, "interior loss %g, from residuals %g", li, ref_li);
+    EXPECT(kfp_loss_and_gradient(net, op, batch, &loss, grad, 33) == KFP_OK, "%s", kfp_last_error());
+    kfp_net_get_params(net, theta, 33);
+    double worst = 0;
+    for (int i = 0; i < 33; i++) {
+        double p[33], lp, lm;
+        memcpy(p, theta, sizeof p);
+        p[i] += 1e-6; kfp_net_set_params(net, p, 33); kfp_loss(net, op, batch, &lp, NULL, NULL);
+        p[i] -= 2e-6; kfp_net_set_params(net, p, 33); kfp_loss(net, op, batch, &lm, NULL, NULL);
+        worst = fmax(worst, fabs((lp - lm) / 2e-6 - grad[i]) / fmax(1, fabs(grad[i])));
+    }
+    kfp_net_set_params(net, theta, 33);
+    EXPECT(worst < 1e-7, "gradient vs finite differences: %g", worst);
+
+    /* Other operators construct and evaluate. */
+    const double C[4] = {1, 0.2, 0.2, 0.5}, beta[2] = {0.3, -0.1};
+    EXPECT(kfp_operator_create_heat(1, 0.25, &heat) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_linear(2, C, beta, NULL, -1.0, NULL, &lin) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_log_fokker_planck(1, &fp) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_loss_and_gradient(net, heat, batch, &loss, grad, 33) == KFP_OK, "heat: %s", kfp_last_error());
+    EXPECT(kfp_loss_and_gradient(net, lin, batch, &loss, grad, 33) == KFP_OK, "linear: %s", kfp_last_error());
+    EXPECT(kfp_loss_and_gradient(net, fp, batch, &loss, grad, 33) == KFP_OK, "log-FP: %s", kfp_last_error());
+
+    /* Bad input. */
+    const double nanf[] = {1, NAN, 3};
+    EXPECT_ERROR(kfp_batch_create(xi, nanf, 3, xb, gb, 2, 2, &bad), KFP_ERROR_NON_FINITE, "source f");
+    EXPECT(bad == NULL, "out set on failure");
+    EXPECT_ERROR(kfp_batch_create(xi, fi, 0, xb, gb, 2, 2, &bad), KFP_ERROR_INVALID_ARGUMENT, "num_interior");
+    EXPECT_ERROR(kfp_batch_create(xi, fi, 3, NULL, gb, 2, 2, &bad), KFP_ERROR_NULL_POINTER, "x_boundary is NULL");
+    EXPECT_ERROR(kfp_batch_create(xi, fi, 3, xb, gb, -1, 2, &bad), KFP_ERROR_INVALID_ARGUMENT, "num_boundary");
+    EXPECT(kfp_batch_create(xi, fi, 2, NULL, NULL, 0, 3, &batch3) == KFP_OK, "no boundary points: %s", kfp_last_error());
+    EXPECT_ERROR(kfp_operator_create_poisson(0, &bad_op), KFP_ERROR_INVALID_ARGUMENT, "dim");
+    EXPECT_ERROR(kfp_operator_create_heat(1, -1.0, &bad_op), KFP_ERROR_INVALID_ARGUMENT, "kappa");
+    EXPECT_ERROR(kfp_operator_create_heat(1, NAN, &bad_op), KFP_ERROR_INVALID_ARGUMENT, "kappa");
+    EXPECT_ERROR(kfp_operator_create_linear(2, NULL, NULL, NULL, 0, NULL, &bad_op), KFP_ERROR_NULL_POINTER, "C is NULL");
+    EXPECT_ERROR(kfp_operator_create_linear(2, C, NULL, NULL, INFINITY, NULL, &bad_op), KFP_ERROR_NON_FINITE, "reaction");
+    EXPECT(bad_op == NULL, "out set on failure");
+    EXPECT_ERROR(kfp_loss(net, op3, batch, &loss, NULL, NULL), KFP_ERROR_DIMENSION_MISMATCH, "operator is 3-dimensional");
+    EXPECT_ERROR(kfp_loss(net, op, batch3, &loss, NULL, NULL), KFP_ERROR_DIMENSION_MISMATCH, "batch has 3-dimensional");
+    EXPECT_ERROR(kfp_loss(net, op, NULL, &loss, NULL, NULL), KFP_ERROR_NULL_POINTER, "batch is NULL");
+    EXPECT_ERROR(kfp_loss(net, (kfp_operator *)batch, batch, &loss, NULL, NULL), KFP_ERROR_WRONG_HANDLE, "op is not a kfp_operator");
+    double before[33];
+    memcpy(before, grad, sizeof before);
+    EXPECT_ERROR(kfp_loss_and_gradient(net, op, batch, &loss, grad, 32), KFP_ERROR_DIMENSION_MISMATCH, "num_params");
+    EXPECT_ERROR(kfp_loss_and_gradient(net, op, batch, &loss, NULL, 33), KFP_ERROR_NULL_POINTER, "grad is NULL");
+    EXPECT(max_abs_diff(before, grad, 33) == 0, "grad changed by failed calls");
+    EXPECT_ERROR(kfp_operator_residual(op, net, xi, 3, 2, nanf, r), KFP_ERROR_NON_FINITE, "source f");
+
+    kfp_batch_free(batch3); kfp_batch_free(batch); kfp_batch_free(NULL);
+    kfp_operator_free(fp); kfp_operator_free(lin); kfp_operator_free(heat);
+    kfp_operator_free(op3); kfp_operator_free(op); kfp_operator_free(NULL);
+    kfp_net_free(net);
+}
+
+int main(void) {
+    test_library();
+    test_network();
+    test_loss();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,278 @@
+"""kfacpinn: physics-informed neural networks trained with KFAC.
+
+A thin ctypes binding over libkfacpinn (see include/kfacpinn.h). Arrays are
+numpy float64; points are (N, d) row-major; per-point scalars are (N,).
+"""
+import ctypes
+
+import numpy as np
+
+from ._lib import lib, c_double_p, c_int64_p
+
+__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient",
+           "set_num_threads", "get_num_threads", "__version__"]
+
+__version__ = lib.kfp_version_string().decode()
+
+# kfp_status values (include/kfacpinn.h).
+OK, NULL_POINTER, INVALID_ARGUMENT, DIMENSION_MISMATCH, NON_FINITE, WRONG_HANDLE, NUMERICAL = range(7)
+
+
+class Error(Exception):
+    """A kfacpinn call failed; `status` is the kfp_status code, the message the library's detail."""
+
+    def __init__(self, message, status=INVALID_ARGUMENT):
+        super().__init__(message)
+        self.status = status
+
+
+class InputError(Error, ValueError):
+    """The input was at fault (shape, dtype, NaN, range, closed handle)."""
+
+
+def _check(status):
+    if status != OK:
+        message = lib.kfp_last_error().decode()
+        cls = Error if status == NUMERICAL else InputError
+        raise cls(message, status)
+
+
+def _ptr(a):
+    return a.ctypes.data_as(c_double_p) if a is not None else None
+
+
+def _array(values, name, shape=None):
+    """A C-contiguous float64 copy/view of real numeric input, with an optional shape check."""
+    a = np.asarray(values)
+    if a.dtype.kind not in "fiu":
+        raise InputError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if shape is not None:
+        if a.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, a.shape)):
+            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+            raise InputError(f"{name} has shape {a.shape}, expected {want}", DIMENSION_MISMATCH)
+    return a
+
+
+def _points(x, name="x"):
+    a = _array(x, name)
+    if a.ndim != 2:
+        raise InputError(f"{name} must be a 2-d array of shape (N, d), got shape {a.shape}", DIMENSION_MISMATCH)
+    return a
+
+
+class _Handle:
+    """Owns one library handle; freed by close(), the context manager or the garbage collector."""
+
+    _free = None
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @property
+    def handle(self):
+        if self._handle is None:
+            raise InputError(f"this {type(self).__name__} is closed", NULL_POINTER)
+        return self._handle
+
+    def close(self):
+        if self._handle is not None:
+            type(self)._free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _create(fn, *args):
+    out = ctypes.c_void_p()
+    _check(fn(*args, ctypes.byref(out)))
+    return out
+
+
+class MLP(_Handle):
+    """A tanh (or sigmoid, sin, softplus) multilayer perceptron R^d -> R, float64.
+
+    Parameters are drawn from `seed` as PyTorch's nn.Linear does (uniform in
+    +-1/sqrt(h_in)), or Xavier-uniform with initialization="xavier".
+    """
+
+    _free = staticmethod(lib.kfp_net_free)
+
+    def __init__(self, widths, activation="tanh", seed=0, initialization="pytorch"):
+        w = np.ascontiguousarray(np.asarray(widths), dtype=np.int64)
+        if w.ndim != 1:
+            raise InputError(f"widths must be a list of integers, got shape {w.shape}")
+        super().__init__(_create(lib.kfp_net_create, w.ctypes.data_as(c_int64_p), len(w),
+                                 activation.encode(), initialization.encode(), int(seed)))
+        self.activation = activation
+
+    def _int(self, fn):
+        v = ctypes.c_int64()
+        _check(fn(self.handle, ctypes.byref(v)))
+        return v.value
+
+    @property
+    def num_params(self):
+        return self._int(lib.kfp_net_num_params)
+
+    @property
+    def input_dim(self):
+        return self._int(lib.kfp_net_input_dim)
+
+    @property
+    def widths(self):
+        count = ctypes.c_int64()
+        _check(lib.kfp_net_widths(self.handle, None, 0, ctypes.byref(count)))
+        w = np.zeros(count.value, dtype=np.int64)
+        _check(lib.kfp_net_widths(self.handle, w.ctypes.data_as(c_int64_p), count.value, ctypes.byref(count)))
+        return [int(v) for v in w]
+
+    def get_params(self):
+        """(D,) copy of theta: per layer W row-major (h_out x h_in), then b."""
+        theta = np.empty(self.num_params)
+        _check(lib.kfp_net_get_params(self.handle, _ptr(theta), theta.size))
+        return theta
+
+    def set_params(self, theta):
+        """Replaces theta (same layout as torch.nn.utils.parameters_to_vector)."""
+        t = _array(theta, "theta", (None,))
+        _check(lib.kfp_net_set_params(self.handle, _ptr(t), t.size))
+
+    def __call__(self, x):
+        """u(x) for x of shape (N, d); returns (N,)."""
+        x = _points(x)
+        u = np.empty(x.shape[0])
+        _check(lib.kfp_net_eval(self.handle, _ptr(x), x.shape[0], x.shape[1], _ptr(u)))
+        return u
+
+    def derivatives(self, x, coefficients=None):
+        """(u, grad u, t) in one Taylor-mode pass: (N,), (N, d), (N,) with
+        t = sum_ij C_ij d_i d_j u for C = `coefficients` (d, d), the Laplacian by default."""
+        x = _points(x)
+        n, d = x.shape
+        c = None if coefficients is None else _array(coefficients, "coefficients", (d, d))
+        u, grad, t = np.empty(n), np.empty((n, d)), np.empty(n)
+        _check(lib.kfp_net_derivatives(self.handle, _ptr(x), n, d, _ptr(c), _ptr(u), _ptr(grad), _ptr(t)))
+        return u, grad, t
+
+    def __repr__(self):
+        if self._handle is None:
+            return "MLP(closed)"
+        return f"MLP({self.widths}, activation={self.activation!r}, num_params={self.num_params})"
+
+
+class Operator(_Handle):
+    """A PDE operator: the interior residual r = L u - f."""
+
+    _free = staticmethod(lib.kfp_operator_free)
+
+    def __init__(self, handle, name):
+        super().__init__(handle)
+        self.name = name
+
+    @classmethod
+    def poisson(cls, d):
+        """-Laplace(u) = f in d dimensions."""
+        return cls(_create(lib.kfp_operator_create_poisson, int(d)), "poisson")
+
+    @classmethod
+    def heat(cls, d_space, kappa=0.25):
+        """d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first."""
+        return cls(_create(lib.kfp_operator_create_heat, int(d_space), float(kappa)), "heat")
+
+    @classmethod
+    def log_fokker_planck(cls, d_space):
+        """Log-density q of dX = -X/2 dt + sqrt(2) dW on inputs (t, x):
+        r = d_t q - d/2 - x.grad_x q / 2 - |grad_x q|^2 - Laplace_x q - f."""
+        return cls(_create(lib.kfp_operator_create_log_fokker_planck, int(d_space)), "log_fokker_planck")
+
+    @classmethod
+    def linear(cls, d, C=None, beta=None, c=0.0, B=None, c_x=None):
+        """r = sum C_ij d_i d_j u + (beta + B x).grad u + (c + c_x.x) u - f.
+        C defaults to the identity (the Laplacian)."""
+        d = int(d)
+        C = np.eye(max(d, 1)) if C is None else _array(C, "C", (d, d))
+        beta = None if beta is None else _array(beta, "beta", (d,))
+        B = None if B is None else _array(B, "B", (d, d))
+        c_x = None if c_x is None else _array(c_x, "c_x", (d,))
+        return cls(_create(lib.kfp_operator_create_linear, d, _ptr(C), _ptr(beta), _ptr(B), float(c), _ptr(c_x)),
+                   "linear")
+
+    @property
+    def dim(self):
+        v = ctypes.c_int64()
+        _check(lib.kfp_operator_dim(self.handle, ctypes.byref(v)))
+        return v.value
+
+    def residual(self, net, x, f):
+        """(N,) interior residuals r_n = (L u)(x_n) - f_n."""
+        x = _points(x)
+        f = _array(f, "f", (x.shape[0],))
+        r = np.empty(x.shape[0])
+        _check(lib.kfp_operator_residual(self.handle, net.handle, _ptr(x), x.shape[0], x.shape[1], _ptr(f), _ptr(r)))
+        return r
+
+    def __repr__(self):
+        return f"Operator.{self.name}(dim={self.dim})" if self._handle is not None else "Operator(closed)"
+
+
+class Batch(_Handle):
+    """Interior points with source values and condition points with prescribed values (copied)."""
+
+    _free = staticmethod(lib.kfp_batch_free)
+
+    def __init__(self, x_interior, f_interior, x_boundary=None, g_boundary=None):
+        xi = _points(x_interior, "x_interior")
+        n, d = xi.shape
+        fi = _array(f_interior, "f_interior", (n,))
+        if x_boundary is None:
+            xb, gb = np.empty((0, d)), np.empty(0)
+        else:
+            xb = _array(x_boundary, "x_boundary", (None, d))
+            gb = _array(g_boundary if g_boundary is not None else [], "g_boundary", (xb.shape[0],))
+        super().__init__(_create(lib.kfp_batch_create, _ptr(xi), _ptr(fi), n,
+                                 _ptr(xb) if xb.size else None, _ptr(gb) if gb.size else None, xb.shape[0], d))
+        self.x_interior, self.f_interior, self.x_boundary, self.g_boundary = xi, fi, xb, gb
+
+    @property
+    def dim(self):
+        return self.x_interior.shape[1]
+
+    def __repr__(self):
+        return f"Batch(n_interior={self.x_interior.shape[0]}, n_boundary={self.x_boundary.shape[0]}, dim={self.dim})"
+
+
+def loss(net, op, batch, terms=False):
+    """The PINN loss 1/(2N) sum r_n^2 + 1/(2M) sum (u(x_m) - g_m)^2; with terms=True,
+    (loss, loss_interior, loss_boundary)."""
+    total, interior, boundary = ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+    _check(lib.kfp_loss(net.handle, op.handle, batch.handle, ctypes.byref(total), ctypes.byref(interior),
+                        ctypes.byref(boundary)))
+    return (total.value, interior.value, boundary.value) if terms else total.value
+
+
+def loss_and_gradient(net, op, batch):
+    """(loss, gradient (D,)) from one Taylor-mode forward and one backward pass."""
+    grad = np.empty(net.num_params)
+    value = ctypes.c_double()
+    _check(lib.kfp_loss_and_gradient(net.handle, op.handle, batch.handle, ctypes.byref(value), _ptr(grad), grad.size))
+    return value.value, grad
+
+
+def set_num_threads(n):
+    """Number of BLAS threads (process-wide)."""
+    _check(lib.kfp_set_num_threads(int(n)))
+
+
+def get_num_threads():
+    return lib.kfp_get_num_threads()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test: Swift tests, the header check, C programs (compiled with
+# -Wall -Wextra -Werror, then run) and the Python binding's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== build"
+swift build -c release -q
+test -f .build/release/libkfacpinn.so
+echo "== Swift tests"
+swift test -q --disable-xctest 2>&1 | grep -vE "^◇"
+echo "== header"
+scripts/check-header.sh
+echo "== C programs"
+mkdir -p .build/c
+for src in examples/*.c Tests/C/*.c; do
+    exe=.build/c/$(basename "$src" .c)
+    scripts/build-c.sh "$src" "$exe"
+    echo "-- $exe"
+    "$exe"
+done
+echo "== Python tests"
+python3 -m pytest -q bindings/python/tests
