@@ -96,11 +96,6 @@ public final class MLP {
         parameters = theta
     }
 
-    /// θ ← θ + α v, without checks (internal use by optimizers).
-    func addToParameters(_ alpha: Double, _ v: UnsafePointer<Double>) {
-        parameters.withUnsafeMutableBufferPointer { BLAS.axpy($0.count, alpha, v, $0.baseAddress!) }
-    }
-
     /// Checks that `x` holds `count` points of the network's input dimension, all finite.
     func validatePoints(_ x: [Double], count: Int, _ what: String = "points") throws {
         guard count >= 1 else { throw KFPError.invalidArgument("\(what): need at least one point, got \(count)") }

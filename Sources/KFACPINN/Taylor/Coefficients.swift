@@ -62,11 +62,11 @@ struct Coefficients {
         dense = m
     }
 
-    /// Q = Σ_ij C_ij a_i b_j for a, b with stride 1.
+    /// Q = Σ_ij C_ij a_i b_j for a, b of length d; `c` holds C's diagonal (d values)
+    /// when `isDiagonal`, else C (d × d, row-major).
     @inline(__always)
-    func quadratic(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
-                   _ c: UnsafePointer<Double>, diagonal isDiagonal: Bool) -> Double {
-        let d = dimension
+    static func quadratic(_ d: Int, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
+                          _ c: UnsafePointer<Double>, diagonal isDiagonal: Bool) -> Double {
         var q = 0.0
         if isDiagonal {
             for i in 0..<d { q += c[i] * a[i] * b[i] }
@@ -81,11 +81,10 @@ struct Coefficients {
         return q
     }
 
-    /// out_i = Σ_j C_ij a_j.
+    /// out_i = Σ_j C_ij a_j (storage of `c` as in `quadratic`).
     @inline(__always)
-    func apply(_ a: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>,
-               _ c: UnsafePointer<Double>, diagonal isDiagonal: Bool) {
-        let d = dimension
+    static func apply(_ d: Int, _ a: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>,
+                      _ c: UnsafePointer<Double>, diagonal isDiagonal: Bool) {
         if isDiagonal {
             for i in 0..<d { out[i] = c[i] * a[i] }
         } else {

@@ -17,7 +17,6 @@ final class TaylorPass {
     let network: MLP
     private(set) var count = 0              // N
     private(set) var columnsPerSample = 1   // S
-    private(set) var coefficients: Coefficients?
 
     /// Input points, N × d.
     let points = Buffer()
@@ -46,11 +45,6 @@ final class TaylorPass {
     }
 
     var output: UnsafeMutablePointer<Double> { outputBuffer.pointer }
-    var isTaylor: Bool { columnsPerSample > 1 }
-    var directions: Int { isTaylor ? network.inputDimension : 0 }
-
-    /// The N·S columns entering linear layer l (l ≥ 1): the previous post-activation.
-    func layerInput(_ l: Int) -> UnsafeMutablePointer<Double> { post[l - 1].pointer }
 
     /// (u, ∇u, 𝒟_C u) of the last forward pass in `.taylor` mode.
     func outputTriple() -> (value: [Double], gradient: [Double], secondOrder: [Double]) {
@@ -69,14 +63,18 @@ final class TaylorPass {
     /// Forward pass on `count` points x (row-major count × d, already validated).
     func forward(_ x: [Double], count n: Int, mode: Mode) throws {
         let d = network.inputDimension
-        count = n
+        let s: Int
         switch mode {
-        case .value:
-            columnsPerSample = 1
-            coefficients = nil
-        case .taylor(let c):
-            columnsPerSample = d + 2
-            coefficients = c
+        case .value: s = 1
+        case .taylor: s = d + 2
+        }
+        // Every BLAS dimension must fit in 32 bits; N·S is the column count of each GEMM.
+        guard n <= Int(Int32.max) / s else {
+            throw KFPError.invalidArgument("too many points: \(n) points × \(s) Taylor columns exceeds \(Int32.max) columns")
+        }
+        count = n
+        columnsPerSample = s
+        if case .taylor(let c) = mode {
             coefficientsDiagonal = c.diagonal != nil
             let values = c.diagonal ?? c.dense
             let cp = coefficientValues.reserve(values.count)
@@ -117,13 +115,13 @@ final class TaylorPass {
             }
             return
         }
-        if s > 1, let c = coefficients {
+        if s > 1 {
             // q_j = Σ_ik C_ik W_ji W_jk and (C W_jᵀ)_i for the first hidden layer.
             let q = firstQuadratic.reserve(h1), cw = firstCW.reserve(h1 * d)
             for j in 0..<h1 {
                 let wj = w0 + j * d
-                q[j] = c.quadratic(wj, wj, cvals, diagonal: diag)
-                c.apply(wj, cw + j * d, cvals, diagonal: diag)
+                q[j] = Coefficients.quadratic(d, wj, wj, cvals, diagonal: diag)
+                Coefficients.apply(d, wj, cw + j * d, cvals, diagonal: diag)
             }
         }
         // Activation of layer 0 into post[0].
@@ -155,15 +153,14 @@ final class TaylorPass {
             }
             if l == L - 1 { break }
             let out = post[l].reserve(hout * ns)
-            let c = coefficients
             for e in 0..<(hout * n) {
                 let zi = z + e * s, o = out + e * s
                 let (s0, s1, s2, _) = act.derivatives(zi[0])
                 o[0] = s0
-                if s > 1, let c {
+                if s > 1 {
                     // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
                     let jp = zi + 1
-                    let q = c.quadratic(jp, jp, cvals, diagonal: diag)
+                    let q = Coefficients.quadratic(d, jp, jp, cvals, diagonal: diag)
                     for i in 0..<d { o[1 + i] = s1 * jp[i] }
                     o[d + 1] = s1 * zi[d + 1] + s2 * q
                 }
@@ -221,10 +218,9 @@ final class TaylorPass {
                     let zi = z + e * s, u = up + e * s, o = g + e * s
                     let (_, s1, s2, s3) = act.derivatives(zi[0])
                     if s == 1 { o[0] = s1 * u[0]; continue }
-                    guard let c = coefficients else { continue }
                     // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
                     let jp = zi + 1, tbar = u[d + 1]
-                    c.apply(jp, cj, cvals, diagonal: diag)
+                    Coefficients.apply(d, jp, cj, cvals, diagonal: diag)
                     var q = 0.0, jjbar = 0.0
                     for i in 0..<d {
                         q += jp[i] * cj[i]
