@@ -56,6 +56,49 @@ extern "C" {
 typedef struct kfp_batch kfp_batch;
 typedef struct kfp_net kfp_net;
 typedef struct kfp_operator kfp_operator;
+typedef struct kfp_optimizer kfp_optimizer;
+
+/// Keys of kfp_optimizer_set_* / kfp_optimizer_get_*. Values are fixed; new keys are only appended.
+typedef enum kfp_option {
+    /// double > 0: damping lambda added to every Kronecker factor (KFAC default 1e-10).
+    KFP_OPT_DAMPING = 0,
+    /// double in [0, 1): exponential moving average of the factors (KFAC default 0.95).
+    KFP_OPT_EMA = 1,
+    /// double in [0, 1): heavy-ball momentum (KFAC line search and fixed steps; default 0).
+    KFP_OPT_MOMENTUM = 2,
+    /// double > 0: learning rate of the "fixed" step rule (default 1).
+    KFP_OPT_LEARNING_RATE = 3,
+    /// string: "line_search" (default), "auto" (KFAC*) or "fixed".
+    KFP_OPT_STEP_RULE = 4,
+    /// integer >= 1: update the Kronecker factors every this many steps (T_kfac, default 1).
+    KFP_OPT_FACTOR_PERIOD = 5,
+    /// integer >= 1: recompute the eigendecompositions every this many steps (T_inv, default 1).
+    KFP_OPT_INVERSE_PERIOD = 6,
+    /// string: "identity" (default) or "zero", the factors' initial value; before the first step only.
+    KFP_OPT_FACTOR_INIT = 7,
+    /// string: "expand" (default) or "reduce", the weight-sharing approximation of the factors.
+    KFP_OPT_APPROXIMATION = 8,
+} kfp_option;
+
+/// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
+typedef enum kfp_stat {
+    /// Loss before the step.
+    KFP_STAT_LOSS = 0,
+    /// Interior term of the loss before the step.
+    KFP_STAT_LOSS_INTERIOR = 1,
+    /// Boundary (condition) term of the loss before the step.
+    KFP_STAT_LOSS_BOUNDARY = 2,
+    /// Step size alpha (0 when the step was not accepted).
+    KFP_STAT_STEP_SIZE = 3,
+    /// Momentum mu applied to the previous update.
+    KFP_STAT_MOMENTUM = 4,
+    /// Norm of the parameter update.
+    KFP_STAT_UPDATE_NORM = 5,
+    /// 1 if the parameters moved, 0 if no line-search step lowered the loss.
+    KFP_STAT_ACCEPTED = 6,
+    /// Number of statistics.
+    KFP_STAT_COUNT = 7,
+} kfp_stat;
 
 /// Status codes of every fallible C entry point. Values are fixed; new codes are only appended.
 typedef enum kfp_status {
@@ -216,6 +259,48 @@ void kfp_operator_free(kfp_operator *op);
 /// @param f num_points source values.
 /// @param residuals receives num_points values.
 kfp_status kfp_operator_residual(kfp_operator *op, kfp_net *net, double const *x, int64_t num_points, int64_t dim, double const *f, double *residuals);
+
+/// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
+/// damping 1e-10, ema 0.95, momentum 0, factors initialised to the identity, expand).
+/// The optimizer keeps `net` and `op` alive and changes the network's parameters in each step.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_kfac(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Frees an optimizer. NULL is a no-op.
+void kfp_optimizer_free(kfp_optimizer *optimizer);
+
+/// Reads a real-valued option.
+/// @param out_value receives the value.
+kfp_status kfp_optimizer_get_double(kfp_optimizer *optimizer, int32_t key, double *out_value);
+
+/// Reads an integer option.
+/// @param out_value receives the value.
+kfp_status kfp_optimizer_get_int(kfp_optimizer *optimizer, int32_t key, int64_t *out_value);
+
+/// Sets a real-valued option. On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking a double.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
+kfp_status kfp_optimizer_set_double(kfp_optimizer *optimizer, int32_t key, double value);
+
+/// Sets an integer option. On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking an integer.
+kfp_status kfp_optimizer_set_int(kfp_optimizer *optimizer, int32_t key, int64_t value);
+
+/// Sets a string option (a choice by name). On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking a string.
+/// @param value NUL-terminated name.
+kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char const *value);
+
+/// One optimizer step on `batch`, updating the parameters of `net` in place.
+/// On failure the parameters and the optimizer state are unchanged.
+/// @param net the network the optimizer was created for.
+/// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
+/// @param num_stats capacity of `stats`, >= 0.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
+/// KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
+/// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
+kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
 
 /// Sets the number of BLAS threads (process-wide; affects every handle).
 /// @param num_threads at least 1.

@@ -1,7 +1,8 @@
-// Timings of the Taylor-mode forward pass (u, ∇u, Δu) and of the PINN loss +
-// gradient, for the networks of the paper's experiments.
+// Timings for the networks of the paper's experiments: the Taylor-mode forward
+// pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), and KFAC / KFAC*
+// steps with the share of each phase ("kfac").
 //
-//     .build/release/kfacpinn-bench [--threads T] [--quick]
+//     .build/release/kfacpinn-bench [taylor|kfac|all] [--threads T] [--quick]
 import Glibc
 import KFACPINN
 
@@ -26,17 +27,40 @@ func medianTime(budget: Double, _ body: () throws -> Void) rethrows -> Double {
 }
 
 var arguments = CommandLine.arguments.dropFirst()
-var threads = 2, quick = false
+var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac"]
 while let arg = arguments.popFirst() {
     switch arg {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
+    case "taylor", "kfac": sections = [arg]
+    case "all": break
     default:
-        print("usage: kfacpinn-bench [--threads T] [--quick]")
+        print("usage: kfacpinn-bench [taylor|kfac|all] [--threads T] [--quick]")
         exit(2)
     }
 }
 BLAS.numThreads = threads
+
+/// Uniform points in [0,1]^d with random sources, and boundary points with g = 0.
+func poissonBatch(d: Int, interior n: Int, boundary m: Int) throws -> Batch {
+    var rng = RandomSource(seed: 1)
+    var xb = (0..<(m * d)).map { _ in rng.uniform() }
+    for k in 0..<m { xb[k * d + Int(rng.next() % UInt64(d))] = Double(rng.next() % 2) }
+    return try Batch(dimension: d, interiorPoints: (0..<(n * d)).map { _ in rng.uniform() },
+                     source: (0..<n).map { _ in rng.uniform() }, boundaryPoints: xb,
+                     boundaryValues: [Double](repeating: 0, count: m))
+}
+
+/// Resident memory of this process in MiB.
+func residentMiB() -> Double {
+    guard let f = fopen("/proc/self/statm", "r") else { return .nan }
+    defer { fclose(f) }
+    var size = 0, resident = 0
+    _ = withUnsafeMutablePointer(to: &size) { sp in
+        withUnsafeMutablePointer(to: &resident) { rp in withVaList([sp, rp]) { vfscanf(f, "%ld %ld", $0) } }
+    }
+    return Double(resident) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1048576
+}
 
 let networks: [(String, [Int])] = [
     ("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128]),
@@ -51,18 +75,19 @@ for n in [900, 3000] { cases.append(("big", 100, networks[2].1, n)) }
 cases.append(("huge", 100, [768, 768, 512, 512], 100))
 if quick { cases = cases.filter { $0.n == 900 || $0.name == "huge" } }
 
-print("kfacpinn \(Version.string) benchmark, \(threads) BLAS thread(s), median wall time")
+print("kfacpinn \(Version.string) benchmark, \(threads) BLAS thread(s)")
+if sections.contains("taylor") { try taylorSection() }
+if sections.contains("kfac") { try kfacSection() }
+
+@MainActor func taylorSection() throws {
+print("\nTaylor mode: median wall time")
 print("d    network        D  N_Ω   N_∂   forward (u,∇u,Δu) [ms]   loss+gradient [ms]")
 for c in cases {
     let widths = [c.d] + c.hidden + [1]
     let net = try MLP(widths: widths, seed: 0)
     let op = try Operator.poisson(dimension: c.d)
-    var rng = RandomSource(seed: 1)
     let m = c.n / 6
-    let x = (0..<(c.n * c.d)).map { _ in rng.uniform() }
-    let batch = try Batch(dimension: c.d, interiorPoints: x, source: (0..<c.n).map { _ in rng.uniform() },
-                          boundaryPoints: (0..<(m * c.d)).map { _ in rng.uniform() },
-                          boundaryValues: [Double](repeating: 0, count: m))
+    let batch = try poissonBatch(d: c.d, interior: c.n, boundary: m)
     let loss = try PINNLoss(network: net, operator: op)
     let budget = c.d == 100 ? 4.0 : 2.0
     let forward = try medianTime(budget: budget) { _ = try loss.loss(batch) }
@@ -71,6 +96,46 @@ for c in cases {
                 String(c.n).padding(5, left: true), String(m).padding(5, left: true),
                 format(forward * 1e3).padding(24, left: true), format(gradient * 1e3).padding(20, left: true)]
     print(line.joined(separator: "  "))
+}
+}
+
+/// Per-step time of KFAC (line search) and KFAC*, the share of each phase, and resident memory.
+@MainActor func kfacSection() throws {
+    var cases: [(name: String, d: Int, hidden: [Int], n: Int, m: Int)] = [
+        ("small", 2, networks[0].1, 900, 120), ("medium", 2, networks[1].1, 900, 120),
+        ("big", 2, networks[2].1, 900, 120), ("big", 5, networks[2].1, 3000, 500),
+    ]
+    if quick { cases.removeLast() }
+    print("\nKFAC steps on Poisson: mean wall time per step and its share per phase")
+    print("d  network        D  N_Ω/N_∂    rule          ms/step  forward backward factors inverse  solve  step-size   RSS MiB (first → last)")
+    for c in cases {
+        for rule in [KFAC.StepRule.lineSearch, .automatic] {
+            let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
+            var options = KFAC.Options()
+            options.stepRule = rule
+            options.damping = 1e-10
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: c.d), options: options)
+            let batch = try poissonBatch(d: c.d, interior: c.n, boundary: c.m)
+            for _ in 0..<2 { _ = try kfac.step(batch) }
+            let before = kfac.profile, rss0 = residentMiB()
+            let start = now()
+            var steps = 0
+            repeat {
+                _ = try kfac.step(batch)
+                steps += 1
+            } while steps < 3 || (now() - start < (quick ? 2 : 6) && steps < 500)
+            let p = kfac.profile, total = p.total - before.total
+            func share(_ k: KeyPath<StepProfile, Double>) -> String {
+                format(100 * (p[keyPath: k] - before[keyPath: k]) / total).padding(6, left: true) + "%"
+            }
+            let fields = [String(c.d).padding(2), c.name.padding(7), String(net.numParameters).padding(7, left: true),
+                          "\(c.n)/\(c.m)".padding(9, left: true), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
+                          format((now() - start) / Double(steps) * 1e3).padding(14, left: true),
+                          share(\.forward), share(\.backward), share(\.factors), share(\.inverse), share(\.solve),
+                          share(\.stepSize), "\(format(rss0)) → \(format(residentMiB()))".padding(24, left: true)]
+            print(fields.joined(separator: " "))
+        }
+    }
 }
 
 func format(_ v: Double) -> String {

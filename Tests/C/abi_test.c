@@ -239,10 +239,84 @@ static void test_loss(void) {
     kfp_net_free(net);
 }
 
+static void test_optimizer(void) {
+    const int64_t widths[] = {2, 8, 1}, widths3[] = {3, 4, 1};
+    kfp_net *net = NULL, *other = NULL;
+    kfp_operator *op = NULL, *op3 = NULL;
+    kfp_batch *batch = NULL, *batch3 = NULL;
+    kfp_optimizer *opt = NULL, *bad = (kfp_optimizer *)(void *)&net;
+    EXPECT(kfp_net_create(widths, 3, NULL, NULL, 4, &net) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_net_create(widths3, 3, NULL, NULL, 4, &other) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_poisson(2, &op) == KFP_OK && kfp_operator_create_poisson(3, &op3) == KFP_OK, "ops");
+    double xi[40], fi[20], xb[16], gb[8], x3[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, f3[2] = {1, 1};
+    for (int k = 0; k < 20; k++) { xi[2 * k] = (k % 5 + 0.5) / 5; xi[2 * k + 1] = (k / 5 + 0.5) / 4; fi[k] = 1; }
+    for (int k = 0; k < 8; k++) { xb[2 * k] = k % 2; xb[2 * k + 1] = k / 8.0; gb[k] = 0; }
+    EXPECT(kfp_batch_create(xi, fi, 20, xb, gb, 8, 2, &batch) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_batch_create(x3, f3, 2, NULL, NULL, 0, 3, &batch3) == KFP_OK, "%s", kfp_last_error());
+
+    EXPECT_ERROR(kfp_optimizer_create_kfac(NULL, op, &bad), KFP_ERROR_NULL_POINTER, "net is NULL");
+    EXPECT(bad == NULL, "out set on failure");
+    EXPECT_ERROR(kfp_optimizer_create_kfac(net, op3, &bad), KFP_ERROR_DIMENSION_MISMATCH, "3-dimensional");
+    EXPECT(kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK, "%s", kfp_last_error());
+
+    /* Options: out-of-range values, unknown keys and keys of another type are rejected. */
+    double v = 0;
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 0.0), KFP_ERROR_INVALID_ARGUMENT, "damping must be positive");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, NAN), KFP_ERROR_INVALID_ARGUMENT, "damping");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 1.0), KFP_ERROR_INVALID_ARGUMENT, "ema must be in [0, 1)");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, 99, 1.0), KFP_ERROR_INVALID_ARGUMENT, "unknown option key 99");
+    EXPECT_ERROR(kfp_optimizer_set_int(opt, KFP_OPT_DAMPING, 1), KFP_ERROR_INVALID_ARGUMENT, "takes a double");
+    EXPECT_ERROR(kfp_optimizer_set_int(opt, KFP_OPT_FACTOR_PERIOD, 0), KFP_ERROR_INVALID_ARGUMENT, "factor_period");
+    EXPECT_ERROR(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, "newton"), KFP_ERROR_INVALID_ARGUMENT, "unknown step rule");
+    EXPECT_ERROR(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, NULL), KFP_ERROR_NULL_POINTER, "value is NULL");
+    EXPECT(kfp_optimizer_get_double(opt, KFP_OPT_DAMPING, &v) == KFP_OK && v == 1e-10, "damping %g", v);
+    EXPECT(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1e-8) == KFP_OK &&
+               kfp_optimizer_get_double(opt, KFP_OPT_DAMPING, &v) == KFP_OK && v == 1e-8, "damping %g", v);
+
+    /* Steps lower the loss. */
+    double stats[KFP_STAT_COUNT], first = 0;
+    for (int i = 0; i < 20; i++) {
+        EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+        if (i == 0) first = stats[KFP_STAT_LOSS];
+    }
+    EXPECT(stats[KFP_STAT_LOSS] < 0.1 * first, "loss %g -> %g", first, stats[KFP_STAT_LOSS]);
+    EXPECT(fabs(stats[KFP_STAT_LOSS] - stats[KFP_STAT_LOSS_INTERIOR] - stats[KFP_STAT_LOSS_BOUNDARY]) < 1e-15, "terms");
+
+    /* Bad steps change nothing. */
+    double theta[33], after[33];
+    kfp_net_get_params(net, theta, 33);
+    EXPECT_ERROR(kfp_optimizer_step(opt, other, batch, stats, KFP_STAT_COUNT), KFP_ERROR_INVALID_ARGUMENT, "not the network");
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, batch3, stats, KFP_STAT_COUNT), KFP_ERROR_DIMENSION_MISMATCH, "3-dimensional");
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, NULL, stats, KFP_STAT_COUNT), KFP_ERROR_NULL_POINTER, "batch is NULL");
+    EXPECT_ERROR(kfp_optimizer_step((kfp_optimizer *)batch, net, batch, stats, 1), KFP_ERROR_WRONG_HANDLE, "not a kfp_optimizer");
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, batch, NULL, KFP_STAT_COUNT), KFP_ERROR_NULL_POINTER, "stats is NULL");
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, batch, stats, -1), KFP_ERROR_INVALID_ARGUMENT, "num_stats");
+    /* A source so large that the residual's square overflows: the loss is not finite. */
+    kfp_batch *huge = NULL;
+    double fhuge[20];
+    for (int k = 0; k < 20; k++) fhuge[k] = 1e200;
+    EXPECT(kfp_batch_create(xi, fhuge, 20, xb, gb, 8, 2, &huge) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, huge, NULL, 0), KFP_ERROR_NON_FINITE, "the loss is not finite");
+    kfp_batch_free(huge);
+    kfp_net_get_params(net, after, 33);
+    EXPECT(max_abs_diff(theta, after, 33) == 0, "parameters changed by failed steps");
+    /* KFAC* through the ABI. */
+    EXPECT(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, "auto") == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK && stats[KFP_STAT_ACCEPTED] == 1,
+           "%s", kfp_last_error());
+
+    kfp_optimizer_free(opt);
+    kfp_optimizer_free(NULL);
+    kfp_batch_free(batch3); kfp_batch_free(batch);
+    kfp_operator_free(op3); kfp_operator_free(op);
+    kfp_net_free(other); kfp_net_free(net);
+}
+
 int main(void) {
     test_library();
     test_network();
     test_loss();
+    test_optimizer();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

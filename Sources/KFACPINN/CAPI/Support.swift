@@ -152,6 +152,7 @@ func handleName(_ type: Any.Type) -> String {
     case is MLP.Type: return "kfp_net"
     case is OperatorHandle.Type: return "kfp_operator"
     case is BatchHandle.Type: return "kfp_batch"
+    case is OptimizerHandle.Type: return "kfp_optimizer"
     default: return "\(type)"
     }
 }

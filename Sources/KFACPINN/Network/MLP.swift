@@ -96,6 +96,16 @@ public final class MLP {
         parameters = theta
     }
 
+    /// θ ← θ₀ + α v without checks (optimizers check finiteness themselves).
+    func setParameters(_ theta0: UnsafePointer<Double>, plus alpha: Double, times v: UnsafePointer<Double>) {
+        parameters.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = theta0[i] + alpha * v[i] }
+        }
+    }
+
+    /// θ ← theta without checks (restoring a saved θ).
+    func assignParameters(_ theta: [Double]) { parameters = theta }
+
     /// Checks that `x` holds `count` points of the network's input dimension, all finite.
     func validatePoints(_ x: [Double], count: Int, _ what: String = "points") throws {
         guard count >= 1 else { throw KFPError.invalidArgument("\(what): need at least one point, got \(count)") }

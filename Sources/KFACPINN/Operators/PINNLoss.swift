@@ -19,7 +19,9 @@ public final class PINNLoss {
     let interiorResiduals = Buffer(), interiorSeeds = Buffer()
     /// Condition residuals u − g and their seeds (1 per point).
     let boundaryResiduals = Buffer(), boundarySeeds = Buffer()
-    private let scaledSeeds = Buffer()
+    let scaledSeeds = Buffer()
+    /// Jacobian-vector products J_n v of the interior and condition residuals.
+    let interiorJv = Buffer(), boundaryJv = Buffer()
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)

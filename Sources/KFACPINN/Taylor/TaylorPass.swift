@@ -31,10 +31,13 @@ final class TaylorPass {
     /// Per linear layer l: adjoints of its output, G_l (h_out × N·S), set by `backward`.
     private(set) var adjoints: [Buffer] = []
     /// Layer 0 structure: per hidden unit j, q_j = Σ_ik C_ik W_ji W_jk, and (C W₀ᵀ)ᵀ rows.
-    private let firstQuadratic = Buffer(), firstCW = Buffer()
-    private let coefficientValues = Buffer()
-    private var coefficientsDiagonal = true
+    let firstQuadratic = Buffer(), firstCW = Buffer()
+    let coefficientValues = Buffer()
+    private(set) var coefficientsDiagonal = true
     private let scratch = Buffer(), scratch2 = Buffer()
+    /// Work space of the curvature computations (Curvature/).
+    let reduceScratch = Buffer(), reduceScratch2 = Buffer()
+    let tangentPre = Buffer(), tangentPost = Buffer(), tangentOutput = Buffer()
 
     init(network: MLP) {
         self.network = network

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._lib import lib, c_double_p, c_int64_p
 
-__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient",
+__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -267,6 +267,77 @@ def loss_and_gradient(net, op, batch):
     value = ctypes.c_double()
     _check(lib.kfp_loss_and_gradient(net.handle, op.handle, batch.handle, ctypes.byref(value), _ptr(grad), grad.size))
     return value.value, grad
+
+
+# kfp_option keys and kfp_stat indices (include/kfacpinn.h).
+_OPTIONS = {"damping": 0, "ema": 1, "momentum": 2, "learning_rate": 3, "step_rule": 4,
+            "T_kfac": 5, "T_inv": 6, "init": 7, "approximation": 8}
+_STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm", "accepted"]
+
+
+class Optimizer(_Handle):
+    """Common part of the optimizers: options by name and `step(batch)`."""
+
+    _free = staticmethod(lib.kfp_optimizer_free)
+
+    def __init__(self, handle, net, op):
+        super().__init__(handle)
+        self.net, self.op = net, op
+
+    def _set(self, name, value):
+        key = _OPTIONS[name]
+        if isinstance(value, str):
+            _check(lib.kfp_optimizer_set_string(self.handle, key, value.encode()))
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and name in ("T_kfac", "T_inv"):
+            _check(lib.kfp_optimizer_set_int(self.handle, key, int(value)))
+        else:
+            _check(lib.kfp_optimizer_set_double(self.handle, key, float(value)))
+
+    def get(self, name):
+        """The current value of a numeric option."""
+        key = _OPTIONS[name]
+        if name in ("T_kfac", "T_inv"):
+            v = ctypes.c_int64()
+            _check(lib.kfp_optimizer_get_int(self.handle, key, ctypes.byref(v)))
+        else:
+            v = ctypes.c_double()
+            _check(lib.kfp_optimizer_get_double(self.handle, key, ctypes.byref(v)))
+        return v.value
+
+    def step(self, batch):
+        """One step on `batch`; returns a dict of the step's statistics (loss before the step,
+        loss_interior, loss_boundary, step_size, momentum, update_norm, accepted)."""
+        stats = np.zeros(len(_STATS))
+        _check(lib.kfp_optimizer_step(self.handle, self.net.handle, batch.handle, _ptr(stats), stats.size))
+        out = dict(zip(_STATS, stats.tolist()))
+        out["accepted"] = bool(out["accepted"])
+        return out
+
+
+class KFAC(Optimizer):
+    """KFAC for PINN losses: Kronecker-factored curvature of the interior and boundary terms,
+    preconditioning by the exact inverse of their damped Kronecker sum.
+
+    step: "line_search" (grid {2^-30, ..., 1} on heavy-ball momentum), "auto" (KFAC*: step
+    size and momentum from the damped quadratic model) or a float (fixed learning rate).
+    """
+
+    def __init__(self, net, op, damping=1e-10, ema=0.95, momentum=0.0, step="line_search",
+                 T_kfac=1, T_inv=1, init="identity", approximation="expand"):
+        super().__init__(_create(lib.kfp_optimizer_create_kfac, net.handle, op.handle), net, op)
+        try:
+            if isinstance(step, str):
+                self._set("step_rule", step)
+            else:
+                self._set("learning_rate", step)
+                self._set("step_rule", "fixed")
+            for name, value in (("damping", damping), ("ema", ema), ("momentum", momentum),
+                                ("T_kfac", T_kfac), ("T_inv", T_inv), ("init", init),
+                                ("approximation", approximation)):
+                self._set(name, value)
+        except Exception:
+            self.close()
+            raise
 
 
 def set_num_threads(n):

@@ -70,6 +70,14 @@ _SIGNATURES = {
     "kfp_batch_sizes": (status, [handle, c_int64_p, c_int64_p, c_int64_p]),
     "kfp_loss": (status, [handle, handle, handle, c_double_p, c_double_p, c_double_p]),
     "kfp_loss_and_gradient": (status, [handle, handle, handle, c_double_p, c_double_p, ctypes.c_int64]),
+    "kfp_optimizer_create_kfac": (status, [handle, handle, handle_p]),
+    "kfp_optimizer_free": (None, [handle]),
+    "kfp_optimizer_set_double": (status, [handle, ctypes.c_int32, ctypes.c_double]),
+    "kfp_optimizer_set_int": (status, [handle, ctypes.c_int32, ctypes.c_int64]),
+    "kfp_optimizer_set_string": (status, [handle, ctypes.c_int32, ctypes.c_char_p]),
+    "kfp_optimizer_get_double": (status, [handle, ctypes.c_int32, c_double_p]),
+    "kfp_optimizer_get_int": (status, [handle, ctypes.c_int32, c_int64_p]),
+    "kfp_optimizer_step": (status, [handle, handle, handle, c_double_p, ctypes.c_int64]),
 }
 
 for _name, (_restype, _argtypes) in _SIGNATURES.items():

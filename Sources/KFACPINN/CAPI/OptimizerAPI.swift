@@ -1,0 +1,172 @@
+/// Keys of kfp_optimizer_set_* / kfp_optimizer_get_*. Values are fixed; new keys are only appended.
+@c public enum kfp_option: Int32 {
+    /// double > 0: damping lambda added to every Kronecker factor (KFAC default 1e-10).
+    case KFP_OPT_DAMPING = 0
+    /// double in [0, 1): exponential moving average of the factors (KFAC default 0.95).
+    case KFP_OPT_EMA = 1
+    /// double in [0, 1): heavy-ball momentum (KFAC line search and fixed steps; default 0).
+    case KFP_OPT_MOMENTUM = 2
+    /// double > 0: learning rate of the "fixed" step rule (default 1).
+    case KFP_OPT_LEARNING_RATE = 3
+    /// string: "line_search" (default), "auto" (KFAC*) or "fixed".
+    case KFP_OPT_STEP_RULE = 4
+    /// integer >= 1: update the Kronecker factors every this many steps (T_kfac, default 1).
+    case KFP_OPT_FACTOR_PERIOD = 5
+    /// integer >= 1: recompute the eigendecompositions every this many steps (T_inv, default 1).
+    case KFP_OPT_INVERSE_PERIOD = 6
+    /// string: "identity" (default) or "zero", the factors' initial value; before the first step only.
+    case KFP_OPT_FACTOR_INIT = 7
+    /// string: "expand" (default) or "reduce", the weight-sharing approximation of the factors.
+    case KFP_OPT_APPROXIMATION = 8
+}
+
+/// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
+@c public enum kfp_stat: Int32 {
+    /// Loss before the step.
+    case KFP_STAT_LOSS = 0
+    /// Interior term of the loss before the step.
+    case KFP_STAT_LOSS_INTERIOR = 1
+    /// Boundary (condition) term of the loss before the step.
+    case KFP_STAT_LOSS_BOUNDARY = 2
+    /// Step size alpha (0 when the step was not accepted).
+    case KFP_STAT_STEP_SIZE = 3
+    /// Momentum mu applied to the previous update.
+    case KFP_STAT_MOMENTUM = 4
+    /// Norm of the parameter update.
+    case KFP_STAT_UPDATE_NORM = 5
+    /// 1 if the parameters moved, 0 if no line-search step lowered the loss.
+    case KFP_STAT_ACCEPTED = 6
+    /// Number of statistics.
+    case KFP_STAT_COUNT = 7
+}
+
+extension OptimizerOption {
+    init(key: Int32) throws {
+        guard let k = kfp_option(rawValue: key) else { throw KFPError.invalidArgument("unknown option key \(key)") }
+        switch k {
+        case .KFP_OPT_DAMPING: self = .damping
+        case .KFP_OPT_EMA: self = .ema
+        case .KFP_OPT_MOMENTUM: self = .momentum
+        case .KFP_OPT_LEARNING_RATE: self = .learningRate
+        case .KFP_OPT_STEP_RULE: self = .stepRule
+        case .KFP_OPT_FACTOR_PERIOD: self = .factorPeriod
+        case .KFP_OPT_INVERSE_PERIOD: self = .inversePeriod
+        case .KFP_OPT_FACTOR_INIT: self = .factorInitialization
+        case .KFP_OPT_APPROXIMATION: self = .approximation
+        }
+    }
+}
+
+/// Box of an optimizer behind a `kfp_optimizer` handle.
+final class OptimizerHandle {
+    let optimizer: any Optimizer
+    init(_ optimizer: any Optimizer) { self.optimizer = optimizer }
+}
+
+/// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
+/// damping 1e-10, ema 0.95, momentum 0, factors initialised to the identity, expand).
+/// The optimizer keeps `net` and `op` alive and changes the network's parameters in each step.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_kfac(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_create_kfac") {
+        let out = try required(out_optimizer, "out_optimizer")
+        out.pointee = nil
+        let mlp = try object(net, MLP.self, "net")
+        let o = try object(op, OperatorHandle.self, "op").op
+        publish(OptimizerHandle(try KFAC(network: mlp, operator: o)), to: out)
+    }
+}
+
+/// Frees an optimizer. NULL is a no-op.
+@c public func kfp_optimizer_free(_ optimizer: OpaquePointer?) {
+    releaseHandle(optimizer, OptimizerHandle.self)
+}
+
+/// Sets a real-valued option. On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking a double.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
+@c public func kfp_optimizer_set_double(_ optimizer: OpaquePointer?, _ key: Int32, _ value: Double) -> kfp_status {
+    entryPoint("kfp_optimizer_set_double") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        try opt.setOption(try OptimizerOption(key: key), .double(value))
+    }
+}
+
+/// Sets an integer option. On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking an integer.
+@c public func kfp_optimizer_set_int(_ optimizer: OpaquePointer?, _ key: Int32, _ value: Int64) -> kfp_status {
+    entryPoint("kfp_optimizer_set_int") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        guard let v = Int(exactly: value) else { throw KFPError.invalidArgument("value \(value) out of range") }
+        try opt.setOption(try OptimizerOption(key: key), .int(v))
+    }
+}
+
+/// Sets a string option (a choice by name). On failure the options are unchanged.
+/// @param key a KFP_OPT_* value taking a string.
+/// @param value NUL-terminated name.
+@c public func kfp_optimizer_set_string(
+    _ optimizer: OpaquePointer?, _ key: Int32, _ value: UnsafePointer<CChar>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_set_string") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let text = String(cString: try required(value, "value"))
+        try opt.setOption(try OptimizerOption(key: key), .string(text))
+    }
+}
+
+/// Reads a real-valued option.
+/// @param out_value receives the value.
+@c public func kfp_optimizer_get_double(
+    _ optimizer: OpaquePointer?, _ key: Int32, _ out_value: UnsafeMutablePointer<Double>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_get_double") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let option = try OptimizerOption(key: key)
+        let out = try required(out_value, "out_value")
+        out.pointee = try opt.option(option).double(option)
+    }
+}
+
+/// Reads an integer option.
+/// @param out_value receives the value.
+@c public func kfp_optimizer_get_int(
+    _ optimizer: OpaquePointer?, _ key: Int32, _ out_value: UnsafeMutablePointer<Int64>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_get_int") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let option = try OptimizerOption(key: key)
+        let out = try required(out_value, "out_value")
+        out.pointee = Int64(try opt.option(option).int(option))
+    }
+}
+
+/// One optimizer step on `batch`, updating the parameters of `net` in place.
+/// On failure the parameters and the optimizer state are unchanged.
+/// @param net the network the optimizer was created for.
+/// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
+/// @param num_stats capacity of `stats`, >= 0.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
+///         KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
+///         the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
+@c public func kfp_optimizer_step(
+    _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: OpaquePointer?,
+    _ stats: UnsafeMutablePointer<Double>?, _ num_stats: Int64
+) -> kfp_status {
+    entryPoint("kfp_optimizer_step") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let mlp = try object(net, MLP.self, "net")
+        let b = try object(batch, BatchHandle.self, "batch").batch
+        guard mlp === opt.network else {
+            throw KFPError.invalidArgument("net is not the network this optimizer was created for")
+        }
+        let k = min(try count(num_stats, "num_stats", minimum: 0), Int(kfp_stat.KFP_STAT_COUNT.rawValue))
+        let out = k > 0 ? try required(stats, "stats") : nil
+        let s = try opt.step(b)
+        let values = [s.loss, s.lossInterior, s.lossBoundary, s.stepSize, s.momentum, s.updateNorm, s.accepted ? 1 : 0]
+        for i in 0..<k { out![i] = values[i] }
+    }
+}

@@ -1,0 +1,91 @@
+/// Gauss–Newton products of the PINN loss: G = 1/N_Ω Σ_n J_nᵀJ_n + 1/N_∂ Σ_m J_mᵀJ_m with
+/// J_n = ∂r_n/∂θ (for a nonlinear residual, its linearisation).
+extension PINNLoss {
+    /// After `forward`: J v for the interior residuals (N_Ω values, in `interiorJv`) and the
+    /// condition residuals (N_∂ values, in `boundaryJv`) by forward tangent passes.
+    func jacobianVectorProducts(_ v: UnsafePointer<Double>, batch: Batch) {
+        let n = batch.interiorCount, s = network.inputDimension + 2
+        let t = interiorPass.tangent(v), seeds = interiorSeeds.pointer
+        let jv = interiorJv.reserve(n)
+        for k in 0..<n {
+            // J_n v = Σ_c ∂r_n/∂(out_c) · (out_c)˙
+            var sum = 0.0
+            for c in 0..<s { sum += seeds[k * s + c] * t[k * s + c] }
+            jv[k] = sum
+        }
+        let m = batch.boundaryCount
+        if m > 0 {
+            let tb = boundaryPass.tangent(v)
+            boundaryJv.reserve(m).update(from: tb, count: m)
+        }
+    }
+
+    /// (JΔ)ᵀ(Jδ)-type products: vᵀGw = 1/N Σ (J_n v)(J_n w) + 1/M Σ (J_m v)(J_m w), given
+    /// stored J v (interior, boundary) and J w.
+    static func ggnInner(_ jvInterior: UnsafePointer<Double>, _ jwInterior: UnsafePointer<Double>, _ n: Int,
+                         _ jvBoundary: UnsafePointer<Double>, _ jwBoundary: UnsafePointer<Double>, _ m: Int) -> Double {
+        var value = BLAS.dot(n, jvInterior, jwInterior) / Double(n)
+        if m > 0 { value += BLAS.dot(m, jvBoundary, jwBoundary) / Double(m) }
+        return value
+    }
+
+    /// J v on `batch`: the interior and condition residuals' directional derivatives.
+    public func jacobianVectorProduct(_ batch: Batch, _ v: [Double]) throws -> (interior: [Double], boundary: [Double]) {
+        try requireDirection(v)
+        try forward(batch)
+        v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!, batch: batch) }
+        return (Array(UnsafeBufferPointer(start: interiorJv.pointer, count: batch.interiorCount)),
+                Array(UnsafeBufferPointer(start: boundaryJv.pointer, count: batch.boundaryCount)))
+    }
+
+    /// G v = Jᵀ J v / N (interior) + Jᵀ J v / N_∂ (conditions): tangent passes, then one
+    /// backward pass per term seeded with (J_n v)/N · ∂r_n/∂(u, ∇u, T).
+    public func ggnVectorProduct(_ batch: Batch, _ v: [Double]) throws -> [Double] {
+        try requireDirection(v)
+        try forward(batch)
+        var out = [Double](repeating: 0, count: network.numParameters)
+        v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!, batch: batch) }
+        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
+        out.withUnsafeMutableBufferPointer { o in
+            let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv.pointer
+            for k in 0..<n {
+                let w = jv[k] / Double(n)
+                for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
+            }
+            interiorPass.backward(seeds: seeds)
+            interiorPass.accumulateGradient(into: o.baseAddress!, weights: nil)
+            if m > 0 {
+                let sb = scaledSeeds.reserve(m), jb = boundaryJv.pointer
+                for k in 0..<m { sb[k] = jb[k] / Double(m) }
+                boundaryPass.backward(seeds: sb)
+                boundaryPass.accumulateGradient(into: o.baseAddress!, weights: nil)
+            }
+        }
+        return out
+    }
+
+    private func requireDirection(_ v: [Double]) throws {
+        guard v.count == network.numParameters else {
+            throw KFPError.dimensionMismatch("direction has \(v.count) entries, the network has \(network.numParameters) parameters")
+        }
+        try requireFinite(v, "direction")
+    }
+
+    /// After `forward`: ∇L into `grad`, leaving in each pass the adjoints of the Jacobian seeds
+    /// (∂r_n/∂·, unscaled) that the Kronecker factors need. The gradient weights each sample's
+    /// contribution by r_n/N afterwards (the backward pass is linear in its seeds).
+    func gradientKeepingJacobianAdjoints(_ batch: Batch, into grad: UnsafeMutablePointer<Double>) {
+        grad.update(repeating: 0, count: network.numParameters)
+        let n = batch.interiorCount, m = batch.boundaryCount
+        let w = scaledSeeds.reserve(max(n, m)), r = interiorResiduals.pointer
+        for k in 0..<n { w[k] = r[k] / Double(n) }
+        interiorPass.backward(seeds: interiorSeeds.pointer)
+        interiorPass.accumulateGradient(into: grad, weights: w)
+        if m > 0 {
+            let rb = boundaryResiduals.pointer
+            for k in 0..<m { w[k] = rb[k] / Double(m) }
+            boundaryPass.backward(seeds: boundarySeeds.pointer)
+            boundaryPass.accumulateGradient(into: grad, weights: w)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// How weight sharing over the S Taylor columns of a sample enters the factors.
+public enum KroneckerApproximation: String, CaseIterable, Sendable {
+    /// A = 1/(N S) Σ_{n,s} z̃ z̃ᵀ, B = 1/N Σ_{n,s} g gᵀ (the default).
+    case expand
+    /// A = 1/N Σ_n z̄_n z̄_nᵀ (z̄_n: mean over s), B = 1/N Σ_n ḡ_n ḡ_nᵀ (ḡ_n: sum over s).
+    case reduce
+
+    public init(name: String) throws {
+        guard let a = KroneckerApproximation(rawValue: name) else {
+            throw KFPError.invalidArgument("unknown Kronecker approximation '\(name)' (known: expand, reduce)")
+        }
+        self = a
+    }
+}
+
+/// Copies the upper triangle of an n × n row-major matrix into its lower triangle.
+func symmetrizeFromUpper(_ m: UnsafeMutablePointer<Double>, _ n: Int) {
+    for i in 0..<n {
+        for j in 0..<i { m[i * n + j] = m[j * n + i] }
+    }
+}
+
+extension TaylorPass {
+    /// The Kronecker factors of linear layer l from the stored layer inputs Z̃ and output
+    /// adjoints G_l (call `backward` with the Jacobian seeds ∂r_n/∂(u, ∇u, T) first):
+    /// A ((h_in+1)², bias last, as W̃ = [W b]) into `a`, B (h_out²) into `b`, both full
+    /// symmetric. For a `.value` pass (S = 1) expand and reduce coincide.
+    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation,
+                          a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>) {
+        let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
+        let hin = widths[l], hout = widths[l + 1], h1 = hin + 1, d = widths[0]
+        let g = UnsafePointer(adjoints[l].pointer)
+        if approximation == .expand || s == 1 {
+            // A = 1/(N S) Σ_{n,s} z̃ z̃ᵀ with z̃ = [z; 1 in the value column, 0 elsewhere].
+            a.update(repeating: 0, count: h1 * h1)
+            if l == 0 {
+                // Input columns x_n, e_i (i = 1..d), 0: Σ z zᵀ = XᵀX + N·I.
+                BLAS.syrk(trans: true, n: d, k: n, a: points.pointer, lda: d, c: a, ldc: h1)
+                if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
+                for i in 0..<d {
+                    var sum = 0.0
+                    for k in 0..<n { sum += points.pointer[k * d + i] }
+                    a[i * h1 + d] = sum
+                }
+            } else {
+                let z = UnsafePointer(post[l - 1].pointer)
+                BLAS.syrk(n: hin, k: ns, a: z, lda: ns, c: a, ldc: h1)
+                for i in 0..<hin {
+                    var sum = 0.0
+                    for k in 0..<n { sum += z[i * ns + k * s] }
+                    a[i * h1 + hin] = sum
+                }
+            }
+            a[h1 * h1 - 1] = Double(n)
+            BLAS.scal(h1 * h1, 1 / Double(ns), a)
+            // B = 1/N Σ_{n,s} g gᵀ.
+            BLAS.syrk(n: hout, k: ns, a: g, lda: ns, c: b, ldc: hout)
+            BLAS.scal(hout * hout, 1 / Double(n), b)
+        } else {
+            // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
+            let zbar = reduceScratch.reserve(h1 * n)
+            for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
+            if l == 0 {
+                for i in 0..<d {
+                    for k in 0..<n { zbar[i * n + k] = (points.pointer[k * d + i] + 1) / Double(s) }
+                }
+            } else {
+                let z = post[l - 1].pointer
+                for i in 0..<hin {
+                    for k in 0..<n {
+                        var sum = 0.0
+                        for c in 0..<s { sum += z[i * ns + k * s + c] }
+                        zbar[i * n + k] = sum / Double(s)
+                    }
+                }
+            }
+            BLAS.syrk(n: h1, k: n, alpha: 1 / Double(n), a: zbar, lda: n, c: a, ldc: h1)
+            let gbar = reduceScratch2.reserve(hout * n)
+            for j in 0..<hout {
+                for k in 0..<n {
+                    var sum = 0.0
+                    for c in 0..<s { sum += g[j * ns + k * s + c] }
+                    gbar[j * n + k] = sum
+                }
+            }
+            BLAS.syrk(n: hout, k: n, alpha: 1 / Double(n), a: gbar, lda: n, c: b, ldc: hout)
+        }
+        symmetrizeFromUpper(a, h1)
+        symmetrizeFromUpper(b, hout)
+    }
+}

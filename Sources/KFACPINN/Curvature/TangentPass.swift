@@ -1,0 +1,88 @@
+extension TaylorPass {
+    /// Forward tangent of the output columns [u, ∇u, 𝒟_C u] in the parameter direction
+    /// v (D values, layout of θ), at the parameters and points of the last `forward`.
+    /// Linearises every rule of the Taylor pass (math.md §3):
+    ///   linear:     Ż' = W Ż + Ẇ Z + ḃ e₁ᵀ
+    ///   activation: v̇' = σ'v̇,  J̇'_i = σ''v̇ J_i + σ'J̇_i,
+    ///               Ṫ' = σ''v̇ T + σ'Ṫ + σ'''v̇ Q + σ''Q̇,  Q̇ = 2 Σ_ij C_ij J_i J̇_j.
+    /// Returns N·S values, valid until the next call.
+    func tangent(_ v: UnsafePointer<Double>) -> UnsafePointer<Double> {
+        network.parameters.withUnsafeBufferPointer { theta in
+            tangentLayers(theta.baseAddress!, v)
+        }
+    }
+
+    private func tangentLayers(_ theta: UnsafePointer<Double>, _ v: UnsafePointer<Double>) -> UnsafePointer<Double> {
+        let net = network, widths = net.widths, n = count, s = columnsPerSample
+        let d = widths[0], ns = n * s, L = net.numLayers, h1 = widths[1]
+        let act = net.activation
+        let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
+        // Layer 0: the inputs do not depend on θ, so Ż = Ẇ₀ Z₀ + ḃ₀: values Ẇ₀x_n + ḃ₀, J̇_i = Ẇ₀[:, i], Ṫ = 0.
+        let w0 = theta + net.weightOffset(0), dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0)
+        let vdot = reduceScratch.reserve(h1 * n)
+        BLAS.gemm(transB: true, m: h1, n: n, k: d, a: dw0, lda: d, b: points.pointer, ldb: d, c: vdot, ldc: n)
+        for j in 0..<h1 { for k in 0..<n { vdot[j * n + k] += db0[j] } }
+        if L == 1 {
+            let out = tangentOutput.reserve(ns)
+            for k in 0..<n {
+                out[k * s] = vdot[k]
+                if s > 1 {
+                    for i in 0..<d { out[k * s + 1 + i] = dw0[i] }
+                    out[k * s + d + 1] = 0
+                }
+            }
+            return UnsafePointer(out)
+        }
+        // Activation of layer 0 (pre J_i = W₀[:, i], T = 0, Q = q_j, Q̇_j = 2 Σ_i (C W_j)_i Ẇ_ji).
+        var post = tangentPost.reserve(h1 * ns)
+        do {
+            let v0 = firstValues.pointer, q = firstQuadratic.pointer, cw = firstCW.pointer
+            for j in 0..<h1 {
+                let wj = w0 + j * d, dwj = dw0 + j * d
+                var qdot = 0.0
+                if s > 1 { for i in 0..<d { qdot += 2 * cw[j * d + i] * dwj[i] } }
+                for k in 0..<n {
+                    let (_, s1, s2, s3) = act.derivatives(v0[j * n + k])
+                    let vd = vdot[j * n + k], o = post + j * ns + k * s
+                    o[0] = s1 * vd
+                    if s > 1 {
+                        for i in 0..<d { o[1 + i] = s2 * vd * wj[i] + s1 * dwj[i] }
+                        o[d + 1] = s3 * vd * q[j] + s2 * qdot
+                    }
+                }
+            }
+        }
+        let cj = reduceScratch2.reserve(max(d, 1))
+        for l in 1..<L {
+            let hin = widths[l], hout = widths[l + 1]
+            let w = theta + net.weightOffset(l), dw = v + net.weightOffset(l), db = v + net.biasOffset(l)
+            let z = l == L - 1 ? tangentOutput.reserve(hout * ns) : tangentPre.reserve(hout * ns)
+            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post, ldb: ns, c: z, ldc: ns)
+            BLAS.gemm(m: hout, n: ns, k: hin, a: dw, lda: hin, b: self.post[l - 1].pointer, ldb: ns,
+                      beta: 1, c: z, ldc: ns)
+            for j in 0..<hout { for k in 0..<n { z[j * ns + k * s] += db[j] } }
+            if l == L - 1 { break }
+            // Activation of hidden layer l: pre (v, J, T) from the forward pass, tangents in z.
+            post = tangentPost.reserve(hout * ns)
+            let p = pre[l].pointer
+            for e in 0..<(hout * n) {
+                let zi = p + e * s, t = z + e * s, o = post + e * s
+                let (_, s1, s2, s3) = act.derivatives(zi[0])
+                let vd = t[0]
+                o[0] = s1 * vd
+                if s > 1 {
+                    let jp = zi + 1, jd = t + 1
+                    Coefficients.apply(d, jp, cj, cvals, diagonal: diag)
+                    var q = 0.0, qdot = 0.0
+                    for i in 0..<d {
+                        q += jp[i] * cj[i]
+                        qdot += 2 * cj[i] * jd[i]
+                        o[1 + i] = s2 * vd * jp[i] + s1 * jd[i]
+                    }
+                    o[d + 1] = s2 * vd * zi[d + 1] + s1 * t[d + 1] + s3 * vd * q + s2 * qdot
+                }
+            }
+        }
+        return UnsafePointer(tangentOutput.pointer)
+    }
+}

@@ -1,0 +1,400 @@
+/// KFAC for PINN losses (Dangel, Müller, Zeinhofer 2024), math.md §5–6.
+///
+/// Per linear layer it keeps Kronecker factors of the interior and condition GGN blocks,
+/// G_Ω ≈ B_Ω ⊗ A_Ω and G_∂ ≈ B_∂ ⊗ A_∂, as exponential moving averages, and preconditions
+/// the gradient with the exact inverse of their damped Kronecker sum. The step is
+/// either a grid line search on heavy-ball momentum (KFAC), a fixed learning rate, or
+/// the automatic step size and momentum of the damped 2-D quadratic model (KFAC*).
+public final class KFAC: Optimizer {
+    /// How the step is scaled.
+    public enum StepRule: String, CaseIterable, Sendable {
+        /// θ ← θ + α* m, α* minimising the batch loss over {2^−30, …, 2^0}.
+        case lineSearch = "line_search"
+        /// KFAC*: α, μ from the damped quadratic model with the exact GGN.
+        case automatic = "auto"
+        /// θ ← θ + lr · m.
+        case fixed
+    }
+
+    /// Initial value of the moving averages of the factors.
+    public enum FactorInitialization: String, CaseIterable, Sendable {
+        case identity, zero
+    }
+
+    public struct Options: Sendable, Equatable {
+        /// λ > 0, added to all four factors (and to the quadratic model of KFAC*).
+        public var damping = 1e-10
+        /// β ∈ [0, 1): F ← β F + (1 − β) F_batch.
+        public var ema = 0.95
+        /// Heavy-ball μ ∈ [0, 1) of the line-search and fixed steps.
+        public var momentum = 0.0
+        public var stepRule = StepRule.lineSearch
+        /// Learning rate of `.fixed` steps.
+        public var learningRate = 1.0
+        /// T_kfac: update the factors every this many steps.
+        public var factorPeriod = 1
+        /// T_inv: recompute the eigendecompositions every this many steps.
+        public var inversePeriod = 1
+        public var factorInitialization = FactorInitialization.identity
+        public var approximation = KroneckerApproximation.expand
+
+        public init() {}
+
+        func validate() throws {
+            guard damping.isFinite, damping > 0 else {
+                throw KFPError.invalidArgument("damping must be positive and finite, got \(damping)")
+            }
+            guard ema.isFinite, ema >= 0, ema < 1 else { throw KFPError.invalidArgument("ema must be in [0, 1), got \(ema)") }
+            guard momentum.isFinite, momentum >= 0, momentum < 1 else {
+                throw KFPError.invalidArgument("momentum must be in [0, 1), got \(momentum)")
+            }
+            guard learningRate.isFinite, learningRate > 0 else {
+                throw KFPError.invalidArgument("learning rate must be positive and finite, got \(learningRate)")
+            }
+            guard factorPeriod >= 1 else { throw KFPError.invalidArgument("factor_period must be at least 1, got \(factorPeriod)") }
+            guard inversePeriod >= 1 else { throw KFPError.invalidArgument("inverse_period must be at least 1, got \(inversePeriod)") }
+        }
+    }
+
+    /// The damped Kronecker factors of one layer (undamped moving averages).
+    struct LayerState {
+        var interiorA: [Double], interiorB: [Double], boundaryA: [Double], boundaryB: [Double]
+        var inverse: KroneckerSumInverse
+    }
+
+    public let network: MLP
+    public let loss: PINNLoss
+    public private(set) var options: Options
+    /// Steps taken (including rejected line-search steps).
+    public private(set) var stepCount = 0
+    /// Time per phase, accumulated over the steps.
+    public private(set) var profile = StepProfile()
+    var layers: [LayerState]
+    /// Whether any batch had condition points (else the Kronecker sum has one term).
+    var hasBoundary = false
+    var invertedOnce = false
+    /// Heavy-ball buffer m (line search, fixed) or the previous update δ (KFAC*).
+    var previousUpdate: [Double]
+    var hasPreviousUpdate = false
+
+    // Work space, reused across steps.
+    var gradient: [Double], direction: [Double]
+    private var theta0: [Double], candidate: [Double]
+    private let batchA = Buffer(), batchB = Buffer(), packed = Buffer(), solved = Buffer(), work = Buffer()
+    private let jvInterior = Buffer(), jvBoundary = Buffer()
+
+    /// The line-search grid, largest first: 2^0, 2^−1, …, 2^−30.
+    public static let lineSearchGrid: [Double] = (0...30).map { 1 / Double(1 << $0) }
+
+    public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
+        try options.validate()
+        self.network = network
+        self.loss = try PINNLoss(network: network, operator: op)
+        self.options = options
+        let d = network.numParameters
+        gradient = [Double](repeating: 0, count: d)
+        direction = gradient
+        theta0 = gradient
+        candidate = gradient
+        previousUpdate = gradient
+        layers = []
+        for l in 0..<network.numLayers {
+            let hin1 = network.widths[l] + 1, hout = network.widths[l + 1]
+            let a = KFAC.initialFactor(hin1, options.factorInitialization)
+            let b = KFAC.initialFactor(hout, options.factorInitialization)
+            layers.append(LayerState(interiorA: a, interiorB: b, boundaryA: a, boundaryB: b,
+                                     inverse: KroneckerSumInverse(rows: hout, columns: hin1)))
+        }
+    }
+
+    static func initialFactor(_ n: Int, _ kind: FactorInitialization) -> [Double] {
+        var m = [Double](repeating: 0, count: n * n)
+        if kind == .identity { for i in 0..<n { m[i * n + i] = 1 } }
+        return m
+    }
+
+    /// Replaces all options at once (validated; nothing changes on failure).
+    public func setOptions(_ new: Options) throws {
+        try new.validate()
+        if new.factorInitialization != options.factorInitialization && stepCount == 0 {
+            for l in 0..<layers.count {
+                let hin1 = network.widths[l] + 1, hout = network.widths[l + 1]
+                let a = KFAC.initialFactor(hin1, new.factorInitialization)
+                let b = KFAC.initialFactor(hout, new.factorInitialization)
+                layers[l].interiorA = a; layers[l].boundaryA = a
+                layers[l].interiorB = b; layers[l].boundaryB = b
+            }
+        }
+        options = new
+    }
+
+    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
+        var o = options
+        switch option {
+        case .damping: o.damping = try value.double(option)
+        case .ema: o.ema = try value.double(option)
+        case .momentum: o.momentum = try value.double(option)
+        case .learningRate: o.learningRate = try value.double(option)
+        case .factorPeriod: o.factorPeriod = try value.int(option)
+        case .inversePeriod: o.inversePeriod = try value.int(option)
+        case .stepRule:
+            let name = try value.string(option)
+            guard let rule = StepRule(rawValue: name) else {
+                throw KFPError.invalidArgument("unknown step rule '\(name)' (known: line_search, auto, fixed)")
+            }
+            o.stepRule = rule
+        case .factorInitialization:
+            let name = try value.string(option)
+            guard let kind = FactorInitialization(rawValue: name) else {
+                throw KFPError.invalidArgument("unknown factor initialisation '\(name)' (known: identity, zero)")
+            }
+            guard stepCount == 0 || kind == options.factorInitialization else {
+                throw KFPError.invalidArgument("factor_init can only be changed before the first step")
+            }
+            o.factorInitialization = kind
+        case .approximation: o.approximation = try KroneckerApproximation(name: try value.string(option))
+        }
+        try setOptions(o)
+    }
+
+    public func option(_ option: OptimizerOption) throws -> OptionValue {
+        switch option {
+        case .damping: return .double(options.damping)
+        case .ema: return .double(options.ema)
+        case .momentum: return .double(options.momentum)
+        case .learningRate: return .double(options.learningRate)
+        case .factorPeriod: return .int(options.factorPeriod)
+        case .inversePeriod: return .int(options.inversePeriod)
+        case .stepRule: return .string(options.stepRule.rawValue)
+        case .factorInitialization: return .string(options.factorInitialization.rawValue)
+        case .approximation: return .string(options.approximation.rawValue)
+        }
+    }
+
+    /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a
+    /// non-finite loss, gradient or update, a failed eigendecomposition) the parameters
+    /// and the optimizer state are as before.
+    public func step(_ batch: Batch) throws -> StepStatistics {
+        var clock = monotonicSeconds(), times = StepProfile()
+        func lap(_ phase: WritableKeyPath<StepProfile, Double>) {
+            let now = monotonicSeconds()
+            times[keyPath: phase] += now - clock
+            clock = now
+        }
+        let value = try loss.forward(batch)
+        lap(\.forward)
+        let D = network.numParameters
+        try gradient.withUnsafeMutableBufferPointer { g in
+            loss.gradientKeepingJacobianAdjoints(batch, into: g.baseAddress!)
+            for i in 0..<D where !g[i].isFinite {
+                throw KFPError.nonFinite("KFAC: the gradient has a non-finite entry at index \(i)")
+            }
+        }
+        lap(\.backward)
+        // Candidate curvature state; committed only when the whole step succeeds.
+        var newLayers = layers
+        var newHasBoundary = hasBoundary
+        let updateFactors = stepCount % options.factorPeriod == 0
+        if updateFactors {
+            if batch.boundaryCount > 0 { newHasBoundary = true }
+            for l in 0..<newLayers.count {
+                updateMovingAverages(&newLayers[l], layer: l, boundary: batch.boundaryCount > 0)
+            }
+        }
+        lap(\.factors)
+        if stepCount % options.inversePeriod == 0 || !invertedOnce {
+            for l in 0..<newLayers.count {
+                let s = newLayers[l]
+                try newLayers[l].inverse.factorize(
+                    interiorA: s.interiorA, interiorB: s.interiorB,
+                    boundaryA: newHasBoundary ? s.boundaryA : nil, boundaryB: newHasBoundary ? s.boundaryB : nil,
+                    damping: options.damping, layer: l)
+            }
+        }
+        lap(\.inverse)
+        // Δ = −X, X solving the damped Kronecker sum, per layer.
+        for l in 0..<newLayers.count { precondition(layer: l, inverse: newLayers[l].inverse) }
+        try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
+        lap(\.solve)
+
+        var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
+                                   stepSize: 0, momentum: 0, updateNorm: 0, accepted: false)
+        switch options.stepRule {
+        case .automatic: try automaticStep(batch, &stats)
+        case .lineSearch, .fixed: try momentumStep(batch, &stats)
+        }
+        lap(\.stepSize)
+        times.steps = 1
+        profile.add(times)
+        layers = newLayers
+        hasBoundary = newHasBoundary
+        invertedOnce = true
+        stepCount += 1
+        return stats
+    }
+
+    /// F ← β F + (1 − β) F_batch for the four factors of layer l.
+    private func updateMovingAverages(_ state: inout LayerState, layer l: Int, boundary: Bool) {
+        let hin1 = network.widths[l] + 1, hout = network.widths[l + 1], beta = options.ema
+        let a = batchA.reserve(hin1 * hin1), b = batchB.reserve(hout * hout)
+        func blend(_ f: inout [Double], _ batch: UnsafePointer<Double>) {
+            f.withUnsafeMutableBufferPointer { p in
+                for i in 0..<p.count { p[i] = beta * p[i] + (1 - beta) * batch[i] }
+            }
+        }
+        loss.interiorPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b)
+        blend(&state.interiorA, a)
+        blend(&state.interiorB, b)
+        if boundary {
+            loss.boundaryPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b)
+            blend(&state.boundaryA, a)
+            blend(&state.boundaryB, b)
+        }
+    }
+
+    /// direction[layer l] = −X with X the Kronecker-sum solve of the layer's gradient.
+    private func precondition(layer l: Int, inverse: KroneckerSumInverse) {
+        let hin = network.widths[l], hout = network.widths[l + 1], h1 = hin + 1
+        let wo = network.weightOffset(l), bo = network.biasOffset(l)
+        let g = packed.reserve(hout * h1), x = solved.reserve(hout * h1), w = work.reserve(hout * h1)
+        gradient.withUnsafeBufferPointer { grad in
+            for j in 0..<hout {
+                for i in 0..<hin { g[j * h1 + i] = grad[wo + j * hin + i] }
+                g[j * h1 + hin] = grad[bo + j]
+            }
+        }
+        inverse.solve(g, into: x, work: w)
+        direction.withUnsafeMutableBufferPointer { dir in
+            for j in 0..<hout {
+                for i in 0..<hin { dir[wo + j * hin + i] = -x[j * h1 + i] }
+                dir[bo + j] = -x[j * h1 + hin]
+            }
+        }
+    }
+
+    /// Heavy ball m ← μ m + Δ, then θ ← θ + α m with α from the grid line search or fixed.
+    private func momentumStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
+        let D = network.numParameters, mu = hasPreviousUpdate ? options.momentum : 0
+        candidate.withUnsafeMutableBufferPointer { m in
+            previousUpdate.withUnsafeBufferPointer { prev in
+                direction.withUnsafeBufferPointer { dir in
+                    for i in 0..<D { m[i] = mu * prev[i] + dir[i] }
+                }
+            }
+        }
+        theta0 = network.parameters
+        var alpha = options.learningRate
+        if options.stepRule == .lineSearch {
+            var best = stats.loss, bestAlpha = 0.0
+            for a in KFAC.lineSearchGrid {
+                setParameters(alpha: a)
+                if let trial = try? loss.forward(batch).total, trial < best {
+                    best = trial
+                    bestAlpha = a
+                }
+            }
+            alpha = bestAlpha
+            if bestAlpha == 0 {
+                // No grid value lowers the loss: the parameters stay where they were.
+                network.assignParameters(theta0)
+                stats.momentum = mu
+                return
+            }
+        }
+        setParameters(alpha: alpha)
+        try network.parameters.withUnsafeBufferPointer { p in
+            do { try requireFiniteUpdate(p.baseAddress!, D, "KFAC") } catch {
+                network.assignParameters(theta0)
+                throw error
+            }
+        }
+        swap(&previousUpdate, &candidate)
+        hasPreviousUpdate = true
+        stats.stepSize = alpha
+        stats.momentum = mu
+        stats.updateNorm = alpha * previousUpdate.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
+        stats.accepted = true
+    }
+
+    /// θ ← θ₀ + α · candidate.
+    private func setParameters(alpha: Double) {
+        theta0.withUnsafeBufferPointer { t in
+            candidate.withUnsafeBufferPointer { m in network.setParameters(t.baseAddress!, plus: alpha, times: m.baseAddress!) }
+        }
+    }
+
+    /// KFAC*: minimise the damped quadratic model over span{Δ, δ}:
+    /// M = [[ΔᵀGΔ + λ‖Δ‖², ΔᵀGδ + λΔᵀδ], [·, δᵀGδ + λ‖δ‖²]], b = [∇ᵀΔ, ∇ᵀδ], (α, μ) = −M⁻¹b;
+    /// first step (no δ) with the 1-D model. Then δ ← αΔ + μδ, θ ← θ + δ.
+    private func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
+        let D = network.numParameters
+        let (alpha, mu) = quadraticModelStep(batch)
+        guard alpha.isFinite, mu.isFinite else {
+            throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
+        }
+        candidate.withUnsafeMutableBufferPointer { c in
+            previousUpdate.withUnsafeBufferPointer { prev in
+                direction.withUnsafeBufferPointer { dir in
+                    for i in 0..<D { c[i] = alpha * dir[i] + mu * prev[i] }
+                }
+            }
+        }
+        theta0 = network.parameters
+        setParameters(alpha: 1)
+        try network.parameters.withUnsafeBufferPointer { p in
+            do { try requireFiniteUpdate(p.baseAddress!, D, "KFAC*") } catch {
+                network.assignParameters(theta0)
+                throw error
+            }
+        }
+        swap(&previousUpdate, &candidate)
+        hasPreviousUpdate = true
+        stats.stepSize = alpha
+        stats.momentum = mu
+        stats.updateNorm = previousUpdate.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
+        stats.accepted = true
+    }
+
+    /// (α, μ) of the damped quadratic model at the current forward pass (see `automaticStep`).
+    func quadraticModelStep(_ batch: Batch) -> (alpha: Double, mu: Double) {
+        let c = quadraticModelCoefficients(batch)
+        if hasPreviousUpdate {
+            let det = c.m11 * c.m22 - c.m12 * c.m12
+            if det > 0, det.isFinite {
+                let alpha = -(c.m22 * c.b1 - c.m12 * c.b2) / det
+                let mu = -(-c.m12 * c.b1 + c.m11 * c.b2) / det
+                return (alpha, mu)
+            }
+        }
+        return (-c.b1 / c.m11, 0)
+    }
+
+    /// Entries of the damped 2-D quadratic model, from J Δ and J δ (tangent passes at the
+    /// current forward pass).
+    func quadraticModelCoefficients(_ batch: Batch)
+        -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double)
+    {
+        let D = network.numParameters, n = batch.interiorCount, m = batch.boundaryCount
+        let lambda = options.damping
+        let ji = jvInterior.reserve(n), jb = jvBoundary.reserve(max(m, 1))
+        direction.withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, batch: batch) }
+        ji.update(from: loss.interiorJv.pointer, count: n)
+        if m > 0 { jb.update(from: loss.boundaryJv.pointer, count: m) }
+        let dd = PINNLoss.ggnInner(ji, ji, n, jb, jb, m)
+        return direction.withUnsafeBufferPointer { dirp in
+            gradient.withUnsafeBufferPointer { gp in
+                previousUpdate.withUnsafeBufferPointer { pp in
+                    let dir = dirp.baseAddress!, g = gp.baseAddress!, prev = pp.baseAddress!
+                    let m11 = dd + lambda * BLAS.dot(D, dir, dir)
+                    let b1 = BLAS.dot(D, g, dir)
+                    guard hasPreviousUpdate else { return (m11, 0, 0, b1, 0) }
+                    loss.jacobianVectorProducts(prev, batch: batch)
+                    let ki = loss.interiorJv.pointer, kb = loss.boundaryJv.pointer
+                    let m12 = PINNLoss.ggnInner(ji, ki, n, jb, kb, m) + lambda * BLAS.dot(D, dir, prev)
+                    let m22 = PINNLoss.ggnInner(ki, ki, n, kb, kb, m) + lambda * BLAS.dot(D, prev, prev)
+                    return (m11, m12, m22, b1, BLAS.dot(D, g, prev))
+                }
+            }
+        }
+    }
+}

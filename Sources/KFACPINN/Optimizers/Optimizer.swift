@@ -1,0 +1,95 @@
+import Glibc
+
+/// What one optimizer step did.
+public struct StepStatistics: Sendable, Equatable {
+    /// L(θ) before the step, and its interior and condition terms.
+    public var loss: Double
+    public var lossInterior: Double
+    public var lossBoundary: Double
+    /// Step size α of the update (the learning rate for fixed steps).
+    public var stepSize: Double
+    /// Momentum μ applied to the previous update.
+    public var momentum: Double
+    /// ‖θ_new − θ‖.
+    public var updateNorm: Double
+    /// Whether the parameters moved (false when no grid step lowered the loss).
+    public var accepted: Bool
+}
+
+/// Options addressable by key (the C ABI's `kfp_option`); each optimizer accepts its own.
+public enum OptimizerOption: String, CaseIterable, Sendable {
+    case damping, ema, momentum, learningRate = "learning_rate", stepRule = "step_rule"
+    case factorPeriod = "factor_period", inversePeriod = "inverse_period"
+    case factorInitialization = "factor_init", approximation
+}
+
+/// A value set through `Optimizer.setOption`.
+public enum OptionValue: Sendable, Equatable {
+    case double(Double)
+    case int(Int)
+    case string(String)
+
+    func double(_ option: OptimizerOption) throws -> Double {
+        guard case .double(let v) = self else { throw KFPError.invalidArgument("option \(option.rawValue) takes a double") }
+        return v
+    }
+
+    func int(_ option: OptimizerOption) throws -> Int {
+        guard case .int(let v) = self else { throw KFPError.invalidArgument("option \(option.rawValue) takes an integer") }
+        return v
+    }
+
+    func string(_ option: OptimizerOption) throws -> String {
+        guard case .string(let v) = self else { throw KFPError.invalidArgument("option \(option.rawValue) takes a string") }
+        return v
+    }
+}
+
+/// An optimizer of a PINN loss bound to one network and operator.
+public protocol Optimizer: AnyObject {
+    var network: MLP { get }
+    /// One step on `batch`. On a thrown error the parameters and the optimizer state are unchanged.
+    func step(_ batch: Batch) throws -> StepStatistics
+    /// Sets an option by key; unknown keys and out-of-range values throw and change nothing.
+    func setOption(_ option: OptimizerOption, _ value: OptionValue) throws
+    /// The current value of an option.
+    func option(_ option: OptimizerOption) throws -> OptionValue
+}
+
+/// θ_new finite, or `.nonFinite` naming the optimizer.
+func requireFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) throws {
+    for i in 0..<count where !p[i].isFinite {
+        throw KFPError.nonFinite("\(name): the update has a non-finite entry at index \(i); the step was rejected and nothing changed")
+    }
+}
+
+/// Wall time spent in each phase of the steps taken so far, in seconds.
+public struct StepProfile: Sendable, Equatable {
+    /// Taylor-mode forward passes and residuals at the current parameters.
+    public var forward = 0.0
+    /// Backward passes and the gradient.
+    public var backward = 0.0
+    /// Kronecker factors and their moving averages.
+    public var factors = 0.0
+    /// Eigendecompositions of the factors.
+    public var inverse = 0.0
+    /// Preconditioning the gradient (Kronecker-sum solves).
+    public var solve = 0.0
+    /// Choosing the step: line-search loss evaluations or the quadratic model's tangent passes.
+    public var stepSize = 0.0
+    public var steps = 0
+
+    public var total: Double { forward + backward + factors + inverse + solve + stepSize }
+
+    mutating func add(_ other: StepProfile) {
+        forward += other.forward; backward += other.backward; factors += other.factors
+        inverse += other.inverse; solve += other.solve; stepSize += other.stepSize; steps += other.steps
+    }
+}
+
+/// Seconds on a monotonic clock.
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

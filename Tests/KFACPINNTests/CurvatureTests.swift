@@ -1,0 +1,351 @@
+import Testing
+@testable import KFACPINN
+
+// MARK: - Independent reference computations
+
+/// Solves the dense system M x = b (n × n, row-major) by Gaussian elimination with partial pivoting.
+func denseSolve(_ matrix: [Double], _ rhs: [Double]) -> [Double] {
+    let n = rhs.count
+    var a = matrix, b = rhs
+    for col in 0..<n {
+        var pivot = col
+        for r in (col + 1)..<max(col + 1, n) where abs(a[r * n + col]) > abs(a[pivot * n + col]) { pivot = r }
+        if pivot != col {
+            for c in 0..<n { a.swapAt(col * n + c, pivot * n + c) }
+            b.swapAt(col, pivot)
+        }
+        for r in (col + 1)..<max(col + 1, n) {
+            let f = a[r * n + col] / a[col * n + col]
+            if f == 0 { continue }
+            for c in col..<n { a[r * n + c] -= f * a[col * n + c] }
+            b[r] -= f * b[col]
+        }
+    }
+    var x = [Double](repeating: 0, count: n)
+    for r in stride(from: n - 1, through: 0, by: -1) {
+        var s = b[r]
+        for c in (r + 1)..<max(r + 1, n) { s -= a[r * n + c] * x[c] }
+        x[r] = s / a[r * n + r]
+    }
+    return x
+}
+
+/// B ⊗ A (row-major flattening of X: index j·cols + i), n = rows·cols.
+func kron(_ b: [Double], _ rows: Int, _ a: [Double], _ cols: Int) -> [Double] {
+    let n = rows * cols
+    var k = [Double](repeating: 0, count: n * n)
+    for j in 0..<rows { for jj in 0..<rows { for i in 0..<cols { for ii in 0..<cols {
+        k[(j * cols + i) * n + jj * cols + ii] = b[j * rows + jj] * a[i * cols + ii]
+    } } } }
+    return k
+}
+
+/// Index in θ of entry (j, i) of layer l's W̃ = [W b] (i = h_in is the bias).
+func thetaIndex(_ net: MLP, layer l: Int, row j: Int, column i: Int) -> Int {
+    let hin = net.widths[l]
+    return i < hin ? net.weightOffset(l) + j * hin + i : net.biasOffset(l) + j
+}
+
+/// Dense Jacobians of the interior residuals (N × D) and condition residuals (M × D) by central differences.
+func denseJacobians(_ net: MLP, _ op: Operator, _ batch: Batch, h: Double = 1e-6) throws -> (interior: [Double], boundary: [Double]) {
+    let theta = net.parameters, D = theta.count, n = batch.interiorCount, m = batch.boundaryCount
+    var ji = [Double](repeating: 0, count: n * D), jb = [Double](repeating: 0, count: m * D)
+    func residuals() throws -> ([Double], [Double]) {
+        let r = try op.residual(network: net, points: batch.interiorPoints, count: n, source: batch.source)
+        let u = m > 0 ? try net.evaluate(batch.boundaryPoints, count: m) : []
+        return (r, zip(u, batch.boundaryValues).map { $0 - $1 })
+    }
+    for p in 0..<D {
+        var t = theta
+        t[p] += h; try net.setParameters(t)
+        let (rp, bp) = try residuals()
+        t[p] -= 2 * h; try net.setParameters(t)
+        let (rm, bm) = try residuals()
+        for k in 0..<n { ji[k * D + p] = (rp[k] - rm[k]) / (2 * h) }
+        for k in 0..<m { jb[k * D + p] = (bp[k] - bm[k]) / (2 * h) }
+    }
+    try net.setParameters(theta)
+    return (ji, jb)
+}
+
+func smallBatch(_ d: Int, interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
+    var rng = RandomSource(seed: seed)
+    return try Batch(dimension: d, interiorPoints: randomPoints(n, d, seed: seed),
+                     source: (0..<n).map { _ in rng.uniform(-1, 1) },
+                     boundaryPoints: randomPoints(m, d, seed: seed + 7),
+                     boundaryValues: (0..<m).map { _ in rng.uniform(-1, 1) })
+}
+
+/// Batch factors of every layer of a pass.
+func factors(_ pass: TaylorPass, _ approximation: KroneckerApproximation = .expand) -> [(a: [Double], b: [Double])] {
+    (0..<pass.network.numLayers).map { l in
+        let h1 = pass.network.widths[l] + 1, ho = pass.network.widths[l + 1]
+        var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
+        a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in
+                pass.kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
+            }
+        }
+        return (a, b)
+    }
+}
+
+// MARK: - Tests
+
+struct CurvatureTests {
+    @Test("one condition point: A_∂ ⊗ B_∂ equals the exact GGN block from the dense Jacobian")
+    func boundaryFactorsOneSample() throws {
+        let net = try MLP(widths: [2, 5, 4, 1], seed: 3)
+        let op = try Operator.poisson(dimension: 2)
+        let batch = try smallBatch(2, interior: 3, boundary: 1, seed: 5)
+        let loss = try PINNLoss(network: net, operator: op)
+        try loss.forward(batch)
+        var g = [Double](repeating: 0, count: net.numParameters)
+        g.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        let f = factors(loss.boundaryPass)
+        let jb = try denseJacobians(net, op, batch).boundary
+        for l in 0..<net.numLayers {
+            let h1 = net.widths[l] + 1, ho = net.widths[l + 1]
+            let block = kron(f[l].b, ho, f[l].a, h1)
+            var worst = 0.0
+            for j in 0..<ho { for i in 0..<h1 { for jj in 0..<ho { for ii in 0..<h1 {
+                let exact = jb[thetaIndex(net, layer: l, row: j, column: i)] * jb[thetaIndex(net, layer: l, row: jj, column: ii)]
+                worst = max(worst, abs(block[(j * h1 + i) * (ho * h1) + jj * h1 + ii] - exact))
+            } } } }
+            #expect(worst < 1e-8, "layer \(l): max difference to the exact GGN block \(worst)")
+            #expect(abs(f[l].a[h1 * h1 - 1] - 1) < 1e-15, "boundary bias–bias entry of A is \(f[l].a[h1 * h1 - 1])")
+        }
+        #expect(f[net.numLayers - 1].b == [1])
+    }
+
+    @Test("sanity values: interior bias–bias of A is 1/S, the last layer's B_Ω is [[1]] for the Laplacian")
+    func sanityValues() throws {
+        let net = try MLP(widths: [2, 6, 5, 1], seed: 1)
+        let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
+        let batch = try smallBatch(2, interior: 7, boundary: 3, seed: 2)
+        try loss.forward(batch)
+        var g = [Double](repeating: 0, count: net.numParameters)
+        g.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        let f = factors(loss.interiorPass)
+        for l in 0..<net.numLayers {
+            let h1 = net.widths[l] + 1
+            #expect(abs(f[l].a[h1 * h1 - 1] - 0.25) < 1e-15, "layer \(l): \(f[l].a[h1 * h1 - 1])")
+        }
+        #expect(abs(f[net.numLayers - 1].b[0] - 1) < 1e-14, "B_Ω of the last layer is \(f[net.numLayers - 1].b)")
+    }
+
+    @Test("interior factors equal the expand/reduce formulas evaluated sample by sample",
+          arguments: ["poisson", "log_fokker_planck"])
+    func interiorFactorsBruteForce(_ name: String) throws {
+        let op = name == "poisson" ? try Operator.poisson(dimension: 3) : try Operator.logFokkerPlanck(spaceDimension: 2)
+        let d = 3, s = d + 2, n = 4
+        let net = try MLP(widths: [d, 5, 4, 1], seed: 8)
+        let batch = try smallBatch(d, interior: n, boundary: 2, seed: 4)
+        let loss = try PINNLoss(network: net, operator: op)
+        try loss.forward(batch)
+        var grad = [Double](repeating: 0, count: net.numParameters)
+        grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        let expand = factors(loss.interiorPass, .expand), reduce = factors(loss.interiorPass, .reduce)
+        let jac = try denseJacobians(net, op, batch).interior
+        let D = net.numParameters
+        for l in 0..<net.numLayers {
+            let hin = net.widths[l], h1 = hin + 1, ho = net.widths[l + 1]
+            var aE = [Double](repeating: 0, count: h1 * h1), bE = [Double](repeating: 0, count: ho * ho)
+            var aR = aE, bR = bE
+            for k in 0..<n {
+                // One sample alone: its Taylor columns Z̃ (h_in+1 × S) and adjoints g (h_out × S).
+                let x = Array(batch.interiorPoints[(k * d)..<((k + 1) * d)])
+                let single = TaylorPass(network: net)
+                try single.forward(x, count: 1, mode: .taylor(op.coefficients))
+                var r = [0.0], seeds = [Double](repeating: 0, count: s)
+                x.withUnsafeBufferPointer { xp in
+                    [batch.source[k]].withUnsafeBufferPointer { fp in
+                        op.residuals(output: single.output, points: xp.baseAddress!, source: fp.baseAddress!, count: 1,
+                                     residuals: &r, seeds: &seeds)
+                    }
+                }
+                seeds.withUnsafeBufferPointer { single.backward(seeds: $0.baseAddress!) }
+                var z = [Double](repeating: 0, count: h1 * s)
+                for c in 0..<s {
+                    if l == 0 {
+                        for i in 0..<d { z[i * s + c] = c == 0 ? x[i] : (c == 1 + i ? 1 : 0) }
+                    } else {
+                        for i in 0..<hin { z[i * s + c] = single.post[l - 1].pointer[i * s + c] }
+                    }
+                    z[hin * s + c] = c == 0 ? 1 : 0
+                }
+                let g = single.adjoints[l].pointer
+                // Per-sample Jacobian Σ_s g_s z̃_sᵀ equals ∂r_n/∂W̃ from finite differences.
+                for j in 0..<ho { for i in 0..<h1 {
+                    var sum = 0.0
+                    for c in 0..<s { sum += g[j * s + c] * z[i * s + c] }
+                    let fd = jac[k * D + thetaIndex(net, layer: l, row: j, column: i)]
+                    #expect(abs(sum - fd) < 1e-7, "layer \(l) sample \(k) (\(j), \(i)): \(sum) vs \(fd)")
+                } }
+                for i in 0..<h1 { for ii in 0..<h1 {
+                    var e = 0.0, zi = 0.0, zii = 0.0
+                    for c in 0..<s { e += z[i * s + c] * z[ii * s + c]; zi += z[i * s + c]; zii += z[ii * s + c] }
+                    aE[i * h1 + ii] += e / Double(n * s)
+                    aR[i * h1 + ii] += (zi / Double(s)) * (zii / Double(s)) / Double(n)
+                } }
+                for j in 0..<ho { for jj in 0..<ho {
+                    var e = 0.0, gj = 0.0, gjj = 0.0
+                    for c in 0..<s { e += g[j * s + c] * g[jj * s + c]; gj += g[j * s + c]; gjj += g[jj * s + c] }
+                    bE[j * ho + jj] += e / Double(n)
+                    bR[j * ho + jj] += gj * gjj / Double(n)
+                } }
+            }
+            for (got, want, what) in [(expand[l].a, aE, "A expand"), (expand[l].b, bE, "B expand"),
+                                      (reduce[l].a, aR, "A reduce"), (reduce[l].b, bR, "B reduce")] {
+                let diff = maxRelativeDifference(got, want)
+                #expect(diff < 1e-13, "\(name) layer \(l) \(what): max difference \(diff)")
+            }
+        }
+    }
+
+    @Test("Kronecker-sum solve equals a dense solve of (B̂_Ω⊗Â_Ω + B̂_∂⊗Â_∂) x = g")
+    func kroneckerSumSolve() throws {
+        let rows = 4, cols = 5, lambda = 1e-3
+        var rng = RandomSource(seed: 17)
+        func spd(_ n: Int, rank: Int) -> [Double] {
+            let v = (0..<(n * rank)).map { _ in rng.uniform(-1, 1) }
+            var m = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { for k in 0..<rank { m[i * n + j] += v[i * rank + k] * v[j * rank + k] } } }
+            return m
+        }
+        // Rank-deficient factors: the damping makes the system solvable.
+        let aO = spd(cols, rank: 3), bO = spd(rows, rank: 2), aB = spd(cols, rank: 2), bB = spd(rows, rank: 4)
+        let g = (0..<(rows * cols)).map { _ in rng.uniform(-1, 1) }
+        var inverse = KroneckerSumInverse(rows: rows, columns: cols)
+        try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: aB, boundaryB: bB, damping: lambda, layer: 0)
+        var x = [Double](repeating: 0, count: rows * cols), work = x
+        g.withUnsafeBufferPointer { gp in
+            x.withUnsafeMutableBufferPointer { xp in
+                work.withUnsafeMutableBufferPointer { inverse.solve(gp.baseAddress!, into: xp.baseAddress!, work: $0.baseAddress!) }
+            }
+        }
+        func damped(_ m: [Double], _ n: Int) -> [Double] { var d = m; for i in 0..<n { d[i * n + i] += lambda }; return d }
+        let k1 = kron(damped(bO, rows), rows, damped(aO, cols), cols), k2 = kron(damped(bB, rows), rows, damped(aB, cols), cols)
+        let expected = denseSolve(zip(k1, k2).map { $0 + $1 }, g)
+        let diff = maxRelativeDifference(x, expected)
+        #expect(diff < 1e-9, "max difference \(diff)")
+        // Without condition factors: X = B̂⁻¹ ∇ Â⁻¹.
+        try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: nil, boundaryB: nil, damping: lambda, layer: 0)
+        g.withUnsafeBufferPointer { gp in
+            x.withUnsafeMutableBufferPointer { xp in
+                work.withUnsafeMutableBufferPointer { inverse.solve(gp.baseAddress!, into: xp.baseAddress!, work: $0.baseAddress!) }
+            }
+        }
+        let single = denseSolve(k1, g)
+        #expect(maxRelativeDifference(x, single) < 1e-9, "one-term difference \(maxRelativeDifference(x, single))")
+    }
+
+    @Test("J v and G v equal products with the dense Jacobians", arguments: ["poisson", "heat", "log_fokker_planck"])
+    func jacobianAndGGNProducts(_ name: String) throws {
+        let op = try LossTests.makeOperator(name)
+        let net = try MLP(widths: [op.dimension, 6, 5, 1], seed: 12)
+        let batch = try smallBatch(op.dimension, interior: 5, boundary: 3, seed: 6)
+        let loss = try PINNLoss(network: net, operator: op)
+        var rng = RandomSource(seed: 2)
+        let v = (0..<net.numParameters).map { _ in rng.uniform(-1, 1) }
+        let (ji, jb) = try denseJacobians(net, op, batch)
+        let D = net.numParameters, n = 5, m = 3
+        let (jvI, jvB) = try loss.jacobianVectorProduct(batch, v)
+        var denseI = [Double](repeating: 0, count: n), denseB = [Double](repeating: 0, count: m)
+        for k in 0..<n { for p in 0..<D { denseI[k] += ji[k * D + p] * v[p] } }
+        for k in 0..<m { for p in 0..<D { denseB[k] += jb[k * D + p] * v[p] } }
+        #expect(maxRelativeDifference(jvI, denseI) < 1e-7, "\(name) interior Jv: \(maxRelativeDifference(jvI, denseI))")
+        #expect(maxRelativeDifference(jvB, denseB) < 1e-7, "\(name) boundary Jv: \(maxRelativeDifference(jvB, denseB))")
+        let gv = try loss.ggnVectorProduct(batch, v)
+        var denseG = [Double](repeating: 0, count: D)
+        for p in 0..<D {
+            for k in 0..<n { denseG[p] += ji[k * D + p] * denseI[k] / Double(n) }
+            for k in 0..<m { denseG[p] += jb[k * D + p] * denseB[k] / Double(m) }
+        }
+        #expect(maxRelativeDifference(gv, denseG) < 1e-7, "\(name) Gv: \(maxRelativeDifference(gv, denseG))")
+    }
+
+    @Test("KFAC* quadratic-model coefficients equal those from the dense GGN")
+    func quadraticModel() throws {
+        let op = try Operator.heat(spaceDimension: 1, kappa: 0.25)
+        let net = try MLP(widths: [2, 6, 5, 1], seed: 13)
+        let batch = try smallBatch(2, interior: 6, boundary: 4, seed: 3)
+        var options = KFAC.Options()
+        options.stepRule = .automatic
+        options.damping = 1e-3
+        let kfac = try KFAC(network: net, operator: op, options: options)
+        _ = try kfac.step(batch)   // leaves the previous update δ
+        var rng = RandomSource(seed: 4)
+        let D = net.numParameters
+        let delta = (0..<D).map { _ in rng.uniform(-1, 1) }
+        let (value, grad) = try kfac.loss.lossAndGradient(batch)
+        _ = value
+        kfac.direction = delta
+        kfac.gradient = grad
+        try kfac.loss.forward(batch)
+        let c = kfac.quadraticModelCoefficients(batch)
+        let (ji, jb) = try denseJacobians(net, op, batch)
+        let prev = kfac.previousUpdate
+        func gInner(_ a: [Double], _ b: [Double]) -> Double {
+            var s = 0.0
+            for k in 0..<6 {
+                var ja = 0.0, jbv = 0.0
+                for p in 0..<D { ja += ji[k * D + p] * a[p]; jbv += ji[k * D + p] * b[p] }
+                s += ja * jbv / 6
+            }
+            for k in 0..<4 {
+                var ja = 0.0, jbv = 0.0
+                for p in 0..<D { ja += jb[k * D + p] * a[p]; jbv += jb[k * D + p] * b[p] }
+                s += ja * jbv / 4
+            }
+            return s
+        }
+        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        let lambda = 1e-3
+        let expected = [gInner(delta, delta) + lambda * dot(delta, delta), gInner(delta, prev) + lambda * dot(delta, prev),
+                        gInner(prev, prev) + lambda * dot(prev, prev), dot(grad, delta), dot(grad, prev)]
+        let got = [c.m11, c.m12, c.m22, c.b1, c.b2]
+        #expect(maxRelativeDifference(got, expected) < 1e-7, "coefficients \(got), dense \(expected)")
+        // The automatic step minimises the model: (α, μ) = −M⁻¹ b.
+        let (alpha, mu) = kfac.quadraticModelStep(batch)
+        let sol = denseSolve([expected[0], expected[1], expected[1], expected[2]], [-expected[3], -expected[4]])
+        #expect(maxRelativeDifference([alpha, mu], sol) < 1e-7, "(α, μ) = (\(alpha), \(mu)), dense \(sol)")
+    }
+
+    @Test("first step with ema = 0 and a fixed learning rate is −lr (dense Kronecker sum)⁻¹ ∇L")
+    func firstStepEqualsDenseSolve() throws {
+        let op = try Operator.poisson(dimension: 2)
+        let net = try MLP(widths: [2, 5, 4, 1], seed: 21)
+        let batch = try smallBatch(2, interior: 8, boundary: 5, seed: 9)
+        var options = KFAC.Options()
+        options.ema = 0
+        options.stepRule = .fixed
+        options.learningRate = 0.5
+        options.damping = 1e-4
+        let kfac = try KFAC(network: net, operator: op, options: options)
+        let theta0 = net.parameters
+        let (_, grad) = try kfac.loss.lossAndGradient(batch)
+        try kfac.loss.forward(batch)
+        var scratch = grad
+        scratch.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        let fi = factors(kfac.loss.interiorPass), fb = factors(kfac.loss.boundaryPass)
+        let stats = try kfac.step(batch)
+        #expect(stats.accepted && stats.stepSize == 0.5)
+        for l in 0..<net.numLayers {
+            let h1 = net.widths[l] + 1, ho = net.widths[l + 1]
+            func damped(_ m: [Double], _ n: Int) -> [Double] { var d = m; for i in 0..<n { d[i * n + i] += 1e-4 }; return d }
+            let k = zip(kron(damped(fi[l].b, ho), ho, damped(fi[l].a, h1), h1),
+                        kron(damped(fb[l].b, ho), ho, damped(fb[l].a, h1), h1)).map { $0 + $1 }
+            var g = [Double](repeating: 0, count: ho * h1)
+            for j in 0..<ho { for i in 0..<h1 { g[j * h1 + i] = grad[thetaIndex(net, layer: l, row: j, column: i)] } }
+            let x = denseSolve(k, g)
+            var worst = 0.0
+            for j in 0..<ho { for i in 0..<h1 {
+                let p = thetaIndex(net, layer: l, row: j, column: i)
+                let stepTaken = net.parameters[p] - theta0[p], expected = -0.5 * x[j * h1 + i]
+                worst = max(worst, abs(stepTaken - expected) / max(1, abs(expected)))
+            } }
+            #expect(worst < 1e-8, "layer \(l): max difference \(worst)")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Testing
+@testable import KFACPINN
+
+struct KFACTests {
+    @Test("bad options are rejected and leave the options unchanged")
+    func badOptions() throws {
+        let net = try MLP(widths: [2, 4, 1], seed: 1)
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        let before = kfac.options
+        for (option, value) in [(OptimizerOption.damping, OptionValue.double(0)), (.damping, .double(-1)),
+                                (.damping, .double(.nan)), (.ema, .double(1)), (.ema, .double(-0.1)),
+                                (.momentum, .double(1.5)), (.learningRate, .double(0)), (.factorPeriod, .int(0)),
+                                (.inversePeriod, .int(-2)), (.stepRule, .string("newton")), (.damping, .string("x")),
+                                (.approximation, .string("diagonal")), (.factorInitialization, .string("random"))] {
+            #expect(throws: KFPError.self, "\(option) = \(value)") { try kfac.setOption(option, value) }
+        }
+        #expect(kfac.options == before)
+        var bad = KFAC.Options()
+        bad.ema = 2
+        #expect(throws: KFPError.self) { try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: bad) }
+        try kfac.setOption(.stepRule, .string("auto"))
+        #expect(kfac.options.stepRule == .automatic)
+        #expect(try kfac.option(.damping) == .double(1e-10))
+    }
+
+    @Test("a failed step leaves parameters and optimizer state unchanged")
+    func failedStepChangesNothing() throws {
+        let net = try MLP(widths: [2, 6, 1], seed: 2)
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        let batch = try Poisson2D.batch(interior: 30, boundary: 10, seed: 1)
+        _ = try kfac.step(batch)
+        let theta = net.parameters, steps = kfac.stepCount, previous = kfac.previousUpdate
+        let factors = kfac.layers.map(\.interiorA)
+        // A batch of the wrong dimension.
+        let batch3 = try smallBatch(3, interior: 4, boundary: 2, seed: 1)
+        #expect(throws: KFPError.self) { try kfac.step(batch3) }
+        // A non-finite loss: f so large that r² overflows.
+        let huge = try Batch(dimension: 2, interiorPoints: [0.5, 0.5], source: [1e200])
+        #expect(throws: KFPError.nonFinite("the loss is not finite (interior inf, boundary 0.0)")) { try kfac.step(huge) }
+        #expect(net.parameters == theta)
+        #expect(kfac.stepCount == steps)
+        #expect(kfac.previousUpdate == previous)
+        #expect(kfac.layers.map(\.interiorA) == factors)
+    }
+
+    @Test("an update that would make the parameters non-finite is rejected")
+    func overflowingUpdate() throws {
+        let net = try MLP(widths: [2, 6, 1], seed: 2)
+        var options = KFAC.Options()
+        options.stepRule = .fixed
+        options.learningRate = .greatestFiniteMagnitude
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+        let batch = try Poisson2D.batch(interior: 30, boundary: 10, seed: 1)
+        let theta = net.parameters, factors = kfac.layers.map(\.interiorB)
+        #expect(throws: KFPError.self) { try kfac.step(batch) }
+        // The rejected direction had entries beyond 1, so θ + lr·Δ overflowed.
+        #expect(kfac.direction.contains { abs($0) > 1 })
+        #expect(net.parameters == theta && kfac.stepCount == 0 && !kfac.hasPreviousUpdate)
+        #expect(kfac.layers.map(\.interiorB) == factors)
+    }
+
+    @Test("a line search that finds no lower loss does not move the parameters")
+    func lineSearchWithoutDecrease() throws {
+        // At a minimiser of the loss (a zero network for f = 0, g = 0) no step lowers it.
+        let net = try MLP(widths: [2, 3, 1], seed: 5)
+        try net.setParameters([Double](repeating: 0, count: net.numParameters))
+        let batch = try Batch(dimension: 2, interiorPoints: [0.2, 0.3, 0.6, 0.1], source: [0, 0],
+                              boundaryPoints: [0, 0.5], boundaryValues: [0])
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        let stats = try kfac.step(batch)
+        #expect(!stats.accepted && stats.stepSize == 0 && stats.loss == 0)
+        #expect(net.parameters.allSatisfy { $0 == 0 })
+    }
+
+    @Test("steps are deterministic for a fixed seed and thread count")
+    func deterministic() throws {
+        func run() throws -> [Double] {
+            let net = try MLP(widths: [2, 16, 16, 1], seed: 3)
+            var options = KFAC.Options()
+            options.momentum = 0.3
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+            let batch = try Poisson2D.batch(interior: 100, boundary: 40, seed: 2)
+            for _ in 0..<10 { _ = try kfac.step(batch) }
+            return net.parameters
+        }
+        #expect(try run() == run())
+    }
+
+    @Test("KFAC-reduce and T_kfac/T_inv > 1 train too")
+    func variants() throws {
+        let batch = try Poisson2D.batch(interior: 200, boundary: 60, seed: 4)
+        for (approximation, periods) in [(KroneckerApproximation.reduce, 1), (.expand, 3)] {
+            let net = try MLP(widths: [2, 16, 1], seed: 6)
+            var options = KFAC.Options()
+            options.approximation = approximation
+            options.factorPeriod = periods
+            options.inversePeriod = periods
+            options.damping = 1e-8
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+            let first = try kfac.step(batch).loss
+            var last = first
+            for _ in 0..<60 { last = try kfac.step(batch).loss }
+            #expect(last < 1e-2 * first, "\(approximation), period \(periods): loss \(first) → \(last)")
+        }
+    }
+}

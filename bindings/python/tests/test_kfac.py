@@ -1,0 +1,65 @@
+"""KFAC through the Python binding."""
+import numpy as np
+import pytest
+
+import kfacpinn as kp
+
+
+def poisson_batch(n=200, m=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, 2))
+    f = 2 * np.pi**2 * np.sin(np.pi * x[:, 0]) * np.sin(np.pi * x[:, 1])
+    xb = rng.uniform(size=(m, 2))
+    xb[np.arange(m), rng.integers(0, 2, m)] = rng.integers(0, 2, m)
+    return kp.Batch(x, f, xb, np.zeros(m))
+
+
+@pytest.mark.parametrize("step", ["line_search", "auto", 0.05])
+def test_kfac_lowers_the_loss(step):
+    net = kp.MLP([2, 16, 1], seed=1)
+    opt = kp.KFAC(net, kp.Operator.poisson(2), damping=1e-8, ema=0.9, step=step)
+    batch = poisson_batch()
+    stats = [opt.step(batch) for _ in range(80)]
+    assert set(stats[0]) == {"loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm",
+                             "accepted"}
+    assert stats[0]["loss"] == pytest.approx(kp.loss(net.__class__([2, 16, 1], seed=1), opt.op, batch), rel=1e-14)
+    assert stats[-1]["loss"] < 2e-2 * stats[0]["loss"], (stats[0]["loss"], stats[-1]["loss"])
+    assert all(s["accepted"] for s in stats)
+
+
+def test_options_round_trip_and_validation():
+    net = kp.MLP([2, 8, 1], seed=2)
+    op = kp.Operator.poisson(2)
+    opt = kp.KFAC(net, op, damping=1e-6, ema=0.5, momentum=0.3, T_kfac=2, T_inv=4)
+    assert (opt.get("damping"), opt.get("ema"), opt.get("momentum")) == (1e-6, 0.5, 0.3)
+    assert (opt.get("T_kfac"), opt.get("T_inv")) == (2, 4)
+    for kwargs, message in [({"damping": 0.0}, "damping"), ({"damping": -1e-3}, "damping"),
+                            ({"damping": float("nan")}, "damping"), ({"ema": 1.0}, "ema"), ({"ema": -0.5}, "ema"),
+                            ({"step": "newton"}, "step rule"), ({"step": -1.0}, "learning rate"),
+                            ({"T_inv": 0}, "inverse_period"), ({"approximation": "diag"}, "approximation"),
+                            ({"init": "random"}, "initialisation")]:
+        with pytest.raises(kp.Error, match=message):
+            kp.KFAC(net, op, **kwargs)
+
+
+def test_bad_steps_raise_and_change_nothing():
+    net = kp.MLP([2, 8, 1], seed=3)
+    opt = kp.KFAC(net, kp.Operator.poisson(2))
+    batch = poisson_batch(50, 20)
+    opt.step(batch)
+    theta = net.get_params()
+    with pytest.raises(kp.Error, match="3-dimensional"):
+        opt.step(kp.Batch(np.random.rand(4, 3), np.ones(4)))
+    with pytest.raises(kp.Error, match="not finite"):
+        opt.step(kp.Batch(np.random.rand(4, 2), np.full(4, 1e200)))
+    other = kp.MLP([2, 8, 1], seed=3)
+    opt.net = other
+    with pytest.raises(kp.Error, match="not the network"):
+        opt.step(batch)
+    opt.net = net
+    assert np.array_equal(net.get_params(), theta)
+    with pytest.raises(kp.Error, match="dimensional"):
+        kp.KFAC(net, kp.Operator.poisson(3))
+    opt.close()
+    with pytest.raises(kp.Error, match="closed"):
+        opt.step(batch)
