@@ -70,6 +70,11 @@ struct KFACTests {
         let stats = try kfac.step(batch)
         #expect(!stats.accepted && stats.stepSize == 0 && stats.loss == 0)
         #expect(net.parameters.allSatisfy { $0 == 0 })
+        // KFAC* at the minimiser: a zero gradient gives a zero step, not an error.
+        try kfac.setOption(.stepRule, .string("auto"))
+        let auto = try kfac.step(batch)
+        #expect(auto.stepSize == 0 && auto.updateNorm == 0)
+        #expect(net.parameters.allSatisfy { $0 == 0 })
     }
 
     @Test("steps are deterministic for a fixed seed and thread count")

@@ -15,7 +15,6 @@ extension TaylorPass {
     private func tangentLayers(_ theta: UnsafePointer<Double>, _ v: UnsafePointer<Double>) -> UnsafePointer<Double> {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers, h1 = widths[1]
-        let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         // Layer 0: the inputs do not depend on θ, so Ż = Ẇ₀ Z₀ + ḃ₀: values Ẇ₀x_n + ḃ₀, J̇_i = Ẇ₀[:, i], Ṫ = 0.
         let w0 = theta + net.weightOffset(0), dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0)
@@ -36,14 +35,15 @@ extension TaylorPass {
         // Activation of layer 0 (pre J_i = W₀[:, i], T = 0, Q = q_j, Q̇_j = 2 Σ_i (C W_j)_i Ẇ_ji).
         var post = tangentPost.reserve(h1 * ns)
         do {
-            let v0 = firstValues.pointer, q = firstQuadratic.pointer, cw = firstCW.pointer
+            let q = firstQuadratic.pointer, cw = firstCW.pointer
+            let sl = slopes[0].pointer, hn = h1 * n
             for j in 0..<h1 {
                 let wj = w0 + j * d, dwj = dw0 + j * d
                 var qdot = 0.0
                 if s > 1 { for i in 0..<d { qdot += 2 * cw[j * d + i] * dwj[i] } }
                 for k in 0..<n {
-                    let (_, s1, s2, s3) = act.derivatives(v0[j * n + k])
-                    let vd = vdot[j * n + k], o = post + j * ns + k * s
+                    let e = j * n + k, s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
+                    let vd = vdot[e], o = post + j * ns + k * s
                     o[0] = s1 * vd
                     if s > 1 {
                         for i in 0..<d { o[1 + i] = s2 * vd * wj[i] + s1 * dwj[i] }
@@ -64,10 +64,10 @@ extension TaylorPass {
             if l == L - 1 { break }
             // Activation of hidden layer l: pre (v, J, T) from the forward pass, tangents in z.
             post = tangentPost.reserve(hout * ns)
-            let p = pre[l].pointer
-            for e in 0..<(hout * n) {
+            let p = pre[l].pointer, sl = slopes[l].pointer, hn = hout * n
+            for e in 0..<hn {
                 let zi = p + e * s, t = z + e * s, o = post + e * s
-                let (_, s1, s2, s3) = act.derivatives(zi[0])
+                let s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
                 let vd = t[0]
                 o[0] = s1 * vd
                 if s > 1 {

@@ -213,7 +213,7 @@ public final class KFAC: Optimizer {
         }
         lap(\.inverse)
         // Δ = −X, X solving the damped Kronecker sum, per layer.
-        for l in 0..<newLayers.count { precondition(layer: l, inverse: newLayers[l].inverse) }
+        for l in 0..<newLayers.count { preconditionGradient(layer: l, inverse: newLayers[l].inverse) }
         try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         lap(\.solve)
 
@@ -253,7 +253,7 @@ public final class KFAC: Optimizer {
     }
 
     /// direction[layer l] = −X with X the Kronecker-sum solve of the layer's gradient.
-    private func precondition(layer l: Int, inverse: KroneckerSumInverse) {
+    private func preconditionGradient(layer l: Int, inverse: KroneckerSumInverse) {
         let hin = network.widths[l], hout = network.widths[l + 1], h1 = hin + 1
         let wo = network.weightOffset(l), bo = network.biasOffset(l)
         let g = packed.reserve(hout * h1), x = solved.reserve(hout * h1), w = work.reserve(hout * h1)
@@ -366,7 +366,8 @@ public final class KFAC: Optimizer {
                 return (alpha, mu)
             }
         }
-        return (-c.b1 / c.m11, 0)
+        // A zero direction (zero gradient) gives a zero model: no step.
+        return c.m11 > 0 ? (-c.b1 / c.m11, 0) : (0, 0)
     }
 
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (tangent passes at the

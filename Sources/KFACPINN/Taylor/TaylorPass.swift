@@ -26,6 +26,8 @@ final class TaylorPass {
     private(set) var pre: [Buffer] = []
     /// Per hidden layer l: post-activation σ(·) columns (h × N·S), the input of layer l+1.
     private(set) var post: [Buffer] = []
+    /// Per hidden layer l: σ', σ'', σ''' at the pre-activation values (3 blocks of h × N).
+    private(set) var slopes: [Buffer] = []
     /// Output columns [u, ∇u, 𝒟_C u] per sample, 1 × N·S.
     let outputBuffer = Buffer()
     /// Per linear layer l: adjoints of its output, G_l (h_out × N·S), set by `backward`.
@@ -44,6 +46,7 @@ final class TaylorPass {
         let hidden = network.numLayers - 1
         pre = (0..<hidden).map { _ in Buffer() }
         post = (0..<hidden).map { _ in Buffer() }
+        slopes = (0..<hidden).map { _ in Buffer() }
         adjoints = (0..<network.numLayers).map { _ in Buffer() }
     }
 
@@ -127,19 +130,18 @@ final class TaylorPass {
                 Coefficients.apply(d, wj, cw + j * d, cvals, diagonal: diag)
             }
         }
-        // Activation of layer 0 into post[0].
+        // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         do {
-            let out = post[0].reserve(h1 * ns)
-            let q = UnsafePointer(firstQuadratic.pointer)
-            for j in 0..<h1 {
-                let wj = w0 + j * d
-                for k in 0..<n {
-                    let (s0, s1, s2, _) = act.derivatives(v0[j * n + k])
-                    let o = out + j * ns + k * s
-                    o[0] = s0
-                    if s > 1 {
-                        for i in 0..<d { o[1 + i] = s1 * wj[i] }
-                        o[d + 1] = s2 * q[j]
+            let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
+            act.evaluate(count: h1 * n, v0, stride: 1, value: out, valueStride: s, derivatives: sl)
+            if s > 1 {
+                let q = UnsafePointer(firstQuadratic.pointer), s1 = sl, s2 = sl + h1 * n
+                for j in 0..<h1 {
+                    let wj = w0 + j * d
+                    for k in 0..<n {
+                        let o = out + j * ns + k * s, e = j * n + k
+                        for i in 0..<d { o[1 + i] = s1[e] * wj[i] }
+                        o[d + 1] = s2[e] * q[j]
                     }
                 }
             }
@@ -155,17 +157,16 @@ final class TaylorPass {
                 for k in 0..<n { row[k * s] += bj }
             }
             if l == L - 1 { break }
-            let out = post[l].reserve(hout * ns)
-            for e in 0..<(hout * n) {
-                let zi = z + e * s, o = out + e * s
-                let (s0, s1, s2, _) = act.derivatives(zi[0])
-                o[0] = s0
-                if s > 1 {
+            let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n)
+            act.evaluate(count: hout * n, z, stride: s, value: out, valueStride: s, derivatives: sl)
+            if s > 1 {
+                let s1 = sl, s2 = sl + hout * n
+                for e in 0..<(hout * n) {
                     // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
-                    let jp = zi + 1
+                    let zi = z + e * s, o = out + e * s, jp = zi + 1
                     let q = Coefficients.quadratic(d, jp, jp, cvals, diagonal: diag)
-                    for i in 0..<d { o[1 + i] = s1 * jp[i] }
-                    o[d + 1] = s1 * zi[d + 1] + s2 * q
+                    for i in 0..<d { o[1 + i] = s1[e] * jp[i] }
+                    o[d + 1] = s1[e] * zi[d + 1] + s2[e] * q
                 }
             }
         }
@@ -182,7 +183,6 @@ final class TaylorPass {
     private func backwardLayers(_ theta: UnsafePointer<Double>, _ seeds: UnsafePointer<Double>) {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
-        let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         let top = adjoints[L - 1].reserve(ns)
         top.update(from: seeds, count: ns)
@@ -196,13 +196,14 @@ final class TaylorPass {
             BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
                       b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns)
             let g = adjoints[l - 1].reserve(hin * ns)
+            let sl = slopes[l - 1].pointer, hn = hin * n
             if l - 1 == 0 {
                 // Activation of layer 0: pre-activation J_i = W₀[:, i], T = 0, Q = q_j.
-                let v0 = firstValues.pointer, w0 = theta + net.weightOffset(0)
+                let w0 = theta + net.weightOffset(0)
                 let q = firstQuadratic.pointer, cw = firstCW.pointer
                 for j in 0..<hin {
                     for k in 0..<n {
-                        let (_, s1, s2, s3) = act.derivatives(v0[j * n + k])
+                        let e = j * n + k, s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
                         let u = up + j * ns + k * s, o = g + j * ns + k * s
                         if s == 1 { o[0] = s1 * u[0]; continue }
                         let tbar = u[d + 1], wj = w0 + j * d, cwj = cw + j * d
@@ -217,9 +218,9 @@ final class TaylorPass {
                 }
             } else {
                 let z = pre[l - 1].pointer
-                for e in 0..<(hin * n) {
+                for e in 0..<hn {
                     let zi = z + e * s, u = up + e * s, o = g + e * s
-                    let (_, s1, s2, s3) = act.derivatives(zi[0])
+                    let s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
                     if s == 1 { o[0] = s1 * u[0]; continue }
                     // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
                     let jp = zi + 1, tbar = u[d + 1]
