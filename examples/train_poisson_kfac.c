@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1.2e-10));
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.93));
     } else {
-        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1.54e-12));
+        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1e-10));
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.45));
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_MOMENTUM, 0.51));
     }

@@ -68,14 +68,6 @@ func denseJacobians(_ net: MLP, _ op: Operator, _ batch: Batch, h: Double = 1e-6
     return (ji, jb)
 }
 
-func smallBatch(_ d: Int, interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
-    var rng = RandomSource(seed: seed)
-    return try Batch(dimension: d, interiorPoints: randomPoints(n, d, seed: seed),
-                     source: (0..<n).map { _ in rng.uniform(-1, 1) },
-                     boundaryPoints: randomPoints(m, d, seed: seed + 7),
-                     boundaryValues: (0..<m).map { _ in rng.uniform(-1, 1) })
-}
-
 /// Batch factors of every layer of a pass.
 func factors(_ pass: TaylorPass, _ approximation: KroneckerApproximation = .expand) -> [(a: [Double], b: [Double])] {
     (0..<pass.network.numLayers).map { l in

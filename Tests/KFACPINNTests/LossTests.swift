@@ -20,21 +20,13 @@ struct LossTests {
         }
     }
 
-    func batch(dimension d: Int, interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
-        var rng = RandomSource(seed: seed)
-        return try Batch(dimension: d, interiorPoints: randomPoints(n, d, seed: seed),
-                         source: (0..<n).map { _ in rng.uniform(-1, 1) },
-                         boundaryPoints: randomPoints(m, d, seed: seed + 1),
-                         boundaryValues: (0..<m).map { _ in rng.uniform(-1, 1) })
-    }
-
     @Test("∇L matches central finite differences of L", arguments: ["poisson", "heat", "linear", "log_fokker_planck"])
     func gradientMatchesFiniteDifferences(_ name: String) throws {
         let op = try Self.makeOperator(name)
         for activation in [Activation.tanh, .sin] {
             let net = try MLP(widths: [op.dimension, 7, 5, 1], activation: activation, seed: 31)
             let loss = try PINNLoss(network: net, operator: op)
-            let b = try batch(dimension: op.dimension, interior: 6, boundary: 4, seed: 3)
+            let b = try smallBatch(op.dimension, interior: 6, boundary: 4, seed: 3)
             let (value, grad) = try loss.lossAndGradient(b)
             #expect(abs(value.total - (try loss.loss(b).total)) == 0)
             let theta = net.parameters, h = 1e-6
@@ -87,7 +79,7 @@ struct LossTests {
     func lossDefinition() throws {
         let op = try Operator.poisson(dimension: 2)
         let net = try MLP(widths: [2, 6, 1], seed: 2)
-        let b = try batch(dimension: 2, interior: 5, boundary: 3, seed: 9)
+        let b = try smallBatch(2, interior: 5, boundary: 3, seed: 9)
         let value = try PINNLoss(network: net, operator: op).loss(b)
         let r = try op.residual(network: net, points: b.interiorPoints, count: 5, source: b.source)
         let u = try net.evaluate(b.boundaryPoints, count: 3)
@@ -102,7 +94,7 @@ struct LossTests {
         let net = try MLP(widths: [2, 4, 1], seed: 1)
         #expect(throws: KFPError.self) { try PINNLoss(network: net, operator: try Operator.poisson(dimension: 3)) }
         let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
-        #expect(throws: KFPError.self) { try loss.loss(try batch(dimension: 3, interior: 2, boundary: 1, seed: 1)) }
+        #expect(throws: KFPError.self) { try loss.loss(try smallBatch(3, interior: 2, boundary: 1, seed: 1)) }
         #expect(throws: KFPError.self) { try Batch(dimension: 2, interiorPoints: [0.1, .nan], source: [1]) }
         #expect(throws: KFPError.self) { try Batch(dimension: 2, interiorPoints: [0.1, 0.2], source: [.infinity]) }
         #expect(throws: KFPError.self) { try Batch(dimension: 2, interiorPoints: [], source: []) }

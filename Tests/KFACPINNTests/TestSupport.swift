@@ -18,3 +18,12 @@ func maxRelativeDifference(_ a: [Double], _ b: [Double]) -> Double {
 func value(_ net: MLP, _ x: [Double]) throws -> Double {
     try net.evaluate(x, count: 1)[0]
 }
+
+/// A batch of random points in [−1, 1)^d with random sources and boundary values.
+func smallBatch(_ d: Int, interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
+    var rng = RandomSource(seed: seed)
+    return try Batch(dimension: d, interiorPoints: randomPoints(n, d, seed: seed),
+                     source: (0..<n).map { _ in rng.uniform(-1, 1) },
+                     boundaryPoints: randomPoints(m, d, seed: seed + 7),
+                     boundaryValues: (0..<m).map { _ in rng.uniform(-1, 1) })
+}

@@ -301,15 +301,7 @@ public final class KFAC: Optimizer {
                 return
             }
         }
-        setParameters(alpha: alpha)
-        try network.parameters.withUnsafeBufferPointer { p in
-            do { try requireFiniteUpdate(p.baseAddress!, D, "KFAC") } catch {
-                network.assignParameters(theta0)
-                throw error
-            }
-        }
-        swap(&previousUpdate, &candidate)
-        hasPreviousUpdate = true
+        try commitCandidate(alpha: alpha)
         stats.stepSize = alpha
         stats.momentum = mu
         stats.updateNorm = alpha * previousUpdate.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
@@ -321,6 +313,20 @@ public final class KFAC: Optimizer {
         theta0.withUnsafeBufferPointer { t in
             candidate.withUnsafeBufferPointer { m in network.setParameters(t.baseAddress!, plus: alpha, times: m.baseAddress!) }
         }
+    }
+
+    /// θ ← θ₀ + α · candidate if that is finite (else θ₀ is restored and the step throws);
+    /// the candidate becomes the stored momentum buffer / previous update.
+    private func commitCandidate(alpha: Double) throws {
+        setParameters(alpha: alpha)
+        try network.parameters.withUnsafeBufferPointer { p in
+            do { try requireFiniteUpdate(p.baseAddress!, p.count, "KFAC") } catch {
+                network.assignParameters(theta0)
+                throw error
+            }
+        }
+        swap(&previousUpdate, &candidate)
+        hasPreviousUpdate = true
     }
 
     /// KFAC*: minimise the damped quadratic model over span{Δ, δ}:
@@ -340,15 +346,7 @@ public final class KFAC: Optimizer {
             }
         }
         theta0 = network.parameters
-        setParameters(alpha: 1)
-        try network.parameters.withUnsafeBufferPointer { p in
-            do { try requireFiniteUpdate(p.baseAddress!, D, "KFAC*") } catch {
-                network.assignParameters(theta0)
-                throw error
-            }
-        }
-        swap(&previousUpdate, &candidate)
-        hasPreviousUpdate = true
+        try commitCandidate(alpha: 1)
         stats.stepSize = alpha
         stats.momentum = mu
         stats.updateNorm = previousUpdate.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
