@@ -49,26 +49,16 @@ extension Activation {
         let d1 = d, d2 = d + count, d3 = d + 2 * count
         switch self {
         case .tanh:
-            // t = tanh v, σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²), four values at a time.
-            var k = 0
-            while k + 4 <= count {
-                let x = SIMD4(v[k * stride], v[(k + 1) * stride], v[(k + 2) * stride], v[(k + 3) * stride])
-                let t = fastTanh(x), s1 = 1 - t * t, s2 = -2 * t * s1, s3 = -2 * s1 * (1 - 3 * t * t)
-                for i in 0..<4 {
-                    value[(k + i) * valueStride] = t[i]
-                    d1[k + i] = s1[i]
-                    d2[k + i] = s2[i]
-                    d3[k + i] = s3[i]
-                }
-                k += 4
-            }
-            while k < count {
-                let t = fastTanh(v[k * stride]), s1 = 1 - t * t
+            // t = tanh v into d1 (gathered first, then in place: a contiguous loop that vectorises),
+            // then σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²).
+            for k in 0..<count { d1[k] = v[k * stride] }
+            for k in 0..<count { d1[k] = fastTanh(d1[k]) }
+            for k in 0..<count {
+                let t = d1[k], s1 = 1 - t * t
                 value[k * valueStride] = t
                 d1[k] = s1
                 d2[k] = -2 * t * s1
                 d3[k] = -2 * s1 * (1 - 3 * t * t)
-                k += 1
             }
         default:
             for k in 0..<count {

@@ -1,4 +1,4 @@
-/// tanh of four values at once, without libm calls:
+/// tanh without a libm call, branch-free so that loops over arrays vectorise:
 ///
 ///     tanh x = e / (e + 2),   e = expm1(2x),
 ///
@@ -8,22 +8,17 @@
 /// For k = 0 this is p itself, so small arguments keep full relative accuracy.
 /// NaN stays NaN.
 @inline(__always)
-func fastTanh(_ x: SIMD4<Double>) -> SIMD4<Double> {
-    typealias V = SIMD4<Double>
-    var c = x
-    c.replace(with: 20, where: x .> 20)
-    c.replace(with: -20, where: x .< -20)
-    let y = 2 * c
+func fastTanh(_ x: Double) -> Double {
+    let y = 2 * (x > 20 ? 20 : (x < -20 ? -20 : x))
     // k = round(y / ln 2) by the 1.5·2^52 shift: t's low mantissa bits then hold k.
-    let shift = V(repeating: 0x1.8p52)
+    let shift = 0x1.8p52
     let t = y * 1.4426950408889634 + shift
     let k = t - shift
     // r = y − k ln 2 with ln 2 split in a high part (exact products) and a low part.
     let r = (y - k * 0.6931471803691238) - k * 1.9082149292705877e-10
-    let bits = unsafeBitCast(t, to: SIMD4<UInt64>.self) &- (0x1.8p52 as Double).bitPattern &+ 1023
-    let scale = unsafeBitCast(bits &<< 52, to: V.self)   // 2^k
+    let scale = Double(bitPattern: (t.bitPattern &- shift.bitPattern &+ 1023) &<< 52)   // 2^k
     // expm1(r) = r + r²/2! + … + r¹³/13!, Horner form.
-    var p = V(repeating: 1.0 / 6227020800)
+    var p = 1.0 / 6227020800
     p = p * r + 1.0 / 479001600
     p = p * r + 1.0 / 39916800
     p = p * r + 1.0 / 3628800
@@ -38,13 +33,6 @@ func fastTanh(_ x: SIMD4<Double>) -> SIMD4<Double> {
     p = p * r + 1
     p *= r
     let e = scale * p + (scale - 1)
-    var result = e / (e + 2)
-    result.replace(with: x, where: x .!= x)
-    return result
-}
-
-/// Scalar tanh by the same method (for remainders of vector loops).
-@inline(__always)
-func fastTanh(_ x: Double) -> Double {
-    fastTanh(SIMD4(repeating: x))[0]
+    let result = e / (e + 2)
+    return x.isNaN ? x : result
 }
