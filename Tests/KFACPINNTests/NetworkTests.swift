@@ -85,5 +85,9 @@ struct NetworkTests {
         #expect(throws: KFPError.self) { try net.evaluate([], count: 0) }
         #expect(throws: KFPError.self) { try net.evaluate([0.1, .nan], count: 1) }
         #expect(throws: KFPError.self) { try net.derivatives([0.1, 0.2], count: 1, coefficients: .matrix([1, 2, 3, 1])) }
+        // A batch whose Taylor pass cannot fit in memory is refused, not attempted.
+        let wide = try MLP(widths: [2, 50_000, 1], seed: 1)
+        let n = 5_000_000
+        #expect(throws: KFPError.self) { try wide.derivatives([Double](repeating: 0.5, count: 2 * n), count: n) }
     }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Taylor mode (the forward Laplacian) through an MLP, with its reverse pass.
 ///
 /// Every hidden vector of sample n carries S columns Z_n = [v, J_1, …, J_d, T]:
@@ -77,6 +79,14 @@ final class TaylorPass {
         // Every BLAS dimension must fit in 32 bits; N·S is the column count of each GEMM.
         guard n <= Int(Int32.max) / s else {
             throw KFPError.invalidArgument("too many points: \(n) points × \(s) Taylor columns exceeds \(Int32.max) columns")
+        }
+        // The pass keeps about three h × N·S buffers per layer (inputs, adjoints, work); refuse
+        // a batch that cannot fit in the machine's memory instead of failing to allocate.
+        let values = network.widths.dropFirst().reduce(0.0) { $0 + 3 * Double($1) * Double(n) * Double(s) }
+        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        guard values * 8 < physical else {
+            let gib = values * 8 / 1073741824
+            throw KFPError.invalidArgument("too many points for this network: the Taylor pass would need about \(Int(gib.rounded())) GiB, more than the machine's memory")
         }
         count = n
         columnsPerSample = s
