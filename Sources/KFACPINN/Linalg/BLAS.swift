@@ -20,6 +20,13 @@ public enum BLAS {
             if beta != 1 { scaleRows(c, rows: m, cols: n, ld: ldc, by: beta) }
             return
         }
+        if m == 1 && !transA {
+            // One output row (the network's last layer): a matrix-vector product, no packing.
+            // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ
+            cblas_dgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, Int32(transB ? n : k),
+                        Int32(transB ? k : n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            return
+        }
         cblas_dgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
