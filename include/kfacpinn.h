@@ -126,6 +126,7 @@ typedef enum kfp_status {
 /// @param num_boundary >= 0.
 /// @param dim point dimension >= 1.
 /// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (sizes), KFP_ERROR_NON_FINITE (NaN or inf in any array).
 kfp_status kfp_batch_create(double const *x_interior, double const *f_interior, int64_t num_interior, double const *x_boundary, double const *g_boundary, int64_t num_boundary, int64_t dim, kfp_batch **out_batch);
 
 /// Frees a batch. NULL is a no-op.
@@ -135,6 +136,7 @@ void kfp_batch_free(kfp_batch *batch);
 /// @param out_num_interior receives N_interior (may be NULL).
 /// @param out_num_boundary receives N_boundary (may be NULL).
 /// @param out_dim receives the point dimension (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 kfp_status kfp_batch_sizes(kfp_batch *batch, int64_t *out_num_interior, int64_t *out_num_boundary, int64_t *out_dim);
 
 /// Number of BLAS threads in use (process-wide).
@@ -180,6 +182,7 @@ kfp_status kfp_net_create(int64_t const *widths, int64_t num_widths, char const 
 /// @param u receives N values (may be NULL if not wanted).
 /// @param grad receives N x d values, row-major (may be NULL).
 /// @param second receives N values of sum_ij C_ij d_i d_j u (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (num_points, non-symmetric C), KFP_ERROR_DIMENSION_MISMATCH (dim), KFP_ERROR_NON_FINITE (x or C).
 kfp_status kfp_net_derivatives(kfp_net *net, double const *x, int64_t num_points, int64_t dim, double const *coefficients, double *u, double *grad, double *second);
 
 /// Evaluates u(x_n) for num_points points.
@@ -197,25 +200,30 @@ void kfp_net_free(kfp_net *net);
 /// (h_out x h_in), then b (PyTorch parameters_to_vector order).
 /// @param params buffer of num_params doubles.
 /// @param num_params must equal the network's D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH if num_params is not D.
 kfp_status kfp_net_get_params(kfp_net *net, double *params, int64_t num_params);
 
 /// Input dimension d of the network.
 /// @param out_dim receives d.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_net_input_dim(kfp_net *net, int64_t *out_dim);
 
 /// Number of parameters D of the network.
 /// @param out_num_params receives D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_net_num_params(kfp_net *net, int64_t *out_num_params);
 
 /// Replaces the parameter vector (layout as kfp_net_get_params). On failure the network is unchanged.
 /// @param params num_params finite doubles.
 /// @param num_params must equal the network's D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH if num_params is not D; KFP_ERROR_NON_FINITE.
 kfp_status kfp_net_set_params(kfp_net *net, double const *params, int64_t num_params);
 
 /// Layer widths of the network.
 /// @param widths buffer of `capacity` entries; receives min(capacity, count) widths (may be NULL when capacity is 0).
 /// @param capacity size of `widths`, >= 0.
 /// @param out_count receives the number of widths (number of layers + 1).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER (also when capacity > 0 and widths is NULL); KFP_ERROR_INVALID_ARGUMENT for capacity < 0.
 kfp_status kfp_net_widths(kfp_net *net, int64_t *widths, int64_t capacity, int64_t *out_count);
 
 /// Creates the heat operator d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first;
@@ -223,6 +231,7 @@ kfp_status kfp_net_widths(kfp_net *net, int64_t *widths, int64_t capacity, int64
 /// @param space_dim spatial dimension >= 1.
 /// @param kappa diffusivity > 0.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (space_dim < 1, kappa not positive and finite).
 kfp_status kfp_operator_create_heat(int64_t space_dim, double kappa, kfp_operator **out_op);
 
 /// Creates the general linear operator with residual
@@ -234,21 +243,25 @@ kfp_status kfp_operator_create_heat(int64_t space_dim, double kappa, kfp_operato
 /// @param c reaction coefficient.
 /// @param c_x d values, or NULL for a constant reaction coefficient.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER (C, out_op); KFP_ERROR_INVALID_ARGUMENT (dim, non-symmetric C); KFP_ERROR_NON_FINITE.
 kfp_status kfp_operator_create_linear(int64_t dim, double const *C, double const *beta, double const *B, double c, double const *c_x, kfp_operator **out_op);
 
 /// Creates the log Fokker-Planck operator for q = log p of dX = -X/2 dt + sqrt(2) dW in space_dim
 /// dimensions, inputs (t, x): r = d_t q - space_dim/2 - x.grad_x q / 2 - |grad_x q|^2 - Laplace_x q - f.
 /// @param space_dim spatial dimension >= 1; the input dimension is space_dim + 1.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for space_dim < 1.
 kfp_status kfp_operator_create_log_fokker_planck(int64_t space_dim, kfp_operator **out_op);
 
 /// Creates the Poisson operator -Laplace(u) = f in d dimensions (residual -Laplace(u) - f).
 /// @param dim input dimension d >= 1.
 /// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for dim < 1.
 kfp_status kfp_operator_create_poisson(int64_t dim, kfp_operator **out_op);
 
 /// Input dimension of the operator.
 /// @param out_dim receives d.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_operator_dim(kfp_operator *op, int64_t *out_dim);
 
 /// Frees an operator. NULL is a no-op.
@@ -258,6 +271,7 @@ void kfp_operator_free(kfp_operator *op);
 /// @param x points, row-major num_points x dim; dim must equal the network's and operator's dimension.
 /// @param f num_points source values.
 /// @param residuals receives num_points values.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH (dim vs network or operator); KFP_ERROR_NON_FINITE (x, f).
 kfp_status kfp_operator_residual(kfp_operator *op, kfp_net *net, double const *x, int64_t num_points, int64_t dim, double const *f, double *residuals);
 
 /// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
@@ -272,10 +286,12 @@ void kfp_optimizer_free(kfp_optimizer *optimizer);
 
 /// Reads a real-valued option.
 /// @param out_value receives the value.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not a double.
 kfp_status kfp_optimizer_get_double(kfp_optimizer *optimizer, int32_t key, double *out_value);
 
 /// Reads an integer option.
 /// @param out_value receives the value.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not an integer.
 kfp_status kfp_optimizer_get_int(kfp_optimizer *optimizer, int32_t key, int64_t *out_value);
 
 /// Sets a real-valued option. On failure the options are unchanged.
@@ -285,11 +301,13 @@ kfp_status kfp_optimizer_set_double(kfp_optimizer *optimizer, int32_t key, doubl
 
 /// Sets an integer option. On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking an integer.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
 kfp_status kfp_optimizer_set_int(kfp_optimizer *optimizer, int32_t key, int64_t value);
 
 /// Sets a string option (a choice by name). On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking a string.
 /// @param value NUL-terminated name.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or an unknown name.
 kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char const *value);
 
 /// One optimizer step on `batch`, updating the parameters of `net` in place.

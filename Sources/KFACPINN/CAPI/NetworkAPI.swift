@@ -38,6 +38,7 @@
 
 /// Number of parameters D of the network.
 /// @param out_num_params receives D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 @c public func kfp_net_num_params(_ net: OpaquePointer?, _ out_num_params: UnsafeMutablePointer<Int64>?) -> kfp_status {
     entryPoint("kfp_net_num_params") {
         let mlp = try object(net, MLP.self, "net")
@@ -47,6 +48,7 @@
 
 /// Input dimension d of the network.
 /// @param out_dim receives d.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 @c public func kfp_net_input_dim(_ net: OpaquePointer?, _ out_dim: UnsafeMutablePointer<Int64>?) -> kfp_status {
     entryPoint("kfp_net_input_dim") {
         let mlp = try object(net, MLP.self, "net")
@@ -58,6 +60,7 @@
 /// @param widths buffer of `capacity` entries; receives min(capacity, count) widths (may be NULL when capacity is 0).
 /// @param capacity size of `widths`, >= 0.
 /// @param out_count receives the number of widths (number of layers + 1).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER (also when capacity > 0 and widths is NULL); KFP_ERROR_INVALID_ARGUMENT for capacity < 0.
 @c public func kfp_net_widths(
     _ net: OpaquePointer?, _ widths: UnsafeMutablePointer<Int64>?, _ capacity: Int64,
     _ out_count: UnsafeMutablePointer<Int64>?
@@ -79,6 +82,7 @@
 /// (h_out x h_in), then b (PyTorch parameters_to_vector order).
 /// @param params buffer of num_params doubles.
 /// @param num_params must equal the network's D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH if num_params is not D.
 @c public func kfp_net_get_params(
     _ net: OpaquePointer?, _ params: UnsafeMutablePointer<Double>?, _ num_params: Int64
 ) -> kfp_status {
@@ -95,6 +99,7 @@
 /// Replaces the parameter vector (layout as kfp_net_get_params). On failure the network is unchanged.
 /// @param params num_params finite doubles.
 /// @param num_params must equal the network's D.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH if num_params is not D; KFP_ERROR_NON_FINITE.
 @c public func kfp_net_set_params(
     _ net: OpaquePointer?, _ params: UnsafePointer<Double>?, _ num_params: Int64
 ) -> kfp_status {
@@ -149,6 +154,7 @@ func points(_ x: UnsafePointer<Double>?, _ num_points: Int64, _ dim: Int64, for 
 /// @param u receives N values (may be NULL if not wanted).
 /// @param grad receives N x d values, row-major (may be NULL).
 /// @param second receives N values of sum_ij C_ij d_i d_j u (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (num_points, non-symmetric C), KFP_ERROR_DIMENSION_MISMATCH (dim), KFP_ERROR_NON_FINITE (x or C).
 @c public func kfp_net_derivatives(
     _ net: OpaquePointer?, _ x: UnsafePointer<Double>?, _ num_points: Int64, _ dim: Int64,
     _ coefficients: UnsafePointer<Double>?, _ u: UnsafeMutablePointer<Double>?,

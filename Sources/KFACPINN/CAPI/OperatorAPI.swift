@@ -1,6 +1,7 @@
 /// Creates the Poisson operator -Laplace(u) = f in d dimensions (residual -Laplace(u) - f).
 /// @param dim input dimension d >= 1.
 /// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for dim < 1.
 @c public func kfp_operator_create_poisson(_ dim: Int64, _ out_op: UnsafeMutablePointer<OpaquePointer?>?) -> kfp_status {
     entryPoint("kfp_operator_create_poisson") {
         let out = try required(out_op, "out_op")
@@ -14,6 +15,7 @@
 /// @param space_dim spatial dimension >= 1.
 /// @param kappa diffusivity > 0.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (space_dim < 1, kappa not positive and finite).
 @c public func kfp_operator_create_heat(
     _ space_dim: Int64, _ kappa: Double, _ out_op: UnsafeMutablePointer<OpaquePointer?>?
 ) -> kfp_status {
@@ -28,6 +30,7 @@
 /// dimensions, inputs (t, x): r = d_t q - space_dim/2 - x.grad_x q / 2 - |grad_x q|^2 - Laplace_x q - f.
 /// @param space_dim spatial dimension >= 1; the input dimension is space_dim + 1.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for space_dim < 1.
 @c public func kfp_operator_create_log_fokker_planck(
     _ space_dim: Int64, _ out_op: UnsafeMutablePointer<OpaquePointer?>?
 ) -> kfp_status {
@@ -47,6 +50,7 @@
 /// @param c reaction coefficient.
 /// @param c_x d values, or NULL for a constant reaction coefficient.
 /// @param out_op receives the new handle (NULL on failure).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER (C, out_op); KFP_ERROR_INVALID_ARGUMENT (dim, non-symmetric C); KFP_ERROR_NON_FINITE.
 @c public func kfp_operator_create_linear(
     _ dim: Int64, _ C: UnsafePointer<Double>?, _ beta: UnsafePointer<Double>?,
     _ B: UnsafePointer<Double>?, _ c: Double, _ c_x: UnsafePointer<Double>?,
@@ -73,6 +77,7 @@
 
 /// Input dimension of the operator.
 /// @param out_dim receives d.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 @c public func kfp_operator_dim(_ op: OpaquePointer?, _ out_dim: UnsafeMutablePointer<Int64>?) -> kfp_status {
     entryPoint("kfp_operator_dim") {
         let o = try object(op, OperatorHandle.self, "op").op
@@ -84,6 +89,7 @@
 /// @param x points, row-major num_points x dim; dim must equal the network's and operator's dimension.
 /// @param f num_points source values.
 /// @param residuals receives num_points values.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH (dim vs network or operator); KFP_ERROR_NON_FINITE (x, f).
 @c public func kfp_operator_residual(
     _ op: OpaquePointer?, _ net: OpaquePointer?, _ x: UnsafePointer<Double>?, _ num_points: Int64,
     _ dim: Int64, _ f: UnsafePointer<Double>?, _ residuals: UnsafeMutablePointer<Double>?
@@ -108,6 +114,7 @@
 /// @param num_boundary >= 0.
 /// @param dim point dimension >= 1.
 /// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (sizes), KFP_ERROR_NON_FINITE (NaN or inf in any array).
 @c public func kfp_batch_create(
     _ x_interior: UnsafePointer<Double>?, _ f_interior: UnsafePointer<Double>?, _ num_interior: Int64,
     _ x_boundary: UnsafePointer<Double>?, _ g_boundary: UnsafePointer<Double>?, _ num_boundary: Int64,
@@ -138,6 +145,7 @@
 /// @param out_num_interior receives N_interior (may be NULL).
 /// @param out_num_boundary receives N_boundary (may be NULL).
 /// @param out_dim receives the point dimension (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 @c public func kfp_batch_sizes(
     _ batch: OpaquePointer?, _ out_num_interior: UnsafeMutablePointer<Int64>?,
     _ out_num_boundary: UnsafeMutablePointer<Int64>?, _ out_dim: UnsafeMutablePointer<Int64>?

@@ -97,6 +97,7 @@ final class OptimizerHandle {
 
 /// Sets an integer option. On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking an integer.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
 @c public func kfp_optimizer_set_int(_ optimizer: OpaquePointer?, _ key: Int32, _ value: Int64) -> kfp_status {
     entryPoint("kfp_optimizer_set_int") {
         let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
@@ -108,6 +109,7 @@ final class OptimizerHandle {
 /// Sets a string option (a choice by name). On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking a string.
 /// @param value NUL-terminated name.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or an unknown name.
 @c public func kfp_optimizer_set_string(
     _ optimizer: OpaquePointer?, _ key: Int32, _ value: UnsafePointer<CChar>?
 ) -> kfp_status {
@@ -120,6 +122,7 @@ final class OptimizerHandle {
 
 /// Reads a real-valued option.
 /// @param out_value receives the value.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not a double.
 @c public func kfp_optimizer_get_double(
     _ optimizer: OpaquePointer?, _ key: Int32, _ out_value: UnsafeMutablePointer<Double>?
 ) -> kfp_status {
@@ -133,6 +136,7 @@ final class OptimizerHandle {
 
 /// Reads an integer option.
 /// @param out_value receives the value.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not an integer.
 @c public func kfp_optimizer_get_int(
     _ optimizer: OpaquePointer?, _ key: Int32, _ out_value: UnsafeMutablePointer<Int64>?
 ) -> kfp_status {
