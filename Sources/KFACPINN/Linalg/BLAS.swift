@@ -32,19 +32,6 @@ public enum BLAS {
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// y ← α op(A) x + β y, A m×n row-major.
-    @inline(__always)
-    static func gemv(
-        trans: Bool = false, m: Int, n: Int, alpha: Double = 1,
-        a: UnsafePointer<Double>, lda: Int, x: UnsafePointer<Double>, incx: Int = 1,
-        beta: Double = 0, y: UnsafeMutablePointer<Double>, incy: Int = 1
-    ) {
-        guard m > 0, n > 0 else { return }
-        cblas_dgemv(
-            CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
-            x, Int32(incx), beta, y, Int32(incy))
-    }
-
     /// Upper triangle of C ← α A Aᵀ + β C (trans = false, A n×k) or α AᵀA + β C (A k×n).
     static func syrk(
         trans: Bool = false, n: Int, k: Int, alpha: Double = 1,
@@ -61,12 +48,6 @@ public enum BLAS {
     @inline(__always)
     static func dot(_ n: Int, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>) -> Double {
         n > 0 ? cblas_ddot(Int32(n), x, 1, y, 1) : 0
-    }
-
-    /// y ← α x + y.
-    @inline(__always)
-    static func axpy(_ n: Int, _ alpha: Double, _ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>) {
-        if n > 0 { cblas_daxpy(Int32(n), alpha, x, 1, y, 1) }
     }
 
     /// x ← α x.
@@ -87,14 +68,6 @@ public enum BLAS {
             let row = c + i * ld
             for j in 0..<cols { row[j] = beta == 0 ? 0 : beta * row[j] }
         }
-    }
-
-    /// Eigen-decomposition of a symmetric n×n matrix (upper triangle read, row-major).
-    /// On return `a` holds the eigenvectors as columns and `w` the ascending eigenvalues.
-    /// Returns LAPACK's info (0 on success).
-    static func syevd(n: Int, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int {
-        Int(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")),
-                           Int32(n), a, Int32(n), w))
     }
 
     /// Generalised symmetric-definite eigenproblem A v = s B v (B positive definite):

@@ -23,12 +23,4 @@ final class Buffer {
         }
         return pointer
     }
-
-    /// Sets the first `count` values to zero (reserving them first).
-    @discardableResult
-    func zeroed(_ count: Int) -> UnsafeMutablePointer<Double> {
-        let p = reserve(count)
-        p.update(repeating: 0, count: count)
-        return p
-    }
 }
