@@ -36,18 +36,23 @@ enum Poisson2D {
 }
 
 struct TrainingTests {
+    /// KFAC on 2-d Poisson with the network 2→64→1 and 900/120 points (seeds 0).
+    func poissonKFAC(_ options: KFAC.Options) throws -> (MLP, Batch, KFAC) {
+        let net = try MLP(widths: [2, 64, 1], seed: 0)
+        let batch = try Poisson2D.batch(interior: 900, boundary: 120, seed: 0)
+        return (net, batch, try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options))
+    }
+
     /// The target is 1e-5 within 3000 steps. Measured runs end between 5e-6 and 2.7e-5 depending on
     /// the sample and on last-bit rounding (a trajectory is sensitive to the order of sums), so the
     /// test holds a level every measured run met.
     @Test("KFAC with line search reaches an L2 error ≤ 5e-5 on 2-d Poisson (D = 257) within 3000 steps")
     func kfacPoisson() throws {
-        let net = try MLP(widths: [2, 64, 1], seed: 0)
-        let batch = try Poisson2D.batch(interior: 900, boundary: 120, seed: 0)
         var options = KFAC.Options()
         options.damping = 1e-10
         options.ema = 0.45
         options.momentum = 0.51
-        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+        let (net, batch, kfac) = try poissonKFAC(options)
         var error = Double.infinity, steps = 0
         for step in 1...3000 {
             _ = try kfac.step(batch)
@@ -65,13 +70,11 @@ struct TrainingTests {
 extension TrainingTests {
     @Test("KFAC* (automatic step size and momentum) lowers the loss by several orders of magnitude")
     func kfacStarPoisson() throws {
-        let net = try MLP(widths: [2, 64, 1], seed: 0)
-        let batch = try Poisson2D.batch(interior: 900, boundary: 120, seed: 0)
         var options = KFAC.Options()
         options.stepRule = .automatic
         options.damping = 1.2e-10
         options.ema = 0.93
-        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+        let (net, batch, kfac) = try poissonKFAC(options)
         let first = try kfac.step(batch).loss
         var last = first
         for _ in 0..<500 { last = try kfac.step(batch).loss }

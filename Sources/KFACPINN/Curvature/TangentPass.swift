@@ -23,13 +23,7 @@ extension TaylorPass {
         for j in 0..<h1 { for k in 0..<n { vdot[j * n + k] += db0[j] } }
         if L == 1 {
             let out = tangentOutput.reserve(ns)
-            for k in 0..<n {
-                out[k * s] = vdot[k]
-                if s > 1 {
-                    for i in 0..<d { out[k * s + 1 + i] = dw0[i] }
-                    out[k * s + d + 1] = 0
-                }
-            }
+            writeLinearOutput(values: vdot, weights: dw0, into: out)
             return UnsafePointer(out)
         }
         // Activation of layer 0 (pre J_i = W₀[:, i], T = 0, Q = q_j, Q̇_j = 2 Σ_i (C W_j)_i Ẇ_ji).

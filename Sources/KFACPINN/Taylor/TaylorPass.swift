@@ -121,14 +121,7 @@ final class TaylorPass {
         }
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
-            let out = outputBuffer.reserve(ns)
-            for k in 0..<n {
-                out[k * s] = v0[k]
-                if s > 1 {
-                    for i in 0..<d { out[k * s + 1 + i] = w0[i] }
-                    out[k * s + d + 1] = 0
-                }
-            }
+            writeLinearOutput(values: v0, weights: w0, into: outputBuffer.reserve(ns))
             return
         }
         if s > 1 {
@@ -178,6 +171,20 @@ final class TaylorPass {
                     for i in 0..<d { o[1 + i] = s1[e] * jp[i] }
                     o[d + 1] = s1[e] * zi[d + 1] + s2[e] * q
                 }
+            }
+        }
+    }
+
+    /// Output columns of a linear model (one layer, one output): [v_n, w, 0] per sample,
+    /// from the values v (N) and the weight row w (d) — its gradient, or their tangents.
+    func writeLinearOutput(values v: UnsafePointer<Double>, weights w: UnsafePointer<Double>,
+                           into out: UnsafeMutablePointer<Double>) {
+        let n = count, s = columnsPerSample, d = network.inputDimension
+        for k in 0..<n {
+            out[k * s] = v[k]
+            if s > 1 {
+                for i in 0..<d { out[k * s + 1 + i] = w[i] }
+                out[k * s + d + 1] = 0
             }
         }
     }
