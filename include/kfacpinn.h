@@ -78,6 +78,22 @@ typedef enum kfp_option {
     KFP_OPT_FACTOR_INIT = 7,
     /// string: "expand" (default) or "reduce", the weight-sharing approximation of the factors.
     KFP_OPT_APPROXIMATION = 8,
+    /// integer 0 or 1: Nesterov momentum (SGD; default 0).
+    KFP_OPT_NESTEROV = 9,
+    /// double in [0, 1): first-moment decay beta1 (Adam; default 0.9).
+    KFP_OPT_BETA1 = 10,
+    /// double in [0, 1): second-moment decay beta2 (Adam; default 0.999).
+    KFP_OPT_BETA2 = 11,
+    /// double > 0: epsilon of the Adam denominator (default 1e-8).
+    KFP_OPT_EPSILON = 12,
+    /// integer >= 1: number of stored (s, y) pairs (L-BFGS; default 10).
+    KFP_OPT_HISTORY = 13,
+    /// integer >= 1: CG iterations per step (Hessian-free; default 300) or evaluations per line search (L-BFGS; default 25).
+    KFP_OPT_MAX_ITERATIONS = 14,
+    /// string: "full" (default), "per_layer", "diagonal" or "woodbury", the ENGD Gramian.
+    KFP_OPT_VARIANT = 15,
+    /// integer >= 1: largest Gramian block ENGD forms (default 16384); larger networks are refused.
+    KFP_OPT_MAX_PARAMETERS = 16,
 } kfp_option;
 
 /// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
@@ -274,12 +290,40 @@ void kfp_operator_free(kfp_operator *op);
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH (dim vs network or operator); KFP_ERROR_NON_FINITE (x, f).
 kfp_status kfp_operator_residual(kfp_operator *op, kfp_net *net, double const *x, int64_t num_points, int64_t dim, double const *f, double *residuals);
 
+/// Creates an Adam optimizer (learning rate 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-8).
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_adam(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Creates an ENGD (dense Gauss-Newton) optimizer (variant "full", damping 1e-10, ema 0, line
+/// search, max_parameters 16384). A step refuses (KFP_ERROR_INVALID_ARGUMENT) to form a Gramian
+/// block larger than max_parameters.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_engd(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Creates a Hessian-free optimizer (initial damping 1, at most 300 CG iterations per step).
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_hessian_free(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
 /// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
 /// damping 1e-10, ema 0.95, momentum 0, factors initialised to the identity, expand).
 /// The optimizer keeps `net` and `op` alive and changes the network's parameters in each step.
 /// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
 /// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
 kfp_status kfp_optimizer_create_kfac(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Creates an L-BFGS optimizer with a strong-Wolfe line search (learning rate 1, history 10,
+/// 25 evaluations per line search); one iteration per step.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_lbfgs(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Creates an SGD optimizer (learning rate 1e-3, momentum 0, no Nesterov); see kfp_optimizer_create_kfac.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_sgd(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
 
 /// Frees an optimizer. NULL is a no-op.
 void kfp_optimizer_free(kfp_optimizer *optimizer);
@@ -316,7 +360,8 @@ kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char 
 /// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
 /// @param num_stats capacity of `stats`, >= 0.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
-/// KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
+/// KFP_ERROR_INVALID_ARGUMENT for an ENGD Gramian above max_parameters or a batch too large
+/// for memory; KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
 /// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
 

@@ -312,11 +312,98 @@ static void test_optimizer(void) {
     kfp_net_free(other); kfp_net_free(net);
 }
 
+/* Creation with bad arguments, a rejected option key, and 30 steps on a fresh 2 -> 8 -> 1
+ * network that must bring the loss below min_ratio times its first value. */
+typedef kfp_status (*create_fn)(kfp_net *, kfp_operator *, kfp_optimizer **);
+
+static void test_baseline(const char *name, create_fn create, double min_ratio) {
+    const int64_t widths[] = {2, 8, 1};
+    kfp_net *net = NULL;
+    kfp_operator *op = NULL;
+    kfp_batch *batch = NULL;
+    kfp_optimizer *opt = NULL, *bad = (kfp_optimizer *)(void *)&net;
+    double xi[60], fi[30], xb[20], gb[10], stats[KFP_STAT_COUNT], first = 0;
+    for (int k = 0; k < 30; k++) {
+        xi[2 * k] = (k % 6 + 0.5) / 6; xi[2 * k + 1] = (k / 6 + 0.5) / 5;
+        fi[k] = 2 * 9.8696044010893586 * sin(3.14159265358979 * xi[2 * k]) * sin(3.14159265358979 * xi[2 * k + 1]);
+    }
+    for (int k = 0; k < 10; k++) { xb[2 * k] = k % 2; xb[2 * k + 1] = k / 10.0; gb[k] = 0; }
+    EXPECT(kfp_net_create(widths, 3, NULL, NULL, 3, &net) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_poisson(2, &op) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_batch_create(xi, fi, 30, xb, gb, 10, 2, &batch) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(create(net, NULL, &bad), KFP_ERROR_NULL_POINTER, "op is NULL");
+    EXPECT(bad == NULL, "%s: out set on failure", name);
+    EXPECT_ERROR(create(net, op, NULL), KFP_ERROR_NULL_POINTER, "out_optimizer is NULL");
+    EXPECT(create(net, op, &opt) == KFP_OK, "%s: %s", name, kfp_last_error());
+    /* Keys of other optimizers are rejected by name. */
+    EXPECT_ERROR(kfp_optimizer_set_string(opt, KFP_OPT_APPROXIMATION, "reduce"), KFP_ERROR_INVALID_ARGUMENT,
+                 "does not apply");
+    for (int i = 0; i < 30; i++) {
+        EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s: %s", name, kfp_last_error());
+        if (i == 0) first = stats[KFP_STAT_LOSS];
+    }
+    EXPECT(stats[KFP_STAT_LOSS] < min_ratio * first, "%s: loss %g -> %g", name, first, stats[KFP_STAT_LOSS]);
+    kfp_optimizer_free(opt);
+    kfp_batch_free(batch);
+    kfp_operator_free(op);
+    kfp_net_free(net);
+}
+
+static void test_baselines(void) {
+    test_baseline("sgd", kfp_optimizer_create_sgd, 0.999);
+    test_baseline("adam", kfp_optimizer_create_adam, 0.999);
+    test_baseline("lbfgs", kfp_optimizer_create_lbfgs, 0.1);
+    test_baseline("engd", kfp_optimizer_create_engd, 0.5);
+    test_baseline("hessian_free", kfp_optimizer_create_hessian_free, 0.1);
+
+    /* Options of each kind: range checks, integer and string options, get after set. */
+    const int64_t widths[] = {2, 16, 16, 1};
+    kfp_net *net = NULL;
+    kfp_operator *op = NULL;
+    kfp_optimizer *sgd = NULL, *adam = NULL, *lbfgs = NULL, *engd = NULL, *hf = NULL;
+    kfp_batch *batch = NULL;
+    double x[4] = {0.2, 0.3, 0.6, 0.7}, f[2] = {1, 2}, v = 0;
+    int64_t n = 0;
+    EXPECT(kfp_net_create(widths, 4, NULL, NULL, 1, &net) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_operator_create_poisson(2, &op) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_batch_create(x, f, 2, NULL, NULL, 0, 2, &batch) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_optimizer_create_sgd(net, op, &sgd) == KFP_OK && kfp_optimizer_create_adam(net, op, &adam) == KFP_OK &&
+               kfp_optimizer_create_lbfgs(net, op, &lbfgs) == KFP_OK && kfp_optimizer_create_engd(net, op, &engd) == KFP_OK &&
+               kfp_optimizer_create_hessian_free(net, op, &hf) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_set_double(sgd, KFP_OPT_LEARNING_RATE, -1), KFP_ERROR_INVALID_ARGUMENT, "learning rate");
+    EXPECT_ERROR(kfp_optimizer_set_int(sgd, KFP_OPT_NESTEROV, 2), KFP_ERROR_INVALID_ARGUMENT, "0 or 1");
+    EXPECT(kfp_optimizer_set_int(sgd, KFP_OPT_NESTEROV, 1) == KFP_OK &&
+               kfp_optimizer_get_int(sgd, KFP_OPT_NESTEROV, &n) == KFP_OK && n == 1, "nesterov %lld", (long long)n);
+    EXPECT_ERROR(kfp_optimizer_set_double(adam, KFP_OPT_BETA1, 1.0), KFP_ERROR_INVALID_ARGUMENT, "beta1 must be in [0, 1)");
+    EXPECT_ERROR(kfp_optimizer_set_double(adam, KFP_OPT_BETA2, -0.5), KFP_ERROR_INVALID_ARGUMENT, "beta2");
+    EXPECT(kfp_optimizer_get_double(adam, KFP_OPT_BETA2, &v) == KFP_OK && v == 0.999, "beta2 %g", v);
+    EXPECT_ERROR(kfp_optimizer_set_int(lbfgs, KFP_OPT_HISTORY, 0), KFP_ERROR_INVALID_ARGUMENT, "history must be at least 1");
+    EXPECT(kfp_optimizer_set_int(lbfgs, KFP_OPT_HISTORY, 150) == KFP_OK &&
+               kfp_optimizer_get_int(lbfgs, KFP_OPT_HISTORY, &n) == KFP_OK && n == 150, "history %lld", (long long)n);
+    EXPECT_ERROR(kfp_optimizer_set_string(engd, KFP_OPT_VARIANT, "dense"), KFP_ERROR_INVALID_ARGUMENT, "unknown ENGD variant");
+    EXPECT_ERROR(kfp_optimizer_set_string(engd, KFP_OPT_STEP_RULE, "auto"), KFP_ERROR_INVALID_ARGUMENT, "unknown step rule");
+    /* The full Gramian of this 337-parameter network is refused above max_parameters; woodbury needs none. */
+    EXPECT(kfp_optimizer_set_int(engd, KFP_OPT_MAX_PARAMETERS, 300) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_step(engd, net, batch, NULL, 0), KFP_ERROR_INVALID_ARGUMENT, "337 × 337 Gramian");
+    EXPECT(kfp_optimizer_set_string(engd, KFP_OPT_VARIANT, "woodbury") == KFP_OK &&
+               kfp_optimizer_step(engd, net, batch, NULL, 0) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_set_double(engd, KFP_OPT_EMA, 0.5), KFP_ERROR_INVALID_ARGUMENT, "woodbury");
+    EXPECT_ERROR(kfp_optimizer_set_int(hf, KFP_OPT_MAX_ITERATIONS, 0), KFP_ERROR_INVALID_ARGUMENT, "max_iterations");
+    EXPECT(kfp_optimizer_set_double(hf, KFP_OPT_DAMPING, 500) == KFP_OK &&
+               kfp_optimizer_get_double(hf, KFP_OPT_DAMPING, &v) == KFP_OK && v == 500, "damping %g", v);
+    kfp_optimizer_free(sgd); kfp_optimizer_free(adam); kfp_optimizer_free(lbfgs);
+    kfp_optimizer_free(engd); kfp_optimizer_free(hf);
+    kfp_batch_free(batch);
+    kfp_operator_free(op);
+    kfp_net_free(net);
+}
+
 int main(void) {
     test_library();
     test_network();
     test_loss();
     test_optimizer();
+    test_baselines();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

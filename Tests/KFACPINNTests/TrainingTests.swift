@@ -83,3 +83,48 @@ extension TrainingTests {
         #expect(last < 1e-4 * first, "loss \(first) → \(last)")
     }
 }
+
+extension TrainingTests {
+    /// Trains `optimizer` on the 2-d Poisson problem (2→64→1, 900/120 points, seed 0) until the
+    /// L2 error is at most `target` or `budget` steps are taken; returns the error and steps.
+    func train(_ make: (MLP, Operator) throws -> any Optimizer, target: Double, budget: Int, every: Int,
+               name: String) throws -> (error: Double, steps: Int) {
+        let net = try MLP(widths: [2, 64, 1], seed: 0)
+        let batch = try Poisson2D.batch(interior: 900, boundary: 120, seed: 0)
+        let optimizer = try make(net, try Operator.poisson(dimension: 2))
+        var error = Double.infinity
+        for step in 1...budget {
+            _ = try optimizer.step(batch)
+            if step % every == 0 {
+                error = try Poisson2D.l2Error(net)
+                print("\(name) step \(step): L2 error \(error)")
+                if error <= target { return (error, step) }
+            }
+        }
+        return (error, budget)
+    }
+
+    @Test("ENGD (full Gramian, line search) reaches an L2 error ≤ 1e-5 on 2-d Poisson (D = 257) within 300 steps")
+    func engdPoisson() throws {
+        let (error, steps) = try train({ try ENGD(network: $0, operator: $1) }, target: 1e-5, budget: 300, every: 25, name: "ENGD")
+        #expect(error <= 1e-5, "L2 error \(error) after \(steps) steps")
+    }
+
+    @Test("Hessian-free reaches an L2 error ≤ 1e-5 on 2-d Poisson (D = 257) within 500 steps")
+    func hessianFreePoisson() throws {
+        let (error, steps) = try train({ try HessianFree(network: $0, operator: $1) }, target: 1e-5, budget: 500, every: 25,
+                                       name: "Hessian-free")
+        #expect(error <= 1e-5, "L2 error \(error) after \(steps) steps")
+    }
+
+    @Test("L-BFGS reaches an L2 error ≤ 1e-3 on 2-d Poisson (D = 257) within 3000 steps")
+    func lbfgsPoisson() throws {
+        let (error, steps) = try train({ net, op in
+            var options = LBFGS.Options()
+            options.learningRate = 0.5
+            options.history = 150
+            return try LBFGS(network: net, operator: op, options: options)
+        }, target: 1e-3, budget: 3000, every: 100, name: "L-BFGS")
+        #expect(error <= 1e-3, "L2 error \(error) after \(steps) steps")
+    }
+}

@@ -18,6 +18,22 @@
     case KFP_OPT_FACTOR_INIT = 7
     /// string: "expand" (default) or "reduce", the weight-sharing approximation of the factors.
     case KFP_OPT_APPROXIMATION = 8
+    /// integer 0 or 1: Nesterov momentum (SGD; default 0).
+    case KFP_OPT_NESTEROV = 9
+    /// double in [0, 1): first-moment decay beta1 (Adam; default 0.9).
+    case KFP_OPT_BETA1 = 10
+    /// double in [0, 1): second-moment decay beta2 (Adam; default 0.999).
+    case KFP_OPT_BETA2 = 11
+    /// double > 0: epsilon of the Adam denominator (default 1e-8).
+    case KFP_OPT_EPSILON = 12
+    /// integer >= 1: number of stored (s, y) pairs (L-BFGS; default 10).
+    case KFP_OPT_HISTORY = 13
+    /// integer >= 1: CG iterations per step (Hessian-free; default 300) or evaluations per line search (L-BFGS; default 25).
+    case KFP_OPT_MAX_ITERATIONS = 14
+    /// string: "full" (default), "per_layer", "diagonal" or "woodbury", the ENGD Gramian.
+    case KFP_OPT_VARIANT = 15
+    /// integer >= 1: largest Gramian block ENGD forms (default 16384); larger networks are refused.
+    case KFP_OPT_MAX_PARAMETERS = 16
 }
 
 /// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
@@ -53,6 +69,14 @@ extension OptimizerOption {
         case .KFP_OPT_INVERSE_PERIOD: self = .inversePeriod
         case .KFP_OPT_FACTOR_INIT: self = .factorInitialization
         case .KFP_OPT_APPROXIMATION: self = .approximation
+        case .KFP_OPT_NESTEROV: self = .nesterov
+        case .KFP_OPT_BETA1: self = .beta1
+        case .KFP_OPT_BETA2: self = .beta2
+        case .KFP_OPT_EPSILON: self = .epsilon
+        case .KFP_OPT_HISTORY: self = .history
+        case .KFP_OPT_MAX_ITERATIONS: self = .maxIterations
+        case .KFP_OPT_VARIANT: self = .variant
+        case .KFP_OPT_MAX_PARAMETERS: self = .maxParameters
         }
     }
 }
@@ -63,6 +87,20 @@ final class OptimizerHandle {
     init(_ optimizer: any Optimizer) { self.optimizer = optimizer }
 }
 
+/// Creates an optimizer of `make`'s kind for `net` and `op` behind `out_optimizer`.
+private func createOptimizer(
+    _ name: StaticString, _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?,
+    _ make: (MLP, Operator) throws -> any Optimizer
+) -> kfp_status {
+    entryPoint(name) {
+        let out = try required(out_optimizer, "out_optimizer")
+        out.pointee = nil
+        let mlp = try object(net, MLP.self, "net")
+        let o = try object(op, OperatorHandle.self, "op").op
+        publish(OptimizerHandle(try make(mlp, o)), to: out)
+    }
+}
+
 /// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
 /// damping 1e-10, ema 0.95, momentum 0, factors initialised to the identity, expand).
 /// The optimizer keeps `net` and `op` alive and changes the network's parameters in each step.
@@ -71,13 +109,55 @@ final class OptimizerHandle {
 @c public func kfp_optimizer_create_kfac(
     _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
 ) -> kfp_status {
-    entryPoint("kfp_optimizer_create_kfac") {
-        let out = try required(out_optimizer, "out_optimizer")
-        out.pointee = nil
-        let mlp = try object(net, MLP.self, "net")
-        let o = try object(op, OperatorHandle.self, "op").op
-        publish(OptimizerHandle(try KFAC(network: mlp, operator: o)), to: out)
-    }
+    createOptimizer("kfp_optimizer_create_kfac", net, op, out_optimizer) { try KFAC(network: $0, operator: $1) }
+}
+
+/// Creates an SGD optimizer (learning rate 1e-3, momentum 0, no Nesterov); see kfp_optimizer_create_kfac.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_sgd(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_sgd", net, op, out_optimizer) { try SGD(network: $0, operator: $1) }
+}
+
+/// Creates an Adam optimizer (learning rate 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-8).
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_adam(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_adam", net, op, out_optimizer) { try Adam(network: $0, operator: $1) }
+}
+
+/// Creates an L-BFGS optimizer with a strong-Wolfe line search (learning rate 1, history 10,
+/// 25 evaluations per line search); one iteration per step.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_lbfgs(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_lbfgs", net, op, out_optimizer) { try LBFGS(network: $0, operator: $1) }
+}
+
+/// Creates an ENGD (dense Gauss-Newton) optimizer (variant "full", damping 1e-10, ema 0, line
+/// search, max_parameters 16384). A step refuses (KFP_ERROR_INVALID_ARGUMENT) to form a Gramian
+/// block larger than max_parameters.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_engd(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_engd", net, op, out_optimizer) { try ENGD(network: $0, operator: $1) }
+}
+
+/// Creates a Hessian-free optimizer (initial damping 1, at most 300 CG iterations per step).
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_hessian_free(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_hessian_free", net, op, out_optimizer) { try HessianFree(network: $0, operator: $1) }
 }
 
 /// Frees an optimizer. NULL is a no-op.
@@ -154,7 +234,8 @@ final class OptimizerHandle {
 /// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
 /// @param num_stats capacity of `stats`, >= 0.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
-///         KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
+///         KFP_ERROR_INVALID_ARGUMENT for an ENGD Gramian above max_parameters or a batch too large
+///         for memory; KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
 ///         the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
 @c public func kfp_optimizer_step(
     _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: OpaquePointer?,

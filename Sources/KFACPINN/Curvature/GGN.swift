@@ -38,30 +38,36 @@ extension PINNLoss {
                 Array(UnsafeBufferPointer(start: boundaryJv.pointer, count: batch.boundaryCount)))
     }
 
-    /// G v = Jᵀ J v / N (interior) + Jᵀ J v / N_∂ (conditions): tangent passes, then one
-    /// backward pass per term seeded with (J_n v)/N · ∂r_n/∂(u, ∇u, T).
+    /// G v = Jᵀ J v / N (interior) + Jᵀ J v / N_∂ (conditions) on `batch`.
     public func ggnVectorProduct(_ batch: Batch, _ v: [Double]) throws -> [Double] {
         try requireDirection(v)
         try forward(batch)
         var out = [Double](repeating: 0, count: network.numParameters)
-        v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!, batch: batch) }
-        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
-        out.withUnsafeMutableBufferPointer { o in
-            let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv.pointer
-            for k in 0..<n {
-                let w = jv[k] / Double(n)
-                for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
-            }
-            interiorPass.backward(seeds: seeds)
-            interiorPass.accumulateGradient(into: o.baseAddress!, weights: nil)
-            if m > 0 {
-                let sb = scaledSeeds.reserve(m), jb = boundaryJv.pointer
-                for k in 0..<m { sb[k] = jb[k] / Double(m) }
-                boundaryPass.backward(seeds: sb)
-                boundaryPass.accumulateGradient(into: o.baseAddress!, weights: nil)
-            }
+        v.withUnsafeBufferPointer { vp in
+            out.withUnsafeMutableBufferPointer { ggnVectorProduct(vp.baseAddress!, batch: batch, into: $0.baseAddress!) }
         }
         return out
+    }
+
+    /// After `forward`: out = G v by tangent passes, then one backward pass per term seeded
+    /// with (J_n v)/N · ∂r_n/∂(u, ∇u, T). Overwrites the passes' adjoints.
+    func ggnVectorProduct(_ v: UnsafePointer<Double>, batch: Batch, into out: UnsafeMutablePointer<Double>) {
+        jacobianVectorProducts(v, batch: batch)
+        out.update(repeating: 0, count: network.numParameters)
+        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
+        let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv.pointer
+        for k in 0..<n {
+            let w = jv[k] / Double(n)
+            for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
+        }
+        interiorPass.backward(seeds: seeds)
+        interiorPass.accumulateGradient(into: out, weights: nil)
+        if m > 0 {
+            let sb = scaledSeeds.reserve(m), jb = boundaryJv.pointer
+            for k in 0..<m { sb[k] = jb[k] / Double(m) }
+            boundaryPass.backward(seeds: sb)
+            boundaryPass.accumulateGradient(into: out, weights: nil)
+        }
     }
 
     private func requireDirection(_ v: [Double]) throws {

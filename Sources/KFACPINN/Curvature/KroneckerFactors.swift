@@ -4,13 +4,6 @@ public enum KroneckerApproximation: String, CaseIterable, Sendable {
     case expand
     /// A = 1/N Σ_n z̄_n z̄_nᵀ (z̄_n: mean over s), B = 1/N Σ_n ḡ_n ḡ_nᵀ (ḡ_n: sum over s).
     case reduce
-
-    public init(name: String) throws {
-        guard let a = KroneckerApproximation(rawValue: name) else {
-            throw KFPError.invalidArgument("unknown Kronecker approximation '\(name)' (known: expand, reduce)")
-        }
-        self = a
-    }
 }
 
 /// Copies the upper triangle of an n × n row-major matrix into its lower triangle.

@@ -80,6 +80,31 @@ public enum BLAS {
                            Int32(n), a, Int32(n), b, Int32(n), w))
     }
 
+    /// y ← α op(A) x + β y with A m×n (row-major), op(A) = Aᵀ when `trans`.
+    static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+                     x: UnsafePointer<Double>, beta: Double = 0, y: UnsafeMutablePointer<Double>) {
+        guard m > 0, n > 0 else {
+            let count = trans ? n : m
+            for i in 0..<count { y[i] = beta == 0 ? 0 : beta * y[i] }
+            return
+        }
+        cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
+                    x, 1, beta, y, 1)
+    }
+
+    /// Solves A x = b for symmetric positive definite A (n × n, upper triangle read; overwritten
+    /// by its Cholesky factor); `b` becomes x. Returns LAPACK's info (> 0: not positive definite).
+    static func posv(n: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>) -> Int {
+        Int(LAPACKE_dposv(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, a, Int32(n), b, 1))
+    }
+
+    /// Symmetric eigendecomposition A = Q diag(w) Qᵀ (upper triangle read): on return `a[i·n + k]`
+    /// is component i of eigenvector k and `w` holds the eigenvalues in ascending order.
+    static func syevd(n: Int, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int {
+        Int(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")), Int32(n), a,
+                           Int32(n), w))
+    }
+
     /// Number of threads OpenBLAS uses (process-wide).
     public static var numThreads: Int {
         get { Int(openblas_get_num_threads()) }

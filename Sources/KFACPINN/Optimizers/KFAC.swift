@@ -41,16 +41,10 @@ public final class KFAC: Optimizer {
         public init() {}
 
         func validate() throws {
-            guard damping.isFinite, damping > 0 else {
-                throw KFPError.invalidArgument("damping must be positive and finite, got \(damping)")
-            }
-            guard ema.isFinite, ema >= 0, ema < 1 else { throw KFPError.invalidArgument("ema must be in [0, 1), got \(ema)") }
-            guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-                throw KFPError.invalidArgument("momentum must be in [0, 1), got \(momentum)")
-            }
-            guard learningRate.isFinite, learningRate > 0 else {
-                throw KFPError.invalidArgument("learning rate must be positive and finite, got \(learningRate)")
-            }
+            try requireDamping(damping)
+            try requireUnitInterval(ema, "ema")
+            try requireUnitInterval(momentum, "momentum")
+            try requireLearningRate(learningRate)
             guard factorPeriod >= 1 else { throw KFPError.invalidArgument("factor_period must be at least 1, got \(factorPeriod)") }
             guard inversePeriod >= 1 else { throw KFPError.invalidArgument("inverse_period must be at least 1, got \(inversePeriod)") }
         }
@@ -83,9 +77,6 @@ public final class KFAC: Optimizer {
     private let batchA = Buffer(), batchB = Buffer(), packed = Buffer(), solved = Buffer(), work = Buffer()
     private let jvInterior = Buffer(), jvBoundary = Buffer()
 
-    /// The line-search grid, largest first: 2^0, 2^−1, …, 2^−30.
-    public static let lineSearchGrid: [Double] = (0...30).map { 1 / Double(1 << $0) }
-
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
         self.network = network
@@ -116,7 +107,8 @@ public final class KFAC: Optimizer {
     /// Replaces all options at once (validated; nothing changes on failure).
     public func setOptions(_ new: Options) throws {
         try new.validate()
-        if new.factorInitialization != options.factorInitialization && stepCount == 0 {
+        if new.factorInitialization != options.factorInitialization {
+            guard stepCount == 0 else { throw KFPError.invalidArgument("factor_init can only be changed before the first step") }
             for l in 0..<layers.count {
                 let hin1 = network.widths[l] + 1, hout = network.widths[l + 1]
                 let a = KFAC.initialFactor(hin1, new.factorInitialization)
@@ -128,47 +120,19 @@ public final class KFAC: Optimizer {
         options = new
     }
 
+    static var optionFields: [OptimizerOption: OptionField<Options>] {
+        [.damping: .double(\.damping), .ema: .double(\.ema), .momentum: .double(\.momentum),
+         .learningRate: .double(\.learningRate), .factorPeriod: .int(\.factorPeriod), .inversePeriod: .int(\.inversePeriod),
+         .stepRule: .choice(\.stepRule, "step rule"), .factorInitialization: .choice(\.factorInitialization, "factor initialisation"),
+         .approximation: .choice(\.approximation, "Kronecker approximation")]
+    }
+
     public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        var o = options
-        switch option {
-        case .damping: o.damping = try value.double(option)
-        case .ema: o.ema = try value.double(option)
-        case .momentum: o.momentum = try value.double(option)
-        case .learningRate: o.learningRate = try value.double(option)
-        case .factorPeriod: o.factorPeriod = try value.int(option)
-        case .inversePeriod: o.inversePeriod = try value.int(option)
-        case .stepRule:
-            let name = try value.string(option)
-            guard let rule = StepRule(rawValue: name) else {
-                throw KFPError.invalidArgument("unknown step rule '\(name)' (known: line_search, auto, fixed)")
-            }
-            o.stepRule = rule
-        case .factorInitialization:
-            let name = try value.string(option)
-            guard let kind = FactorInitialization(rawValue: name) else {
-                throw KFPError.invalidArgument("unknown factor initialisation '\(name)' (known: identity, zero)")
-            }
-            guard stepCount == 0 || kind == options.factorInitialization else {
-                throw KFPError.invalidArgument("factor_init can only be changed before the first step")
-            }
-            o.factorInitialization = kind
-        case .approximation: o.approximation = try KroneckerApproximation(name: try value.string(option))
-        }
-        try setOptions(o)
+        try setOptions(try updatedOptions(options, option, value, KFAC.optionFields, optimizer: "KFAC"))
     }
 
     public func option(_ option: OptimizerOption) throws -> OptionValue {
-        switch option {
-        case .damping: return .double(options.damping)
-        case .ema: return .double(options.ema)
-        case .momentum: return .double(options.momentum)
-        case .learningRate: return .double(options.learningRate)
-        case .factorPeriod: return .int(options.factorPeriod)
-        case .inversePeriod: return .int(options.inversePeriod)
-        case .stepRule: return .string(options.stepRule.rawValue)
-        case .factorInitialization: return .string(options.factorInitialization.rawValue)
-        case .approximation: return .string(options.approximation.rawValue)
-        }
+        try optionValue(options, option, KFAC.optionFields, optimizer: "KFAC")
     }
 
     /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a
@@ -285,18 +249,17 @@ public final class KFAC: Optimizer {
         theta0 = network.parameters
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
-            var best = stats.loss, bestAlpha = 0.0
-            for a in KFAC.lineSearchGrid {
-                setParameters(alpha: a)
-                if let trial = try? loss.forward(batch).total, trial < best {
-                    best = trial
-                    bestAlpha = a
+            alpha = theta0.withUnsafeBufferPointer { t in
+                candidate.withUnsafeBufferPointer { m in
+                    loss.gridLineSearch(batch, from: t.baseAddress!, along: m.baseAddress!, below: stats.loss)
                 }
             }
-            alpha = bestAlpha
-            if bestAlpha == 0 {
-                // No grid value lowers the loss: the parameters stay where they were.
+            if alpha == 0 {
+                // No grid value lowers the loss: the parameters stay where they were, the
+                // heavy-ball buffer still becomes μ m + Δ (so the next step's direction differs).
                 network.assignParameters(theta0)
+                swap(&previousUpdate, &candidate)
+                hasPreviousUpdate = true
                 stats.momentum = mu
                 return
             }

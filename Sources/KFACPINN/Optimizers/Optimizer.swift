@@ -21,6 +21,13 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     case damping, ema, momentum, learningRate = "learning_rate", stepRule = "step_rule"
     case factorPeriod = "factor_period", inversePeriod = "inverse_period"
     case factorInitialization = "factor_init", approximation
+    case nesterov, beta1, beta2, epsilon, history, maxIterations = "max_iterations", variant
+    case maxParameters = "max_parameters"
+
+    /// The error for an option the optimizer named `optimizer` does not have.
+    func notApplicable(to optimizer: String) -> KFPError {
+        .invalidArgument("option \(rawValue) does not apply to \(optimizer)")
+    }
 }
 
 /// A value set through `Optimizer.setOption`.
@@ -37,6 +44,13 @@ public enum OptionValue: Sendable, Equatable {
     func int(_ option: OptimizerOption) throws -> Int {
         guard case .int(let v) = self else { throw KFPError.invalidArgument("option \(option.rawValue) takes an integer") }
         return v
+    }
+
+    func bool(_ option: OptimizerOption) throws -> Bool {
+        guard case .int(let v) = self, v == 0 || v == 1 else {
+            throw KFPError.invalidArgument("option \(option.rawValue) takes 0 or 1")
+        }
+        return v == 1
     }
 
     func string(_ option: OptimizerOption) throws -> String {
@@ -92,4 +106,19 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// lr > 0 and finite.
+func requireLearningRate(_ lr: Double) throws {
+    guard lr.isFinite, lr > 0 else { throw KFPError.invalidArgument("learning rate must be positive and finite, got \(lr)") }
+}
+
+/// v ∈ [0, 1).
+func requireUnitInterval(_ v: Double, _ name: String) throws {
+    guard v.isFinite, v >= 0, v < 1 else { throw KFPError.invalidArgument("\(name) must be in [0, 1), got \(v)") }
+}
+
+/// λ > 0 and finite.
+func requireDamping(_ lambda: Double) throws {
+    guard lambda.isFinite, lambda > 0 else { throw KFPError.invalidArgument("damping must be positive and finite, got \(lambda)") }
 }

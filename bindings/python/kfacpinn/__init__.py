@@ -9,7 +9,8 @@ import numpy as np
 
 from ._lib import lib, c_double_p, c_int64_p
 
-__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC",
+__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
+           "LBFGS", "ENGD", "HessianFree",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -271,7 +272,10 @@ def loss_and_gradient(net, op, batch):
 
 # kfp_option keys and kfp_stat indices (include/kfacpinn.h).
 _OPTIONS = {"damping": 0, "ema": 1, "momentum": 2, "learning_rate": 3, "step_rule": 4,
-            "T_kfac": 5, "T_inv": 6, "init": 7, "approximation": 8}
+            "T_kfac": 5, "T_inv": 6, "init": 7, "approximation": 8, "nesterov": 9, "beta1": 10,
+            "beta2": 11, "epsilon": 12, "history": 13, "max_iterations": 14, "variant": 15,
+            "max_parameters": 16}
+_INT_OPTIONS = {"T_kfac", "T_inv", "nesterov", "history", "max_iterations", "max_parameters"}
 _STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm", "accepted"]
 
 
@@ -288,7 +292,9 @@ class Optimizer(_Handle):
         key = _OPTIONS[name]
         if isinstance(value, str):
             _check(lib.kfp_optimizer_set_string(self.handle, key, value.encode()))
-        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and name in ("T_kfac", "T_inv"):
+        elif name in _INT_OPTIONS:
+            if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+                raise InputError(f"{name} takes an integer, got {value}")
             _check(lib.kfp_optimizer_set_int(self.handle, key, int(value)))
         else:
             _check(lib.kfp_optimizer_set_double(self.handle, key, float(value)))
@@ -296,13 +302,22 @@ class Optimizer(_Handle):
     def get(self, name):
         """The current value of a numeric option."""
         key = _OPTIONS[name]
-        if name in ("T_kfac", "T_inv"):
+        if name in _INT_OPTIONS:
             v = ctypes.c_int64()
             _check(lib.kfp_optimizer_get_int(self.handle, key, ctypes.byref(v)))
         else:
             v = ctypes.c_double()
             _check(lib.kfp_optimizer_get_double(self.handle, key, ctypes.byref(v)))
         return v.value
+
+    def _configure(self, options):
+        """Sets `options` (name → value) in order; closes the handle and re-raises on failure."""
+        try:
+            for name, value in options:
+                self._set(name, value)
+        except Exception:
+            self.close()
+            raise
 
     def step(self, batch):
         """One step on `batch`; returns a dict of the step's statistics (loss before the step,
@@ -325,19 +340,69 @@ class KFAC(Optimizer):
     def __init__(self, net, op, damping=1e-10, ema=0.95, momentum=0.0, step="line_search",
                  T_kfac=1, T_inv=1, init="identity", approximation="expand"):
         super().__init__(_create(lib.kfp_optimizer_create_kfac, net.handle, op.handle), net, op)
-        try:
-            if isinstance(step, str):
-                self._set("step_rule", step)
-            else:
-                self._set("learning_rate", step)
-                self._set("step_rule", "fixed")
-            for name, value in (("damping", damping), ("ema", ema), ("momentum", momentum),
-                                ("T_kfac", T_kfac), ("T_inv", T_inv), ("init", init),
-                                ("approximation", approximation)):
-                self._set(name, value)
-        except Exception:
-            self.close()
-            raise
+        self._configure(_step_rule(step) + [("damping", damping), ("ema", ema), ("momentum", momentum),
+                                            ("T_kfac", T_kfac), ("T_inv", T_inv), ("init", init),
+                                            ("approximation", approximation)])
+
+
+def _step_rule(step):
+    """Options for step="line_search" | "auto" | a float learning rate."""
+    if isinstance(step, str):
+        return [("step_rule", step)]
+    return [("learning_rate", step), ("step_rule", "fixed")]
+
+
+class SGD(Optimizer):
+    """Gradient descent with heavy-ball (or Nesterov) momentum, PyTorch's convention."""
+
+    def __init__(self, net, op, lr=1e-3, momentum=0.0, nesterov=False):
+        super().__init__(_create(lib.kfp_optimizer_create_sgd, net.handle, op.handle), net, op)
+        self._configure([("learning_rate", lr), ("momentum", momentum), ("nesterov", int(bool(nesterov)))])
+
+
+class Adam(Optimizer):
+    """Adam with bias correction."""
+
+    def __init__(self, net, op, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(_create(lib.kfp_optimizer_create_adam, net.handle, op.handle), net, op)
+        self._configure([("learning_rate", lr), ("beta1", betas[0]), ("beta2", betas[1]), ("epsilon", eps)])
+
+
+class LBFGS(Optimizer):
+    """L-BFGS with a strong-Wolfe line search; one iteration per step.
+
+    lr: first trial step of the line search; history: stored pairs; max_evals: loss-and-gradient
+    evaluations per line search.
+    """
+
+    def __init__(self, net, op, lr=1.0, history=10, max_evals=25):
+        super().__init__(_create(lib.kfp_optimizer_create_lbfgs, net.handle, op.handle), net, op)
+        self._configure([("learning_rate", lr), ("history", history), ("max_iterations", max_evals)])
+
+
+class ENGD(Optimizer):
+    """Energy natural gradient (dense Gauss-Newton): direction -(G + damping I)^+ grad.
+
+    variant: "full" (D x D Gramian), "per_layer", "diagonal" or "woodbury" (sample space,
+    (N_interior + N_boundary)^2 system). step: "line_search" or a float learning rate.
+    max_params: largest Gramian block formed; larger networks raise kp.Error.
+    """
+
+    def __init__(self, net, op, damping=1e-10, ema=0.0, variant="full", step="line_search",
+                 max_params=16384):
+        super().__init__(_create(lib.kfp_optimizer_create_engd, net.handle, op.handle), net, op)
+        self._configure([("max_parameters", max_params), ("variant", variant), ("damping", damping),
+                         ("ema", ema)] + _step_rule(step))
+
+
+class HessianFree(Optimizer):
+    """Hessian-free (Martens 2010) with the GGN: CG with Martens' stopping rule, backtracking,
+    Levenberg-Marquardt damping (initial `damping`), Armijo line search, warm start.
+    """
+
+    def __init__(self, net, op, damping=1.0, max_cg=300):
+        super().__init__(_create(lib.kfp_optimizer_create_hessian_free, net.handle, op.handle), net, op)
+        self._configure([("damping", damping), ("max_iterations", max_cg)])
 
 
 def set_num_threads(n):

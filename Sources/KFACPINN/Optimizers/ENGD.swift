@@ -1,0 +1,212 @@
+import Glibc
+
+/// Energy natural gradient descent (Müller & Zeinhofer 2023), math.md §7: the Gauss–Newton
+/// direction Δ = −(G + λI)⁺ ∇L with the dense Gramian
+///     G = J_Ωᵀ J_Ω / N_Ω + J_∂ᵀ J_∂ / N_∂ = J̃ᵀ J̃,
+/// J̃ the scaled per-sample Jacobian (rows from the same backward pass as the gradient), an
+/// optional moving average G ← β G + (1 − β) G_batch, and the grid line search (or a fixed
+/// learning rate). Variants: the full D × D Gramian, its per-layer diagonal blocks, its
+/// diagonal, and the sample-space (Woodbury) form Δ = −J̃ᵀ (J̃J̃ᵀ + λI)⁻¹ r̃, which needs an
+/// (N_Ω + N_∂)² system instead of D² and is exact: (J̃ᵀJ̃ + λI)⁻¹ J̃ᵀ = J̃ᵀ (J̃J̃ᵀ + λI)⁻¹.
+public final class ENGD: Optimizer {
+    public enum Variant: String, CaseIterable, Sendable {
+        case full, perLayer = "per_layer", diagonal, woodbury
+    }
+
+    public enum StepRule: String, CaseIterable, Sendable {
+        case lineSearch = "line_search", fixed
+    }
+
+    public struct Options: Sendable, Equatable {
+        /// λ > 0.
+        public var damping = 1e-10
+        /// β ∈ [0, 1) of the Gramian's moving average (0: this batch's Gramian; must be 0 for woodbury).
+        public var ema = 0.0
+        public var variant = Variant.full
+        public var stepRule = StepRule.lineSearch
+        /// Learning rate of `.fixed` steps.
+        public var learningRate = 1.0
+        /// Largest Gramian block (full: D, per-layer: a layer's parameter count) that a step
+        /// forms (its memory is 8·n² bytes, held about three times); a larger one is refused.
+        public var maxParameters = 16384
+
+        public init() {}
+
+        func validate() throws {
+            try requireDamping(damping)
+            try requireUnitInterval(ema, "ema")
+            try requireLearningRate(learningRate)
+            guard maxParameters >= 1 else { throw KFPError.invalidArgument("max_parameters must be at least 1, got \(maxParameters)") }
+            if variant == .woodbury && ema != 0 {
+                throw KFPError.invalidArgument("the woodbury variant has no Gramian to average: ema must be 0")
+            }
+        }
+
+        /// Refuses a Gramian block larger than `maxParameters` before anything is allocated.
+        func requireGramianSize(for network: MLP) throws {
+            let block = ENGD.blocks(network, variant).map(\.count).max() ?? 0
+            if block > maxParameters {
+                let mib = Double(block) * Double(block) * 8 / 1048576
+                let size = mib < 1024 ? "\(Int(mib.rounded(.up))) MiB" : "\((mib / 102.4).rounded() / 10) GiB"
+                throw KFPError.invalidArgument(
+                    "ENGD (\(variant.rawValue)) would form a \(block) × \(block) Gramian (\(size)), above max_parameters = \(maxParameters); use the per_layer, diagonal or woodbury variant or raise max_parameters")
+            }
+        }
+    }
+
+    public let network: MLP
+    public let loss: PINNLoss
+    public private(set) var options: Options
+    public private(set) var stepCount = 0
+    /// Moving averages of the Gramian blocks (upper triangles) or of its diagonal; and the candidates of a step.
+    private var gramian: [Buffer] = [], candidate: [Buffer] = []
+    private var hasGramian = false
+    private var gradient: [Double], direction: [Double], theta0: [Double]
+    private let jacobian = Buffer(), residuals = Buffer(), solution = Buffer(), work = Buffer(), kernel = Buffer()
+
+    public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
+        try options.validate()
+        self.network = network
+        loss = try PINNLoss(network: network, operator: op)
+        self.options = options
+        gradient = [Double](repeating: 0, count: network.numParameters)
+        direction = gradient
+        theta0 = gradient
+    }
+
+    /// The parameter ranges whose Gramian blocks are formed: all of θ (full), each layer's
+    /// W and b (per-layer; contiguous in θ's layout), none for the diagonal and woodbury forms.
+    static func blocks(_ net: MLP, _ variant: Variant) -> [Range<Int>] {
+        switch variant {
+        case .full: return [0..<net.numParameters]
+        case .perLayer:
+            return (0..<net.numLayers).map { net.weightOffset($0)..<(net.biasOffset($0) + net.widths[$0 + 1]) }
+        case .diagonal, .woodbury: return []
+        }
+    }
+
+    static var optionFields: [OptimizerOption: OptionField<Options>] {
+        [.damping: .double(\.damping), .ema: .double(\.ema), .learningRate: .double(\.learningRate),
+         .maxParameters: .int(\.maxParameters), .stepRule: .choice(\.stepRule, "step rule for ENGD"),
+         .variant: .choice(\.variant, "ENGD variant")]
+    }
+
+    /// Replaces all options at once (validated; nothing changes on failure). Another variant
+    /// starts its moving average afresh.
+    public func setOptions(_ new: Options) throws {
+        try new.validate()
+        if new.variant != options.variant { hasGramian = false }
+        options = new
+    }
+
+    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
+        try setOptions(try updatedOptions(options, option, value, ENGD.optionFields, optimizer: "ENGD"))
+    }
+
+    public func option(_ option: OptimizerOption) throws -> OptionValue {
+        try optionValue(options, option, ENGD.optionFields, optimizer: "ENGD")
+    }
+
+    public func step(_ batch: Batch) throws -> StepStatistics {
+        try options.requireGramianSize(for: network)
+        let value = try loss.forward(batch)
+        let D = network.numParameters, rows = batch.interiorCount + batch.boundaryCount
+        try requireMemory(rows: rows)
+        let J = jacobian.reserve(rows * D), r = residuals.reserve(rows)
+        loss.scaledJacobian(batch, rows: J, residuals: r)
+        // ∇L = J̃ᵀ r̃.
+        try gradient.withUnsafeMutableBufferPointer { g in
+            BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
+            for i in 0..<D where !g[i].isFinite {
+                throw KFPError.nonFinite("ENGD: the gradient has a non-finite entry at index \(i)")
+            }
+        }
+        try direction.withUnsafeMutableBufferPointer { dir in
+            try gradient.withUnsafeBufferPointer { g in
+                try computeDirection(J, rows: rows, residuals: r, gradient: g.baseAddress!, into: dir.baseAddress!)
+            }
+            try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
+        }
+        theta0 = network.parameters
+        var alpha = options.learningRate
+        if options.stepRule == .lineSearch {
+            alpha = theta0.withUnsafeBufferPointer { t in
+                direction.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
+            }
+        }
+        var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
+                                   stepSize: alpha, momentum: 0, updateNorm: 0, accepted: alpha > 0)
+        theta0.withUnsafeBufferPointer { t in
+            direction.withUnsafeBufferPointer { network.setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) }
+        }
+        try network.parameters.withUnsafeBufferPointer { p in
+            do { try requireFiniteUpdate(p.baseAddress!, D, "ENGD") } catch {
+                network.assignParameters(theta0)
+                throw error
+            }
+        }
+        stats.updateNorm = alpha * direction.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
+        if options.variant != .woodbury {
+            swap(&gramian, &candidate)
+            hasGramian = true
+        }
+        stepCount += 1
+        return stats
+    }
+
+    /// Refuses a batch whose scaled Jacobian (and, for woodbury, kernel) would not fit in memory.
+    private func requireMemory(rows: Int) throws {
+        let D = Double(network.numParameters), n = Double(rows)
+        let bytes = 8 * (n * D + (options.variant == .woodbury ? 2 * n * n : 0))
+        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        guard bytes < physical / 2 else {
+            throw KFPError.invalidArgument("ENGD: the \(rows) × \(network.numParameters) Jacobian of this batch needs about \(Int((bytes / 1073741824).rounded())) GiB, more than half the machine's memory")
+        }
+    }
+
+    /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages in `candidate`.
+    private func computeDirection(_ J: UnsafePointer<Double>, rows: Int, residuals r: UnsafePointer<Double>,
+                                  gradient g: UnsafePointer<Double>, into dir: UnsafeMutablePointer<Double>) throws {
+        let D = network.numParameters, lambda = options.damping, beta = hasGramian ? options.ema : 0
+        switch options.variant {
+        case .woodbury:
+            // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
+            let K = kernel.reserve(rows * rows), y = solution.reserve(rows)
+            BLAS.syrk(n: rows, k: D, a: J, lda: D, c: K, ldc: rows)
+            try dampedSymmetricSolve(K, n: rows, damping: lambda, r, into: y, work: work)
+            BLAS.gemv(trans: true, m: rows, n: D, alpha: -1, a: J, lda: D, x: y, y: dir)
+        case .diagonal:
+            prepareCandidates(sizes: [D])
+            // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.
+            let batchDiagonal = solution.reserve(D), diag = candidate[0].pointer
+            batchDiagonal.update(repeating: 0, count: D)
+            for k in 0..<rows {
+                let row = J + k * D
+                for i in 0..<D { batchDiagonal[i] += row[i] * row[i] }
+            }
+            for i in 0..<D {
+                diag[i] = beta > 0 ? beta * gramian[0].pointer[i] + (1 - beta) * batchDiagonal[i] : batchDiagonal[i]
+                dir[i] = -g[i] / (diag[i] + lambda)
+            }
+        case .full, .perLayer:
+            let blocks = ENGD.blocks(network, options.variant)
+            prepareCandidates(sizes: blocks.map { $0.count * $0.count })
+            for (b, range) in blocks.enumerated() {
+                let n = range.count, G = candidate[b].pointer
+                // G ← β G_old + (1 − β) J̃ᵀJ̃ on this block's columns (upper triangle).
+                if beta > 0 { G.update(from: gramian[b].pointer, count: n * n) }
+                BLAS.syrk(trans: true, n: n, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: D,
+                          beta: beta, c: G, ldc: n)
+                let x = solution.reserve(n)
+                try dampedSymmetricSolve(G, n: n, damping: lambda, g + range.lowerBound, into: x, work: work)
+                for i in 0..<n { dir[range.lowerBound + i] = -x[i] }
+            }
+        }
+    }
+
+    /// Candidate buffers of the given sizes (reused across steps).
+    private func prepareCandidates(sizes: [Int]) {
+        if candidate.count != sizes.count { candidate = sizes.map { _ in Buffer() } }
+        for (b, size) in sizes.enumerated() { candidate[b].reserve(size) }
+    }
+}

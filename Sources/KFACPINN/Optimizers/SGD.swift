@@ -1,0 +1,71 @@
+/// Stochastic gradient descent with heavy-ball or Nesterov momentum (PyTorch's convention):
+///   b ← μ b + ∇L (b = ∇L on the first step),  d = ∇L + μ b (Nesterov) or b,  θ ← θ − lr d.
+public final class SGD: Optimizer {
+    public struct Options: Sendable, Equatable {
+        /// lr > 0.
+        public var learningRate = 1e-3
+        /// μ ∈ [0, 1).
+        public var momentum = 0.0
+        public var nesterov = false
+
+        public init() {}
+
+        func validate() throws {
+            try requireLearningRate(learningRate)
+            try requireUnitInterval(momentum, "momentum")
+        }
+    }
+
+    public let network: MLP
+    public let loss: PINNLoss
+    public private(set) var options: Options
+    public private(set) var stepCount = 0
+    private var gradient: [Double], buffer: [Double], newBuffer: [Double]
+
+    public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
+        try options.validate()
+        self.network = network
+        loss = try PINNLoss(network: network, operator: op)
+        self.options = options
+        gradient = [Double](repeating: 0, count: network.numParameters)
+        buffer = gradient
+        newBuffer = gradient
+    }
+
+    static var optionFields: [OptimizerOption: OptionField<Options>] {
+        [.learningRate: .double(\.learningRate), .momentum: .double(\.momentum), .nesterov: .flag(\.nesterov)]
+    }
+
+    /// Replaces all options at once (validated; nothing changes on failure).
+    public func setOptions(_ new: Options) throws {
+        try new.validate()
+        options = new
+    }
+
+    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
+        try setOptions(try updatedOptions(options, option, value, SGD.optionFields, optimizer: "SGD"))
+    }
+
+    public func option(_ option: OptimizerOption) throws -> OptionValue {
+        try optionValue(options, option, SGD.optionFields, optimizer: "SGD")
+    }
+
+    public func step(_ batch: Batch) throws -> StepStatistics {
+        let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
+        let D = network.numParameters, mu = options.momentum, lr = options.learningRate
+        var newTheta = network.parameters, squares = 0.0
+        for i in 0..<D {
+            let b = stepCount == 0 ? gradient[i] : mu * buffer[i] + gradient[i]
+            newBuffer[i] = b
+            let d = options.nesterov ? gradient[i] + mu * b : b
+            newTheta[i] -= lr * d
+            squares += d * d
+        }
+        try newTheta.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "SGD") }
+        network.assignParameters(newTheta)
+        swap(&buffer, &newBuffer)
+        stepCount += 1
+        return StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
+                              stepSize: lr, momentum: mu, updateNorm: lr * squares.squareRoot(), accepted: true)
+    }
+}
