@@ -27,15 +27,15 @@ func medianTime(budget: Double, _ body: () throws -> Void) rethrows -> Double {
 }
 
 var arguments = CommandLine.arguments.dropFirst()
-var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac"]
+var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac", "baselines"]
 while let arg = arguments.popFirst() {
     switch arg {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
-    case "taylor", "kfac": sections = [arg]
+    case "taylor", "kfac", "baselines": sections = [arg]
     case "all": break
     default:
-        print("usage: kfacpinn-bench [taylor|kfac|all] [--threads T] [--quick]")
+        print("usage: kfacpinn-bench [taylor|kfac|baselines|all] [--threads T] [--quick]")
         exit(2)
     }
 }
@@ -78,6 +78,7 @@ if quick { cases = cases.filter { $0.n == 900 || $0.name == "huge" } }
 print("kfacpinn \(Version.string) benchmark, \(threads) BLAS thread(s)")
 if sections.contains("taylor") { try taylorSection() }
 if sections.contains("kfac") { try kfacSection() }
+if sections.contains("baselines") { try baselineSection() }
 
 @MainActor func taylorSection() throws {
 print("\nTaylor mode: median wall time")
@@ -134,6 +135,42 @@ for c in cases {
                           share(\.forward), share(\.backward), share(\.factors), share(\.inverse), share(\.solve),
                           share(\.stepSize), "\(format(rss0)) → \(format(residentMiB()))".padding(24, left: true)]
             print(fields.joined(separator: " "))
+        }
+    }
+}
+
+/// Per-step time of each baseline on 2-d Poisson (900/120 points), after 2 warm-up steps.
+@MainActor func baselineSection() throws {
+    let op = try Operator.poisson(dimension: 2)
+    let makers: [(String, (MLP) throws -> any Optimizer)] = [
+        ("SGD", { try SGD(network: $0, operator: op) }), ("Adam", { try Adam(network: $0, operator: op) }),
+        ("L-BFGS", { try LBFGS(network: $0, operator: op) }),
+        ("ENGD full", { try ENGD(network: $0, operator: op) }),
+        ("ENGD per-layer", { net in
+            let o = try ENGD(network: net, operator: op); try o.setOption(.variant, .string("per_layer")); return o }),
+        ("ENGD woodbury", { net in
+            let o = try ENGD(network: net, operator: op); try o.setOption(.variant, .string("woodbury")); return o }),
+        ("Hessian-free", { try HessianFree(network: $0, operator: op) }),
+    ]
+    print("\nBaselines on 2-d Poisson, 900/120 points: mean wall time per step (L-BFGS: one iteration; Hessian-free: mean CG iterations)")
+    print("network        D  optimizer          ms/step")
+    let batch = try poissonBatch(d: 2, interior: 900, boundary: 120)
+    for (name, hidden) in networks.prefix(quick ? 1 : 2) {
+        for (label, make) in makers {
+            let net = try MLP(widths: [2] + hidden + [1], seed: 0)
+            let optimizer = try make(net)
+            for _ in 0..<2 { _ = try optimizer.step(batch) }
+            let start = now()
+            var steps = 0, iterations = 0
+            repeat {
+                _ = try optimizer.step(batch)
+                steps += 1
+                iterations += (optimizer as? HessianFree)?.lastIterations ?? 0
+            } while steps < 3 || (now() - start < (quick ? 2 : 6) && steps < 500)
+            let perStep = format((now() - start) / Double(steps) * 1e3)
+            let cg = optimizer is HessianFree ? "   (\(format(Double(iterations) / Double(steps))) CG iterations)" : ""
+            print([name.padding(7), String(net.numParameters).padding(6, left: true), label.padding(15),
+                   perStep.padding(10, left: true)].joined(separator: "  ") + cg)
         }
     }
 }

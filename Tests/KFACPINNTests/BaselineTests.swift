@@ -253,6 +253,33 @@ struct BaselineTests {
         #expect(accepted == 20)
     }
 
+    @Test("L-BFGS after a long Adam phase keeps lowering the loss, step after step, without non-finite values")
+    func lbfgsAfterAdam() throws {
+        let net = try MLP(widths: [2, 16, 1], seed: 4)
+        let batch = try Poisson2D.batch(interior: 200, boundary: 60, seed: 5)
+        var adamOptions = Adam.Options()
+        adamOptions.learningRate = 0.01
+        let adam = try Adam(network: net, operator: op, options: adamOptions)
+        for _ in 0..<1000 { _ = try adam.step(batch) }
+        var options = LBFGS.Options()
+        options.history = 50
+        let lbfgs = try LBFGS(network: net, operator: op, options: options)
+        var losses: [Double] = [], accepted = 0
+        for _ in 0..<300 {
+            let stats = try lbfgs.step(batch)
+            losses.append(stats.loss)
+            if stats.accepted { accepted += 1 }
+            #expect(stats.loss.isFinite && stats.updateNorm.isFinite)
+        }
+        let final = try PINNLoss(network: net, operator: op).loss(batch).total
+        let monotone = zip(losses, losses.dropFirst()).allSatisfy { $1 <= $0 }
+        #expect(monotone, "the loss rose between steps")
+        #expect(accepted >= 295, "\(accepted) of 300 steps accepted")
+        #expect(final < 0.1 * losses[0], "loss after Adam \(losses[0]) → after 300 L-BFGS steps \(final)")
+        let finite = net.parameters.allSatisfy(\.isFinite)
+        #expect(finite)
+    }
+
     @Test("every baseline lowers the loss on 2-d Poisson", arguments: ["sgd", "adam", "lbfgs", "engd", "hessian_free"])
     func baselinesLowerTheLoss(_ name: String) throws {
         let net = try MLP(widths: [2, 16, 1], seed: 2)
