@@ -1,8 +1,11 @@
 // Timings for the networks of the paper's experiments: the Taylor-mode forward
-// pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), and KFAC / KFAC*
-// steps with the share of each phase ("kfac").
+// pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), KFAC / KFAC* steps
+// with the share of each phase ("kfac"), the baselines ("baselines"); and, for
+// benchmarks/compare_pytorch.py, one comparison case or the DGEMM rate as JSON.
 //
-//     .build/release/kfacpinn-bench [taylor|kfac|all] [--threads T] [--quick]
+//     .build/release/kfacpinn-bench [taylor|kfac|baselines|all] [--threads T] [--quick]
+//     .build/release/kfacpinn-bench case NAME | dgemm [--threads T]
+import CBLAS
 import Glibc
 import KFACPINN
 
@@ -26,6 +29,15 @@ func medianTime(budget: Double, _ body: () throws -> Void) rethrows -> Double {
     return times[times.count / 2]
 }
 
+/// The cases of the side-by-side comparison (benchmarks/compare_pytorch.py): dimension,
+/// hidden widths, interior and condition points.
+let comparisonCases: [String: (d: Int, hidden: [Int], n: Int, m: Int)] = [
+    "small2": (2, [64], 900, 120), "medium2": (2, [64, 64, 48, 48], 900, 120),
+    "big2": (2, [256, 256, 128, 128], 900, 120), "big5": (5, [256, 256, 128, 128], 3000, 500),
+    "huge100": (100, [768, 768, 512, 512], 100, 20),
+]
+var comparisonCase = ""
+
 var arguments = CommandLine.arguments.dropFirst()
 var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac", "baselines"]
 while let arg = arguments.popFirst() {
@@ -33,9 +45,19 @@ while let arg = arguments.popFirst() {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
     case "taylor", "kfac", "baselines": sections = [arg]
+    case "case":
+        guard let name = arguments.popFirst(), comparisonCases[name] != nil else {
+            print("known cases: " + comparisonCases.keys.sorted().joined(separator: ", "))
+            exit(2)
+        }
+        sections = ["case"]
+        comparisonCase = name
+    case "dgemm": sections = ["dgemm"]
     case "all": break
     default:
         print("usage: kfacpinn-bench [taylor|kfac|baselines|all] [--threads T] [--quick]")
+        print("       kfacpinn-bench case NAME [--threads T]   (one JSON line: the side-by-side quantities)")
+        print("       kfacpinn-bench dgemm [--threads T]       (one JSON line: the measured DGEMM rate)")
         exit(2)
     }
 }
@@ -75,6 +97,14 @@ for n in [900, 3000] { cases.append(("big", 100, networks[2].1, n)) }
 cases.append(("huge", 100, [768, 768, 512, 512], 100))
 if quick { cases = cases.filter { $0.n == 900 || $0.name == "huge" } }
 
+if sections == ["case"] {
+    try comparisonSection(comparisonCase)
+    exit(0)
+}
+if sections == ["dgemm"] {
+    dgemmSection()
+    exit(0)
+}
 print("kfacpinn \(Version.string) benchmark, \(threads) BLAS thread(s)")
 if sections.contains("taylor") { try taylorSection() }
 if sections.contains("kfac") { try kfacSection() }
@@ -173,6 +203,71 @@ for c in cases {
                    perStep.padding(10, left: true)].joined(separator: "  ") + cg)
         }
     }
+}
+
+/// Peak resident memory of this process (VmHWM) in MiB.
+func peakMiB() -> Double {
+    guard let f = fopen("/proc/self/status", "r") else { return .nan }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if text.hasPrefix("VmHWM:") {
+            return Double(text.dropFirst(6).filter { $0.isNumber }).map { $0 / 1024 } ?? .nan
+        }
+    }
+    return .nan
+}
+
+/// One JSON line for a comparison case: median seconds of the interior forward pass (u, ∇u, Δu
+/// and residuals), loss + gradient, all Kronecker factors from scratch, one KFAC step (line
+/// search) and one KFAC* step; BLAS flops per step; peak memory.
+@MainActor func comparisonSection(_ name: String) throws {
+    let c = comparisonCases[name]!
+    let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
+    let op = try Operator.poisson(dimension: c.d)
+    let batch = try poissonBatch(d: c.d, interior: c.n, boundary: c.m)
+    let interior = try Batch(dimension: c.d, interiorPoints: batch.interiorPoints, source: batch.source)
+    let loss = try PINNLoss(network: net, operator: op)
+    let budget = 3.0
+    let forward = try medianTime(budget: budget) { _ = try loss.loss(interior) }
+    let gradient = try medianTime(budget: budget) { _ = try loss.lossAndGradient(batch) }
+    let factors = try medianTime(budget: budget) { _ = try loss.kroneckerFactors(batch) }
+    var stepTimes: [Double] = [], stepFlops: [Double] = []
+    for rule in [KFAC.StepRule.lineSearch, .automatic] {
+        var options = KFAC.Options()
+        options.stepRule = rule
+        let kfac = try KFAC(network: try MLP(widths: net.widths, seed: 0), operator: op, options: options)
+        _ = try kfac.step(batch)
+        let flops0 = BLAS.flops
+        var steps = 0.0
+        stepTimes.append(try medianTime(budget: budget) { _ = try kfac.step(batch); steps += 1 })
+        stepFlops.append((BLAS.flops - flops0) / steps)
+    }
+    let fields: [(String, String)] = [
+        ("case", "\"\(name)\""), ("parameters", "\(net.numParameters)"), ("threads", "\(threads)"),
+        ("forward", "\(forward)"), ("loss_gradient", "\(gradient)"), ("factors", "\(factors)"),
+        ("kfac_step", "\(stepTimes[0])"), ("kfac_star_step", "\(stepTimes[1])"),
+        ("kfac_step_flops", "\(stepFlops[0])"), ("kfac_star_step_flops", "\(stepFlops[1])"), ("peak_mib", "\(peakMiB())"),
+    ]
+    print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+}
+
+/// One JSON line: the best GFLOP/s of an n × n DGEMM (n = 2000 and 4000) with the current threads.
+@MainActor func dgemmSection() {
+    _ = BLAS.kernel
+    var best = 0.0
+    for n in [2000, 4000] {
+        let a = [Double](repeating: 1.0 / Double(n), count: n * n)
+        var c = [Double](repeating: 0, count: n * n)
+        for _ in 0..<3 {
+            let t0 = now()
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), a,
+                        Int32(n), 0, &c, Int32(n))
+            best = max(best, 2 * pow(Double(n), 3) / (now() - t0) / 1e9)
+        }
+    }
+    print("{\"dgemm_gflops\": \(best), \"threads\": \(threads), \"kernel\": \"\(BLAS.kernel)\"}")
 }
 
 func format(_ v: Double) -> String {

@@ -82,3 +82,33 @@ extension TaylorPass {
         symmetrizeFromUpper(b, hout)
     }
 }
+
+/// The Kronecker factors of one linear layer for one batch (row-major, full symmetric; A with
+/// the bias last, as W̃ = [W b]); the condition factors are empty without condition points.
+public struct LayerFactors: Sendable {
+    public var interiorA: [Double], interiorB: [Double], boundaryA: [Double], boundaryB: [Double]
+}
+
+extension PINNLoss {
+    /// The Kronecker factors of every layer on `batch` (one forward and one backward pass per term).
+    public func kroneckerFactors(_ batch: Batch, approximation: KroneckerApproximation = .expand) throws -> [LayerFactors] {
+        try forward(batch)
+        var gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient.withUnsafeMutableBufferPointer { gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        return (0..<network.numLayers).map { l in
+            let h1 = network.widths[l] + 1, ho = network.widths[l + 1]
+            func factors(_ pass: TaylorPass) -> ([Double], [Double]) {
+                var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
+                a.withUnsafeMutableBufferPointer { ap in
+                    b.withUnsafeMutableBufferPointer { bp in
+                        pass.kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
+                    }
+                }
+                return (a, b)
+            }
+            let (ai, bi) = factors(interiorPass)
+            let (ab, bb) = batch.boundaryCount > 0 ? factors(boundaryPass) : ([], [])
+            return LayerFactors(interiorA: ai, interiorB: bi, boundaryA: ab, boundaryB: bb)
+        }
+    }
+}

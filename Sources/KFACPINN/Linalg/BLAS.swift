@@ -6,6 +6,10 @@ import CBLAS
 /// otherwise. Sizes are `Int` here and narrowed to the 32-bit BLAS integers at
 /// the call; callers have validated that they fit.
 public enum BLAS {
+    /// Floating-point operations issued through gemm, syrk and gemv (2mnk, n²k, 2mn), for the
+    /// benchmark's GFLOP/s; LAPACK calls are not counted. Not synchronised: read it from one thread.
+    nonisolated(unsafe) public static var flops = 0.0
+
     /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major).
     @inline(__always)
     static func gemm(
@@ -20,6 +24,7 @@ public enum BLAS {
             if beta != 1 { scaleRows(c, rows: m, cols: n, ld: ldc, by: beta) }
             return
         }
+        flops += 2 * Double(m) * Double(n) * Double(k)
         if m == 1 && !transA {
             // One output row (the network's last layer): a matrix-vector product, no packing.
             // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ
@@ -39,6 +44,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         guard n > 0, k > 0 else { return }
+        flops += Double(n) * Double(n) * Double(k)
         cblas_dsyrk(
             CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha,
             a, Int32(lda), beta, c, Int32(ldc))
@@ -88,6 +94,7 @@ public enum BLAS {
             for i in 0..<count { y[i] = beta == 0 ? 0 : beta * y[i] }
             return
         }
+        flops += 2 * Double(m) * Double(n)
         cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
                     x, 1, beta, y, 1)
     }
@@ -107,7 +114,24 @@ public enum BLAS {
 
     /// Number of threads OpenBLAS uses (process-wide).
     public static var numThreads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        get { _ = kernel; return Int(openblas_get_num_threads()) }
+        set { _ = kernel; openblas_set_num_threads(Int32(newValue)) }
     }
+
+    /// The OpenBLAS kernel family in use, chosen once per process before the library's first BLAS
+    /// call. OpenBLAS builds older than the CPU (Debian's 0.3.21 on recent Xeons) fall back to
+    /// their generic SSE3 "Prescott" kernels, several times slower than the CPU allows. When that
+    /// happened and OPENBLAS_CORETYPE is not set, OpenBLAS's kernel choice is run again with
+    /// SkylakeX (AVX-512 F/DQ/CD/BW/VL usable) or Haswell (AVX2 + FMA). A set OPENBLAS_CORETYPE
+    /// is always left as it is.
+    public static let kernel: String = {
+        let chosen = String(cString: openblas_get_corename())
+        guard getenv("OPENBLAS_CORETYPE") == nil, chosen.lowercased() == "prescott" else { return chosen }
+        let family = kfp_cpu_has_avx512() != 0 ? "SkylakeX" : kfp_cpu_has_avx2_fma() != 0 ? "Haswell" : nil
+        guard let family else { return chosen }
+        setenv("OPENBLAS_CORETYPE", family, 1)
+        kfp_openblas_choose_kernel_again()
+        unsetenv("OPENBLAS_CORETYPE")
+        return String(cString: openblas_get_corename())
+    }()
 }

@@ -34,6 +34,7 @@ public final class MLP {
     /// Creates a network with parameters drawn from `seed`.
     public init(widths: [Int], activation: Activation = .tanh,
                 initialization: Initialization = .pytorch, seed: UInt64 = 0) throws {
+        _ = BLAS.kernel   // every computation starts from a network: fix the BLAS kernels first
         guard widths.count >= 2 else {
             throw KFPError.invalidArgument("a network needs at least 2 widths (input and output), got \(widths.count)")
         }
