@@ -7,17 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "kfacpinn.h"
-
-#define CHECK(call)                                                                        \
-    do {                                                                                   \
-        kfp_status status_ = (call);                                                       \
-        if (status_ != KFP_OK) {                                                           \
-            fprintf(stderr, "%s failed: %s (%s)\n", #call, kfp_status_string(status_),     \
-                    kfp_last_error());                                                     \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 enum { N_INTERIOR = 900, N_BOUNDARY = 120 };
 

@@ -57,6 +57,33 @@ typedef struct kfp_batch kfp_batch;
 typedef struct kfp_net kfp_net;
 typedef struct kfp_operator kfp_operator;
 typedef struct kfp_optimizer kfp_optimizer;
+typedef struct kfp_problem kfp_problem;
+
+/* Receives one training-log record (values indexed by KFP_LOG_*, `count` of them) and the
+ * caller's user_data; return nonzero to stop training. */
+typedef int32_t (*kfp_train_callback)(const double *record, int64_t count, void *user_data);
+
+/// Columns of a training log record (kfp_train's callback and CSV file). Values are fixed; new ones are only appended.
+typedef enum kfp_log_column {
+    /// Steps taken so far (0: the initial network).
+    KFP_LOG_STEP = 0,
+    /// Training wall time in seconds (evaluation and logging excluded).
+    KFP_LOG_SECONDS = 1,
+    /// Loss before the latest step, on its batch.
+    KFP_LOG_LOSS = 2,
+    /// Interior term of that loss.
+    KFP_LOG_LOSS_INTERIOR = 3,
+    /// Condition (boundary/initial) term of that loss.
+    KFP_LOG_LOSS_BOUNDARY = 4,
+    /// L2 (RMS) error after the latest step on the evaluation points.
+    KFP_LOG_L2_ERROR = 5,
+    /// Relative L2 error after the latest step.
+    KFP_LOG_RELATIVE_L2_ERROR = 6,
+    /// Step size of the latest step.
+    KFP_LOG_STEP_SIZE = 7,
+    /// Number of columns.
+    KFP_LOG_COUNT = 8,
+} kfp_log_column;
 
 /// Keys of kfp_optimizer_set_* / kfp_optimizer_get_*. Values are fixed; new keys are only appended.
 typedef enum kfp_option {
@@ -144,6 +171,14 @@ typedef enum kfp_status {
 /// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (sizes), KFP_ERROR_NON_FINITE (NaN or inf in any array).
 kfp_status kfp_batch_create(double const *x_interior, double const *f_interior, int64_t num_interior, double const *x_boundary, double const *g_boundary, int64_t num_boundary, int64_t dim, kfp_batch **out_batch);
+
+/// Copies a batch's arrays out (sizes from kfp_batch_sizes); any destination may be NULL.
+/// @param x_interior receives N_interior x dim values, row-major.
+/// @param f_interior receives N_interior source values.
+/// @param x_boundary receives N_boundary x dim values, row-major.
+/// @param g_boundary receives N_boundary prescribed values.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
+kfp_status kfp_batch_data(kfp_batch *batch, double *x_interior, double *f_interior, double *x_boundary, double *g_boundary);
 
 /// Frees a batch. NULL is a no-op.
 void kfp_batch_free(kfp_batch *batch);
@@ -365,6 +400,57 @@ kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char 
 /// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
 
+/// Creates a built-in problem: "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
+/// "poisson100d_sq", "heat1d", "heat4d" or "logfp9d" (operator, domain, samplers, exact solution).
+/// @param name NUL-terminated problem name.
+/// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown name.
+kfp_status kfp_problem_create(char const *name, kfp_problem **out_problem);
+
+/// The input dimension of a problem (time first for time-dependent problems).
+/// @param out_dim receives d.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_problem_dim(kfp_problem *problem, int64_t *out_dim);
+
+/// The L2 (RMS) and relative L2 errors of `net` against u* on num_eval fresh interior points.
+/// @param num_eval >= 1 evaluation points, drawn with `seed`; 0 for 10 times the problem's default N_interior.
+/// @param out_l2 receives sqrt(mean (u - u*)^2).
+/// @param out_relative receives ||u - u*|| / ||u*|| (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT; KFP_ERROR_DIMENSION_MISMATCH.
+kfp_status kfp_problem_errors(kfp_problem *problem, kfp_net *net, int64_t num_eval, uint64_t seed, double *out_l2, double *out_relative);
+
+/// The exact solution u* at points.
+/// @param x points, row-major num_points x dim.
+/// @param num_points N >= 1.
+/// @param dim must equal the problem's dimension.
+/// @param u receives N values.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT; KFP_ERROR_DIMENSION_MISMATCH; KFP_ERROR_NON_FINITE.
+kfp_status kfp_problem_exact(kfp_problem *problem, double const *x, int64_t num_points, int64_t dim, double *u);
+
+/// Frees a problem. NULL is a no-op.
+void kfp_problem_free(kfp_problem *problem);
+
+/// The layer widths (d, hidden..., 1) of one of the problem's default networks.
+/// @param size NUL-terminated "small", "medium", "big" or "huge" (the sizes the problem has).
+/// @param widths receives the widths (at most `capacity`).
+/// @param capacity size of `widths`, >= the number of widths.
+/// @param out_count receives the number of widths.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown size or a too small capacity.
+kfp_status kfp_problem_network_widths(kfp_problem *problem, char const *size, int64_t *widths, int64_t capacity, int64_t *out_count);
+
+/// A new handle to the problem's PDE operator.
+/// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_problem_operator(kfp_problem *problem, kfp_operator **out_op);
+
+/// Draws a training batch: interior points strictly inside the domain with f, condition points
+/// (boundary faces and/or t = 0, as the problem defines) with g = u*; deterministic per seed.
+/// @param num_interior N >= 1, or 0 for the problem's default.
+/// @param num_boundary >= 0, or -1 for the problem's default.
+/// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts.
+kfp_status kfp_problem_sample(kfp_problem *problem, int64_t num_interior, int64_t num_boundary, uint64_t seed, kfp_batch **out_batch);
+
 /// Sets the number of BLAS threads (process-wide; affects every handle).
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
@@ -373,6 +459,20 @@ kfp_status kfp_set_num_threads(int32_t num_threads);
 /// Static text describing `status` (never NULL, never free it); unknown values give "unknown status".
 /// @param status a value returned by a kfp_* function.
 char const *kfp_status_string(int32_t status);
+
+/// Trains `net` with `optimizer` on `problem`: batches drawn with seed, seed + 1, ... (a new one
+/// every resample_every steps, or one fixed batch for 0); stops after `steps` steps or `seconds`
+/// of training time, whichever comes first, or when the callback returns nonzero. Evaluates the
+/// errors on 10 N_interior fresh points after step 0, 1, every log_every steps and the last.
+/// @param steps >= 1.
+/// @param seconds training-time budget; <= 0 for none.
+/// @param num_interior, num_boundary batch sizes; 0 and -1 for the problem's defaults.
+/// @param csv_path file for the log as CSV (header: the KFP_LOG_* names in lower case), or NULL.
+/// @param callback called with each record (KFP_LOG_COUNT values) and user_data; nonzero stops; may be NULL.
+/// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
+/// @return KFP_OK; the status of a failing step (its records so far were delivered); KFP_ERROR_NULL_POINTER;
+/// KFP_ERROR_INVALID_ARGUMENT (counts, unwritable csv_path, net not the optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
+kfp_status kfp_train(kfp_optimizer *optimizer, kfp_net *net, kfp_problem *problem, int64_t steps, double seconds, int64_t num_interior, int64_t num_boundary, int64_t resample_every, int64_t log_every, uint64_t seed, char const *csv_path, kfp_train_callback callback, void *user_data, int64_t *out_steps);
 
 /// Version as MAJOR<em>10000 + MINOR</em>100 + PATCH.
 int32_t kfp_version_number(void);

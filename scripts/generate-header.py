@@ -105,9 +105,42 @@ def version():
 USED_HANDLES = set()
 
 
+# Function-pointer parameters, by name, and the typedef each becomes.
+CALLBACKS = {
+    "callback": ("kfp_train_callback",
+                 "/* Receives one training-log record (values indexed by KFP_LOG_*, `count` of them) and the\n"
+                 " * caller's user_data; return nonzero to stop training. */\n"
+                 "typedef int32_t (*kfp_train_callback)(const double *record, int64_t count, void *user_data);"),
+}
+# void * parameters that are the caller's own data, not handles.
+RAW_POINTERS = {"user_data"}
+USED_CALLBACKS = set()
+
+
+def split_params(params):
+    """Splits a printed parameter list at its top-level commas."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(params):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            out.append(params[start:i].strip())
+            start = i + 1
+    out.append(params[start:].strip())
+    return out
+
+
 def param_type(param):
     """Maps one printed parameter to C99, turning void * handles into typed ones."""
     param = re.sub(r"\s*_Null(able|_unspecified)|\s*_Nonnull", "", param).strip()
+    m = re.fullmatch(r".*\(\s*\*\s*(\w+)\)\s*\(.*\)", param)
+    if m:
+        if m.group(1) not in CALLBACKS:
+            raise SystemExit(f"no typedef for function-pointer parameter {m.group(1)}")
+        USED_CALLBACKS.add(m.group(1))
+        return f"{CALLBACKS[m.group(1)][0]} {m.group(1)}"
+    if re.fullmatch(r"void \* (\w+)", param) and param.split()[-1] in RAW_POINTERS:
+        return f"void *{param.split()[-1]}"
     m = re.fullmatch(r"void \* \* (\w+)", param)
     if m:
         name = m.group(1)
@@ -154,7 +187,7 @@ def generate():
             ret, name, params = m.group(1), m.group(2), m.group(3)
             ret = re.sub(r"SWIFT_ENUM_TAG |\s*_Nullable|\s*_Nonnull", "", ret).strip()
             ret = re.sub(r" \*$", " *", ret)
-            params = "void" if params.strip() in ("", "void") else ", ".join(param_type(p) for p in params.split(", "))
+            params = "void" if params.strip() in ("", "void") else ", ".join(param_type(p) for p in split_params(params))
             if not comment:
                 raise SystemExit(f"{name} has no doc comment")
             functions.append((comment, f"{ret} {name}({params});".replace("* ", "*").replace(" *", " *")))
@@ -172,6 +205,8 @@ def generate():
     out.append("/* Opaque handles. */")
     for name in sorted(USED_HANDLES):
         out.append(f"typedef struct {name} {name};")
+    for name in sorted(USED_CALLBACKS):
+        out += ["", CALLBACKS[name][1]]
     out.append("")
     for comment, name, body in enums:
         out += [*comment, f"typedef enum {name} {{", *body, f"}} {name};", ""]

@@ -398,12 +398,69 @@ static void test_baselines(void) {
     kfp_net_free(net);
 }
 
+static int32_t count_records(const double *record, int64_t count, void *user_data) {
+    int *seen = user_data;
+    (*seen)++;
+    return count == KFP_LOG_COUNT && record[KFP_LOG_STEP] >= 4 ? 1 : 0;   /* stop at step 4 */
+}
+
+static void test_problems(void) {
+    kfp_problem *problem = NULL, *bad = (kfp_problem *)(void *)&problem;
+    kfp_net *net = NULL;
+    kfp_operator *op = NULL;
+    kfp_batch *batch = NULL;
+    kfp_optimizer *opt = NULL;
+    int64_t d = 0, widths[8], count = 0, n = 0, m = 0, taken = 0;
+    EXPECT_ERROR(kfp_problem_create("poisson3d", &bad), KFP_ERROR_INVALID_ARGUMENT, "unknown problem 'poisson3d'");
+    EXPECT(bad == NULL, "out set on failure");
+    EXPECT_ERROR(kfp_problem_create(NULL, &problem), KFP_ERROR_NULL_POINTER, "name is NULL");
+    EXPECT(kfp_problem_create("heat1d", &problem) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_problem_dim(problem, &d) == KFP_OK && d == 2, "dim %lld", (long long)d);
+    EXPECT_ERROR(kfp_problem_network_widths(problem, "huge", widths, 8, &count), KFP_ERROR_INVALID_ARGUMENT, "no huge network");
+    EXPECT_ERROR(kfp_problem_network_widths(problem, "medium", widths, 3, &count), KFP_ERROR_INVALID_ARGUMENT, "capacity");
+    EXPECT(kfp_problem_network_widths(problem, "small", widths, 8, &count) == KFP_OK && count == 3 && widths[1] == 64,
+           "%s", kfp_last_error());
+    EXPECT(kfp_problem_sample(problem, 0, -1, 5, &batch) == KFP_OK && kfp_batch_sizes(batch, &n, &m, NULL) == KFP_OK &&
+               n == 900 && m == 120, "default sizes %lld/%lld", (long long)n, (long long)m);
+    kfp_batch_free(batch);
+    EXPECT_ERROR(kfp_problem_sample(problem, -3, 10, 5, &batch), KFP_ERROR_INVALID_ARGUMENT, "num_interior");
+    EXPECT(kfp_problem_sample(problem, 30, 10, 5, &batch) == KFP_OK, "%s", kfp_last_error());
+    double xi[60], fi[30], xb[20], gb[10], g[10];
+    EXPECT(kfp_batch_data(batch, xi, fi, xb, gb) == KFP_OK && kfp_problem_exact(problem, xb, 10, 2, g) == KFP_OK &&
+               max_abs_diff(g, gb, 10) == 0, "g = u* on the condition points");
+    EXPECT_ERROR(kfp_problem_exact(problem, xb, 10, 3, g), KFP_ERROR_DIMENSION_MISMATCH, "dim is 3");
+    kfp_batch_free(batch);
+
+    EXPECT(kfp_net_create(widths, count, NULL, NULL, 2, &net) == KFP_OK && kfp_problem_operator(problem, &op) == KFP_OK &&
+               kfp_optimizer_create_adam(net, op, &opt) == KFP_OK, "%s", kfp_last_error());
+    double l2 = 0, rel = 0;
+    EXPECT(kfp_problem_errors(problem, net, 500, 1, &l2, &rel) == KFP_OK && l2 > 0 && rel > 0, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_problem_errors(problem, net, -1, 1, &l2, NULL), KFP_ERROR_INVALID_ARGUMENT, "num_eval");
+    int seen = 0;
+    EXPECT(kfp_train(opt, net, problem, 100, 0, 40, 10, 2, 2, 0, NULL, count_records, &seen, &taken) == KFP_OK &&
+               taken == 4 && seen == 4, "taken %lld, records %d: %s", (long long)taken, seen, kfp_last_error());
+    EXPECT_ERROR(kfp_train(opt, net, problem, 0, 0, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+                 "steps must be at least 1");
+    EXPECT_ERROR(kfp_train(opt, net, problem, 5, 0, 40, 10, 0, 1, 0, "/nonexistent/dir/log.csv", NULL, NULL, NULL),
+                 KFP_ERROR_INVALID_ARGUMENT, "cannot write the log");
+    EXPECT_ERROR(kfp_train(opt, net, NULL, 5, 0, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_NULL_POINTER,
+                 "problem is NULL");
+    EXPECT_ERROR(kfp_train(opt, net, problem, 5, NAN, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+                 "seconds is NaN");
+    kfp_optimizer_free(opt);
+    kfp_operator_free(op);
+    kfp_net_free(net);
+    kfp_problem_free(problem);
+    kfp_problem_free(NULL);
+}
+
 int main(void) {
     test_library();
     test_network();
     test_loss();
     test_optimizer();
     test_baselines();
+    test_problems();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -157,3 +157,23 @@
         out_dim?.pointee = Int64(b.dimension)
     }
 }
+
+/// Copies a batch's arrays out (sizes from kfp_batch_sizes); any destination may be NULL.
+/// @param x_interior receives N_interior x dim values, row-major.
+/// @param f_interior receives N_interior source values.
+/// @param x_boundary receives N_boundary x dim values, row-major.
+/// @param g_boundary receives N_boundary prescribed values.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
+@c public func kfp_batch_data(
+    _ batch: OpaquePointer?, _ x_interior: UnsafeMutablePointer<Double>?, _ f_interior: UnsafeMutablePointer<Double>?,
+    _ x_boundary: UnsafeMutablePointer<Double>?, _ g_boundary: UnsafeMutablePointer<Double>?
+) -> kfp_status {
+    entryPoint("kfp_batch_data") {
+        let b = try object(batch, BatchHandle.self, "batch").batch
+        for (source, destination) in [(b.interiorPoints, x_interior), (b.source, f_interior),
+                                      (b.boundaryPoints, x_boundary), (b.boundaryValues, g_boundary)] {
+            guard let destination else { continue }
+            source.withUnsafeBufferPointer { if let base = $0.baseAddress { destination.update(from: base, count: $0.count) } }
+        }
+    }
+}

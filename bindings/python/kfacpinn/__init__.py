@@ -4,13 +4,14 @@ A thin ctypes binding over libkfacpinn (see include/kfacpinn.h). Arrays are
 numpy float64; points are (N, d) row-major; per-point scalars are (N,).
 """
 import ctypes
+import sys
 
 import numpy as np
 
-from ._lib import lib, c_double_p, c_int64_p
+from ._lib import lib, c_double_p, c_int64_p, train_callback
 
 __all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
-           "LBFGS", "ENGD", "HessianFree",
+           "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -245,6 +246,20 @@ class Batch(_Handle):
                                  _ptr(xb) if xb.size else None, _ptr(gb) if gb.size else None, xb.shape[0], d))
         self.x_interior, self.f_interior, self.x_boundary, self.g_boundary = xi, fi, xb, gb
 
+    @classmethod
+    def _from_handle(cls, handle):
+        """Wraps a batch handle made by the library, copying its arrays out."""
+        batch = cls.__new__(cls)
+        _Handle.__init__(batch, handle)
+        n, m, d = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
+        _check(lib.kfp_batch_sizes(batch.handle, ctypes.byref(n), ctypes.byref(m), ctypes.byref(d)))
+        xi, fi = np.empty((n.value, d.value)), np.empty(n.value)
+        xb, gb = np.empty((m.value, d.value)), np.empty(m.value)
+        _check(lib.kfp_batch_data(batch.handle, _ptr(xi), _ptr(fi), _ptr(xb) if m.value else None,
+                                  _ptr(gb) if m.value else None))
+        batch.x_interior, batch.f_interior, batch.x_boundary, batch.g_boundary = xi, fi, xb, gb
+        return batch
+
     @property
     def dim(self):
         return self.x_interior.shape[1]
@@ -403,6 +418,103 @@ class HessianFree(Optimizer):
     def __init__(self, net, op, damping=1.0, max_cg=300):
         super().__init__(_create(lib.kfp_optimizer_create_hessian_free, net.handle, op.handle), net, op)
         self._configure([("damping", damping), ("max_iterations", max_cg)])
+
+
+class Problem(_Handle):
+    """A built-in problem of the paper's experiments: "poisson2d_sin", "poisson5d_cos",
+    "poisson10d_pairs", "poisson100d_sq", "heat1d", "heat4d", "logfp9d"."""
+
+    _free = staticmethod(lib.kfp_problem_free)
+
+    def __init__(self, name):
+        super().__init__(_create(lib.kfp_problem_create, str(name).encode()))
+        self.name = name
+        d = ctypes.c_int64()
+        _check(lib.kfp_problem_dim(self.handle, ctypes.byref(d)))
+        self.dim = d.value
+        self.operator = Operator(_create(lib.kfp_problem_operator, self.handle), name)
+
+    def network_widths(self, size="small"):
+        """Widths [d, hidden..., 1] of the default network of `size` (small, medium, big, huge)."""
+        widths, count = (ctypes.c_int64 * 16)(), ctypes.c_int64()
+        _check(lib.kfp_problem_network_widths(self.handle, size.encode(), widths, 16, ctypes.byref(count)))
+        return list(widths[:count.value])
+
+    def sample(self, n_interior=None, n_boundary=None, seed=0):
+        """A training batch (interior points strictly inside, condition points as the problem
+        defines, f and g = u*); the problem's default sizes when None; deterministic per seed."""
+        handle = _create(lib.kfp_problem_sample, self.handle, 0 if n_interior is None else int(n_interior),
+                         -1 if n_boundary is None else int(n_boundary), int(seed))
+        return Batch._from_handle(handle)
+
+    def exact(self, x):
+        """u*(x) for points (N, d)."""
+        x = _points(x)
+        u = np.empty(x.shape[0])
+        _check(lib.kfp_problem_exact(self.handle, _ptr(x), x.shape[0], x.shape[1], _ptr(u)))
+        return u
+
+    def errors(self, net, n_eval=None, seed=1):
+        """(L2 (RMS) error, relative L2 error) of `net` on n_eval fresh interior points (default 10 N_interior)."""
+        l2, rel = ctypes.c_double(), ctypes.c_double()
+        _check(lib.kfp_problem_errors(self.handle, net.handle, 0 if n_eval is None else int(n_eval), int(seed), ctypes.byref(l2), ctypes.byref(rel)))
+        return l2.value, rel.value
+
+    def l2_error(self, net, n_eval=None, seed=1):
+        return self.errors(net, n_eval, seed)[0]
+
+    def relative_l2_error(self, net, n_eval=None, seed=1):
+        return self.errors(net, n_eval, seed)[1]
+
+    def __repr__(self):
+        return f"Problem({self.name!r}, dim={self.dim})"
+
+
+LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_error", "relative_l2_error",
+               "step_size"]
+
+
+def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=None, resample_every=0,
+          log_every=100, seed=0, csv=None, callback=None, progress=True):
+    """Trains `net` with `opt` on `prob` until `steps` steps or `seconds` of training time.
+
+    Batches are drawn with seed, seed + 1, ... (a new one every `resample_every` steps; 0: one
+    fixed batch). After step 0, 1, every `log_every` steps and the last, the errors are evaluated
+    on 10 N_interior fresh points and a record {column: value} (LOG_COLUMNS) is made; `callback`
+    receives it and may return False to stop. `csv` names a file for the log. With `progress`
+    and stderr a terminal, a progress bar runs. Returns the log as {column: numpy array}.
+    """
+    rows, failure = [], []
+    show = progress and sys.stderr.isatty()
+
+    def on_record(record, count, _user):
+        try:
+            row = dict(zip(LOG_COLUMNS, record[:count]))
+            row["step"] = int(row["step"])
+            rows.append(row)
+            if show:
+                done = int(30 * row["step"] / steps)
+                sys.stderr.write(f"\r[{'#' * done}{' ' * (30 - done)}] {row['step']}/{steps}  "
+                                 f"loss {row['loss']:.3e}  L2 {row['l2_error']:.3e}  {row['seconds']:.1f} s")
+                sys.stderr.flush()
+            return 0 if callback is None or callback(row) is not False else 1
+        except BaseException as error:   # cannot cross the C boundary: stop, re-raise below
+            failure.append(error)
+            return 1
+
+    c_callback = train_callback(on_record)
+    taken = ctypes.c_int64()
+    try:
+        _check(lib.kfp_train(opt.handle, net.handle, prob.handle, int(steps), float(seconds or 0),
+                             0 if n_interior is None else int(n_interior), -1 if n_boundary is None else int(n_boundary),
+                             int(resample_every), int(log_every), int(seed), None if csv is None else str(csv).encode(),
+                             c_callback, None, ctypes.byref(taken)))
+    finally:
+        if show:
+            sys.stderr.write("\n")
+    if failure:
+        raise failure[0]
+    return {c: np.array([r[c] for r in rows]) for c in LOG_COLUMNS}
 
 
 def set_num_threads(n):

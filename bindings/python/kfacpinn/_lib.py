@@ -36,6 +36,8 @@ c_int64_p = ctypes.POINTER(ctypes.c_int64)
 handle = ctypes.c_void_p
 handle_p = ctypes.POINTER(ctypes.c_void_p)
 status = ctypes.c_int32
+# kfp_train_callback: (record, count, user_data) -> nonzero stops.
+train_callback = ctypes.CFUNCTYPE(ctypes.c_int32, c_double_p, ctypes.c_int64, ctypes.c_void_p)
 
 _SIGNATURES = {
     "kfp_version_string": (ctypes.c_char_p, []),
@@ -83,6 +85,18 @@ _SIGNATURES = {
     "kfp_optimizer_get_double": (status, [handle, ctypes.c_int32, c_double_p]),
     "kfp_optimizer_get_int": (status, [handle, ctypes.c_int32, c_int64_p]),
     "kfp_optimizer_step": (status, [handle, handle, handle, c_double_p, ctypes.c_int64]),
+    "kfp_batch_data": (status, [handle, c_double_p, c_double_p, c_double_p, c_double_p]),
+    "kfp_problem_create": (status, [ctypes.c_char_p, handle_p]),
+    "kfp_problem_free": (None, [handle]),
+    "kfp_problem_dim": (status, [handle, c_int64_p]),
+    "kfp_problem_operator": (status, [handle, handle_p]),
+    "kfp_problem_network_widths": (status, [handle, ctypes.c_char_p, c_int64_p, ctypes.c_int64, c_int64_p]),
+    "kfp_problem_sample": (status, [handle, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, handle_p]),
+    "kfp_problem_exact": (status, [handle, c_double_p, ctypes.c_int64, ctypes.c_int64, c_double_p]),
+    "kfp_problem_errors": (status, [handle, handle, ctypes.c_int64, ctypes.c_uint64, c_double_p, c_double_p]),
+    "kfp_train": (status, [handle, handle, handle, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_int64,
+                           ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_char_p, train_callback,
+                           ctypes.c_void_p, c_int64_p]),
 }
 
 for _name, (_restype, _argtypes) in _SIGNATURES.items():

@@ -1,0 +1,220 @@
+import Glibc
+
+/// A built-in PDE problem of the paper's experiments (experiments.md): operator, box domain,
+/// seeded samplers of interior and condition points, source f, exact solution u* (which also
+/// gives the condition data g = u* on the condition points), and the default networks.
+public struct Problem: Sendable {
+    /// Where the condition points lie.
+    public enum Conditions: Sendable {
+        /// On the faces of the box (all coordinates).
+        case boundary
+        /// Half on the spatial faces (coordinates 1…), half at t = 0 (coordinate 0); one merged term.
+        case boundaryAndInitial
+        /// At t = 0 only.
+        case initial
+    }
+
+    public let name: String
+    public let op: Operator
+    /// The box: coordinate i ranges over [lower[i], upper[i]].
+    public let lower: [Double], upper: [Double]
+    public let conditions: Conditions
+    /// Default N_Ω and N_∂ of the paper's runs, and whether those resample every step.
+    public let defaultInterior: Int, defaultBoundary: Int
+    /// Hidden widths of the default networks by size (small, medium, big, huge as available).
+    public let networks: [(size: String, hidden: [Int])]
+    /// u*(x) and f(x) at one point (d values).
+    let exactSolution: @Sendable (UnsafePointer<Double>) -> Double
+    let sourceTerm: @Sendable (UnsafePointer<Double>) -> Double
+
+    public var dimension: Int { op.dimension }
+
+    /// The names of the built-in problems.
+    public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
+                               "heat1d", "heat4d", "logfp9d"]
+
+    /// The built-in problem `name` (see `names`).
+    public init(name: String) throws {
+        let pi = Double.pi
+        let standardNetworks: [(String, [Int])] = [
+            ("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128]),
+        ]
+        func unitBox(_ d: Int) -> ([Double], [Double]) {
+            ([Double](repeating: 0, count: d), [Double](repeating: 1, count: d))
+        }
+        self.name = name
+        switch name {
+        case "poisson2d_sin":
+            // u* = sin πx₁ sin πx₂, −Δu* = 2π² u*.
+            op = try .poisson(dimension: 2)
+            (lower, upper) = unitBox(2)
+            conditions = .boundary
+            (defaultInterior, defaultBoundary) = (900, 120)
+            networks = standardNetworks
+            exactSolution = { x in sin(pi * x[0]) * sin(pi * x[1]) }
+            sourceTerm = { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
+        case "poisson5d_cos":
+            // u* = Σ cos πx_i, −Δu* = π² u*.
+            op = try .poisson(dimension: 5)
+            (lower, upper) = unitBox(5)
+            conditions = .boundary
+            (defaultInterior, defaultBoundary) = (3000, 500)
+            networks = standardNetworks
+            exactSolution = { x in (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
+            sourceTerm = { x in pi * pi * (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
+        case "poisson10d_pairs":
+            // u* = Σ_k x_{2k−1} x_{2k} (harmonic), f = 0.
+            op = try .poisson(dimension: 10)
+            (lower, upper) = unitBox(10)
+            conditions = .boundary
+            (defaultInterior, defaultBoundary) = (3000, 1000)
+            networks = [("big", [256, 256, 128, 128])]
+            exactSolution = { x in (0..<5).reduce(0) { $0 + x[2 * $1] * x[2 * $1 + 1] } }
+            sourceTerm = { _ in 0 }
+        case "poisson100d_sq":
+            // u* = ‖x‖², −Δu* = −2d.
+            op = try .poisson(dimension: 100)
+            (lower, upper) = unitBox(100)
+            conditions = .boundary
+            (defaultInterior, defaultBoundary) = (100, 50)
+            networks = [("huge", [768, 768, 512, 512])]
+            exactSolution = { x in (0..<100).reduce(0) { $0 + x[$1] * x[$1] } }
+            sourceTerm = { _ in -200 }
+        case "heat1d":
+            // (t, x): ∂_t u = ¼ ∂²_x u, u* = e^{−π²t/4} sin πx.
+            op = try .heat(spaceDimension: 1, kappa: 0.25)
+            (lower, upper) = unitBox(2)
+            conditions = .boundaryAndInitial
+            (defaultInterior, defaultBoundary) = (900, 120)
+            networks = standardNetworks
+            exactSolution = { x in exp(-pi * pi * x[0] / 4) * sin(pi * x[1]) }
+            sourceTerm = { _ in 0 }
+        case "heat4d":
+            // (t, x) ∈ [0,1]⁵: ∂_t u = ¼ Δ_x u, u* = e^{−t} Σ sin 2x_i (¼·4 = 1).
+            op = try .heat(spaceDimension: 4, kappa: 0.25)
+            (lower, upper) = unitBox(5)
+            conditions = .boundaryAndInitial
+            (defaultInterior, defaultBoundary) = (3000, 500)
+            networks = standardNetworks
+            exactSolution = { x in exp(-x[0]) * (1...4).reduce(0) { $0 + sin(2 * x[$1]) } }
+            sourceTerm = { _ in 0 }
+        case "logfp9d":
+            // q = log p for dX = −X/2 dt + √2 dW from N(0, I): p(t) = N(0, v(t) I),
+            // v(t) = e^{−t} + 2(1 − e^{−t}); q = −(d/2) log(2πv) − ‖x‖²/(2v).
+            op = try .logFokkerPlanck(spaceDimension: 9)
+            lower = [0] + [Double](repeating: -5, count: 9)
+            upper = [1] + [Double](repeating: 5, count: 9)
+            conditions = .initial
+            (defaultInterior, defaultBoundary) = (3000, 1000)
+            networks = [("big", [256, 256, 128, 128])]
+            exactSolution = { x in
+                let v = exp(-x[0]) + 2 * (1 - exp(-x[0]))
+                let r2 = (1...9).reduce(0) { $0 + x[$1] * x[$1] }
+                return -4.5 * log(2 * pi * v) - r2 / (2 * v)
+            }
+            sourceTerm = { _ in 0 }
+        default:
+            throw KFPError.invalidArgument("unknown problem '\(name)' (known: \(Problem.names.joined(separator: ", ")))")
+        }
+    }
+
+    /// Widths d → hidden → 1 of the default network of `size` ("small", "medium", "big", "huge").
+    public func networkWidths(size: String) throws -> [Int] {
+        guard let hidden = networks.first(where: { $0.size == size })?.hidden else {
+            throw KFPError.invalidArgument("problem \(name) has no \(size) network (has: \(networks.map(\.size).joined(separator: ", ")))")
+        }
+        return [dimension] + hidden + [1]
+    }
+
+    /// u* at `count` points (row-major count × d).
+    public func exact(_ x: [Double], count n: Int) throws -> [Double] {
+        try requirePoints(x, count: n)
+        return evaluate(exactSolution, x, n)
+    }
+
+    /// f at `count` points (row-major count × d).
+    public func source(_ x: [Double], count n: Int) throws -> [Double] {
+        try requirePoints(x, count: n)
+        return evaluate(sourceTerm, x, n)
+    }
+
+    private func requirePoints(_ x: [Double], count n: Int) throws {
+        guard n >= 0, x.count == (try checkedProduct(n, dimension, "points")) else {
+            throw KFPError.dimensionMismatch("\(x.count) values are not \(n) points of dimension \(dimension)")
+        }
+        try requireFinite(x, "points")
+    }
+
+    private func evaluate(_ f: (UnsafePointer<Double>) -> Double, _ x: [Double], _ n: Int) -> [Double] {
+        x.withUnsafeBufferPointer { p in (0..<n).map { f(p.baseAddress! + $0 * dimension) } }
+    }
+
+    /// A training batch: `interior` points uniform in the box's interior (strictly inside),
+    /// `boundary` condition points as `conditions` says, with f and g = u*; deterministic per seed.
+    public func sample(interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
+        guard n >= 1, m >= 0 else {
+            throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
+        }
+        let d = dimension
+        var rng = RandomSource(seed: seed)
+        // Uniform in the open interval (0, 1): 53 random bits, offset by half a step.
+        func open() -> Double { (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
+        func point() -> [Double] { (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * open() } }
+        var xi = [Double](), xb = [Double]()
+        xi.reserveCapacity(n * d)
+        for _ in 0..<n { xi += point() }
+        for k in 0..<m {
+            var p = point()
+            let initial: Bool
+            switch conditions {
+            case .boundary: initial = false
+            case .initial: initial = true
+            case .boundaryAndInitial: initial = k % 2 == 1
+            }
+            if initial {
+                p[0] = lower[0]
+            } else {
+                // One coordinate (spatial only when time is coordinate 0) set to a face.
+                let first = conditions == .boundary ? 0 : 1
+                let i = first + Int(rng.next() % UInt64(d - first))
+                p[i] = rng.next() % 2 == 0 ? lower[i] : upper[i]
+            }
+            xb += p
+        }
+        return try Batch(dimension: d, interiorPoints: xi, source: try source(xi, count: n),
+                         boundaryPoints: xb, boundaryValues: try exact(xb, count: m))
+    }
+
+    /// Fresh interior points drawn with `seed` and u* there, for the errors.
+    public struct EvaluationSet: Sendable {
+        public let points: [Double], exact: [Double]
+    }
+
+    public func evaluationSet(count: Int, seed: UInt64) throws -> EvaluationSet {
+        guard count >= 1 else { throw KFPError.invalidArgument("the error needs at least one evaluation point, got \(count)") }
+        let points = try sample(interior: count, boundary: 0, seed: seed).interiorPoints
+        return EvaluationSet(points: points, exact: try exact(points, count: count))
+    }
+
+    /// The L2 (RMS) error √(mean (u_θ − u*)²) and the relative L2 error ‖u_θ − u*‖/‖u*‖ on
+    /// `count` fresh interior points drawn with `seed` (math.md §8).
+    public func errors(_ net: MLP, count: Int, seed: UInt64) throws -> (l2: Double, relativeL2: Double) {
+        try errors(net, on: try evaluationSet(count: count, seed: seed))
+    }
+
+    public func errors(_ net: MLP, on set: EvaluationSet) throws -> (l2: Double, relativeL2: Double) {
+        guard net.inputDimension == dimension else {
+            throw KFPError.dimensionMismatch("the network has \(net.inputDimension) inputs, problem \(name) is \(dimension)-dimensional")
+        }
+        let count = set.exact.count
+        let u = try net.evaluate(set.points, count: count)
+        var difference = 0.0, norm = 0.0
+        for k in 0..<count {
+            difference += (u[k] - set.exact[k]) * (u[k] - set.exact[k])
+            norm += set.exact[k] * set.exact[k]
+        }
+        return ((difference / Double(count)).squareRoot(), (difference / norm).squareRoot())
+    }
+}
+
+extension Problem.Conditions: Equatable {}

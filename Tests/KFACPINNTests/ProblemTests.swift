@@ -1,0 +1,175 @@
+import Testing
+import Glibc
+@testable import KFACPINN
+
+/// The contents of a text file ("" if it cannot be read).
+func readTextFile(_ path: String) -> String {
+    guard let f = fopen(path, "r") else { return "" }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+struct ProblemTests {
+    @Test("samplers put points where they belong and are deterministic per seed", arguments: Problem.names)
+    func samplers(_ name: String) throws {
+        let p = try Problem(name: name)
+        let d = p.dimension, n = 300, m = 200
+        let batch = try p.sample(interior: n, boundary: m, seed: 7)
+        #expect(batch.interiorPoints.count == n * d && batch.boundaryPoints.count == m * d)
+        for k in 0..<n {
+            for i in 0..<d {
+                let x = batch.interiorPoints[k * d + i]
+                #expect(x > p.lower[i] && x < p.upper[i], "\(name): interior point \(k) coordinate \(i) = \(x)")
+            }
+        }
+        var initial = 0, faces = 0
+        for k in 0..<m {
+            let x = Array(batch.boundaryPoints[(k * d)..<((k + 1) * d)])
+            let onFace = (0..<d).filter { x[$0] == p.lower[$0] || x[$0] == p.upper[$0] }
+            #expect(onFace.count == 1, "\(name): condition point \(k) lies on \(onFace.count) faces")
+            if p.conditions != .boundary && onFace == [0] {
+                #expect(x[0] == 0)
+                initial += 1
+            } else {
+                faces += 1
+                #expect(p.conditions == .boundary || onFace[0] >= 1, "\(name): a spatial face must not be a time face")
+            }
+        }
+        switch p.conditions {
+        case .boundary: #expect(faces == m)
+        case .initial: #expect(initial == m)
+        case .boundaryAndInitial: #expect(initial == m / 2 && faces == m / 2)
+        }
+        // g = u* at the condition points; f at the interior points.
+        #expect(batch.boundaryValues == (try p.exact(batch.boundaryPoints, count: m)))
+        #expect(batch.source == (try p.source(batch.interiorPoints, count: n)))
+        let again = try p.sample(interior: n, boundary: m, seed: 7), other = try p.sample(interior: n, boundary: m, seed: 8)
+        #expect(again.interiorPoints == batch.interiorPoints && again.boundaryPoints == batch.boundaryPoints)
+        #expect(other.interiorPoints != batch.interiorPoints)
+    }
+
+    /// 𝓛u* − f at interior points by central differences of u* (second differences for 𝒟_C,
+    /// first for ∇u*), with the operator's own coefficients; the residual must vanish.
+    @Test("each exact solution satisfies its PDE (finite differences of u*)", arguments: Problem.names)
+    func exactSolutionsSolveThePDE(_ name: String) throws {
+        let p = try Problem(name: name)
+        let d = p.dimension, n = 5, h = 1e-4
+        let batch = try p.sample(interior: n, boundary: 0, seed: 3)
+        var worst = 0.0
+        for k in 0..<n {
+            let x = Array(batch.interiorPoints[(k * d)..<((k + 1) * d)])
+            func u(_ y: [Double]) -> Double { try! p.exact(y, count: 1)[0] }
+            let u0 = u(x)
+            var grad = [Double](repeating: 0, count: d), second = 0.0
+            let c = p.op.coefficients.diagonal!
+            for i in 0..<d {
+                var xp = x, xm = x
+                xp[i] += h; xm[i] -= h
+                let (up, um) = (u(xp), u(xm))
+                grad[i] = (up - um) / (2 * h)
+                second += c[i] * (up - 2 * u0 + um) / (h * h)
+            }
+            // r = 𝒟_C u + β(x)·∇u + c u + N + κ₀ − f, the operator's definition.
+            var r = second + p.op.reaction * u0 + p.op.constant - batch.source[k]
+            for i in 0..<d {
+                var beta = p.op.drift[i]
+                if let b = p.op.driftJacobian { for j in 0..<d { beta += b[i * d + j] * x[j] } }
+                r += beta * grad[i]
+            }
+            if case .negativeGradientNormSquared(let first) = p.op.nonlinearity {
+                for i in first..<d { r -= grad[i] * grad[i] }
+            }
+            let scale = max(1, abs(batch.source[k]), abs(u0))
+            worst = max(worst, abs(r) / scale)
+        }
+        #expect(worst < 1e-5, "\(name): max relative residual of u* \(worst)")
+    }
+
+    @Test("the errors are the RMS and relative L2 differences on the evaluation points")
+    func errors() throws {
+        let p = try Problem(name: "poisson2d_sin")
+        let net = try MLP(widths: try p.networkWidths(size: "small"), seed: 1)
+        let set = try p.evaluationSet(count: 500, seed: 4)
+        let u = try net.evaluate(set.points, count: 500)
+        let sq = zip(u, set.exact).map { ($0 - $1) * ($0 - $1) }.reduce(0, +)
+        let e = try p.errors(net, count: 500, seed: 4)
+        #expect(abs(e.l2 - (sq / 500).squareRoot()) < 1e-15)
+        #expect(abs(e.relativeL2 - (sq / set.exact.map { $0 * $0 }.reduce(0, +)).squareRoot()) < 1e-15)
+        #expect(throws: KFPError.self) { try Problem(name: "poisson3d") }
+        #expect(throws: KFPError.self) { try p.networkWidths(size: "huge") }
+        #expect(throws: KFPError.self) { try p.errors(try MLP(widths: [3, 4, 1]), count: 10, seed: 1) }
+    }
+
+    @Test("every problem trains end to end for a few KFAC steps (small sizes, fixed batch) and logs the documented columns",
+          arguments: Problem.names)
+    func trainsEndToEnd(_ name: String) throws {
+        let p = try Problem(name: name)
+        let hidden = p.dimension > 20 ? [16, 16] : [16]
+        let net = try MLP(widths: [p.dimension] + hidden + [1], seed: 2)
+        let kfac = try KFAC(network: net, operator: p.op)
+        var training = TrainingOptions()
+        training.steps = 6
+        training.interior = 40
+        training.boundary = 20
+        training.logEvery = 3
+        let path = "/tmp/kfacpinn-train-\(name)-\(getpid()).csv"
+        training.csvPath = path
+        var seen: [Int] = []
+        let log = try train(kfac, on: p, options: training) { seen.append($0.step); return true }
+        #expect(seen == [0, 1, 3, 6] && log.map(\.step) == seen)
+        #expect(log.allSatisfy { $0.loss.isFinite && $0.l2Error.isFinite && $0.relativeL2Error.isFinite })
+        #expect(log.last!.loss < log.first!.loss, "\(name): loss \(log.first!.loss) → \(log.last!.loss)")
+        let text = readTextFile(path)
+        unlink(path)
+        let lines = text.split(separator: "\n")
+        #expect(lines.first == "step,seconds,loss,loss_interior,loss_boundary,l2_error,relative_l2_error,step_size")
+        #expect(lines.count == 5 && lines[4].split(separator: ",").count == 8)
+    }
+
+    @Test("training stops on the callback's request and on the time budget; bad options are refused")
+    func stopping() throws {
+        let p = try Problem(name: "heat1d")
+        let net = try MLP(widths: [2, 8, 1], seed: 3)
+        let opt = try Adam(network: net, operator: p.op)
+        var training = TrainingOptions()
+        training.steps = 1000
+        training.logEvery = 5
+        training.interior = 30
+        training.boundary = 10
+        let log = try train(opt, on: p, options: training) { $0.step < 10 }
+        #expect(log.last!.step == 10)
+        training.steps = 100_000_000
+        training.seconds = 0.05
+        let timed = try train(opt, on: p, options: training)
+        #expect(timed.last!.step < training.steps && timed.last!.seconds >= 0.05 && timed.last!.seconds < 1)
+        for bad in [{ (o: inout TrainingOptions) in o.steps = 0 }, { $0.logEvery = 0 }, { $0.seconds = -1 },
+                    { $0.resampleEvery = -1 }, { $0.csvPath = "/nonexistent/dir/log.csv" }] {
+            var o = training
+            bad(&o)
+            #expect(throws: KFPError.self) { try train(opt, on: p, options: o) }
+        }
+    }
+
+    @Test("training is deterministic for fixed seeds")
+    func deterministic() throws {
+        func run() throws -> [Double] {
+            let p = try Problem(name: "poisson5d_cos")
+            let net = try MLP(widths: [5, 8, 1], seed: 4)
+            var training = TrainingOptions()
+            training.steps = 8
+            training.interior = 50
+            training.boundary = 20
+            training.resampleEvery = 1
+            _ = try train(try KFAC(network: net, operator: p.op), on: p, options: training)
+            return net.parameters
+        }
+        #expect(try run() == run())
+    }
+}
