@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     kfp_net *nets[2] = {NULL, NULL};
     kfp_optimizer *opts[2];
     CHECK(kfp_problem_create("poisson2d_sin", &problem));
-    CHECK(kfp_problem_sample(problem, 900, 120, 0, &batch));
+    CHECK(kfp_problem_sample(problem, 900, 120, 0, NULL, &batch));
     CHECK(kfp_problem_operator(problem, &op));
     for (int i = 0; i < 2; i++) {
         CHECK(kfp_net_create(widths, 3, "tanh", NULL, 0, &nets[i]));

@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
            automatic ? "KFAC*" : "KFAC");
     printf("%6s  %8s  %12s  %12s  %10s\n", "step", "time [s]", "loss", "L2 error", "step size");
     /* Records every 10 steps for the progress bar (the table shows every `every`); one fixed batch; seed 0. */
-    CHECK(kfp_train(opt, net, problem, p.steps, 0, 0, -1, 0, p.every % 10 == 0 ? 10 : p.every, 0, NULL, report, &p,
+    CHECK(kfp_train(opt, net, problem, p.steps, 0, 0, -1, NULL, 0, p.every % 10 == 0 ? 10 : p.every, 0, NULL, report, &p,
                     &taken));
     if (p.terminal) fprintf(stderr, "\r%60s\r", "");
     kfp_optimizer_free(opt);

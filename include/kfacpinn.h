@@ -447,9 +447,10 @@ kfp_status kfp_problem_operator(kfp_problem *problem, kfp_operator **out_op);
 /// (boundary faces and/or t = 0, as the problem defines) with g = u*; deterministic per seed.
 /// @param num_interior N >= 1, or 0 for the problem's default.
 /// @param num_boundary >= 0, or -1 for the problem's default.
+/// @param sampler NUL-terminated "uniform" or "sobol" (quasi-random), or NULL for uniform.
 /// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
-/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts.
-kfp_status kfp_problem_sample(kfp_problem *problem, int64_t num_interior, int64_t num_boundary, uint64_t seed, kfp_batch **out_batch);
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts or an unknown sampler.
+kfp_status kfp_problem_sample(kfp_problem *problem, int64_t num_interior, int64_t num_boundary, uint64_t seed, char const *sampler, kfp_batch **out_batch);
 
 /// Sets the number of BLAS threads (process-wide; affects every handle).
 /// @param num_threads at least 1.
@@ -467,12 +468,13 @@ char const *kfp_status_string(int32_t status);
 /// @param steps >= 1.
 /// @param seconds training-time budget; <= 0 for none.
 /// @param num_interior, num_boundary batch sizes; 0 and -1 for the problem's defaults.
+/// @param sampler "uniform" or "sobol" for the training batches, or NULL for uniform.
 /// @param csv_path file for the log as CSV (header: the KFP_LOG_* names in lower case), or NULL.
 /// @param callback called with each record (KFP_LOG_COUNT values) and user_data; nonzero stops; may be NULL.
 /// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
 /// @return KFP_OK; the status of a failing step (its records so far were delivered); KFP_ERROR_NULL_POINTER;
 /// KFP_ERROR_INVALID_ARGUMENT (counts, unwritable csv_path, net not the optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
-kfp_status kfp_train(kfp_optimizer *optimizer, kfp_net *net, kfp_problem *problem, int64_t steps, double seconds, int64_t num_interior, int64_t num_boundary, int64_t resample_every, int64_t log_every, uint64_t seed, char const *csv_path, kfp_train_callback callback, void *user_data, int64_t *out_steps);
+kfp_status kfp_train(kfp_optimizer *optimizer, kfp_net *net, kfp_problem *problem, int64_t steps, double seconds, int64_t num_interior, int64_t num_boundary, char const *sampler, int64_t resample_every, int64_t log_every, uint64_t seed, char const *csv_path, kfp_train_callback callback, void *user_data, int64_t *out_steps);
 
 /// Version as MAJOR<em>10000 + MINOR</em>100 + PATCH.
 int32_t kfp_version_number(void);

@@ -420,11 +420,12 @@ static void test_problems(void) {
     EXPECT_ERROR(kfp_problem_network_widths(problem, "medium", widths, 3, &count), KFP_ERROR_INVALID_ARGUMENT, "capacity");
     EXPECT(kfp_problem_network_widths(problem, "small", widths, 8, &count) == KFP_OK && count == 3 && widths[1] == 64,
            "%s", kfp_last_error());
-    EXPECT(kfp_problem_sample(problem, 0, -1, 5, &batch) == KFP_OK && kfp_batch_sizes(batch, &n, &m, NULL) == KFP_OK &&
+    EXPECT(kfp_problem_sample(problem, 0, -1, 5, NULL, &batch) == KFP_OK && kfp_batch_sizes(batch, &n, &m, NULL) == KFP_OK &&
                n == 900 && m == 120, "default sizes %lld/%lld", (long long)n, (long long)m);
     kfp_batch_free(batch);
-    EXPECT_ERROR(kfp_problem_sample(problem, -3, 10, 5, &batch), KFP_ERROR_INVALID_ARGUMENT, "num_interior");
-    EXPECT(kfp_problem_sample(problem, 30, 10, 5, &batch) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_problem_sample(problem, -3, 10, 5, NULL, &batch), KFP_ERROR_INVALID_ARGUMENT, "num_interior");
+    EXPECT_ERROR(kfp_problem_sample(problem, 3, 10, 5, "halton", &batch), KFP_ERROR_INVALID_ARGUMENT, "unknown sampler 'halton'");
+    EXPECT(kfp_problem_sample(problem, 30, 10, 5, "sobol", &batch) == KFP_OK, "%s", kfp_last_error());
     double xi[60], fi[30], xb[20], gb[10], g[10];
     EXPECT(kfp_batch_data(batch, xi, fi, xb, gb) == KFP_OK && kfp_problem_exact(problem, xb, 10, 2, g) == KFP_OK &&
                max_abs_diff(g, gb, 10) == 0, "g = u* on the condition points");
@@ -437,15 +438,15 @@ static void test_problems(void) {
     EXPECT(kfp_problem_errors(problem, net, 500, 1, &l2, &rel) == KFP_OK && l2 > 0 && rel > 0, "%s", kfp_last_error());
     EXPECT_ERROR(kfp_problem_errors(problem, net, -1, 1, &l2, NULL), KFP_ERROR_INVALID_ARGUMENT, "num_eval");
     int seen = 0;
-    EXPECT(kfp_train(opt, net, problem, 100, 0, 40, 10, 2, 2, 0, NULL, count_records, &seen, &taken) == KFP_OK &&
+    EXPECT(kfp_train(opt, net, problem, 100, 0, 40, 10, NULL, 2, 2, 0, NULL, count_records, &seen, &taken) == KFP_OK &&
                taken == 4 && seen == 4, "taken %lld, records %d: %s", (long long)taken, seen, kfp_last_error());
-    EXPECT_ERROR(kfp_train(opt, net, problem, 0, 0, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+    EXPECT_ERROR(kfp_train(opt, net, problem, 0, 0, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
                  "steps must be at least 1");
-    EXPECT_ERROR(kfp_train(opt, net, problem, 5, 0, 40, 10, 0, 1, 0, "/nonexistent/dir/log.csv", NULL, NULL, NULL),
+    EXPECT_ERROR(kfp_train(opt, net, problem, 5, 0, 40, 10, NULL, 0, 1, 0, "/nonexistent/dir/log.csv", NULL, NULL, NULL),
                  KFP_ERROR_INVALID_ARGUMENT, "cannot write the log");
-    EXPECT_ERROR(kfp_train(opt, net, NULL, 5, 0, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_NULL_POINTER,
+    EXPECT_ERROR(kfp_train(opt, net, NULL, 5, 0, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_NULL_POINTER,
                  "problem is NULL");
-    EXPECT_ERROR(kfp_train(opt, net, problem, 5, NAN, 40, 10, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+    EXPECT_ERROR(kfp_train(opt, net, problem, 5, NAN, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
                  "seconds is NaN");
     kfp_optimizer_free(opt);
     kfp_operator_free(op);

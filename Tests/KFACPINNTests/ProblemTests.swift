@@ -92,6 +92,61 @@ struct ProblemTests {
         #expect(worst < 1e-5, "\(name): max relative residual of u* \(worst)")
     }
 
+    @Test("primitive polynomials: the first ones over GF(2) by degree, 100 of them for 101 dimensions")
+    func primitivePolynomials() {
+        // x+1; x²+x+1; x³+x+1, x³+x²+1; x⁴+x+1, x⁴+x³+1 (bit s = x^s).
+        #expect(Array(SobolSequence.primitivePolynomials(count: 6)) == [0b11, 0b111, 0b1011, 0b1101, 0b10011, 0b11001])
+        let many = SobolSequence.primitivePolynomials(count: 100)
+        // Primitive polynomials per degree: φ(2^s − 1)/s = 1, 1, 2, 2, 6, 6, 18, 16, 48 (total 100 up to degree 9).
+        let degrees = many.map { 63 - $0.leadingZeroBitCount }
+        #expect((1...9).map { s in degrees.filter { $0 == s }.count } == [1, 1, 2, 2, 6, 6, 18, 16, 48])
+    }
+
+    @Test("Sobol points: every block of 2^k points puts one point in each interval of width 2^−k, per coordinate")
+    func sobolStratification() {
+        for d in [2, 5, 10, 100] {
+            let sobol = SobolSequence(dimension: d, seed: UInt64(d))
+            var x = [Double](repeating: 0, count: d), bad = 0
+            for k in [4, 7] {
+                let n = 1 << k
+                var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: d)
+                var pairs = [Int](repeating: 0, count: n)   // coordinates 1, 2 in 2^(k/2) × 2^(k − k/2) boxes
+                for i in n..<(2 * n) {
+                    sobol.point(i, into: &x)
+                    for j in 0..<d {
+                        #expect(x[j] > 0 && x[j] < 1)
+                        counts[j][Int(x[j] * Double(n))] += 1
+                    }
+                    let a = k / 2, b = k - a
+                    pairs[Int(x[0] * Double(1 << a)) * (1 << b) + Int(x[1] * Double(1 << b))] += 1
+                }
+                bad += counts.joined().filter { $0 != 1 }.count + pairs.filter { $0 != 1 }.count
+            }
+            #expect(bad == 0, "dimension \(d): \(bad) intervals without exactly one point")
+        }
+    }
+
+    @Test("the Sobol sampler keeps the samplers' guarantees and differs from the uniform one")
+    func sobolSampler() throws {
+        let p = try Problem(name: "heat4d")
+        let batch = try p.sample(interior: 128, boundary: 64, seed: 3, sampler: .sobol)
+        #expect(batch.interiorPoints.allSatisfy { $0 > 0 && $0 < 1 })
+        for k in 0..<64 {
+            let x = Array(batch.boundaryPoints[(k * 5)..<((k + 1) * 5)])
+            #expect(x.filter { $0 == 0 || $0 == 1 }.count == 1)
+        }
+        #expect(batch.boundaryValues == (try p.exact(batch.boundaryPoints, count: 64)))
+        let again = try p.sample(interior: 128, boundary: 64, seed: 3, sampler: .sobol)
+        let uniform = try p.sample(interior: 128, boundary: 64, seed: 3)
+        let other = try p.sample(interior: 128, boundary: 64, seed: 4, sampler: .sobol)
+        #expect(again.interiorPoints == batch.interiorPoints && uniform.interiorPoints != batch.interiorPoints)
+        #expect(other.interiorPoints != batch.interiorPoints)
+        // Stratified in time: each of the 128 intervals of t holds one interior point.
+        var counts = [Int](repeating: 0, count: 128)
+        for k in 0..<128 { counts[Int(batch.interiorPoints[k * 5] * 128)] += 1 }
+        #expect(counts.allSatisfy { $0 == 1 })
+    }
+
     @Test("the errors are the RMS and relative L2 differences on the evaluation points")
     func errors() throws {
         let p = try Problem(name: "poisson2d_sin")

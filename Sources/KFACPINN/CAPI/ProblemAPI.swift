@@ -91,11 +91,12 @@ final class ProblemHandle {
 /// (boundary faces and/or t = 0, as the problem defines) with g = u*; deterministic per seed.
 /// @param num_interior N >= 1, or 0 for the problem's default.
 /// @param num_boundary >= 0, or -1 for the problem's default.
+/// @param sampler NUL-terminated "uniform" or "sobol" (quasi-random), or NULL for uniform.
 /// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
-/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts or an unknown sampler.
 @c public func kfp_problem_sample(
     _ problem: OpaquePointer?, _ num_interior: Int64, _ num_boundary: Int64, _ seed: UInt64,
-    _ out_batch: UnsafeMutablePointer<OpaquePointer?>?
+    _ sampler: UnsafePointer<CChar>?, _ out_batch: UnsafeMutablePointer<OpaquePointer?>?
 ) -> kfp_status {
     entryPoint("kfp_problem_sample") {
         let out = try required(out_batch, "out_batch")
@@ -103,8 +104,17 @@ final class ProblemHandle {
         let p = try object(problem, ProblemHandle.self, "problem").problem
         let n = num_interior == 0 ? p.defaultInterior : try count(num_interior, "num_interior")
         let m = num_boundary == -1 ? p.defaultBoundary : try count(num_boundary, "num_boundary", minimum: 0)
-        publish(BatchHandle(try p.sample(interior: n, boundary: m, seed: seed)), to: out)
+        publish(BatchHandle(try p.sample(interior: n, boundary: m, seed: seed, sampler: try samplerNamed(sampler))), to: out)
     }
+}
+
+/// The sampler named by a C string (NULL: uniform).
+private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampler {
+    let text = string(name, default: "uniform")
+    guard let sampler = Problem.Sampler(rawValue: text) else {
+        throw KFPError.invalidArgument("unknown sampler '\(text)' (known: uniform, sobol)")
+    }
+    return sampler
 }
 
 /// The exact solution u* at points.
@@ -156,6 +166,7 @@ final class ProblemHandle {
 /// @param steps >= 1.
 /// @param seconds training-time budget; <= 0 for none.
 /// @param num_interior, num_boundary batch sizes; 0 and -1 for the problem's defaults.
+/// @param sampler "uniform" or "sobol" for the training batches, or NULL for uniform.
 /// @param csv_path file for the log as CSV (header: the KFP_LOG_* names in lower case), or NULL.
 /// @param callback called with each record (KFP_LOG_COUNT values) and user_data; nonzero stops; may be NULL.
 /// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
@@ -163,8 +174,8 @@ final class ProblemHandle {
 ///         KFP_ERROR_INVALID_ARGUMENT (counts, unwritable csv_path, net not the optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
 @c public func kfp_train(
     _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ problem: OpaquePointer?, _ steps: Int64, _ seconds: Double,
-    _ num_interior: Int64, _ num_boundary: Int64, _ resample_every: Int64, _ log_every: Int64, _ seed: UInt64,
-    _ csv_path: UnsafePointer<CChar>?,
+    _ num_interior: Int64, _ num_boundary: Int64, _ sampler: UnsafePointer<CChar>?, _ resample_every: Int64,
+    _ log_every: Int64, _ seed: UInt64, _ csv_path: UnsafePointer<CChar>?,
     _ callback: (@convention(c) (UnsafePointer<Double>?, Int64, UnsafeMutableRawPointer?) -> Int32)?,
     _ user_data: UnsafeMutableRawPointer?, _ out_steps: UnsafeMutablePointer<Int64>?
 ) -> kfp_status {
@@ -181,6 +192,7 @@ final class ProblemHandle {
         options.seconds = seconds > 0 && seconds.isFinite ? seconds : nil
         options.interior = num_interior == 0 ? nil : try count(num_interior, "num_interior")
         options.boundary = num_boundary == -1 ? nil : try count(num_boundary, "num_boundary", minimum: 0)
+        options.sampler = try samplerNamed(sampler)
         options.resampleEvery = try count(resample_every, "resample_every", minimum: 0)
         options.logEvery = try count(log_every, "log_every")
         options.dataSeed = seed

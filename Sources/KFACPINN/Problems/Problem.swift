@@ -14,6 +14,14 @@ public struct Problem: Sendable {
         case initial
     }
 
+    /// How points are drawn.
+    public enum Sampler: String, CaseIterable, Sendable {
+        /// Independent uniform points (xoshiro256**).
+        case uniform
+        /// Sobol' quasi-random points with a seeded random digital shift (see `SobolSequence`).
+        case sobol
+    }
+
     public let name: String
     public let op: Operator
     /// The box: coordinate i ranges over [lower[i], upper[i]].
@@ -149,22 +157,33 @@ public struct Problem: Sendable {
         x.withUnsafeBufferPointer { p in (0..<n).map { f(p.baseAddress! + $0 * dimension) } }
     }
 
-    /// A training batch: `interior` points uniform in the box's interior (strictly inside),
-    /// `boundary` condition points as `conditions` says, with f and g = u*; deterministic per seed.
-    public func sample(interior n: Int, boundary m: Int, seed: UInt64) throws -> Batch {
+    /// A training batch: `interior` points strictly inside the box, `boundary` condition points
+    /// as `conditions` says (a point of the box with one coordinate set to a face), with f and
+    /// g = u*; deterministic per seed. Faces and the initial/boundary split come from the seed's
+    /// random stream in both samplers.
+    public func sample(interior n: Int, boundary m: Int, seed: UInt64, sampler: Sampler = .uniform) throws -> Batch {
         guard n >= 1, m >= 0 else {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
         let d = dimension
         var rng = RandomSource(seed: seed)
-        // Uniform in the open interval (0, 1): 53 random bits, offset by half a step.
-        func open() -> Double { (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
-        func point() -> [Double] { (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * open() } }
+        // Points of the open unit cube: uniform (53 random bits, offset by half a step) or Sobol'.
+        let interiorSobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed) : nil
+        let boundarySobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed ^ 0x5DEE_CE66_D1CE_F00D) : nil
+        var unit = [Double](repeating: 0, count: d)
+        func point(_ index: Int, _ sobol: SobolSequence?) -> [Double] {
+            if let sobol {
+                sobol.point(index, into: &unit)
+            } else {
+                for i in 0..<d { unit[i] = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
+            }
+            return (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * unit[$0] }
+        }
         var xi = [Double](), xb = [Double]()
         xi.reserveCapacity(n * d)
-        for _ in 0..<n { xi += point() }
+        for k in 0..<n { xi += point(k, interiorSobol) }
         for k in 0..<m {
-            var p = point()
+            var p = point(k, boundarySobol)
             let initial: Bool
             switch conditions {
             case .boundary: initial = false

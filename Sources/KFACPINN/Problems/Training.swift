@@ -35,6 +35,8 @@ public struct TrainingOptions: Sendable {
     public var resampleEvery = 0
     /// Evaluate and log every this many steps (and after the first and the last step).
     public var logEvery = 100
+    /// How the training batches are drawn (the evaluation points are always uniform).
+    public var sampler = Problem.Sampler.uniform
     /// Seed of the training batches (batch k uses dataSeed + k) and of the evaluation points.
     public var dataSeed: UInt64 = 0, evaluationSeed: UInt64 = 12345
     /// Evaluation points of the errors (nil: 10·N_Ω).
@@ -85,7 +87,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         if let csv { fputs(record.values.map { "\($0)" }.joined(separator: ",") + "\n", csv); fflush(csv) }
         if let callback, !callback(record) { stopped = true }
     }
-    var batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed)
+    var batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed, sampler: options.sampler)
     var resamples: UInt64 = 0
     let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
     var errors = try problem.errors(net, on: evaluation)
@@ -96,7 +98,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         let start = monotonicSeconds()
         if options.resampleEvery > 0 && step > 0 && step % options.resampleEvery == 0 {
             resamples += 1
-            batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed &+ resamples)
+            batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed &+ resamples, sampler: options.sampler)
         }
         let stats = try optimizer.step(batch)
         seconds += monotonicSeconds() - start

@@ -440,11 +440,12 @@ class Problem(_Handle):
         _check(lib.kfp_problem_network_widths(self.handle, size.encode(), widths, 16, ctypes.byref(count)))
         return list(widths[:count.value])
 
-    def sample(self, n_interior=None, n_boundary=None, seed=0):
+    def sample(self, n_interior=None, n_boundary=None, seed=0, sampler="uniform"):
         """A training batch (interior points strictly inside, condition points as the problem
-        defines, f and g = u*); the problem's default sizes when None; deterministic per seed."""
+        defines, f and g = u*); the problem's default sizes when None; sampler "uniform" or
+        "sobol" (quasi-random); deterministic per seed."""
         handle = _create(lib.kfp_problem_sample, self.handle, 0 if n_interior is None else int(n_interior),
-                         -1 if n_boundary is None else int(n_boundary), int(seed))
+                         -1 if n_boundary is None else int(n_boundary), int(seed), str(sampler).encode())
         return Batch._from_handle(handle)
 
     def exact(self, x):
@@ -474,11 +475,11 @@ LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_
                "step_size"]
 
 
-def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=None, resample_every=0,
-          log_every=100, seed=0, csv=None, callback=None, progress=True):
+def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=None, sampler="uniform",
+          resample_every=0, log_every=100, seed=0, csv=None, callback=None, progress=True):
     """Trains `net` with `opt` on `prob` until `steps` steps or `seconds` of training time.
 
-    Batches are drawn with seed, seed + 1, ... (a new one every `resample_every` steps; 0: one
+    Batches (`sampler` "uniform" or "sobol") are drawn with seed, seed + 1, ... (a new one every `resample_every` steps; 0: one
     fixed batch). After step 0, 1, every `log_every` steps and the last, the errors are evaluated
     on 10 N_interior fresh points and a record {column: value} (LOG_COLUMNS) is made; `callback`
     receives it and may return False to stop. `csv` names a file for the log. With `progress`
@@ -507,7 +508,7 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     try:
         _check(lib.kfp_train(opt.handle, net.handle, prob.handle, int(steps), float(seconds or 0),
                              0 if n_interior is None else int(n_interior), -1 if n_boundary is None else int(n_boundary),
-                             int(resample_every), int(log_every), int(seed), None if csv is None else str(csv).encode(),
+                             str(sampler).encode(), int(resample_every), int(log_every), int(seed), None if csv is None else str(csv).encode(),
                              c_callback, None, ctypes.byref(taken)))
     finally:
         if show:

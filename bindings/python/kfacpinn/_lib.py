@@ -91,11 +91,11 @@ _SIGNATURES = {
     "kfp_problem_dim": (status, [handle, c_int64_p]),
     "kfp_problem_operator": (status, [handle, handle_p]),
     "kfp_problem_network_widths": (status, [handle, ctypes.c_char_p, c_int64_p, ctypes.c_int64, c_int64_p]),
-    "kfp_problem_sample": (status, [handle, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, handle_p]),
+    "kfp_problem_sample": (status, [handle, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_char_p, handle_p]),
     "kfp_problem_exact": (status, [handle, c_double_p, ctypes.c_int64, ctypes.c_int64, c_double_p]),
     "kfp_problem_errors": (status, [handle, handle, ctypes.c_int64, ctypes.c_uint64, c_double_p, c_double_p]),
     "kfp_train": (status, [handle, handle, handle, ctypes.c_int64, ctypes.c_double, ctypes.c_int64, ctypes.c_int64,
-                           ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_char_p, train_callback,
+                           ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_char_p, train_callback,
                            ctypes.c_void_p, c_int64_p]),
 }
 

@@ -85,3 +85,15 @@ def test_every_problem_trains_end_to_end(name):
     history = kp.train(net, prob, kp.KFAC(net, prob.operator), steps=5, n_interior=40, n_boundary=20, log_every=5,
                        progress=False)
     assert history["loss"][-1] < history["loss"][0] and np.all(np.isfinite(history["l2_error"]))
+
+
+def test_sobol_sampler_is_stratified_and_seeded():
+    prob = kp.Problem("poisson5d_cos")
+    batch = prob.sample(256, 32, seed=2, sampler="sobol")
+    for j in range(5):
+        counts = np.bincount((batch.x_interior[:, j] * 256).astype(int), minlength=256)
+        assert np.all(counts == 1)
+    assert not np.array_equal(prob.sample(256, 32, seed=3, sampler="sobol").x_interior, batch.x_interior)
+    np.testing.assert_array_equal(prob.sample(256, 32, seed=2, sampler="sobol").x_interior, batch.x_interior)
+    with pytest.raises(kp.Error, match="unknown sampler"):
+        prob.sample(10, 2, sampler="halton")
