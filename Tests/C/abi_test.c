@@ -404,6 +404,13 @@ static int32_t count_records(const double *record, int64_t count, void *user_dat
     return count == KFP_LOG_COUNT && record[KFP_LOG_STEP] >= 4 ? 1 : 0;   /* stop at step 4 */
 }
 
+static int32_t keep_losses(const double *record, int64_t count, void *user_data) {
+    double *losses = user_data;
+    (void)count;
+    losses[record[KFP_LOG_STEP] == 0 ? 0 : 1] = record[KFP_LOG_LOSS];
+    return 0;
+}
+
 static void test_problems(void) {
     kfp_problem *problem = NULL, *bad = (kfp_problem *)(void *)&problem;
     kfp_net *net = NULL;
@@ -453,6 +460,28 @@ static void test_problems(void) {
     kfp_net_free(net);
     kfp_problem_free(problem);
     kfp_problem_free(NULL);
+
+    /* Every built-in problem trains end to end: 3 KFAC steps of a small network, loss falls. */
+    const char *names[] = {"poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
+                           "heat1d", "heat4d", "logfp9d"};
+    for (int i = 0; i < 7; i++) {
+        int64_t small[] = {0, 12, 1};
+        problem = NULL; net = NULL; op = NULL; opt = NULL;
+        EXPECT(kfp_problem_create(names[i], &problem) == KFP_OK && kfp_problem_dim(problem, &small[0]) == KFP_OK &&
+                   kfp_net_create(small, 3, NULL, NULL, 1, &net) == KFP_OK &&
+                   kfp_problem_operator(problem, &op) == KFP_OK && kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK,
+               "%s: %s", names[i], kfp_last_error());
+        double losses[2] = {0, 0};   /* loss of the first and the latest record */
+        EXPECT(kfp_train(opt, net, problem, 3, 0, 30, 12, "sobol", 0, 3, 0, NULL, keep_losses, losses, &taken) == KFP_OK &&
+                   taken == 3, "%s: %s", names[i], kfp_last_error());
+        EXPECT(losses[1] < losses[0], "%s: loss %g -> %g", names[i], losses[0], losses[1]);
+        EXPECT(kfp_problem_errors(problem, net, 100, 1, &l2, &rel) == KFP_OK && isfinite(l2) && isfinite(rel),
+               "%s: %s", names[i], kfp_last_error());
+        kfp_optimizer_free(opt);
+        kfp_operator_free(op);
+        kfp_net_free(net);
+        kfp_problem_free(problem);
+    }
 }
 
 int main(void) {

@@ -92,6 +92,38 @@ struct ProblemTests {
         #expect(worst < 1e-5, "\(name): max relative residual of u* \(worst)")
     }
 
+    @Test("condition data: the stated boundary and initial values of experiments.md")
+    func conditionData() throws {
+        func batch(_ name: String) throws -> (Problem, Batch) {
+            let p = try Problem(name: name)
+            return (p, try p.sample(interior: 10, boundary: 200, seed: 9))
+        }
+        // poisson2d_sin: g = 0 on the boundary (sin π · 1 is 1.2e−16 in floating point).
+        let (_, b2) = try batch("poisson2d_sin")
+        #expect(b2.boundaryValues.allSatisfy { abs($0) < 1e-15 })
+        // heat1d: u* = 0 at x = 0, 1 and sin πx at t = 0; heat4d: Σ sin 2x_i at t = 0.
+        for name in ["heat1d", "heat4d"] {
+            let (p, b) = try batch(name)
+            let d = p.dimension
+            for k in 0..<200 {
+                let x = Array(b.boundaryPoints[(k * d)..<((k + 1) * d)]), g = b.boundaryValues[k]
+                if x[0] == 0 {
+                    let initial = name == "heat1d" ? sin(.pi * x[1]) : (1...4).reduce(0) { $0 + sin(2 * x[$1]) }
+                    #expect(abs(g - initial) < 1e-15)
+                } else if name == "heat1d" {
+                    #expect(abs(g) < 1e-15)
+                }
+            }
+        }
+        // logfp9d: q(0, x) = log N(0, I)(x) = −(9/2) log 2π − ‖x‖²/2.
+        let (_, bq) = try batch("logfp9d")
+        for k in 0..<200 {
+            let x = Array(bq.boundaryPoints[(k * 10)..<((k + 1) * 10)])
+            let expected = -4.5 * log(2 * .pi) - x.dropFirst().reduce(0) { $0 + $1 * $1 } / 2
+            #expect(abs(bq.boundaryValues[k] - expected) < 1e-12 * max(1, abs(expected)))
+        }
+    }
+
     @Test("primitive polynomials: the first ones over GF(2) by degree, 100 of them for 101 dimensions")
     func primitivePolynomials() {
         // x+1; x²+x+1; x³+x+1, x³+x²+1; x⁴+x+1, x⁴+x³+1 (bit s = x^s).

@@ -1,0 +1,193 @@
+"""The paper's comparison (Dangel, Müller, Zeinhofer 2024) on this machine, through the binding.
+
+For poisson2d_sin (small D = 257, medium D = 9873) and heat4d (small D = 449, medium D = 10065)
+it trains with SGD, Adam, L-BFGS, ENGD, Hessian-free, KFAC and KFAC* under one wall-clock budget
+per run, after a small seeded random search per optimizer (the experiments.md settings are the
+first candidate; each candidate gets a fraction of the budget; the lowest final L2 error wins).
+It writes every run's log as CSV, the figures (L2 error over time and over steps, log scale,
+one line per optimizer) as PNG, and a markdown table of final errors next to the paper's.
+A smaller run of poisson5d_cos, poisson10d_pairs, poisson100d_sq and logfp9d with KFAC* and
+Adam shows that those work end to end.
+
+    python3 experiments/reproduce.py [--budget 60] [--trials 3] [--threads 2] [--out experiments/results]
+                                     [--cases poisson2d_sin:small,...] [--optimizers KFAC,Adam,...]
+                                     [--extra-budget 30] [--no-extra]
+
+Needs numpy and matplotlib (pip install matplotlib) and a built library (swift build -c release).
+"""
+import argparse
+import json
+import math
+import pathlib
+import platform
+import random
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bindings" / "python"))
+import kfacpinn as kp  # noqa: E402
+
+OPTIMIZERS = ["SGD", "Adam", "LBFGS", "ENGD", "HessianFree", "KFAC", "KFAC*"]
+CASES = ["poisson2d_sin:small", "poisson2d_sin:medium", "heat4d:small", "heat4d:medium"]
+EXTRA = ["poisson5d_cos:small", "poisson10d_pairs:big", "poisson100d_sq:huge", "logfp9d:big"]
+# Batches: the paper's sizes; heat4d and the high-dimensional problems draw a new batch every step.
+RESAMPLE = {"poisson2d_sin": 0, "heat1d": 0}
+SIZES = {"poisson100d_sq": (100, 50)}
+# Final L2 errors of the paper (experiments.md), by (problem, D).
+PAPER = {
+    ("poisson2d_sin", 257): {"ENGD": 6.2e-8, "HessianFree": 3.2e-7, "KFAC": 3.4e-7, "KFAC*": 2.0e-7, "Adam": 9.4e-5,
+                             "SGD": 3.6e-5, "LBFGS": 1.8e-4},
+    ("poisson2d_sin", 9873): {"ENGD": 0.30, "HessianFree": 1.3e-6, "KFAC": 7.0e-6, "KFAC*": 7.9e-7, "Adam": 2.1e-4},
+    ("heat4d", 449): {"ENGD": 7.6e-7, "HessianFree": 1.4e-5, "KFAC": 1.7e-4, "KFAC*": 5.9e-5, "Adam": 1.1e-3},
+    ("heat4d", 10065): {"ENGD": 1.9e-3, "HessianFree": 1.1e-5, "KFAC": 5.8e-5, "KFAC*": 9.8e-6},
+    ("poisson5d_cos", 116865): {"HessianFree": 1.7e-4, "KFAC": 3.6e-4, "KFAC*": 9.5e-5},
+    ("poisson10d_pairs", 118145): {"HessianFree": 4.0e-5, "KFAC": 9.0e-5, "KFAC*": 4.7e-5, "LBFGS": 4.4e-4},
+    ("poisson100d_sq", 1325057): {"HessianFree": 1.3e-2, "KFAC": 1.6e-2, "KFAC*": 4.3e-3, "Adam": 1.7e-2,
+                                  "SGD": 2.35e-2, "LBFGS": 1.35e-2},
+    ("logfp9d", 118145): {"HessianFree": 2.45e-2, "KFAC": 0.42, "KFAC*": 2.6e-2, "Adam": 0.18, "SGD": 0.52,
+                          "LBFGS": 5.0e-2},
+}
+# The experiments.md settings (the first candidate of every search).
+START = {
+    "KFAC": {"damping": 1e-10, "ema": 0.45, "momentum": 0.51},
+    "KFAC*": {"damping": 1.2e-10, "ema": 0.93},
+    "ENGD": {"damping": 1e-10, "ema": 0.3},
+    "Adam": {"lr": 1.7e-3},
+    "SGD": {"lr": 0.018, "momentum": 0.99},
+    "HessianFree": {"damping": 500.0},
+    "LBFGS": {"lr": 0.5, "history": 150},
+}
+
+
+def candidate(name, rng):
+    """A random point of the search space of optimizer `name`."""
+    log = lambda lo, hi: 10 ** rng.uniform(lo, hi)
+    return {
+        "KFAC": lambda: {"damping": log(-12, -8), "ema": rng.uniform(0.3, 0.99), "momentum": rng.uniform(0, 0.9)},
+        "KFAC*": lambda: {"damping": log(-12, -8), "ema": rng.uniform(0.5, 0.99)},
+        "ENGD": lambda: {"damping": log(-12, -6), "ema": rng.uniform(0, 0.9)},
+        "Adam": lambda: {"lr": log(-4, -2)},
+        "SGD": lambda: {"lr": log(-3, -1), "momentum": rng.uniform(0.5, 0.99)},
+        "HessianFree": lambda: {"damping": log(-2, 3)},
+        "LBFGS": lambda: {"lr": log(-1.5, 0), "history": rng.choice([50, 150, 300])},
+    }[name]()
+
+
+def make_optimizer(name, net, op, h):
+    if name == "KFAC":
+        return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], momentum=h["momentum"])
+    if name == "KFAC*":
+        return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], step="auto")
+    if name == "ENGD":
+        return kp.ENGD(net, op, damping=h["damping"], ema=h["ema"], max_params=20000)
+    if name == "Adam":
+        return kp.Adam(net, op, lr=h["lr"])
+    if name == "SGD":
+        return kp.SGD(net, op, lr=h["lr"], momentum=h["momentum"])
+    if name == "HessianFree":
+        return kp.HessianFree(net, op, damping=h["damping"])
+    return kp.LBFGS(net, op, lr=h["lr"], history=h["history"])
+
+
+def run(problem, size, name, h, seconds, csv=None, log_every=10):
+    """One training run; returns its log ({column: array}) or None if it failed."""
+    prob = kp.Problem(problem)
+    net = kp.MLP(prob.network_widths(size), seed=0)
+    n, m = SIZES.get(problem, (None, None))
+    try:
+        opt = make_optimizer(name, net, prob.operator, h)
+        return kp.train(net, prob, opt, steps=10**9, seconds=seconds, n_interior=n, n_boundary=m,
+                        resample_every=RESAMPLE.get(problem, 1), log_every=log_every, seed=0, csv=csv,
+                        progress=False)
+    except kp.Error as error:
+        print(f"    {name} {h}: {error}")
+        return None
+
+
+def final_error(log):
+    return log["l2_error"][-1] if log is not None and math.isfinite(log["l2_error"][-1]) else math.inf
+
+
+def fmt(h):
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in h.items())
+
+
+def plot(case, logs, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, log in logs.items():
+        if log is None:
+            continue
+        for ax, x in zip(axes, ("seconds", "step")):
+            ax.loglog(log[x][1:], log["l2_error"][1:], label=name)
+    for ax, label in zip(axes, ("time [s]", "step")):
+        ax.set_xlabel(label)
+        ax.set_ylabel("L2 error")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_title(case)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per final run")
+    parser.add_argument("--trials", type=int, default=3, help="search candidates per optimizer (incl. the start)")
+    parser.add_argument("--trial-fraction", type=float, default=0.25, help="budget share of a search candidate")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--extra-budget", type=float, default=30.0)
+    parser.add_argument("--no-extra", action="store_true")
+    args = parser.parse_args()
+    kp.set_num_threads(args.threads)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    rows, settings = [], {}
+    for case in args.cases.split(","):
+        problem, size = case.split(":")
+        D = kp.MLP(kp.Problem(problem).network_widths(size)).num_params
+        print(f"{problem}, {size} network (D = {D}), budget {args.budget:g} s per run")
+        logs = {}
+        for name in args.optimizers.split(","):
+            cands = [START[name]] + [candidate(name, rng) for _ in range(max(args.trials - 1, 0))]
+            scored = [(final_error(run(problem, size, name, h, args.trial_fraction * args.budget)), h) for h in cands]
+            best = min(scored, key=lambda s: s[0])[1]
+            tag = f"{problem}_D{D}_{name.replace('*', 'star')}"
+            logs[name] = run(problem, size, name, best, args.budget, csv=str(out / f"{tag}.csv"))
+            err = final_error(logs[name])
+            steps = int(logs[name]["step"][-1]) if logs[name] is not None else 0
+            print(f"  {name:12} L2 {err:.2e} after {steps} steps   ({fmt(best)}; search: "
+                  + ", ".join(f"{e:.1e}" for e, _ in scored) + ")")
+            rows.append((problem, D, name, err, steps, PAPER.get((problem, D), {}).get(name)))
+            settings[f"{problem} D={D} {name}"] = best
+        plot(f"{problem}, D = {D}, {args.budget:g} s per run", logs, out / f"{problem}_D{D}.png")
+    if not args.no_extra:
+        for case in EXTRA:
+            problem, size = case.split(":")
+            D = kp.MLP(kp.Problem(problem).network_widths(size)).num_params
+            print(f"{problem}, {size} network (D = {D}), {args.extra_budget:g} s, no search")
+            for name in ("KFAC*", "Adam"):
+                log = run(problem, size, name, START[name], args.extra_budget, log_every=5,
+                          csv=str(out / f"{problem}_D{D}_{name.replace('*', 'star')}.csv"))
+                err, steps = final_error(log), int(log["step"][-1]) if log is not None else 0
+                print(f"  {name:12} L2 {err:.2e} after {steps} steps")
+                rows.append((problem, D, name, err, steps, PAPER.get((problem, D), {}).get(name)))
+    lines = [f"Budget {args.budget:g} s per run ({args.extra_budget:g} s for the last four problems), "
+             f"{args.threads} thread(s), {platform.processor() or platform.machine()}; paper: 1000–10000 s on a GPU.",
+             "", "| problem | D | optimizer | L2 error here | steps | L2 error, paper |", "|---|---|---|---|---|---|"]
+    for problem, D, name, err, steps, paper in rows:
+        lines.append(f"| {problem} | {D} | {name} | {err:.2e} | {steps} | {'–' if paper is None else f'{paper:.1e}'} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
