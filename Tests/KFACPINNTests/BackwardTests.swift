@@ -15,7 +15,7 @@ struct BackwardTests {
         let seeds = (0..<(n * s)).map { _ in rng.uniform(-1, 1) }
         let weights = (0..<n).map { _ in rng.uniform(-2, 2) }
         var scaled = seeds
-        for k in 0..<n { for c in 0..<s { scaled[k * s + c] *= weights[k] } }
+        for k in 0..<n { for c in 0..<s { scaled[c * n + k] *= weights[k] } }
         var viaWeights = [Double](repeating: 0, count: net.numParameters)
         var viaSeeds = viaWeights
         pass.backward(seeds: seeds)

@@ -10,7 +10,7 @@ extension PINNLoss {
         for k in 0..<n {
             // J_n v = Σ_c ∂r_n/∂(out_c) · (out_c)˙
             var sum = 0.0
-            for c in 0..<s { sum += seeds[k * s + c] * t[k * s + c] }
+            for c in 0..<s { sum += seeds[c * n + k] * t[c * n + k] }
             jv[k] = sum
         }
         let m = batch.boundaryCount
@@ -58,7 +58,7 @@ extension PINNLoss {
         let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv.pointer
         for k in 0..<n {
             let w = jv[k] / Double(n)
-            for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
+            for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
         }
         interiorPass.backward(seeds: seeds)
         interiorPass.accumulateGradient(into: out, weights: nil)

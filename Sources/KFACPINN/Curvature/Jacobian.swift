@@ -9,19 +9,25 @@ extension TaylorPass {
         for l in 0..<net.numLayers {
             let hin = widths[l], hout = widths[l + 1]
             let g = UnsafePointer(adjoints[l].pointer), wo = net.weightOffset(l), bo = net.biasOffset(l)
+            let gk = reduceScratch.reserve(hout * s), zk = reduceScratch2.reserve(hin * s)
             for k in 0..<n {
                 let row = rows + k * ld
-                for j in 0..<hout { row[bo + j] = scale * g[j * ns + k * s] }
+                for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
                 if l == 0 {
                     let x = points.pointer + k * d
                     for j in 0..<hout {
-                        let gv = scale * g[j * ns + k * s], out = row + wo + j * d
-                        for i in 0..<d { out[i] = gv * x[i] + (s > 1 ? scale * g[j * ns + k * s + 1 + i] : 0) }
+                        let gv = scale * g[j * ns + k], out = row + wo + j * d
+                        for i in 0..<d { out[i] = gv * x[i] + (s > 1 ? scale * g[j * ns + (1 + i) * n + k] : 0) }
                     }
                 } else {
-                    // (h_out × S) · (S × h_in) for this sample's columns.
-                    BLAS.gemm(transB: true, m: hout, n: hin, k: s, alpha: scale, a: g + k * s, lda: ns,
-                              b: post[l - 1].pointer + k * s, ldb: ns, c: row + wo, ldc: hin)
+                    // This sample's columns gathered (h_out × S, h_in × S), then one small GEMM.
+                    let z = post[l - 1].pointer
+                    for c in 0..<s {
+                        for j in 0..<hout { gk[j * s + c] = g[j * ns + c * n + k] }
+                        for i in 0..<hin { zk[i * s + c] = z[i * ns + c * n + k] }
+                    }
+                    BLAS.gemm(transB: true, m: hout, n: hin, k: s, alpha: scale, a: gk, lda: s,
+                              b: zk, ldb: s, c: row + wo, ldc: hin)
                 }
             }
         }

@@ -40,7 +40,7 @@ extension TaylorPass {
                 BLAS.syrk(n: hin, k: ns, a: z, lda: ns, c: a, ldc: h1)
                 for i in 0..<hin {
                     var sum = 0.0
-                    for k in 0..<n { sum += z[i * ns + k * s] }
+                    for k in 0..<n { sum += z[i * ns + k] }
                     a[i * h1 + hin] = sum
                 }
             }
@@ -62,7 +62,7 @@ extension TaylorPass {
                 for i in 0..<hin {
                     for k in 0..<n {
                         var sum = 0.0
-                        for c in 0..<s { sum += z[i * ns + k * s + c] }
+                        for c in 0..<s { sum += z[i * ns + c * n + k] }
                         zbar[i * n + k] = sum / Double(s)
                     }
                 }
@@ -72,7 +72,7 @@ extension TaylorPass {
             for j in 0..<hout {
                 for k in 0..<n {
                     var sum = 0.0
-                    for c in 0..<s { sum += g[j * ns + k * s + c] }
+                    for c in 0..<s { sum += g[j * ns + c * n + k] }
                     gbar[j * n + k] = sum
                 }
             }

@@ -5,7 +5,7 @@ extension TaylorPass {
     ///   linear:     Ż' = W Ż + Ẇ Z + ḃ e₁ᵀ
     ///   activation: v̇' = σ'v̇,  J̇'_i = σ''v̇ J_i + σ'J̇_i,
     ///               Ṫ' = σ''v̇ T + σ'Ṫ + σ'''v̇ Q + σ''Q̇,  Q̇ = 2 Σ_ij C_ij J_i J̇_j.
-    /// Returns N·S values, valid until the next call.
+    /// Returns S·N values in the blocks of the output, valid until the next call.
     func tangent(_ v: UnsafePointer<Double>) -> UnsafePointer<Double> {
         network.parameters.withUnsafeBufferPointer { theta in
             tangentLayers(theta.baseAddress!, v)
@@ -32,21 +32,22 @@ extension TaylorPass {
             let q = firstQuadratic.pointer, cw = firstCW.pointer
             let sl = slopes[0].pointer, hn = h1 * n
             for j in 0..<h1 {
-                let wj = w0 + j * d, dwj = dw0 + j * d
+                let wj = w0 + j * d, dwj = dw0 + j * d, e = j * n, o = post + j * ns
+                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e, vd = vdot + e
+                for k in 0..<n { o[k] = s1[k] * vd[k] }
+                guard s > 1 else { continue }
                 var qdot = 0.0
-                if s > 1 { for i in 0..<d { qdot += 2 * cw[j * d + i] * dwj[i] } }
-                for k in 0..<n {
-                    let e = j * n + k, s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
-                    let vd = vdot[e], o = post + j * ns + k * s
-                    o[0] = s1 * vd
-                    if s > 1 {
-                        for i in 0..<d { o[1 + i] = s2 * vd * wj[i] + s1 * dwj[i] }
-                        o[d + 1] = s3 * vd * q[j] + s2 * qdot
-                    }
+                for i in 0..<d { qdot += 2 * cw[j * d + i] * dwj[i] }
+                for i in 0..<d {
+                    let oi = o + (1 + i) * n, wji = wj[i], dwji = dwj[i]
+                    for k in 0..<n { oi[k] = s2[k] * vd[k] * wji + s1[k] * dwji }
                 }
+                let ot = o + (d + 1) * n, qj = q[j]
+                for k in 0..<n { ot[k] = s3[k] * vd[k] * qj + s2[k] * qdot }
             }
         }
-        let cj = reduceScratch2.reserve(max(d, 1))
+        // Per-row work: the (CJ)_i blocks (d·N), Q and Q̇ (N each).
+        let cj = reduceScratch2.reserve(max((d + 2) * n, 1)), qs = cj + d * n, qdot = qs + n
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), dw = v + net.weightOffset(l), db = v + net.biasOffset(l)
@@ -54,26 +55,32 @@ extension TaylorPass {
             BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post, ldb: ns, c: z, ldc: ns)
             BLAS.gemm(m: hout, n: ns, k: hin, a: dw, lda: hin, b: self.post[l - 1].pointer, ldb: ns,
                       beta: 1, c: z, ldc: ns)
-            for j in 0..<hout { for k in 0..<n { z[j * ns + k * s] += db[j] } }
+            for j in 0..<hout {
+                let row = z + j * ns, dbj = db[j]
+                for k in 0..<n { row[k] += dbj }
+            }
             if l == L - 1 { break }
             // Activation of hidden layer l: pre (v, J, T) from the forward pass, tangents in z.
             post = tangentPost.reserve(hout * ns)
-            let p = pre[l].pointer, sl = slopes[l].pointer, hn = hout * n
-            for e in 0..<hn {
-                let zi = p + e * s, t = z + e * s, o = post + e * s
-                let s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
-                let vd = t[0]
-                o[0] = s1 * vd
-                if s > 1 {
-                    let jp = zi + 1, jd = t + 1
-                    Coefficients.apply(d, jp, cj, cvals, diagonal: diag)
-                    var q = 0.0, qdot = 0.0
-                    for i in 0..<d {
-                        q += jp[i] * cj[i]
-                        qdot += 2 * cj[i] * jd[i]
-                        o[1 + i] = s2 * vd * jp[i] + s1 * jd[i]
+            let sl = slopes[l].pointer, hn = hout * n
+            for j in 0..<hout {
+                let p = pre[l].pointer + j * ns, t = z + j * ns, o = post + j * ns, e = j * n
+                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
+                for k in 0..<n { o[k] = s1[k] * t[k] }
+                guard s > 1 else { continue }
+                Coefficients.applyBlocks(d, p + n, n, cvals, diagonal: diag, into: cj)
+                for k in 0..<n { qs[k] = 0; qdot[k] = 0 }
+                for i in 0..<d {
+                    let ji = p + (1 + i) * n, jd = t + (1 + i) * n, ci = cj + i * n, oi = o + (1 + i) * n
+                    for k in 0..<n {
+                        qs[k] += ji[k] * ci[k]
+                        qdot[k] += 2 * ci[k] * jd[k]
+                        oi[k] = s2[k] * t[k] * ji[k] + s1[k] * jd[k]
                     }
-                    o[d + 1] = s2 * vd * zi[d + 1] + s1 * t[d + 1] + s3 * vd * q + s2 * qdot
+                }
+                let pt = p + (d + 1) * n, td = t + (d + 1) * n, ot = o + (d + 1) * n
+                for k in 0..<n {
+                    ot[k] = s2[k] * t[k] * pt[k] + s1[k] * td[k] + s3[k] * t[k] * qs[k] + s2[k] * qdot[k]
                 }
             }
         }

@@ -41,32 +41,35 @@ public enum Activation: String, CaseIterable, Sendable {
 }
 
 extension Activation {
-    /// σ and its first three derivatives at `count` values v[k·stride]: σ into
-    /// value[k·valueStride]; σ', σ'', σ''' into d[k], d[count + k], d[2·count + k].
-    /// Loops over arrays (tanh without libm calls) so that they vectorise.
-    func evaluate(count: Int, _ v: UnsafePointer<Double>, stride: Int,
-                  value: UnsafeMutablePointer<Double>, valueStride: Int, derivatives d: UnsafeMutablePointer<Double>) {
-        let d1 = d, d2 = d + count, d3 = d + 2 * count
-        switch self {
-        case .tanh:
-            // t = tanh v into d1 (gathered first, then in place: a contiguous loop that vectorises),
-            // then σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²).
-            for k in 0..<count { d1[k] = v[k * stride] }
-            for k in 0..<count { d1[k] = fastTanh(d1[k]) }
-            for k in 0..<count {
-                let t = d1[k], s1 = 1 - t * t
-                value[k * valueStride] = t
-                d1[k] = s1
-                d2[k] = -2 * t * s1
-                d3[k] = -2 * s1 * (1 - 3 * t * t)
-            }
-        default:
-            for k in 0..<count {
-                let (s0, s1, s2, s3) = derivatives(v[k * stride])
-                value[k * valueStride] = s0
-                d1[k] = s1
-                d2[k] = s2
-                d3[k] = s3
+    /// σ and its first three derivatives on `rows` rows of n values, v[r·rowStride + k]: σ into
+    /// value[r·valueRowStride + k]; σ', σ'', σ''' into d[e], d[rows·n + e], d[2·rows·n + e] with
+    /// e = r·n + k. Contiguous loops (tanh without libm calls) so that they vectorise.
+    func evaluate(rows: Int, _ n: Int, _ v: UnsafePointer<Double>, rowStride: Int,
+                  value: UnsafeMutablePointer<Double>, valueRowStride: Int, derivatives d: UnsafeMutablePointer<Double>) {
+        let count = rows * n
+        for r in 0..<rows {
+            let vr = v + r * rowStride, out = value + r * valueRowStride
+            let d1 = d + r * n, d2 = d + count + r * n, d3 = d + 2 * count + r * n
+            switch self {
+            case .tanh:
+                // t = tanh v into d1 first (a contiguous loop that vectorises), then in place:
+                // σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²).
+                for k in 0..<n { d1[k] = fastTanh(vr[k]) }
+                for k in 0..<n {
+                    let t = d1[k], s1 = 1 - t * t
+                    out[k] = t
+                    d1[k] = s1
+                    d2[k] = -2 * t * s1
+                    d3[k] = -2 * s1 * (1 - 3 * t * t)
+                }
+            default:
+                for k in 0..<n {
+                    let (s0, s1, s2, s3) = derivatives(vr[k])
+                    out[k] = s0
+                    d1[k] = s1
+                    d2[k] = s2
+                    d3[k] = s3
+                }
             }
         }
     }

@@ -111,32 +111,33 @@ public struct Operator: Sendable {
         }
     }
 
-    /// Interior residuals r_n and their seeds ∂r_n/∂(u, ∇u, T) (N·S values) from the
-    /// output columns of a Taylor pass (`out`, N·S with S = d + 2), points x and source f.
+    /// Interior residuals r_n and their seeds ∂r_n/∂(u, ∇u, T) (S·N values) from the
+    /// output columns of a Taylor pass (`out`, S·N in column blocks, S = d + 2), points x and source f.
     func residuals(output out: UnsafePointer<Double>, points x: UnsafePointer<Double>,
                    source f: UnsafePointer<Double>, count n: Int,
                    residuals r: UnsafeMutablePointer<Double>, seeds: UnsafeMutablePointer<Double>) {
-        let d = dimension, s = d + 2
+        let d = dimension
         var first = d
         if case .negativeGradientNormSquared(let k) = nonlinearity { first = k }
+        // Column c of sample k is at c·N + k (the Taylor pass's blocks), for `out` and `seeds`.
         for k in 0..<n {
-            let o = out + k * s, xk = x + k * d, seed = seeds + k * s
+            let xk = x + k * d
             var c = reaction
             if let c1 = reactionGradient { for i in 0..<d { c += c1[i] * xk[i] } }
-            var value = o[d + 1] + c * o[0] + constant - f[k]
-            seed[0] = c
-            seed[d + 1] = 1
+            var value = out[(d + 1) * n + k] + c * out[k] + constant - f[k]
+            seeds[k] = c
+            seeds[(d + 1) * n + k] = 1
             for i in 0..<d {
                 var beta = drift[i]
                 if let b = driftJacobian { for j in 0..<d { beta += b[i * d + j] * xk[j] } }
-                let gi = o[1 + i]
+                let gi = out[(1 + i) * n + k]
                 if i >= first {
                     // N = −Σ (∂_i u)²: ∂N/∂(∂_i u) = −2 ∂_i u
                     value += beta * gi - gi * gi
-                    seed[1 + i] = beta - 2 * gi
+                    seeds[(1 + i) * n + k] = beta - 2 * gi
                 } else {
                     value += beta * gi
-                    seed[1 + i] = beta
+                    seeds[(1 + i) * n + k] = beta
                 }
             }
             r[k] = value

@@ -87,7 +87,7 @@ public final class PINNLoss {
         let r = interiorResiduals.pointer, js = interiorSeeds.pointer
         for k in 0..<n {
             let w = r[k] / Double(n)
-            for c in 0..<s { seeds[k * s + c] = w * js[k * s + c] }
+            for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
         }
         interiorPass.backward(seeds: seeds)
         interiorPass.accumulateGradient(into: grad, weights: nil)

@@ -4,9 +4,11 @@ import Glibc
 ///
 /// Every hidden vector of sample n carries S columns Z_n = [v, J_1, …, J_d, T]:
 /// the value, the d directional derivatives ∂_i v and T = 𝒟_C v. A batch is
-/// stored row-major as h × (N·S) with the S columns of a sample adjacent, so
-/// each linear layer is one GEMM W · Z over all N·S columns. In `.value` mode
-/// S = 1 (a plain forward pass, used for boundary points and evaluation).
+/// stored row-major as h × (S·N) in column blocks: block c (0 the value, 1…d
+/// the J_i, d+1 T) holds that column of all N samples contiguously, so every
+/// elementwise rule is a contiguous loop over N and each linear layer is one
+/// GEMM W · Z over all S·N columns. In `.value` mode S = 1 (a plain forward
+/// pass, used for boundary points and evaluation).
 ///
 /// The first layer is not a GEMM over S columns: its input columns are x_n,
 /// e_i and 0, so W J_i is column i of W and T = 0.
@@ -30,7 +32,7 @@ final class TaylorPass {
     private(set) var post: [Buffer] = []
     /// Per hidden layer l: σ', σ'', σ''' at the pre-activation values (3 blocks of h × N).
     private(set) var slopes: [Buffer] = []
-    /// Output columns [u, ∇u, 𝒟_C u] per sample, 1 × N·S.
+    /// Output columns, 1 × S·N in blocks [u | ∂_1 u | … | ∂_d u | 𝒟_C u] of N values each.
     let outputBuffer = Buffer()
     /// Per linear layer l: adjoints of its output, G_l (h_out × N·S), set by `backward`.
     private(set) var adjoints: [Buffer] = []
@@ -60,10 +62,9 @@ final class TaylorPass {
         var u = [Double](repeating: 0, count: n), g = [Double](repeating: 0, count: n * d)
         var t = [Double](repeating: 0, count: n)
         for k in 0..<n {
-            let o = output + k * s
-            u[k] = o[0]
-            for i in 0..<d { g[k * d + i] = o[1 + i] }
-            t[k] = o[d + 1]
+            u[k] = output[k]
+            for i in 0..<d { g[k * d + i] = output[(1 + i) * n + k] }
+            t[k] = output[(s - 1) * n + k]
         }
         return (u, g, t)
     }
@@ -136,20 +137,22 @@ final class TaylorPass {
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         do {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
-            act.evaluate(count: h1 * n, v0, stride: 1, value: out, valueStride: s, derivatives: sl)
+            act.evaluate(rows: h1, n, v0, rowStride: n, value: out, valueRowStride: ns, derivatives: sl)
             if s > 1 {
                 let q = UnsafePointer(firstQuadratic.pointer), s1 = sl, s2 = sl + h1 * n
                 for j in 0..<h1 {
-                    let wj = w0 + j * d
-                    for k in 0..<n {
-                        let o = out + j * ns + k * s, e = j * n + k
-                        for i in 0..<d { o[1 + i] = s1[e] * wj[i] }
-                        o[d + 1] = s2[e] * q[j]
+                    let wj = w0 + j * d, o = out + j * ns, e = j * n
+                    for i in 0..<d {
+                        let oi = o + (1 + i) * n, wji = wj[i]
+                        for k in 0..<n { oi[k] = s1[e + k] * wji }
                     }
+                    let ot = o + (d + 1) * n, qj = q[j]
+                    for k in 0..<n { ot[k] = s2[e + k] * qj }
                 }
             }
         }
-        // Layers 1..L−1: one GEMM over N·S columns, bias on the value columns.
+        // Layers 1..L−1: one GEMM over S·N columns, bias on the value block.
+        let qs = scratch.reserve(max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
@@ -157,19 +160,23 @@ final class TaylorPass {
             BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
             for j in 0..<hout {
                 let row = z + j * ns, bj = b[j]
-                for k in 0..<n { row[k * s] += bj }
+                for k in 0..<n { row[k] += bj }
             }
             if l == L - 1 { break }
             let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n)
-            act.evaluate(count: hout * n, z, stride: s, value: out, valueStride: s, derivatives: sl)
+            act.evaluate(rows: hout, n, z, rowStride: ns, value: out, valueRowStride: ns, derivatives: sl)
             if s > 1 {
                 let s1 = sl, s2 = sl + hout * n
-                for e in 0..<(hout * n) {
+                for j in 0..<hout {
                     // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
-                    let zi = z + e * s, o = out + e * s, jp = zi + 1
-                    let q = Coefficients.quadratic(d, jp, jp, cvals, diagonal: diag)
-                    for i in 0..<d { o[1 + i] = s1[e] * jp[i] }
-                    o[d + 1] = s1[e] * zi[d + 1] + s2[e] * q
+                    let zj = z + j * ns, o = out + j * ns, e = j * n
+                    Coefficients.quadraticBlocks(d, zj + n, n, cvals, diagonal: diag, into: qs)
+                    for i in 1...d {
+                        let zi = zj + i * n, oi = o + i * n
+                        for k in 0..<n { oi[k] = s1[e + k] * zi[k] }
+                    }
+                    let zt = zj + (d + 1) * n, ot = o + (d + 1) * n
+                    for k in 0..<n { ot[k] = s1[e + k] * zt[k] + s2[e + k] * qs[k] }
                 }
             }
         }
@@ -180,17 +187,15 @@ final class TaylorPass {
     func writeLinearOutput(values v: UnsafePointer<Double>, weights w: UnsafePointer<Double>,
                            into out: UnsafeMutablePointer<Double>) {
         let n = count, s = columnsPerSample, d = network.inputDimension
-        for k in 0..<n {
-            out[k * s] = v[k]
-            if s > 1 {
-                for i in 0..<d { out[k * s + 1 + i] = w[i] }
-                out[k * s + d + 1] = 0
-            }
+        out.update(from: v, count: n)
+        if s > 1 {
+            for i in 0..<d { (out + (1 + i) * n).update(repeating: w[i], count: n) }
+            (out + (d + 1) * n).update(repeating: 0, count: n)
         }
     }
 
-    /// Reverse pass. `seeds` (N·S) are the adjoints of the output columns
-    /// [∂/∂u, ∂/∂∇u, ∂/∂T] per sample. Fills `adjoints[l]` = G_l for every layer.
+    /// Reverse pass. `seeds` (S·N, in the blocks of the output) are the adjoints of the output
+    /// columns [∂/∂u, ∂/∂∇u, ∂/∂T]. Fills `adjoints[l]` = G_l for every layer.
     func backward(seeds: UnsafePointer<Double>) {
         network.parameters.withUnsafeBufferPointer { theta in
             backwardLayers(theta.baseAddress!, seeds)
@@ -204,52 +209,54 @@ final class TaylorPass {
         let top = adjoints[L - 1].reserve(ns)
         top.update(from: seeds, count: ns)
         guard L > 1 else { return }
-        let cj = scratch2.reserve(max(d, 1))
+        // Per-row work: the (CJ)_i blocks (d·N), Q and Σ_i J_i J̄'_i (N each).
+        let cj = reduceScratch.reserve(max(d * n, 1)), qs = scratch2.reserve(max(2 * n, 1)), jj = qs + n
+        let w0 = theta + net.weightOffset(0)
         for l in stride(from: L - 1, through: 1, by: -1) {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l)
-            // Upstream adjoint of the post-activation: Wᵀ G_l over all N·S columns.
+            // Upstream adjoint of the post-activation: Wᵀ G_l over all S·N columns.
             let up = scratch.reserve(hin * ns)
             BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
                       b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns)
             let g = adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
-            if l - 1 == 0 {
-                // Activation of layer 0: pre-activation J_i = W₀[:, i], T = 0, Q = q_j.
-                let w0 = theta + net.weightOffset(0)
-                let q = firstQuadratic.pointer, cw = firstCW.pointer
-                for j in 0..<hin {
-                    for k in 0..<n {
-                        let e = j * n + k, s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
-                        let u = up + j * ns + k * s, o = g + j * ns + k * s
-                        if s == 1 { o[0] = s1 * u[0]; continue }
-                        let tbar = u[d + 1], wj = w0 + j * d, cwj = cw + j * d
-                        var jjbar = 0.0
-                        for i in 0..<d {
-                            jjbar += wj[i] * u[1 + i]
-                            o[1 + i] = s1 * u[1 + i] + 2 * s2 * tbar * cwj[i]
-                        }
-                        o[0] = s1 * u[0] + s2 * jjbar + s3 * q[j] * tbar
-                        o[d + 1] = s1 * tbar
-                    }
+            for j in 0..<hin {
+                let u = up + j * ns, o = g + j * ns, e = j * n
+                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
+                if s == 1 {
+                    for k in 0..<n { o[k] = s1[k] * u[k] }
+                    continue
                 }
-            } else {
-                let z = pre[l - 1].pointer
-                for e in 0..<hn {
-                    let zi = z + e * s, u = up + e * s, o = g + e * s
-                    let s1 = sl[e], s2 = sl[hn + e], s3 = sl[2 * hn + e]
-                    if s == 1 { o[0] = s1 * u[0]; continue }
-                    // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
-                    let jp = zi + 1, tbar = u[d + 1]
-                    Coefficients.apply(d, jp, cj, cvals, diagonal: diag)
-                    var q = 0.0, jjbar = 0.0
+                // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
+                let tbar = u + (d + 1) * n, ot = o + (d + 1) * n
+                for k in 0..<n { ot[k] = s1[k] * tbar[k] }
+                for k in 0..<n { jj[k] = 0 }
+                if l - 1 == 0 {
+                    // Layer 0's pre-activation: J_i = W₀[j, i] (constant over n), T = 0, Q = q_j.
+                    let wj = w0 + j * d, cwj = firstCW.pointer + j * d, qj = firstQuadratic.pointer[j]
                     for i in 0..<d {
-                        q += jp[i] * cj[i]
-                        jjbar += jp[i] * u[1 + i]
-                        o[1 + i] = s1 * u[1 + i] + 2 * s2 * tbar * cj[i]
+                        let ui = u + (1 + i) * n, oi = o + (1 + i) * n, wji = wj[i], c2 = 2 * cwj[i]
+                        for k in 0..<n {
+                            jj[k] += wji * ui[k]
+                            oi[k] = s1[k] * ui[k] + c2 * s2[k] * tbar[k]
+                        }
                     }
-                    o[0] = s1 * u[0] + s2 * jjbar + (s2 * zi[d + 1] + s3 * q) * tbar
-                    o[d + 1] = s1 * tbar
+                    for k in 0..<n { o[k] = s1[k] * u[k] + s2[k] * jj[k] + s3[k] * qj * tbar[k] }
+                } else {
+                    let z = pre[l - 1].pointer + j * ns
+                    Coefficients.applyBlocks(d, z + n, n, cvals, diagonal: diag, into: cj)
+                    for k in 0..<n { qs[k] = 0 }
+                    for i in 0..<d {
+                        let ji = z + (1 + i) * n, ci = cj + i * n, ui = u + (1 + i) * n, oi = o + (1 + i) * n
+                        for k in 0..<n {
+                            qs[k] += ji[k] * ci[k]
+                            jj[k] += ji[k] * ui[k]
+                            oi[k] = s1[k] * ui[k] + 2 * s2[k] * tbar[k] * ci[k]
+                        }
+                    }
+                    let zt = z + (d + 1) * n
+                    for k in 0..<n { o[k] = s1[k] * u[k] + s2[k] * jj[k] + (s2[k] * zt[k] + s3[k] * qs[k]) * tbar[k] }
                 }
             }
         }
@@ -265,36 +272,29 @@ final class TaylorPass {
             var g = UnsafePointer(adjoints[l].pointer)
             if let weights {
                 let scaled = scratch.reserve(hout * ns)
-                for j in 0..<hout {
-                    for k in 0..<n {
-                        let wk = weights[k], src = g + j * ns + k * s, dst = scaled + j * ns + k * s
-                        for c in 0..<s { dst[c] = wk * src[c] }
-                    }
+                for r in 0..<(hout * s) {
+                    let src = g + r * n, dst = scaled + r * n
+                    for k in 0..<n { dst[k] = weights[k] * src[k] }
                 }
                 g = UnsafePointer(scaled)
             }
             let gw = grad + net.weightOffset(l), gb = grad + net.biasOffset(l)
-            // Bias: its input row is 1 in the value column, 0 elsewhere.
+            // Bias: its input row is 1 in the value block, 0 elsewhere.
             for j in 0..<hout {
                 var sum = 0.0
                 let row = g + j * ns
-                for k in 0..<n { sum += row[k * s] }
+                for k in 0..<n { sum += row[k] }
                 gb[j] += sum
             }
             if l == 0 {
-                // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i.
-                let gv = scratch2.reserve(hout * n)
-                for j in 0..<hout {
-                    for k in 0..<n { gv[j * n + k] = g[j * ns + k * s] }
-                }
-                BLAS.gemm(m: hout, n: d, k: n, a: gv, lda: n, b: points.pointer, ldb: d,
-                          beta: 1, c: gw, ldc: d)
+                // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i, G_v the value blocks.
+                BLAS.gemm(m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: d, beta: 1, c: gw, ldc: d)
                 if s > 1 {
                     for j in 0..<hout {
-                        let row = g + j * ns
                         for i in 0..<d {
+                            let block = g + j * ns + (1 + i) * n
                             var sum = 0.0
-                            for k in 0..<n { sum += row[k * s + 1 + i] }
+                            for k in 0..<n { sum += block[k] }
                             gw[j * d + i] += sum
                         }
                     }
