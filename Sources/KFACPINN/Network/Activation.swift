@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// Elementwise activation σ with the derivatives Taylor mode needs.
@@ -47,7 +48,27 @@ extension Activation {
     func evaluate(rows: Int, _ n: Int, _ v: UnsafePointer<Double>, rowStride: Int,
                   value: UnsafeMutablePointer<Double>, valueRowStride: Int, derivatives d: UnsafeMutablePointer<Double>) {
         let count = rows * n
-        for r in 0..<rows {
+        // Large blocks, when the library may use two threads (kfp_set_num_threads): two halves
+        // of the rows on two threads.
+        if count >= 32768 && rows >= 2 && BLAS.numThreads >= 2 {
+            // The halves write disjoint rows of `value` and `d`.
+            struct Pointers: @unchecked Sendable {
+                let v: UnsafePointer<Double>, value: UnsafeMutablePointer<Double>, d: UnsafeMutablePointer<Double>
+            }
+            let p = Pointers(v: v, value: value, d: d), half = rows / 2
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                let first = part == 0 ? 0 : half, last = part == 0 ? half : rows
+                evaluateRows(first..<last, n, count, p.v, rowStride, p.value, valueRowStride, p.d)
+            }
+        } else {
+            evaluateRows(0..<rows, n, count, v, rowStride, value, valueRowStride, d)
+        }
+    }
+
+    private func evaluateRows(_ range: Range<Int>, _ n: Int, _ count: Int, _ v: UnsafePointer<Double>, _ rowStride: Int,
+                              _ value: UnsafeMutablePointer<Double>, _ valueRowStride: Int,
+                              _ d: UnsafeMutablePointer<Double>) {
+        for r in range {
             let vr = v + r * rowStride, out = value + r * valueRowStride
             let d1 = d + r * n, d2 = d + count + r * n, d3 = d + 2 * count + r * n
             switch self {
