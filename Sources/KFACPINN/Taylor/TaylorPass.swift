@@ -139,15 +139,15 @@ final class TaylorPass {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
             act.evaluate(rows: h1, n, v0, rowStride: n, value: out, valueRowStride: ns, derivatives: sl)
             if s > 1 {
-                let q = UnsafePointer(firstQuadratic.pointer), s1 = sl, s2 = sl + h1 * n
+                let q = UnsafePointer(firstQuadratic.pointer)
                 for j in 0..<h1 {
-                    let wj = w0 + j * d, o = out + j * ns, e = j * n
+                    let wj = w0 + j * d, o = out + j * ns, s1 = sl + j * n, s2 = sl + (h1 + j) * n
                     for i in 0..<d {
                         let oi = o + (1 + i) * n, wji = wj[i]
-                        for k in 0..<n { oi[k] = s1[e + k] * wji }
+                        for k in 0..<n { oi[k] = s1[k] * wji }
                     }
                     let ot = o + (d + 1) * n, qj = q[j]
-                    for k in 0..<n { ot[k] = s2[e + k] * qj }
+                    for k in 0..<n { ot[k] = s2[k] * qj }
                 }
             }
         }
@@ -166,17 +166,16 @@ final class TaylorPass {
             let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n)
             act.evaluate(rows: hout, n, z, rowStride: ns, value: out, valueRowStride: ns, derivatives: sl)
             if s > 1 {
-                let s1 = sl, s2 = sl + hout * n
                 for j in 0..<hout {
                     // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
-                    let zj = z + j * ns, o = out + j * ns, e = j * n
+                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = sl + (hout + j) * n
                     Coefficients.quadraticBlocks(d, zj + n, n, cvals, diagonal: diag, into: qs)
                     for i in 1...d {
                         let zi = zj + i * n, oi = o + i * n
-                        for k in 0..<n { oi[k] = s1[e + k] * zi[k] }
+                        for k in 0..<n { oi[k] = s1[k] * zi[k] }
                     }
                     let zt = zj + (d + 1) * n, ot = o + (d + 1) * n
-                    for k in 0..<n { ot[k] = s1[e + k] * zt[k] + s2[e + k] * qs[k] }
+                    for k in 0..<n { ot[k] = s1[k] * zt[k] + s2[k] * qs[k] }
                 }
             }
         }
