@@ -70,16 +70,7 @@ func denseJacobians(_ net: MLP, _ op: Operator, _ batch: Batch, h: Double = 1e-6
 
 /// Batch factors of every layer of a pass.
 func factors(_ pass: TaylorPass, _ approximation: KroneckerApproximation = .expand) -> [(a: [Double], b: [Double])] {
-    (0..<pass.network.numLayers).map { l in
-        let h1 = pass.network.widths[l] + 1, ho = pass.network.widths[l + 1]
-        var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
-        a.withUnsafeMutableBufferPointer { ap in
-            b.withUnsafeMutableBufferPointer { bp in
-                pass.kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
-            }
-        }
-        return (a, b)
-    }
+    (0..<pass.network.numLayers).map { pass.kroneckerFactors(layer: $0, approximation: approximation) }
 }
 
 // MARK: - Tests

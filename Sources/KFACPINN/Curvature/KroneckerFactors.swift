@@ -96,19 +96,23 @@ extension PINNLoss {
         var gradient = [Double](repeating: 0, count: network.numParameters)
         gradient.withUnsafeMutableBufferPointer { gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
         return (0..<network.numLayers).map { l in
-            let h1 = network.widths[l] + 1, ho = network.widths[l + 1]
-            func factors(_ pass: TaylorPass) -> ([Double], [Double]) {
-                var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
-                a.withUnsafeMutableBufferPointer { ap in
-                    b.withUnsafeMutableBufferPointer { bp in
-                        pass.kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
-                    }
-                }
-                return (a, b)
-            }
-            let (ai, bi) = factors(interiorPass)
-            let (ab, bb) = batch.boundaryCount > 0 ? factors(boundaryPass) : ([], [])
+            let (ai, bi) = interiorPass.kroneckerFactors(layer: l, approximation: approximation)
+            let (ab, bb) = batch.boundaryCount > 0 ? boundaryPass.kroneckerFactors(layer: l, approximation: approximation) : ([], [])
             return LayerFactors(interiorA: ai, interiorB: bi, boundaryA: ab, boundaryB: bb)
         }
+    }
+}
+
+extension TaylorPass {
+    /// The factors A and B of layer l as new arrays (see `kroneckerFactors(layer:approximation:a:b:)`).
+    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation) -> (a: [Double], b: [Double]) {
+        let h1 = network.widths[l] + 1, ho = network.widths[l + 1]
+        var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
+        a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in
+                kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
+            }
+        }
+        return (a, b)
     }
 }
