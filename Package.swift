@@ -19,9 +19,11 @@ let package = Package(
             pkgConfig: nil,
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // Elementwise kernels built for several x86-64 instruction sets, chosen at run time.
+        .target(name: "CKernels"),
         .target(
             name: "KFACPINN",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CKernels"],
             exclude: ["CAPI/exports.map"],
             linkerSettings: [
                 // Export only the kfp_* C ABI, and name the library by its file name.
@@ -33,6 +35,6 @@ let package = Package(
         ),
         // The benchmark calls DGEMM directly to measure the machine's rate.
         .executableTarget(name: "Benchmarks", dependencies: ["KFACPINN", "CBLAS"]),
-        .testTarget(name: "KFACPINNTests", dependencies: ["KFACPINN"]),
+        .testTarget(name: "KFACPINNTests", dependencies: ["KFACPINN", "CKernels"]),
     ]
 )

@@ -1,4 +1,5 @@
 import CBLAS
+import Synchronization
 
 /// The one place where kfacpinn calls OpenBLAS and LAPACKE.
 ///
@@ -7,8 +8,15 @@ import CBLAS
 /// the call; callers have validated that they fit.
 public enum BLAS {
     /// Floating-point operations issued through gemm, syrk and gemv (2mnk, n²k, 2mn), for the
-    /// benchmark's GFLOP/s; LAPACK calls are not counted. Not synchronised: read it from one thread.
-    nonisolated(unsafe) public static var flops = 0.0
+    /// benchmark's GFLOP/s; LAPACK calls are not counted.
+    public static var flops: Double { Double(flopCount.load(ordering: .relaxed)) }
+    private static let flopCount = Atomic<UInt64>(0)
+    @inline(__always)
+    private static func count(_ operations: Double) { flopCount.wrappingAdd(UInt64(operations), ordering: .relaxed) }
+
+    /// OpenBLAS runs a GEMM on the calling thread when m·n·k is at most about 65536 · 4
+    /// (SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c).
+    static let singleThreadedGemmSize = 262_144.0
 
     /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major).
     @inline(__always)
@@ -24,7 +32,7 @@ public enum BLAS {
             if beta != 1 { scaleRows(c, rows: m, cols: n, ld: ldc, by: beta) }
             return
         }
-        flops += 2 * Double(m) * Double(n) * Double(k)
+        count(2 * Double(m) * Double(n) * Double(k))
         if m == 1 && !transA {
             // One output row (the network's last layer): a matrix-vector product, no packing.
             // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ
@@ -44,7 +52,7 @@ public enum BLAS {
         c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         guard n > 0, k > 0 else { return }
-        flops += Double(n) * Double(n) * Double(k)
+        count(Double(n) * Double(n) * Double(k))
         cblas_dsyrk(
             CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha,
             a, Int32(lda), beta, c, Int32(ldc))
@@ -94,7 +102,7 @@ public enum BLAS {
             for i in 0..<count { y[i] = beta == 0 ? 0 : beta * y[i] }
             return
         }
-        flops += 2 * Double(m) * Double(n)
+        count(2 * Double(m) * Double(n))
         cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
                     x, 1, beta, y, 1)
     }

@@ -1,5 +1,9 @@
+import CKernels
 import Dispatch
 import Glibc
+
+/// The instruction set of the elementwise kernels (CKernels), the best this CPU supports.
+let kernelISA: Int32 = kfp_kernels_best_isa()
 
 /// Elementwise activation σ with the derivatives Taylor mode needs.
 public enum Activation: String, CaseIterable, Sendable {
@@ -44,13 +48,13 @@ public enum Activation: String, CaseIterable, Sendable {
 extension Activation {
     /// σ and its first three derivatives on `rows` rows of n values, v[r·rowStride + k]: σ into
     /// value[r·valueRowStride + k]; σ', σ'', σ''' into d[e], d[rows·n + e], d[2·rows·n + e] with
-    /// e = r·n + k. Contiguous loops (tanh without libm calls) so that they vectorise.
+    /// e = r·n + k. Contiguous loops; tanh by the runtime-dispatched SIMD kernel of CKernels.
+    /// With `threads` ≥ 2, large blocks are split in two halves of the rows on two threads.
     func evaluate(rows: Int, _ n: Int, _ v: UnsafePointer<Double>, rowStride: Int,
-                  value: UnsafeMutablePointer<Double>, valueRowStride: Int, derivatives d: UnsafeMutablePointer<Double>) {
+                  value: UnsafeMutablePointer<Double>, valueRowStride: Int, derivatives d: UnsafeMutablePointer<Double>,
+                  threads: Int) {
         let count = rows * n
-        // Large blocks, when the library may use two threads (kfp_set_num_threads): two halves
-        // of the rows on two threads.
-        if count >= 32768 && rows >= 2 && BLAS.numThreads >= 2 {
+        if count >= 32768 && rows >= 2 && threads >= 2 {
             // The halves write disjoint rows of `value` and `d`.
             struct Pointers: @unchecked Sendable {
                 let v: UnsafePointer<Double>, value: UnsafeMutablePointer<Double>, d: UnsafeMutablePointer<Double>
@@ -73,16 +77,8 @@ extension Activation {
             let d1 = d + r * n, d2 = d + count + r * n, d3 = d + 2 * count + r * n
             switch self {
             case .tanh:
-                // t = tanh v into d1 first (a contiguous loop that vectorises), then in place:
-                // σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²).
-                for k in 0..<n { d1[k] = fastTanh(vr[k]) }
-                for k in 0..<n {
-                    let t = d1[k], s1 = 1 - t * t
-                    out[k] = t
-                    d1[k] = s1
-                    d2[k] = -2 * t * s1
-                    d3[k] = -2 * s1 * (1 - 3 * t * t)
-                }
+                // t = tanh v, σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²) (vectorised kernel).
+                kfp_tanh_rules(kernelISA, n, vr, out, d1, d2, d3)
             default:
                 for k in 0..<n {
                     let (s0, s1, s2, s3) = derivatives(vr[k])

@@ -22,6 +22,11 @@ public final class PINNLoss {
     let scaledSeeds = Buffer()
     /// Jacobian-vector products J_n v of the interior and condition residuals.
     let interiorJv = Buffer(), boundaryJv = Buffer()
+    /// A second loss of the same network and operator with its own passes: the line search
+    /// evaluates half of its grid on it, on a second thread (created on first use).
+    var lineSearchTwin: PINNLoss?
+    /// Trial parameters of the line search, one vector per thread.
+    let trialParameters = [Buffer(), Buffer()]
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
@@ -37,12 +42,13 @@ public final class PINNLoss {
         }
     }
 
-    /// Forward passes and residuals for `batch`; returns the loss.
+    /// Forward passes and residuals for `batch`; returns the loss. At `theta` (D values) instead
+    /// of the network's parameters only the returned value may be used (see TaylorPass.forward).
     @discardableResult
-    func forward(_ batch: Batch) throws -> Value {
+    func forward(_ batch: Batch, at theta: UnsafePointer<Double>? = nil) throws -> Value {
         try requireCompatible(batch)
         let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
-        try interiorPass.forward(batch.interiorPoints, count: n, mode: .taylor(op.coefficients))
+        try interiorPass.forward(batch.interiorPoints, count: n, mode: .taylor(op.coefficients), parameters: theta)
         let r = interiorResiduals.reserve(n), seeds = interiorSeeds.reserve(n * s)
         batch.interiorPoints.withUnsafeBufferPointer { x in
             batch.source.withUnsafeBufferPointer { f in
@@ -50,15 +56,15 @@ public final class PINNLoss {
                              count: n, residuals: r, seeds: seeds)
             }
         }
-        var value = Value(total: 0, interior: 0.5 * BLAS.dot(n, r, r) / Double(n), boundary: 0)
+        var value = Value(total: 0, interior: 0.5 * sumOfSquares(n, r) / Double(n), boundary: 0)
         if m > 0 {
-            try boundaryPass.forward(batch.boundaryPoints, count: m, mode: .value)
+            try boundaryPass.forward(batch.boundaryPoints, count: m, mode: .value, parameters: theta)
             let rb = boundaryResiduals.reserve(m), sb = boundarySeeds.reserve(m)
             for k in 0..<m {
                 rb[k] = boundaryPass.output[k] - batch.boundaryValues[k]
                 sb[k] = 1
             }
-            value.boundary = 0.5 * BLAS.dot(m, rb, rb) / Double(m)
+            value.boundary = 0.5 * sumOfSquares(m, rb) / Double(m)
         }
         value.total = value.interior + value.boundary
         guard value.total.isFinite else {
@@ -103,4 +109,11 @@ public final class PINNLoss {
         }
         return value
     }
+}
+
+/// Σ_k r_k² on the calling thread (the loss of every line-search trial).
+func sumOfSquares(_ n: Int, _ r: UnsafePointer<Double>) -> Double {
+    var sum = 0.0
+    for k in 0..<n { sum += r[k] * r[k] }
+    return sum
 }

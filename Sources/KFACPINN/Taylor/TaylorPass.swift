@@ -41,6 +41,11 @@ final class TaylorPass {
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
     private let scratch = Buffer(), scratch2 = Buffer()
+    /// Whether the pass runs on one thread of several (the parallel line search): its
+    /// elementwise loops then stay on the calling thread.
+    var runsConcurrently = false
+    /// Threads of the elementwise loops: the library's thread count (kfp_set_num_threads).
+    var elementwiseThreads: Int { runsConcurrently ? 1 : BLAS.numThreads }
     /// Work space of the curvature computations (Curvature/).
     let reduceScratch = Buffer(), reduceScratch2 = Buffer()
     let tangentPre = Buffer(), tangentPost = Buffer(), tangentOutput = Buffer()
@@ -69,8 +74,10 @@ final class TaylorPass {
         return (u, g, t)
     }
 
-    /// Forward pass on `count` points x (row-major count × d, already validated).
-    func forward(_ x: [Double], count n: Int, mode: Mode) throws {
+    /// Forward pass on `count` points x (row-major count × d, already validated), at the
+    /// network's parameters or at `theta` (D values; then only the output may be used, the
+    /// reverse and tangent passes assume the network's parameters).
+    func forward(_ x: [Double], count n: Int, mode: Mode, parameters theta: UnsafePointer<Double>? = nil) throws {
         let d = network.inputDimension
         let s: Int
         switch mode {
@@ -99,8 +106,10 @@ final class TaylorPass {
         }
         let xp = points.reserve(n * d)
         x.withUnsafeBufferPointer { xp.update(from: $0.baseAddress!, count: n * d) }
-        network.parameters.withUnsafeBufferPointer { theta in
-            forwardLayers(theta.baseAddress!)
+        if let theta {
+            forwardLayers(theta)
+        } else {
+            network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!) }
         }
     }
 
@@ -137,7 +146,7 @@ final class TaylorPass {
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         do {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
-            act.evaluate(rows: h1, n, v0, rowStride: n, value: out, valueRowStride: ns, derivatives: sl)
+            act.evaluate(rows: h1, n, v0, rowStride: n, value: out, valueRowStride: ns, derivatives: sl, threads: elementwiseThreads)
             if s > 1 {
                 let q = UnsafePointer(firstQuadratic.pointer)
                 for j in 0..<h1 {
@@ -151,20 +160,30 @@ final class TaylorPass {
                 }
             }
         }
-        // Layers 1..L−1: one GEMM over S·N columns, bias on the value block.
+        // Layers 1..L−1: one GEMM over S·N columns, bias on the value block. A single output
+        // row z = Σ_j w_j post_j is summed here, row by row (no BLAS thread is woken for it).
         let qs = scratch.reserve(max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
             let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
-            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
+            if hout == 1 {
+                let input = post[l - 1].pointer, w0 = w[0]
+                for c in 0..<ns { z[c] = w0 * input[c] }
+                for j in 1..<max(hin, 1) {
+                    let row = input + j * ns, wj = w[j]
+                    for c in 0..<ns { z[c] += wj * row[c] }
+                }
+            } else {
+                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
+            }
             for j in 0..<hout {
                 let row = z + j * ns, bj = b[j]
                 for k in 0..<n { row[k] += bj }
             }
             if l == L - 1 { break }
             let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n)
-            act.evaluate(rows: hout, n, z, rowStride: ns, value: out, valueRowStride: ns, derivatives: sl)
+            act.evaluate(rows: hout, n, z, rowStride: ns, value: out, valueRowStride: ns, derivatives: sl, threads: elementwiseThreads)
             if s > 1 {
                 for j in 0..<hout {
                     // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
