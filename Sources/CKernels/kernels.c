@@ -3,21 +3,21 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#define KFP_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define KFP_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define KERNELS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define KERNELS_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
 #else
-#define KFP_TARGET_AVX2
-#define KFP_TARGET_AVX512
+#define KERNELS_TARGET_AVX2
+#define KERNELS_TARGET_AVX512
 #endif
 
-int kfp_kernels_best_isa(void) {
+int kernels_best_isa(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        return KFP_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KFP_ISA_AVX2;
+        return KERNELS_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KERNELS_ISA_AVX2;
 #endif
-    return KFP_ISA_BASELINE;
+    return KERNELS_ISA_BASELINE;
 }
 
 /* tanh x branch-free (see kernels.h), so that the loops below vectorise. */
@@ -70,17 +70,17 @@ static inline __attribute__((always_inline)) void tanh_rules(long n, const doubl
 static void tanh_rules_baseline(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
     tanh_rules(n, v, value, d1, d2, d3);
 }
-KFP_TARGET_AVX2 static void tanh_rules_avx2(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
+KERNELS_TARGET_AVX2 static void tanh_rules_avx2(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
     tanh_rules(n, v, value, d1, d2, d3);
 }
-KFP_TARGET_AVX512 static void tanh_rules_avx512(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
+KERNELS_TARGET_AVX512 static void tanh_rules_avx512(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
     tanh_rules(n, v, value, d1, d2, d3);
 }
 
-void kfp_tanh_rules(int isa, long n, const double *v, double *value, double *d1, double *d2, double *d3) {
+void kernels_tanh_rules(int isa, long n, const double *v, double *value, double *d1, double *d2, double *d3) {
     switch (isa) {
-    case KFP_ISA_AVX512: tanh_rules_avx512(n, v, value, d1, d2, d3); break;
-    case KFP_ISA_AVX2: tanh_rules_avx2(n, v, value, d1, d2, d3); break;
+    case KERNELS_ISA_AVX512: tanh_rules_avx512(n, v, value, d1, d2, d3); break;
+    case KERNELS_ISA_AVX2: tanh_rules_avx2(n, v, value, d1, d2, d3); break;
     default: tanh_rules_baseline(n, v, value, d1, d2, d3); break;
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 struct KernelTests {
     /// Every instruction set this CPU supports (the baseline kernel always).
-    static let supportedISAs = (0...Int32(kfp_kernels_best_isa())).map { $0 }
+    static let supportedISAs = (0...Int32(kernels_best_isa())).map { $0 }
 
     @Test("the tanh kernel agrees with libm tanh, and its σ', σ'', σ''' with their closed forms, on every supported instruction set",
           arguments: supportedISAs)
@@ -17,7 +17,7 @@ struct KernelTests {
         for _ in 0..<50_000 { x.append(rng.uniform(-1, 1) * pow(10, rng.uniform(-20, 0))) }
         let n = x.count
         var t = [Double](repeating: .nan, count: n), d1 = t, d2 = t, d3 = t
-        kfp_tanh_rules(isa, n, x, &t, &d1, &d2, &d3)
+        kernels_tanh_rules(isa, n, x, &t, &d1, &d2, &d3)
         var worst = 0.0, worstAt = 0.0, worstRule = 0.0
         for k in 0..<n {
             let exact = tanh(x[k])
@@ -34,7 +34,7 @@ struct KernelTests {
         #expect(worstRule < 1e-14, "ISA \(isa): max difference of σ', σ'', σ''' \(worstRule)")
         // NaN stays NaN.
         var v = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-        kfp_tanh_rules(isa, 1, [Double.nan], &v, &s1, &s2, &s3)
+        kernels_tanh_rules(isa, 1, [Double.nan], &v, &s1, &s2, &s3)
         let outputs = [v, s1, s2, s3], allNaN = outputs.allSatisfy { $0.isNaN }
         #expect(allNaN, "ISA \(isa): NaN input gave \(outputs)")
     }

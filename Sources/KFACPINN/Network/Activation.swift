@@ -3,7 +3,7 @@ import Dispatch
 import Glibc
 
 /// The instruction set of the elementwise kernels (CKernels), the best this CPU supports.
-let kernelISA: Int32 = kfp_kernels_best_isa()
+let kernelISA: Int32 = kernels_best_isa()
 
 /// Elementwise activation σ with the derivatives Taylor mode needs.
 public enum Activation: String, CaseIterable, Sendable {
@@ -78,7 +78,7 @@ extension Activation {
             switch self {
             case .tanh:
                 // t = tanh v, σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²) (vectorised kernel).
-                kfp_tanh_rules(kernelISA, n, vr, out, d1, d2, d3)
+                kernels_tanh_rules(kernelISA, n, vr, out, d1, d2, d3)
             default:
                 for k in 0..<n {
                     let (s0, s1, s2, s3) = derivatives(vr[k])
