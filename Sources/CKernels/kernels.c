@@ -56,8 +56,23 @@ static inline __attribute__((always_inline)) double tanh_expm1(double x) {
     return x != x ? x : result;
 }
 
-static inline __attribute__((always_inline)) void tanh_rules(long n, const double *restrict v, double *restrict value,
-                                                             double *restrict d1, double *restrict d2, double *restrict d3) {
+/* One kernel body, compiled three times (baseline, AVX2+FMA, AVX-512) and dispatched by `isa`. */
+#define KERNEL(name, params, args)                                               \
+    static void name##_baseline params { name##_body args; }                     \
+    KERNELS_TARGET_AVX2 static void name##_avx2 params { name##_body args; }     \
+    KERNELS_TARGET_AVX512 static void name##_avx512 params { name##_body args; } \
+    void kernels_##name(int isa, KERNEL_UNPAREN params) {                        \
+        switch (isa) {                                                           \
+        case KERNELS_ISA_AVX512: name##_avx512 args; break;                      \
+        case KERNELS_ISA_AVX2: name##_avx2 args; break;                          \
+        default: name##_baseline args; break;                                    \
+        }                                                                        \
+    }
+#define KERNEL_UNPAREN(...) __VA_ARGS__
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE void tanh_rules_body(long n, const double *restrict v, double *restrict value,
+                                   double *restrict d1, double *restrict d2, double *restrict d3) {
     for (long k = 0; k < n; k++) {
         const double t = tanh_expm1(v[k]), s1 = 1 - t * t;
         value[k] = t;
@@ -66,21 +81,166 @@ static inline __attribute__((always_inline)) void tanh_rules(long n, const doubl
         d3[k] = -2 * s1 * (1 - 3 * t * t);
     }
 }
+KERNEL(tanh_rules, (long n, const double *v, double *value, double *d1, double *d2, double *d3),
+       (n, v, value, d1, d2, d3))
 
-static void tanh_rules_baseline(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
-    tanh_rules(n, v, value, d1, d2, d3);
-}
-KERNELS_TARGET_AVX2 static void tanh_rules_avx2(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
-    tanh_rules(n, v, value, d1, d2, d3);
-}
-KERNELS_TARGET_AVX512 static void tanh_rules_avx512(long n, const double *v, double *value, double *d1, double *d2, double *d3) {
-    tanh_rules(n, v, value, d1, d2, d3);
-}
-
-void kernels_tanh_rules(int isa, long n, const double *v, double *value, double *d1, double *d2, double *d3) {
-    switch (isa) {
-    case KERNELS_ISA_AVX512: tanh_rules_avx512(n, v, value, d1, d2, d3); break;
-    case KERNELS_ISA_AVX2: tanh_rules_avx2(n, v, value, d1, d2, d3); break;
-    default: tanh_rules_baseline(n, v, value, d1, d2, d3); break;
+/* Q = Σ_im C_im J_i J_m of one unit (J_i = z + (1 + i)·n) into q. */
+ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, const double *restrict c, int diagonal,
+                             double *restrict q) {
+    for (long k = 0; k < n; k++) q[k] = 0;
+    for (long i = 0; i < d; i++) {
+        const double *restrict ji = z + (1 + i) * n;
+        if (diagonal) {
+            const double ci = c[i];
+            for (long k = 0; k < n; k++) q[k] += ci * ji[k] * ji[k];
+        } else {
+            for (long m = 0; m < d; m++) {
+                const double cim = c[i * d + m];
+                if (cim == 0) continue;
+                const double *restrict jm = z + (1 + m) * n;
+                for (long k = 0; k < n; k++) q[k] += cim * ji[k] * jm[k];
+            }
+        }
     }
 }
+
+ALWAYS_INLINE void taylor_rule_body(long n, long d, const double *restrict z, const double *restrict c, int diagonal,
+                                    const double *restrict s1, const double *restrict s2, double *restrict out,
+                                    double *restrict q) {
+    quadratic(n, d, z, c, diagonal, q);
+    for (long i = 0; i < d; i++) {
+        const double *restrict ji = z + (1 + i) * n;
+        double *restrict oi = out + (1 + i) * n;
+        for (long k = 0; k < n; k++) oi[k] = s1[k] * ji[k];
+    }
+    const double *restrict t = z + (d + 1) * n;
+    double *restrict ot = out + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s1[k] * t[k] + s2[k] * q[k];
+}
+KERNEL(taylor_rule, (long n, long d, const double *z, const double *c, int diagonal, const double *s1,
+                     const double *s2, double *out, double *q),
+       (n, d, z, c, diagonal, s1, s2, out, q))
+
+ALWAYS_INLINE void taylor_first_rule_body(long n, long d, const double *restrict w, double q,
+                                          const double *restrict s1, const double *restrict s2, double *restrict out) {
+    for (long i = 0; i < d; i++) {
+        double *restrict oi = out + (1 + i) * n;
+        const double wi = w[i];
+        for (long k = 0; k < n; k++) oi[k] = s1[k] * wi;
+    }
+    double *restrict ot = out + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s2[k] * q;
+}
+KERNEL(taylor_first_rule, (long n, long d, const double *w, double q, const double *s1, const double *s2, double *out),
+       (n, d, w, q, s1, s2, out))
+
+/* Q = Σ_im C_im J_i J_m and the blocks (CJ)_i = Σ_m C_im J_m of one unit (J_i = z + (1 + i)·n). */
+ALWAYS_INLINE void quadratic_and_apply(long n, long d, const double *restrict z, const double *restrict c, int diagonal,
+                                       double *restrict cj, double *restrict q) {
+    for (long k = 0; k < n; k++) q[k] = 0;
+    for (long i = 0; i < d; i++) {
+        const double *restrict ji = z + (1 + i) * n;
+        double *restrict ci = cj + i * n;
+        if (diagonal) {
+            const double cii = c[i];
+            for (long k = 0; k < n; k++) ci[k] = cii * ji[k];
+        } else {
+            for (long k = 0; k < n; k++) ci[k] = 0;
+            for (long m = 0; m < d; m++) {
+                const double cim = c[i * d + m];
+                if (cim == 0) continue;
+                const double *restrict jm = z + (1 + m) * n;
+                for (long k = 0; k < n; k++) ci[k] += cim * jm[k];
+            }
+        }
+        for (long k = 0; k < n; k++) q[k] += ji[k] * ci[k];
+    }
+}
+
+ALWAYS_INLINE void taylor_rule_adjoint_body(long n, long d, const double *restrict z, const double *restrict c,
+                                            int diagonal, const double *restrict s1, const double *restrict s2,
+                                            const double *restrict s3, const double *restrict u, double *restrict o,
+                                            double *restrict work) {
+    double *restrict cj = work, *restrict q = work + d * n, *restrict jj = work + (d + 1) * n;
+    quadratic_and_apply(n, d, z, c, diagonal, cj, q);
+    const double *restrict tbar = u + (d + 1) * n;
+    double *restrict ot = o + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s1[k] * tbar[k];
+    for (long k = 0; k < n; k++) jj[k] = 0;
+    for (long i = 0; i < d; i++) {
+        const double *restrict ji = z + (1 + i) * n, *restrict ci = cj + i * n, *restrict ui = u + (1 + i) * n;
+        double *restrict oi = o + (1 + i) * n;
+        for (long k = 0; k < n; k++) {
+            jj[k] += ji[k] * ui[k];
+            oi[k] = s1[k] * ui[k] + 2 * s2[k] * tbar[k] * ci[k];
+        }
+    }
+    const double *restrict t = z + (d + 1) * n;
+    for (long k = 0; k < n; k++) o[k] = s1[k] * u[k] + s2[k] * jj[k] + (s2[k] * t[k] + s3[k] * q[k]) * tbar[k];
+}
+KERNEL(taylor_rule_adjoint, (long n, long d, const double *z, const double *c, int diagonal, const double *s1,
+                             const double *s2, const double *s3, const double *u, double *o, double *work),
+       (n, d, z, c, diagonal, s1, s2, s3, u, o, work))
+
+ALWAYS_INLINE void taylor_first_rule_adjoint_body(long n, long d, const double *restrict w, const double *restrict cw,
+                                                  double q, const double *restrict s1, const double *restrict s2,
+                                                  const double *restrict s3, const double *restrict u,
+                                                  double *restrict o, double *restrict jj) {
+    const double *restrict tbar = u + (d + 1) * n;
+    double *restrict ot = o + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s1[k] * tbar[k];
+    for (long k = 0; k < n; k++) jj[k] = 0;
+    for (long i = 0; i < d; i++) {
+        const double *restrict ui = u + (1 + i) * n;
+        double *restrict oi = o + (1 + i) * n;
+        const double wi = w[i], c2 = 2 * cw[i];
+        for (long k = 0; k < n; k++) {
+            jj[k] += wi * ui[k];
+            oi[k] = s1[k] * ui[k] + c2 * s2[k] * tbar[k];
+        }
+    }
+    for (long k = 0; k < n; k++) o[k] = s1[k] * u[k] + s2[k] * jj[k] + s3[k] * q * tbar[k];
+}
+KERNEL(taylor_first_rule_adjoint, (long n, long d, const double *w, const double *cw, double q, const double *s1,
+                                   const double *s2, const double *s3, const double *u, double *o, double *jj),
+       (n, d, w, cw, q, s1, s2, s3, u, o, jj))
+
+ALWAYS_INLINE void taylor_rule_tangent_body(long n, long d, const double *restrict z, const double *restrict c,
+                                            int diagonal, const double *restrict s1, const double *restrict s2,
+                                            const double *restrict s3, const double *restrict t, double *restrict o,
+                                            double *restrict work) {
+    double *restrict cj = work, *restrict q = work + d * n, *restrict qdot = work + (d + 1) * n;
+    quadratic_and_apply(n, d, z, c, diagonal, cj, q);
+    for (long k = 0; k < n; k++) o[k] = s1[k] * t[k];
+    for (long k = 0; k < n; k++) qdot[k] = 0;
+    for (long i = 0; i < d; i++) {
+        const double *restrict ji = z + (1 + i) * n, *restrict jd = t + (1 + i) * n, *restrict ci = cj + i * n;
+        double *restrict oi = o + (1 + i) * n;
+        for (long k = 0; k < n; k++) {
+            qdot[k] += 2 * ci[k] * jd[k];
+            oi[k] = s2[k] * t[k] * ji[k] + s1[k] * jd[k];
+        }
+    }
+    const double *restrict pt = z + (d + 1) * n, *restrict td = t + (d + 1) * n;
+    double *restrict ot = o + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s2[k] * t[k] * pt[k] + s1[k] * td[k] + s3[k] * t[k] * q[k] + s2[k] * qdot[k];
+}
+KERNEL(taylor_rule_tangent, (long n, long d, const double *z, const double *c, int diagonal, const double *s1,
+                             const double *s2, const double *s3, const double *t, double *o, double *work),
+       (n, d, z, c, diagonal, s1, s2, s3, t, o, work))
+
+ALWAYS_INLINE void taylor_first_rule_tangent_body(long n, long d, const double *restrict w, const double *restrict dw,
+                                                  double q, double qdot, const double *restrict s1,
+                                                  const double *restrict s2, const double *restrict s3,
+                                                  const double *restrict vdot, double *restrict o) {
+    for (long i = 0; i < d; i++) {
+        double *restrict oi = o + (1 + i) * n;
+        const double wi = w[i], dwi = dw[i];
+        for (long k = 0; k < n; k++) oi[k] = s2[k] * vdot[k] * wi + s1[k] * dwi;
+    }
+    double *restrict ot = o + (d + 1) * n;
+    for (long k = 0; k < n; k++) ot[k] = s3[k] * vdot[k] * q + s2[k] * qdot;
+}
+KERNEL(taylor_first_rule_tangent, (long n, long d, const double *w, const double *dw, double q, double qdot,
+                                   const double *s1, const double *s2, const double *s3, const double *vdot, double *o),
+       (n, d, w, dw, q, qdot, s1, s2, s3, vdot, o))

@@ -332,3 +332,34 @@ struct CurvatureTests {
         }
     }
 }
+
+/// Large batches split the elementwise rules of the reverse and tangent passes into two row ranges
+/// (run on two threads when GCD has a free worker); the results must equal those of two half
+/// batches, which stay below the threshold and run as one range.
+struct LargeBatchTests {
+    @Test("gradient and GGN-vector product of a large batch equal the point-weighted combination of its two halves",
+          arguments: [SecondOrderCoefficients.laplacian, .matrix([2.0, 0.5, 0.5, 0.5, 1.0, 0.0, 0.5, 0.0, 3.0])])
+    func largeBatchMatchesHalves(_ coefficients: SecondOrderCoefficients) throws {
+        let d = 3, n = 1200, widths = [d, 40, 40, 1]   // 40 · 1200 values per layer: above the threshold
+        let net = try MLP(widths: widths, seed: 21)
+        let op = try Operator(dimension: d, secondOrder: coefficients, drift: [0.3, -0.2, 0.1])
+        let loss = try PINNLoss(network: net, operator: op)
+        let x = randomPoints(n, d, seed: 22), f = randomPoints(n, 1, seed: 23)
+        func batch(_ r: Range<Int>) throws -> Batch {
+            try Batch(dimension: d, interiorPoints: Array(x[(r.lowerBound * d)..<(r.upperBound * d)]), source: Array(f[r]))
+        }
+        var rng = RandomSource(seed: 24)
+        let v = (0..<net.numParameters).map { _ in rng.uniform(-1, 1) }
+        let whole = try batch(0..<n), halves = [try batch(0..<(n / 2)), try batch((n / 2)..<n)]
+        let g = try loss.lossAndGradient(whole).gradient, gv = try loss.ggnVectorProduct(whole, v)
+        var gHalves = [Double](repeating: 0, count: g.count), gvHalves = gHalves
+        for h in halves {
+            // Both terms are means over the points: the whole is the average of the halves.
+            let gh = try loss.lossAndGradient(h).gradient, gvh = try loss.ggnVectorProduct(h, v)
+            for i in 0..<g.count { gHalves[i] += 0.5 * gh[i]; gvHalves[i] += 0.5 * gvh[i] }
+        }
+        let gDiff = maxRelativeDifference(g, gHalves), gvDiff = maxRelativeDifference(gv, gvHalves)
+        #expect(gDiff < 1e-11, "gradient: max relative difference \(gDiff)")
+        #expect(gvDiff < 1e-11, "GGN-vector product: max relative difference \(gvDiff)")
+    }
+}

@@ -42,6 +42,24 @@ struct TaylorModeTests {
         #expect(lapDiff < 1e-5 * Double(max(1, d / 10)), "widths \(widths) \(activation): max Laplacian difference \(lapDiff)")
     }
 
+    @Test("a large batch (activation rules split into two row ranges for two threads) gives what each point gives alone",
+          arguments: [Activation.tanh, .softplus])
+    func largeBatchMatchesSinglePoints(_ activation: Activation) throws {
+        let d = 3, n = 1200
+        let net = try MLP(widths: [d, 40, 40, 1], activation: activation, seed: 9)
+        let x = randomPoints(n, d, seed: 13)
+        let c = [2.0, 0.5, 0.5, 0.5, 1.0, 0.0, 0.5, 0.0, 3.0]   // non-diagonal C
+        for coefficients in [SecondOrderCoefficients.laplacian, .matrix(c)] {
+            let (u, g, t) = try net.derivatives(x, count: n, coefficients: coefficients)
+            var worst = 0.0
+            for k in stride(from: 0, to: n, by: 37) {
+                let (u1, g1, t1) = try net.derivatives(Array(x[(k * d)..<((k + 1) * d)]), count: 1, coefficients: coefficients)
+                worst = max(worst, maxRelativeDifference([u[k]] + g[(k * d)..<((k + 1) * d)] + [t[k]], u1 + g1 + t1))
+            }
+            #expect(worst < 1e-13, "\(activation) \(coefficients): max relative difference batch vs single points \(worst)")
+        }
+    }
+
     @Test("general second-order term matches Σ C_ij H_ij with H from finite differences of ∇u",
           arguments: [Activation.tanh, .sigmoid, .sin, .softplus])
     func generalCoefficients(_ activation: Activation) throws {

@@ -11,12 +11,54 @@ enum kernels_isa { KERNELS_ISA_BASELINE = 0, KERNELS_ISA_AVX2 = 1, KERNELS_ISA_A
 /* The best instruction set this CPU and OS support (AVX2 counts with FMA only). */
 int kernels_best_isa(void);
 
+/* Every kernel takes the instruction set first: `isa` must be supported (kernels_best_isa() ≥ isa);
+ * arrays passed to one call must not overlap. */
+
 /* tanh and its first three derivatives on n values v[k]:
  *   t = tanh v → value[k],  σ' = 1 − t² → d1[k],  σ'' = −2tσ' → d2[k],  σ''' = −2σ'(1 − 3t²) → d3[k].
  * tanh v = e/(e + 2), e = expm1(2v), with v clamped to [−20, 20] (tanh is ±1 there to double
  * precision) and expm1(y) = 2^k (p + 1) − 1, k = round(y/ln 2), r = y − k ln 2, p = expm1(r)
- * by its Taylor polynomial of degree 13; relative error below 1e-15, NaN stays NaN.
- * `isa` must be supported (kernels_best_isa() ≥ isa); the arrays must not overlap. */
+ * by its Taylor polynomial of degree 13; relative error below 1e-15, NaN stays NaN. */
 void kernels_tanh_rules(int isa, long n, const double *v, double *value, double *d1, double *d2, double *d3);
+
+/* The forward-Laplacian rule of one hidden unit over n samples, after its activation:
+ *   J'_i = σ' J_i (i = 1…d),  T' = σ' T + σ'' Q,  Q = Σ_im C_im J_i J_m.
+ * z: the pre-activation blocks [v | J_1 … J_d | T] of n values each; out: the same blocks of the
+ * post-activation (block 0, σ(v), is not touched); s1, s2: σ', σ'' (n values); c: C's diagonal
+ * (d values) when `diagonal`, else C (d × d, row-major); q: work space of n values (Q on return). */
+void kernels_taylor_rule(int isa, long n, long d, const double *z, const double *c, int diagonal, const double *s1,
+                         const double *s2, double *out, double *q);
+
+/* The same rule for a unit of the first layer, whose input columns are x, e_i and 0: J_i = w_i
+ * (constant over the samples), T = 0, Q = q:  J'_i = σ' w_i,  T' = σ'' q. */
+void kernels_taylor_first_rule(int isa, long n, long d, const double *w, double q, const double *s1, const double *s2,
+                               double *out);
+
+/* The reverse of kernels_taylor_rule: from the adjoints u of the post-activation blocks
+ * [v̄' | J̄'_1 … J̄'_d | T̄'] (n values each), the adjoints o of the pre-activation blocks
+ *   T̄ = σ' T̄',  J̄_i = σ' J̄'_i + 2σ'' T̄' (CJ)_i,  v̄ = σ' v̄' + σ'' Σ_i J_i J̄'_i + (σ'' T + σ''' Q) T̄',
+ * (CJ)_i = Σ_m C_im J_m. z, c, diagonal as in kernels_taylor_rule; s3 = σ'''; work: (d + 2)·n values. */
+void kernels_taylor_rule_adjoint(int isa, long n, long d, const double *z, const double *c, int diagonal,
+                                 const double *s1, const double *s2, const double *s3, const double *u, double *o,
+                                 double *work);
+
+/* The same for a unit of the first layer (J_i = w_i, T = 0, Q = q, (CJ)_i = cw_i); jj: n values of work. */
+void kernels_taylor_first_rule_adjoint(int isa, long n, long d, const double *w, const double *cw, double q,
+                                       const double *s1, const double *s2, const double *s3, const double *u,
+                                       double *o, double *jj);
+
+/* The forward tangent of the activation and kernels_taylor_rule: from the tangents t of the
+ * pre-activation blocks, those of the post-activation blocks
+ *   v̇' = σ' v̇,  J̇'_i = σ'' v̇ J_i + σ' J̇_i,  Ṫ' = σ'' v̇ T + σ' Ṫ + σ''' v̇ Q + σ'' Q̇,  Q̇ = 2 Σ_i (CJ)_i J̇_i.
+ * work: (d + 2)·n values. */
+void kernels_taylor_rule_tangent(int isa, long n, long d, const double *z, const double *c, int diagonal,
+                                 const double *s1, const double *s2, const double *s3, const double *t, double *o,
+                                 double *work);
+
+/* The same for a unit of the first layer: weights w, their tangents dw, Q = q, Q̇ = qdot, value tangents
+ * vdot; writes the J and T blocks of o (its value block σ' vdot is left to the caller). */
+void kernels_taylor_first_rule_tangent(int isa, long n, long d, const double *w, const double *dw, double q,
+                                       double qdot, const double *s1, const double *s2, const double *s3,
+                                       const double *vdot, double *o);
 
 #endif

@@ -1,3 +1,5 @@
+import CKernels
+
 extension TaylorPass {
     /// Forward tangent of the output columns [u, ∇u, 𝒟_C u] in the parameter direction
     /// v (D values, layout of θ), at the parameters and points of the last `forward`.
@@ -29,25 +31,22 @@ extension TaylorPass {
         // Activation of layer 0 (pre J_i = W₀[:, i], T = 0, Q = q_j, Q̇_j = 2 Σ_i (C W_j)_i Ẇ_ji).
         var post = tangentPost.reserve(h1 * ns)
         do {
-            let q = firstQuadratic.pointer, cw = firstCW.pointer
-            let sl = slopes[0].pointer, hn = h1 * n
-            for j in 0..<h1 {
-                let wj = w0 + j * d, dwj = dw0 + j * d, e = j * n, o = post + j * ns
-                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e, vd = vdot + e
-                for k in 0..<n { o[k] = s1[k] * vd[k] }
-                guard s > 1 else { continue }
-                var qdot = 0.0
-                for i in 0..<d { qdot += 2 * cw[j * d + i] * dwj[i] }
-                for i in 0..<d {
-                    let oi = o + (1 + i) * n, wji = wj[i], dwji = dwj[i]
-                    for k in 0..<n { oi[k] = s2[k] * vd[k] * wji + s1[k] * dwji }
+            let q = UnsafePointer(firstQuadratic.pointer), cw = UnsafePointer(firstCW.pointer)
+            let sl = slopes[0].pointer, hn = h1 * n, out = post
+            forEachRowRange(h1, n) { rows, _ in
+                for j in rows {
+                    let e = j * n, o = out + j * ns, s1 = sl + e, s2 = sl + hn + e, vd = vdot + e
+                    for k in 0..<n { o[k] = s1[k] * vd[k] }
+                    guard s > 1 else { continue }
+                    var qdot = 0.0
+                    for i in 0..<d { qdot += 2 * cw[j * d + i] * dw0[j * d + i] }
+                    kernels_taylor_first_rule_tangent(kernelISA, n, d, w0 + j * d, dw0 + j * d, q[j], qdot,
+                                                      s1, s2, sl + 2 * hn + e, vd, o)
                 }
-                let ot = o + (d + 1) * n, qj = q[j]
-                for k in 0..<n { ot[k] = s3[k] * vd[k] * qj + s2[k] * qdot }
             }
         }
-        // Per-row work: the (CJ)_i blocks (d·N), Q and Q̇ (N each).
-        let cj = reduceScratch2.reserve(max((d + 2) * n, 1)), qs = cj + d * n, qdot = qs + n
+        // Per-row work of the rules, for each of two threads: (d + 2)·N values.
+        let work = reduceScratch2.reserve(2 * (d + 2) * max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), dw = v + net.weightOffset(l), db = v + net.biasOffset(l)
@@ -62,25 +61,17 @@ extension TaylorPass {
             if l == L - 1 { break }
             // Activation of hidden layer l: pre (v, J, T) from the forward pass, tangents in z.
             post = tangentPost.reserve(hout * ns)
-            let sl = slopes[l].pointer, hn = hout * n
-            for j in 0..<hout {
-                let p = pre[l].pointer + j * ns, t = z + j * ns, o = post + j * ns, e = j * n
-                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
-                for k in 0..<n { o[k] = s1[k] * t[k] }
-                guard s > 1 else { continue }
-                Coefficients.applyBlocks(d, p + n, n, cvals, diagonal: diag, into: cj)
-                for k in 0..<n { qs[k] = 0; qdot[k] = 0 }
-                for i in 0..<d {
-                    let ji = p + (1 + i) * n, jd = t + (1 + i) * n, ci = cj + i * n, oi = o + (1 + i) * n
-                    for k in 0..<n {
-                        qs[k] += ji[k] * ci[k]
-                        qdot[k] += 2 * ci[k] * jd[k]
-                        oi[k] = s2[k] * t[k] * ji[k] + s1[k] * jd[k]
+            let sl = slopes[l].pointer, hn = hout * n, p = UnsafePointer(pre[l].pointer), out = post
+            forEachRowRange(hout, n) { rows, part in
+                let wk = work + part * (d + 2) * n
+                for j in rows {
+                    let t = z + j * ns, o = out + j * ns, e = j * n, s1 = sl + e
+                    if s == 1 {
+                        for k in 0..<n { o[k] = s1[k] * t[k] }
+                    } else {
+                        kernels_taylor_rule_tangent(kernelISA, n, d, p + j * ns, cvals, diag ? 1 : 0, s1, sl + hn + e,
+                                                    sl + 2 * hn + e, t, o, wk)
                     }
-                }
-                let pt = p + (d + 1) * n, td = t + (d + 1) * n, ot = o + (d + 1) * n
-                for k in 0..<n {
-                    ot[k] = s2[k] * t[k] * pt[k] + s1[k] * td[k] + s3[k] * t[k] * qs[k] + s2[k] * qdot[k]
                 }
             }
         }

@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 import Glibc
 
 /// The instruction set of the elementwise kernels (CKernels), the best this CPU supports.
@@ -46,47 +45,20 @@ public enum Activation: String, CaseIterable, Sendable {
 }
 
 extension Activation {
-    /// σ and its first three derivatives on `rows` rows of n values, v[r·rowStride + k]: σ into
-    /// value[r·valueRowStride + k]; σ', σ'', σ''' into d[e], d[rows·n + e], d[2·rows·n + e] with
-    /// e = r·n + k. Contiguous loops; tanh by the runtime-dispatched SIMD kernel of CKernels.
-    /// With `threads` ≥ 2, large blocks are split in two halves of the rows on two threads.
-    func evaluate(rows: Int, _ n: Int, _ v: UnsafePointer<Double>, rowStride: Int,
-                  value: UnsafeMutablePointer<Double>, valueRowStride: Int, derivatives d: UnsafeMutablePointer<Double>,
-                  threads: Int) {
-        let count = rows * n
-        if count >= 32768 && rows >= 2 && threads >= 2 {
-            // The halves write disjoint rows of `value` and `d`.
-            struct Pointers: @unchecked Sendable {
-                let v: UnsafePointer<Double>, value: UnsafeMutablePointer<Double>, d: UnsafeMutablePointer<Double>
-            }
-            let p = Pointers(v: v, value: value, d: d), half = rows / 2
-            DispatchQueue.concurrentPerform(iterations: 2) { part in
-                let first = part == 0 ? 0 : half, last = part == 0 ? half : rows
-                evaluateRows(first..<last, n, count, p.v, rowStride, p.value, valueRowStride, p.d)
-            }
-        } else {
-            evaluateRows(0..<rows, n, count, v, rowStride, value, valueRowStride, d)
-        }
-    }
-
-    private func evaluateRows(_ range: Range<Int>, _ n: Int, _ count: Int, _ v: UnsafePointer<Double>, _ rowStride: Int,
-                              _ value: UnsafeMutablePointer<Double>, _ valueRowStride: Int,
-                              _ d: UnsafeMutablePointer<Double>) {
-        for r in range {
-            let vr = v + r * rowStride, out = value + r * valueRowStride
-            let d1 = d + r * n, d2 = d + count + r * n, d3 = d + 2 * count + r * n
-            switch self {
-            case .tanh:
-                // t = tanh v, σ' = 1 − t², σ'' = −2tσ', σ''' = −2σ'(1 − 3t²) (vectorised kernel).
-                kernels_tanh_rules(kernelISA, n, vr, out, d1, d2, d3)
-            default:
-                for k in 0..<n {
-                    let (s0, s1, s2, s3) = derivatives(vr[k])
-                    out[k] = s0
-                    d1[k] = s1
-                    d2[k] = s2
-                    d3[k] = s3
-                }
+    /// σ and its first three derivatives on n values v: σ into `value`, σ', σ'', σ''' into d1, d2, d3.
+    /// tanh by the vectorised kernel of CKernels; the others by `derivatives` in a contiguous loop.
+    func evaluate(_ n: Int, _ v: UnsafePointer<Double>, value: UnsafeMutablePointer<Double>,
+                  d1: UnsafeMutablePointer<Double>, d2: UnsafeMutablePointer<Double>, d3: UnsafeMutablePointer<Double>) {
+        switch self {
+        case .tanh:
+            kernels_tanh_rules(kernelISA, n, v, value, d1, d2, d3)
+        default:
+            for k in 0..<n {
+                let (s0, s1, s2, s3) = derivatives(v[k])
+                value[k] = s0
+                d1[k] = s1
+                d2[k] = s2
+                d3[k] = s3
             }
         }
     }

@@ -96,42 +96,4 @@ struct Coefficients {
             }
         }
     }
-
-    /// Q_k = Σ_ij C_ij J_i[k] J_j[k] for the d blocks J_i = j + i·n (n values each), into q[0..<n).
-    static func quadraticBlocks(_ d: Int, _ j: UnsafePointer<Double>, _ n: Int, _ c: UnsafePointer<Double>,
-                                diagonal isDiagonal: Bool, into q: UnsafeMutablePointer<Double>) {
-        for k in 0..<n { q[k] = 0 }
-        for i in 0..<d {
-            let ji = j + i * n
-            if isDiagonal {
-                let ci = c[i]
-                for k in 0..<n { q[k] += ci * ji[k] * ji[k] }
-            } else {
-                for m in 0..<d {
-                    let cim = c[i * d + m], jm = j + m * n
-                    if cim == 0 { continue }
-                    for k in 0..<n { q[k] += cim * ji[k] * jm[k] }
-                }
-            }
-        }
-    }
-
-    /// (CJ)_i[k] = Σ_m C_im J_m[k] for the d blocks of `j` (as in `quadraticBlocks`), into out + i·n.
-    static func applyBlocks(_ d: Int, _ j: UnsafePointer<Double>, _ n: Int, _ c: UnsafePointer<Double>,
-                            diagonal isDiagonal: Bool, into out: UnsafeMutablePointer<Double>) {
-        for i in 0..<d {
-            let oi = out + i * n
-            if isDiagonal {
-                let ci = c[i], ji = j + i * n
-                for k in 0..<n { oi[k] = ci * ji[k] }
-            } else {
-                for k in 0..<n { oi[k] = 0 }
-                for m in 0..<d {
-                    let cim = c[i * d + m], jm = j + m * n
-                    if cim == 0 { continue }
-                    for k in 0..<n { oi[k] += cim * jm[k] }
-                }
-            }
-        }
-    }
 }

@@ -1,3 +1,5 @@
+import CKernels
+import Dispatch
 import Glibc
 
 /// Taylor mode (the forward Laplacian) through an MLP, with its reverse pass.
@@ -40,7 +42,7 @@ final class TaylorPass {
     let firstQuadratic = Buffer(), firstCW = Buffer()
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
-    private let scratch = Buffer(), scratch2 = Buffer()
+    private let scratch = Buffer()
     /// Whether the pass runs on one thread of several (the parallel line search): its
     /// elementwise loops then stay on the calling thread.
     var runsConcurrently = false
@@ -146,23 +148,18 @@ final class TaylorPass {
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         do {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
-            act.evaluate(rows: h1, n, v0, rowStride: n, value: out, valueRowStride: ns, derivatives: sl, threads: elementwiseThreads)
-            if s > 1 {
-                let q = UnsafePointer(firstQuadratic.pointer)
-                for j in 0..<h1 {
-                    let wj = w0 + j * d, o = out + j * ns, s1 = sl + j * n, s2 = sl + (h1 + j) * n
-                    for i in 0..<d {
-                        let oi = o + (1 + i) * n, wji = wj[i]
-                        for k in 0..<n { oi[k] = s1[k] * wji }
-                    }
-                    let ot = o + (d + 1) * n, qj = q[j]
-                    for k in 0..<n { ot[k] = s2[k] * qj }
+            let q = UnsafePointer(firstQuadratic.pointer), hn = h1 * n
+            forEachRowRange(h1, n) { rows, _ in
+                for j in rows {
+                    let o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn
+                    act.evaluate(n, v0 + j * n, value: o, d1: s1, d2: s2, d3: s2 + hn)
+                    if s > 1 { kernels_taylor_first_rule(kernelISA, n, d, w0 + j * d, q[j], s1, s2, o) }
                 }
             }
         }
         // Layers 1..L−1: one GEMM over S·N columns, bias on the value block. A single output
         // row z = Σ_j w_j post_j is summed here, row by row (no BLAS thread is woken for it).
-        let qs = scratch.reserve(max(n, 1))
+        let qs = scratch.reserve(2 * max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
@@ -177,25 +174,39 @@ final class TaylorPass {
             } else {
                 BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
             }
-            for j in 0..<hout {
-                let row = z + j * ns, bj = b[j]
-                for k in 0..<n { row[k] += bj }
-            }
-            if l == L - 1 { break }
-            let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n)
-            act.evaluate(rows: hout, n, z, rowStride: ns, value: out, valueRowStride: ns, derivatives: sl, threads: elementwiseThreads)
-            if s > 1 {
+            if l == L - 1 {
                 for j in 0..<hout {
-                    // J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j
-                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = sl + (hout + j) * n
-                    Coefficients.quadraticBlocks(d, zj + n, n, cvals, diagonal: diag, into: qs)
-                    for i in 1...d {
-                        let zi = zj + i * n, oi = o + i * n
-                        for k in 0..<n { oi[k] = s1[k] * zi[k] }
-                    }
-                    let zt = zj + (d + 1) * n, ot = o + (d + 1) * n
-                    for k in 0..<n { ot[k] = s1[k] * zt[k] + s2[k] * qs[k] }
+                    let row = z + j * ns, bj = b[j]
+                    for k in 0..<n { row[k] += bj }
                 }
+                break
+            }
+            // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
+            let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n), hn = hout * n
+            forEachRowRange(hout, n) { rows, part in
+                for j in rows {
+                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
+                    for k in 0..<n { zj[k] += bj }
+                    act.evaluate(n, zj, value: o, d1: s1, d2: s2, d3: s2 + hn)
+                    if s > 1 { kernels_taylor_rule(kernelISA, n, d, zj, cvals, diag ? 1 : 0, s1, s2, o, qs + part * n) }
+                }
+            }
+        }
+    }
+
+    /// Runs `body(rows, part)` over the rows 0..<rows of an h × n block: in two halves on two
+    /// threads (part 0 and 1) when the block is large and the pass may use two threads, else
+    /// at once (part 0). The halves must write disjoint memory.
+    func forEachRowRange(_ rows: Int, _ n: Int, _ body: (Range<Int>, Int) -> Void) {
+        guard rows * n >= 32768 && rows >= 2 && elementwiseThreads >= 2 else {
+            body(0..<rows, 0)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            struct Halves: @unchecked Sendable { let body: (Range<Int>, Int) -> Void }
+            let halves = Halves(body: body), half = rows / 2
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                halves.body(part == 0 ? 0..<half : half..<rows, part)
             }
         }
     }
@@ -227,9 +238,10 @@ final class TaylorPass {
         let top = adjoints[L - 1].reserve(ns)
         top.update(from: seeds, count: ns)
         guard L > 1 else { return }
-        // Per-row work: the (CJ)_i blocks (d·N), Q and Σ_i J_i J̄'_i (N each).
-        let cj = reduceScratch.reserve(max(d * n, 1)), qs = scratch2.reserve(max(2 * n, 1)), jj = qs + n
+        // Per-row work of the rules, for each of two threads: (d + 2)·N values.
+        let work = reduceScratch.reserve(2 * (d + 2) * max(n, 1))
         let w0 = theta + net.weightOffset(0)
+        let firstCWs = UnsafePointer(firstCW.pointer), firstQs = UnsafePointer(firstQuadratic.pointer)
         for l in stride(from: L - 1, through: 1, by: -1) {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l)
@@ -239,42 +251,22 @@ final class TaylorPass {
                       b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns)
             let g = adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
-            for j in 0..<hin {
-                let u = up + j * ns, o = g + j * ns, e = j * n
-                let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
-                if s == 1 {
-                    for k in 0..<n { o[k] = s1[k] * u[k] }
-                    continue
-                }
-                // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
-                let tbar = u + (d + 1) * n, ot = o + (d + 1) * n
-                for k in 0..<n { ot[k] = s1[k] * tbar[k] }
-                for k in 0..<n { jj[k] = 0 }
-                if l - 1 == 0 {
-                    // Layer 0's pre-activation: J_i = W₀[j, i] (constant over n), T = 0, Q = q_j.
-                    let wj = w0 + j * d, cwj = firstCW.pointer + j * d, qj = firstQuadratic.pointer[j]
-                    for i in 0..<d {
-                        let ui = u + (1 + i) * n, oi = o + (1 + i) * n, wji = wj[i], c2 = 2 * cwj[i]
-                        for k in 0..<n {
-                            jj[k] += wji * ui[k]
-                            oi[k] = s1[k] * ui[k] + c2 * s2[k] * tbar[k]
-                        }
+            let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
+            // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
+            // (layer 0's pre-activation: J_i = W₀[j, i], T = 0, Q = q_j).
+            forEachRowRange(hin, n) { rows, part in
+                let wk = work + part * (d + 2) * n
+                for j in rows {
+                    let u = up + j * ns, o = g + j * ns, e = j * n
+                    let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
+                    if s == 1 {
+                        for k in 0..<n { o[k] = s1[k] * u[k] }
+                    } else if let z {
+                        kernels_taylor_rule_adjoint(kernelISA, n, d, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, o, wk)
+                    } else {
+                        kernels_taylor_first_rule_adjoint(kernelISA, n, d, w0 + j * d, firstCWs + j * d, firstQs[j],
+                                                          s1, s2, s3, u, o, wk)
                     }
-                    for k in 0..<n { o[k] = s1[k] * u[k] + s2[k] * jj[k] + s3[k] * qj * tbar[k] }
-                } else {
-                    let z = pre[l - 1].pointer + j * ns
-                    Coefficients.applyBlocks(d, z + n, n, cvals, diagonal: diag, into: cj)
-                    for k in 0..<n { qs[k] = 0 }
-                    for i in 0..<d {
-                        let ji = z + (1 + i) * n, ci = cj + i * n, ui = u + (1 + i) * n, oi = o + (1 + i) * n
-                        for k in 0..<n {
-                            qs[k] += ji[k] * ci[k]
-                            jj[k] += ji[k] * ui[k]
-                            oi[k] = s1[k] * ui[k] + 2 * s2[k] * tbar[k] * ci[k]
-                        }
-                    }
-                    let zt = z + (d + 1) * n
-                    for k in 0..<n { o[k] = s1[k] * u[k] + s2[k] * jj[k] + (s2[k] * zt[k] + s3[k] * qs[k]) * tbar[k] }
                 }
             }
         }
