@@ -3,7 +3,7 @@
 // with the share of each phase ("kfac"), the baselines ("baselines"); and, for
 // benchmarks/compare_pytorch.py, one comparison case or the DGEMM rate as JSON.
 //
-//     .build/release/kfacpinn-bench [taylor|kfac|baselines|all] [--threads T] [--quick]
+//     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|all] [--threads T] [--quick]
 //     .build/release/kfacpinn-bench case NAME | dgemm [--threads T]
 import CBLAS
 import Glibc
@@ -39,12 +39,12 @@ let comparisonCases: [String: (d: Int, hidden: [Int], n: Int, m: Int)] = [
 var comparisonCase = ""
 
 var arguments = CommandLine.arguments.dropFirst()
-var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac", "baselines"]
+var threads = 2, quick = false, sections: Set<String> = ["taylor", "kfac", "baselines", "scaling"]
 while let arg = arguments.popFirst() {
     switch arg {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
-    case "taylor", "kfac", "baselines": sections = [arg]
+    case "taylor", "kfac", "baselines", "scaling": sections = [arg]
     case "case":
         guard let name = arguments.popFirst(), comparisonCases[name] != nil else {
             print("known cases: " + comparisonCases.keys.sorted().joined(separator: ", "))
@@ -55,7 +55,7 @@ while let arg = arguments.popFirst() {
     case "dgemm": sections = ["dgemm"]
     case "all": break
     default:
-        print("usage: kfacpinn-bench [taylor|kfac|baselines|all] [--threads T] [--quick]")
+        print("usage: kfacpinn-bench [taylor|kfac|baselines|scaling|all] [--threads T] [--quick]")
         print("       kfacpinn-bench case NAME [--threads T]   (one JSON line: the side-by-side quantities)")
         print("       kfacpinn-bench dgemm [--threads T]       (one JSON line: the measured DGEMM rate)")
         exit(2)
@@ -109,6 +109,7 @@ print("kfacpinn \(Version.string) benchmark, \(threads) BLAS thread(s)")
 if sections.contains("taylor") { try taylorSection() }
 if sections.contains("kfac") { try kfacSection() }
 if sections.contains("baselines") { try baselineSection() }
+if sections.contains("scaling") { try scalingSection() }
 
 @MainActor func taylorSection() throws {
 print("\nTaylor mode: median wall time")
@@ -166,6 +167,28 @@ for c in cases {
                           share(\.stepSize), "\(format(rss0)) → \(format(residentMiB()))".padding(24, left: true)]
             print(fields.joined(separator: " "))
         }
+    }
+}
+
+/// Time per KFAC and KFAC* step against the number of points (2-d Poisson, medium network,
+/// N_∂ = N_Ω / 7.5): linear growth shows as a constant time per 1000 points.
+@MainActor func scalingSection() throws {
+    print("\nKFAC steps against N_\u{03A9} (2-d Poisson, medium network): median ms per step, and per 1000 points")
+    print("  N_\u{03A9}   N_\u{2202}    KFAC ms  per 1000   KFAC* ms  per 1000")
+    for n in quick ? [450, 900, 1800] : [225, 450, 900, 1800, 3600, 7200] {
+        let m = max(n * 2 / 15, 1)
+        var fields = [String(n).padding(6, left: true), String(m).padding(5, left: true)]
+        for rule in [KFAC.StepRule.lineSearch, .automatic] {
+            let net = try MLP(widths: [2] + networks[1].1 + [1], seed: 0)
+            var options = KFAC.Options()
+            options.stepRule = rule
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+            let batch = try poissonBatch(d: 2, interior: n, boundary: m)
+            for _ in 0..<2 { _ = try kfac.step(batch) }
+            let t = try medianTime(budget: quick ? 1 : 3) { _ = try kfac.step(batch) }
+            fields += [format(t * 1e3).padding(10, left: true), format(t * 1e6 / Double(n)).padding(9, left: true)]
+        }
+        print(fields.joined(separator: " "))
     }
 }
 

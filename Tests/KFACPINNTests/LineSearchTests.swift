@@ -43,3 +43,22 @@ struct LineSearchTests {
         if BLAS.numThreads >= 2 { #expect(loss.lineSearchTwin != nil, "the second-thread loss was not used") }
     }
 }
+
+extension LineSearchTests {
+    @Test("the loss evaluated chunk by chunk (as the line-search trials do) equals the loss of the whole batch")
+    func chunkedLoss() throws {
+        let net = try MLP(widths: [2, 12, 12, 1], seed: 7)
+        let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
+        let batch = try Poisson2D.batch(interior: 301, boundary: 45, seed: 8)
+        let whole = try loss.loss(batch).total
+        for size in [1, 37, 100, 300, 301, 1000] {
+            let chunks = batch.chunks(maxInterior: size)
+            #expect(chunks.count == (301 + size - 1) / size)
+            #expect(chunks.map(\.interiorCount).reduce(0, +) == 301 && chunks.map(\.boundaryCount).reduce(0, +) == 45)
+            #expect(chunks.flatMap(\.interiorPoints) == batch.interiorPoints && chunks.flatMap(\.boundaryValues) == batch.boundaryValues)
+            let chunked = net.parameters.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!) }
+            let difference = abs((chunked ?? .nan) - whole) / whole
+            #expect(difference < 1e-13, "\(chunks.count) chunks: relative difference \(difference) from the whole batch's loss")
+        }
+    }
+}

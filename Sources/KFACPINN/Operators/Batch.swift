@@ -36,3 +36,27 @@ public struct Batch: Sendable {
         self.boundaryValues = boundaryValues
     }
 }
+
+extension Batch {
+    /// Consecutive slices of at most `maxInterior` interior points each, the condition points split
+    /// over the same number of slices (a slice may hold none). One slice when the batch is small.
+    func chunks(maxInterior: Int) -> [Batch] {
+        let n = interiorCount, m = boundaryCount, d = dimension
+        let count = max(1, (n + maxInterior - 1) / max(maxInterior, 1))
+        guard count > 1 else { return [self] }
+        return (0..<count).map { c in
+            let i0 = c * n / count, i1 = (c + 1) * n / count, b0 = c * m / count, b1 = (c + 1) * m / count
+            return Batch(validated: d, interiorPoints: Array(interiorPoints[(i0 * d)..<(i1 * d)]), source: Array(source[i0..<i1]),
+                         boundaryPoints: Array(boundaryPoints[(b0 * d)..<(b1 * d)]), boundaryValues: Array(boundaryValues[b0..<b1]))
+        }
+    }
+
+    /// A slice of a validated batch (no checks).
+    private init(validated d: Int, interiorPoints: [Double], source: [Double], boundaryPoints: [Double], boundaryValues: [Double]) {
+        dimension = d
+        self.interiorPoints = interiorPoints
+        self.source = source
+        self.boundaryPoints = boundaryPoints
+        self.boundaryValues = boundaryValues
+    }
+}

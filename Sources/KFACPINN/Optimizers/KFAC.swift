@@ -257,7 +257,6 @@ public final class KFAC: Optimizer {
             if alpha == 0 {
                 // No grid value lowers the loss: the parameters stay where they were, the
                 // heavy-ball buffer still becomes μ m + Δ (so the next step's direction differs).
-                network.assignParameters(theta0)
                 swap(&previousUpdate, &candidate)
                 hasPreviousUpdate = true
                 stats.momentum = mu
