@@ -1,6 +1,6 @@
 /// Training points: interior points x_n with source values f(x_n), and
 /// condition points x_m^b with prescribed values g(x_m^b) (Dirichlet).
-public struct Batch: Sendable {
+public struct Batch: Sendable, Equatable {
     public let dimension: Int
     /// Interior points, row-major N_Ω × d.
     public let interiorPoints: [Double]

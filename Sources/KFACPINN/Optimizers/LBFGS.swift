@@ -97,7 +97,7 @@ public final class LBFGS: Optimizer {
     public func step(_ batch: Batch) throws -> StepStatistics {
         let D = network.numParameters
         let value: PINNLoss.Value
-        if let c = cached, sameBatch(c.batch, batch), c.theta == network.parameters {
+        if let c = cached, c.batch == batch, c.theta == network.parameters {
             value = c.value
         } else {
             value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
@@ -152,11 +152,6 @@ public final class LBFGS: Optimizer {
         stats.updateNorm = ss.squareRoot()
         stats.accepted = true
         return stats
-    }
-
-    private func sameBatch(_ a: Batch, _ b: Batch) -> Bool {
-        a.dimension == b.dimension && a.source == b.source && a.boundaryValues == b.boundaryValues
-            && a.interiorPoints == b.interiorPoints && a.boundaryPoints == b.boundaryPoints
     }
 
     /// φ(t) = L(θ₀ + t p) and φ'(t) = ∇L(θ₀ + t p)ᵀp; the gradient lands in `trialGradient`.

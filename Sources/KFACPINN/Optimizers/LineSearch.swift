@@ -20,7 +20,8 @@ extension PINNLoss {
         let losses = threads == 2 && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
         let thetas = (0..<losses.count).map { trialParameters[$0].reserve(D) }
         // The trials evaluate the loss chunk by chunk, so that each chunk's Taylor buffers stay in cache.
-        let chunks = batch.chunks(maxInterior: trialChunkSize())
+        if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkSize())) }
+        let chunks = trialChunks!.chunks
         // Evaluates the grid indices part, part + parts, … on losses[part].
         struct Work: @unchecked Sendable {
             let losses: [PINNLoss], thetas: [UnsafeMutablePointer<Double>], trials: UnsafeMutablePointer<Double>
