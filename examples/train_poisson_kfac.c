@@ -61,8 +61,8 @@ int main(int argc, char **argv) {
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1.2e-10));
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.93));
     } else {
-        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1e-10));
-        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.45));
+        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1e-14));
+        CHECK(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.3));
         CHECK(kfp_optimizer_set_double(opt, KFP_OPT_MOMENTUM, 0.51));
     }
     printf("%s on poisson2d_sin, network 2-64-1 (257 parameters), 900 interior / 120 boundary points\n",
