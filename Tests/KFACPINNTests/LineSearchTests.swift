@@ -13,7 +13,7 @@ struct LineSearchTests {
     }
 
     @Test("the grid line search (two trials at a time on two threads) picks the α a sequential evaluation of the grid picks",
-          arguments: [[2, 16, 1], [2, 8, 8, 1]])
+          arguments: [[2, 16, 1], [2, 8, 8, 1], [2, 64, 64, 1]])
     func matchesSequentialSearch(widths: [Int]) throws {
         let net = try MLP(widths: widths, seed: 4)
         let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
@@ -39,8 +39,13 @@ struct LineSearchTests {
             }
             #expect(none == 0, "a search below every trial loss returned α = \(none)")
         }
-        // With two library threads the trials of these small networks ran on two threads.
-        if BLAS.numThreads >= 2 { #expect(loss.lineSearchTwin != nil, "the second-thread loss was not used") }
+        // With two library threads the trials of these narrow networks ran on two threads; those of
+        // the 64-wide one in chunks that keep each GEMM (64 × 64 × 4 columns per point) on its thread.
+        if BLAS.numThreads >= 2 {
+            #expect(loss.lineSearchTwin != nil, "the second-thread loss was not used")
+            let chunks = loss.trialChunks?.chunks.count ?? 0
+            #expect(widths[1] < 64 || chunks == 4, "\(chunks) trial chunks of the 200 points (expected 4 of at most 61)")
+        }
     }
 }
 

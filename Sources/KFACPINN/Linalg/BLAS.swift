@@ -14,9 +14,9 @@ public enum BLAS {
     @inline(__always)
     private static func count(_ operations: Double) { flopCount.wrappingAdd(UInt64(operations), ordering: .relaxed) }
 
-    /// OpenBLAS runs a GEMM on the calling thread when m·n·k is at most about 65536 · 4
-    /// (SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c).
-    static let singleThreadedGemmSize = 262_144.0
+    /// OpenBLAS runs a GEMM on the calling thread when m·n·k is below about 2^20 (measured with
+    /// OpenBLAS 0.3.21: 64·64·192 ran on one thread, 64·64·256 on two). Only speed depends on it.
+    static let singleThreadedGemmSize = 1_000_000.0
 
     /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major).
     @inline(__always)

@@ -9,19 +9,22 @@ extension PINNLoss {
     /// no decrease). The network's parameters are not changed.
     ///
     /// With two library threads (kfp_set_num_threads) the trials are independent work for two
-    /// cores when the network is small: even grid indices run here, odd ones on `lineSearchTwin`,
-    /// each trial entirely on its thread. Every trial computes exactly what a sequential search would.
+    /// cores when the network's layers are narrow: even grid indices run here, odd ones on
+    /// `lineSearchTwin`, each trial entirely on its thread. Every trial computes exactly what a
+    /// sequential search would.
     func gridLineSearch(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                         below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
         var trials = [Double](repeating: .infinity, count: grid.count)
-        let threads = BLAS.numThreads >= 2 && trialsStayOnTheirThread(batch) ? 2 : 1
-        if threads == 2 && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
-        let losses = threads == 2 && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
-        let thetas = (0..<losses.count).map { trialParameters[$0].reserve(D) }
-        // The trials evaluate the loss chunk by chunk, so that each chunk's Taylor buffers stay in cache.
-        if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkSize())) }
+        // The trials evaluate the loss chunk by chunk (`trialLayout`).
+        if trialChunks?.batch != batch || trialChunks?.threads != BLAS.numThreads {
+            let layout = trialLayout(batch)
+            trialChunks = (batch, BLAS.numThreads, batch.chunks(maxInterior: layout.points), layout.concurrent)
+        }
         let chunks = trialChunks!.chunks
+        if trialChunks!.concurrent && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
+        let losses = trialChunks!.concurrent && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
+        let thetas = (0..<losses.count).map { trialParameters[$0].reserve(D) }
         // Evaluates the grid indices part, part + parts, … on losses[part].
         struct Work: @unchecked Sendable {
             let losses: [PINNLoss], thetas: [UnsafeMutablePointer<Double>], trials: UnsafeMutablePointer<Double>
@@ -69,30 +72,34 @@ extension PINNLoss {
         return interior / Double(n) + (m > 0 ? boundary / Double(m) : 0)
     }
 
-    /// Interior points per trial chunk: a hidden layer's Taylor block (h × S·n values) of about
-    /// 2^20 values (8 MiB), at least 256 points. Measured here: the 5-d big KFAC step (3000
-    /// points, 6 chunks) 2.6 → 2.0 s; 2^21 values gave no gain; smaller chunks than 256 points
-    /// slowed the GEMM-bound 100-d case.
-    private func trialChunkSize() -> Int {
-        let h = network.widths.dropFirst().max() ?? 1, s = network.inputDimension + 2
-        return max(256, (1 << 20) / (h * s))
+    /// Interior points per trial chunk, and whether two trials run at once.
+    ///
+    /// A chunk whose hidden-layer Taylor block (h × S·n values) is about 2^20 values (8 MiB), at
+    /// least 256 points, stays in cache (measured: the 5-d big KFAC step, 3000 points in 6 chunks,
+    /// 2.6 → 2.0 s; smaller chunks slowed the GEMM-bound 100-d case). With two library threads,
+    /// two trials at a time, each entirely on its own thread, use both cores better than one trial
+    /// with OpenBLAS's threads inside each GEMM — if the chunks can be cut so that every GEMM of a
+    /// chunk is below OpenBLAS's threading size while keeping at least 32 points (measured, 2-d
+    /// medium network 2→64→64→48→48→1: KFAC step 68 → 48 ms with 60-point chunks; with the big
+    /// network's 256-wide layers, 4-point chunks were twice as slow as one trial at a time).
+    private func trialLayout(_ batch: Batch) -> (points: Int, concurrent: Bool) {
+        let w = network.widths.map(Double.init), d = w[0], s = d + 2
+        let cached = max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
+        guard BLAS.numThreads >= 2 else { return (cached, false) }
+        // m·n·k of the largest GEMM per interior point of a chunk: the first layer's values
+        // (w₁ × d per point), the hidden layers' Taylor columns (w_{l+1} × w_l × S); a chunk's
+        // boundary points (S = 1) are its share m/n per interior point. The last layer of one
+        // output is summed without BLAS.
+        let boundaryShare = Double(batch.boundaryCount) / Double(max(batch.interiorCount, 1))
+        var perPoint = w[1] * d * max(1, boundaryShare)
+        for l in 1..<max(w.count - 2, 1) { perPoint = max(perPoint, w[l + 1] * w[l] * max(s, boundaryShare)) }
+        let single = Int(BLAS.singleThreadedGemmSize / perPoint)
+        if single >= min(cached, batch.interiorCount) { return (cached, true) }
+        return single >= 32 ? (single, true) : (cached, false)
     }
 
     private func setRunsConcurrently(_ flag: Bool) {
         interiorPass.runsConcurrently = flag
         boundaryPass.runsConcurrently = flag
-    }
-
-    /// Whether every BLAS call of a trial runs on its calling thread (its GEMMs are below
-    /// OpenBLAS's threading size): then two trials at a time use the two cores fully. Larger
-    /// networks keep one trial at a time, with OpenBLAS's threads inside each GEMM.
-    private func trialsStayOnTheirThread(_ batch: Batch) -> Bool {
-        let w = network.widths.map(Double.init), d = w[0], s = d + 2
-        let points = Double(max(batch.interiorCount, batch.boundaryCount))
-        if w[1] * points * d > BLAS.singleThreadedGemmSize { return false }
-        for l in 1..<max(w.count - 2, 1) where w[l + 1] * Double(batch.interiorCount) * s * w[l] > BLAS.singleThreadedGemmSize {
-            return false
-        }
-        return true
     }
 }
