@@ -84,12 +84,30 @@ ALWAYS_INLINE void tanh_rules_body(long n, const double *restrict v, double *res
 KERNEL(tanh_rules, (long n, const double *v, double *value, double *d1, double *d2, double *d3),
        (n, v, value, d1, d2, d3))
 
-/* Q = Σ_im C_im J_i J_m of one unit (J_i = z + (1 + i)·n) into q. */
-ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, const double *restrict c, int diagonal,
-                             double *restrict q) {
+ALWAYS_INLINE void row_combination_body(long h, long n, const double *restrict w, const double *restrict rows,
+                                        long ld, double *restrict out) {
+    for (long c = 0; c < n; c++) out[c] = 0;
+    long j = 0;
+    for (; j + 4 <= h; j += 4) {
+        const double *restrict r0 = rows + j * ld, *restrict r1 = r0 + ld, *restrict r2 = r1 + ld, *restrict r3 = r2 + ld;
+        const double w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
+        for (long c = 0; c < n; c++) out[c] += (w0 * r0[c] + w1 * r1[c]) + (w2 * r2[c] + w3 * r3[c]);
+    }
+    for (; j < h; j++) {
+        const double *restrict r = rows + j * ld;
+        const double wj = w[j];
+        for (long c = 0; c < n; c++) out[c] += wj * r[c];
+    }
+}
+KERNEL(row_combination, (long h, long n, const double *w, const double *rows, long ld, double *out),
+       (h, n, w, rows, ld, out))
+
+/* Q = Σ_im C_im J_i J_m of one unit over n samples (J_i = z + (1 + i)·stride) into q. */
+ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, long stride, const double *restrict c,
+                             int diagonal, double *restrict q) {
     for (long k = 0; k < n; k++) q[k] = 0;
     for (long i = 0; i < d; i++) {
-        const double *restrict ji = z + (1 + i) * n;
+        const double *restrict ji = z + (1 + i) * stride;
         if (diagonal) {
             const double ci = c[i];
             for (long k = 0; k < n; k++) q[k] += ci * ji[k] * ji[k];
@@ -97,7 +115,7 @@ ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, const dou
             for (long m = 0; m < d; m++) {
                 const double cim = c[i * d + m];
                 if (cim == 0) continue;
-                const double *restrict jm = z + (1 + m) * n;
+                const double *restrict jm = z + (1 + m) * stride;
                 for (long k = 0; k < n; k++) q[k] += cim * ji[k] * jm[k];
             }
         }
@@ -107,7 +125,7 @@ ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, const dou
 ALWAYS_INLINE void taylor_rule_body(long n, long d, const double *restrict z, const double *restrict c, int diagonal,
                                     const double *restrict s1, const double *restrict s2, double *restrict out,
                                     double *restrict q) {
-    quadratic(n, d, z, c, diagonal, q);
+    quadratic(n, d, z, n, c, diagonal, q);
     for (long i = 0; i < d; i++) {
         const double *restrict ji = z + (1 + i) * n;
         double *restrict oi = out + (1 + i) * n;
@@ -244,3 +262,76 @@ ALWAYS_INLINE void taylor_first_rule_tangent_body(long n, long d, const double *
 KERNEL(taylor_first_rule_tangent, (long n, long d, const double *w, const double *dw, double q, double qdot,
                                    const double *s1, const double *s2, const double *s3, const double *vdot, double *o),
        (n, d, w, dw, q, qdot, s1, s2, s3, vdot, o))
+
+/* The fused last hidden layer (tanh) and one-output layer of a value-only pass; see kernels.h.
+ * Samples are handled in blocks of FUSED_BLOCK so that σ', σ'', Q of a block stay in cache. */
+#define FUSED_BLOCK 256
+
+ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict v, long stride,
+                                          const double *restrict b, const double *restrict w,
+                                          const double *restrict q, const double *restrict a, double *restrict out) {
+    for (long c = 0; c < d + 2; c++)
+        for (long k = 0; k < m; k++) out[c * stride + k] = 0;
+    double s1[FUSED_BLOCK];
+    for (long j = 0; j < h; j++) {
+        const double *restrict vj = v + j * stride;
+        const double bj = b[j], aj = a[j], aq = aj * q[j];
+        for (long k0 = 0; k0 < m; k0 += FUSED_BLOCK) {
+            const long len = m - k0 < FUSED_BLOCK ? m - k0 : FUSED_BLOCK;
+            double *restrict u = out + k0, *restrict t = out + (d + 1) * stride + k0;
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(vj[k0 + k] + bj), sk = 1 - th * th;
+                u[k] += aj * th;
+                t[k] += aq * (-2 * th * sk);
+                s1[k] = sk;
+            }
+            for (long i = 0; i < d; i++) {
+                const double awi = aj * w[j * d + i];
+                double *restrict ji = out + (1 + i) * stride + k0;
+                for (long k = 0; k < len; k++) ji[k] += awi * s1[k];
+            }
+        }
+    }
+}
+KERNEL(tanh_first_output, (long h, long m, long d, const double *v, long stride, const double *b, const double *w,
+                           const double *q, const double *a, double *out),
+       (h, m, d, v, stride, b, w, q, a, out))
+
+ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restrict z, long stride, long ld,
+                                    const double *restrict b, const double *restrict c, int diagonal, int taylor,
+                                    const double *restrict a, double *restrict out) {
+    const long blocks = taylor ? d + 2 : 1;
+    for (long col = 0; col < blocks; col++)
+        for (long k = 0; k < m; k++) out[col * stride + k] = 0;
+    double s1[FUSED_BLOCK], s2[FUSED_BLOCK], q[FUSED_BLOCK];
+    for (long j = 0; j < h; j++) {
+        const double *restrict zj = z + j * ld;
+        const double bj = b[j], aj = a[j];
+        if (!taylor) {
+            for (long k = 0; k < m; k++) out[k] += aj * tanh_expm1(zj[k] + bj);
+            continue;
+        }
+        for (long k0 = 0; k0 < m; k0 += FUSED_BLOCK) {
+            const long len = m - k0 < FUSED_BLOCK ? m - k0 : FUSED_BLOCK;
+            double *restrict u = out + k0;
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(zj[k0 + k] + bj), sk = 1 - th * th;
+                u[k] += aj * th;
+                s1[k] = aj * sk;
+                s2[k] = aj * (-2 * th * sk);
+            }
+            quadratic(len, d, zj + k0, stride, c, diagonal, q);
+            for (long i = 0; i < d; i++) {
+                const double *restrict ji = zj + (1 + i) * stride + k0;
+                double *restrict oi = out + (1 + i) * stride + k0;
+                for (long k = 0; k < len; k++) oi[k] += s1[k] * ji[k];
+            }
+            const double *restrict tj = zj + (d + 1) * stride + k0;
+            double *restrict ot = out + (d + 1) * stride + k0;
+            for (long k = 0; k < len; k++) ot[k] += s1[k] * tj[k] + s2[k] * q[k];
+        }
+    }
+}
+KERNEL(tanh_output, (long h, long m, long d, const double *z, long stride, long ld, const double *b, const double *c,
+                     int diagonal, int taylor, const double *a, double *out),
+       (h, m, d, z, stride, ld, b, c, diagonal, taylor, a, out))

@@ -39,3 +39,65 @@ struct KernelTests {
         #expect(allNaN, "ISA \(isa): NaN input gave \(outputs)")
     }
 }
+
+extension KernelTests {
+    @Test("the fused output kernels and the row combination agree with sums over libm tanh, on every supported instruction set",
+          arguments: supportedISAs)
+    func fusedOutputKernels(isa: Int32) {
+        // h units, m samples (more than one block of 256), d directions; blocks `stride` apart, units `ld` apart.
+        let h = 13, m = 300, d = 3, stride = m + 5, ld = (d + 2) * stride + 7
+        var rng = RandomSource(seed: 2)
+        let z = (0..<(h * ld)).map { _ in rng.uniform(-2, 2) }
+        let b = (0..<h).map { _ in rng.uniform(-1, 1) }, a = (0..<h).map { _ in rng.uniform(-1, 1) }
+        let w = (0..<(h * d)).map { _ in rng.uniform(-1, 1) }, q = (0..<h).map { _ in rng.uniform(0, 2) }
+        let dense = (0..<(d * d)).map { _ in rng.uniform(-1, 1) }, diagonal = (0..<d).map { _ in rng.uniform(0, 2) }
+        func worst(_ got: [Double], _ want: [Double]) -> Double {
+            var e = 0.0
+            for c in 0..<(want.count / m) { for k in 0..<m { e = max(e, abs(got[c * stride + k] - want[c * m + k]) / max(1, abs(want[c * m + k]))) } }
+            return e
+        }
+        // First hidden layer: J_ij = w_ji, T_j = 0, Q_j = q_j; z's value rows at z + j·stride.
+        var want = [Double](repeating: 0, count: (d + 2) * m)
+        for j in 0..<h {
+            for k in 0..<m {
+                let t = tanh(z[j * stride + k] + b[j]), s1 = 1 - t * t
+                want[k] += a[j] * t
+                for i in 0..<d { want[(1 + i) * m + k] += a[j] * s1 * w[j * d + i] }
+                want[(d + 1) * m + k] += a[j] * (-2 * t * s1) * q[j]
+            }
+        }
+        var out = [Double](repeating: .nan, count: (d + 2) * stride)
+        kernels_tanh_first_output(isa, h, m, d, z, stride, b, w, q, a, &out)
+        let first = worst(out, want)
+        #expect(first < 1e-13, "ISA \(isa): first-layer fused output, max relative difference \(first)")
+        // Any hidden layer, with a diagonal and a dense C, and the value pass.
+        for (c, isDiagonal) in [(diagonal, true), (dense, false)] {
+            want = [Double](repeating: 0, count: (d + 2) * m)
+            for j in 0..<h {
+                for k in 0..<m {
+                    let zj = { (block: Int) in z[j * ld + block * stride + k] }
+                    let t = tanh(zj(0) + b[j]), s1 = 1 - t * t, s2 = -2 * t * s1
+                    var quadratic = 0.0
+                    for i in 0..<d { for l in 0..<d where isDiagonal ? i == l : true { quadratic += c[isDiagonal ? i : i * d + l] * zj(1 + i) * zj(1 + l) } }
+                    want[k] += a[j] * t
+                    for i in 0..<d { want[(1 + i) * m + k] += a[j] * s1 * zj(1 + i) }
+                    want[(d + 1) * m + k] += a[j] * (s1 * zj(d + 1) + s2 * quadratic)
+                }
+            }
+            out = [Double](repeating: .nan, count: (d + 2) * stride)
+            kernels_tanh_output(isa, h, m, d, z, stride, ld, b, c, isDiagonal ? 1 : 0, 1, a, &out)
+            let hidden = worst(out, want)
+            #expect(hidden < 1e-13, "ISA \(isa): fused output (\(isDiagonal ? "diagonal" : "dense") C), max relative difference \(hidden)")
+        }
+        out = [Double](repeating: .nan, count: m)
+        kernels_tanh_output(isa, h, m, d, z, stride, ld, b, dense, 0, 0, a, &out)
+        let values = worst(out, Array(want[0..<m]))
+        #expect(values < 1e-13, "ISA \(isa): fused value output, max relative difference \(values)")
+        // Row combination: out_c = Σ_j a_j z[j·ld + c].
+        out = [Double](repeating: .nan, count: m)
+        kernels_row_combination(isa, h, m, a, z, ld, &out)
+        want = (0..<m).map { k in (0..<h).reduce(0.0) { $0 + a[$1] * z[$1 * ld + k] } }
+        let rows = worst(out, want)
+        #expect(rows < 1e-13, "ISA \(isa): row combination, max relative difference \(rows)")
+    }
+}

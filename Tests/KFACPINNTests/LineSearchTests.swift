@@ -67,3 +67,32 @@ extension LineSearchTests {
         }
     }
 }
+
+extension LineSearchTests {
+    @Test("the output-only pass of the trials (last hidden layer fused with the output) gives the full pass's output",
+          arguments: [([2, 64, 1], Activation.tanh), ([3, 40, 30, 1], .tanh), ([2, 8, 8, 8, 1], .tanh), ([2, 16, 1], .sigmoid)])
+    func outputOnlyPassMatchesFullPass(widths: [Int], activation: Activation) throws {
+        let d = widths[0], n = 700   // 700 points × 64 or 40 units: the fused layer splits its samples over two threads
+        let net = try MLP(widths: widths, activation: activation, seed: 21)
+        let x = randomPoints(n, d, seed: 22)
+        var rng = RandomSource(seed: 23)
+        let theta = net.parameters.map { $0 + 0.1 * rng.uniform(-1, 1) }
+        var dense = [Double](repeating: 0, count: d * d)
+        for i in 0..<d { for j in 0..<d { dense[i * d + j] = i == j ? 1.5 + Double(i) : 0.3 / Double(1 + i + j) } }
+        let modes: [(String, TaylorPass.Mode)] = [("value", .value), ("Laplacian", .taylor(Coefficients(diagonal: [Double](repeating: 1, count: d)))),
+                                                 ("dense C", .taylor(Coefficients(dense: dense, dimension: d)))]
+        for (name, mode) in modes {
+            let trial = TaylorPass(network: net), full = TaylorPass(network: net)
+            try theta.withUnsafeBufferPointer { try trial.forward(x, count: n, mode: mode, parameters: $0.baseAddress!) }
+            let original = net.parameters
+            try net.setParameters(theta)
+            defer { net.assignParameters(original) }
+            try full.forward(x, count: n, mode: mode)
+            let size = n * full.columnsPerSample
+            let got = Array(UnsafeBufferPointer(start: trial.output, count: size))
+            let expected = Array(UnsafeBufferPointer(start: full.output, count: size))
+            let difference = maxRelativeDifference(got, expected)
+            #expect(difference < 1e-13, "\(widths) \(activation), \(name): max relative difference \(difference)")
+        }
+    }
+}

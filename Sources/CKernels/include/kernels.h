@@ -21,6 +21,9 @@ int kernels_best_isa(void);
  * by its Taylor polynomial of degree 13; relative error below 1e-15, NaN stays NaN. */
 void kernels_tanh_rules(int isa, long n, const double *v, double *value, double *d1, double *d2, double *d3);
 
+/* out[c] = Σ_j w[j] rows[j·ld + c] for c < n, j < h (one output unit of a linear layer over n columns). */
+void kernels_row_combination(int isa, long h, long n, const double *w, const double *rows, long ld, double *out);
+
 /* The forward-Laplacian rule of one hidden unit over n samples, after its activation:
  *   J'_i = σ' J_i (i = 1…d),  T' = σ' T + σ'' Q,  Q = Σ_im C_im J_i J_m.
  * z: the pre-activation blocks [v | J_1 … J_d | T] of n values each; out: the same blocks of the
@@ -60,5 +63,22 @@ void kernels_taylor_rule_tangent(int isa, long n, long d, const double *z, const
 void kernels_taylor_first_rule_tangent(int isa, long n, long d, const double *w, const double *dw, double q,
                                        double qdot, const double *s1, const double *s2, const double *s3,
                                        const double *vdot, double *o);
+
+/* The last hidden layer (tanh) fused with a linear layer of one output, for a pass that needs
+ * only its output: per sample, u = Σ_j a_j t_j, ∂_i u = Σ_j a_j σ'_j J_ij, 𝒟_C u = Σ_j a_j (σ'_j T_j
+ * + σ''_j Q_j), with t_j = tanh(z_j + b_j) and Q_j = Σ_il C_il J_ij J_lj; the output layer's bias
+ * is left to the caller. Over m samples whose blocks (value, J_1 … J_d, T) lie `stride` apart,
+ * in `out` (the same blocks, overwritten) and in the input.
+ *
+ * First hidden layer, Taylor columns: v holds W₀x (without bias) of unit j at v + j·stride;
+ * J_ij = w[j·d + i] and T_j = 0, Q_j = q[j]. */
+void kernels_tanh_first_output(int isa, long h, long m, long d, const double *v, long stride, const double *b,
+                               const double *w, const double *q, const double *a, double *out);
+
+/* Any other hidden layer: unit j's blocks (pre-activation without bias) start at z + j·ld; c and
+ * diagonal as in kernels_taylor_rule. With taylor = 0 only the value block exists and u is computed
+ * (for a value pass also after the first hidden layer). */
+void kernels_tanh_output(int isa, long h, long m, long d, const double *z, long stride, long ld, const double *b,
+                         const double *c, int diagonal, int taylor, const double *a, double *out);
 
 #endif

@@ -109,27 +109,33 @@ final class TaylorPass {
         let xp = points.reserve(n * d)
         x.withUnsafeBufferPointer { xp.update(from: $0.baseAddress!, count: n * d) }
         if let theta {
-            forwardLayers(theta)
+            forwardLayers(theta, outputOnly: true)
         } else {
-            network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!) }
+            network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!, outputOnly: false) }
         }
     }
 
-    private func forwardLayers(_ theta: UnsafePointer<Double>) {
+    /// With `outputOnly` (a pass at trial parameters) a tanh network with one output fuses its
+    /// last hidden layer with the output layer and stores none of that layer's columns or slopes.
+    private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         let x = UnsafePointer(points.pointer)
+        let fused = outputOnly && act == .tanh && L >= 2 && widths[L] == 1
+        let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
 
         // Layer 0: values W₀ xᵀ + b₀ (one GEMM over N columns); J_i = W₀[:, i]; T = 0.
         let h1 = widths[1]
         let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
         let v0 = firstValues.reserve(h1 * n)
         BLAS.gemm(transB: true, m: h1, n: n, k: d, a: w0, lda: d, b: x, ldb: d, c: v0, ldc: n)
-        for j in 0..<h1 {
-            let row = v0 + j * n, bj = b0[j]
-            for k in 0..<n { row[k] += bj }
+        if !(fused && L == 2) {
+            for j in 0..<h1 {
+                let row = v0 + j * n, bj = b0[j]
+                for k in 0..<n { row[k] += bj }
+            }
         }
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
@@ -144,6 +150,20 @@ final class TaylorPass {
                 q[j] = Coefficients.quadratic(d, wj, wj, cvals, diagonal: diag)
                 Coefficients.apply(d, wj, cw + j * d, cvals, diagonal: diag)
             }
+        }
+        if fused && L == 2 {
+            let out = outputBuffer.reserve(ns), q = UnsafePointer(firstQuadratic.pointer)
+            forEachColumnRange(n, h1) { k in
+                if s > 1 {
+                    kernels_tanh_first_output(kernelISA, h1, k.count, d, v0 + k.lowerBound, n, b0, w0, q, outputWeights,
+                                              out + k.lowerBound)
+                } else {
+                    kernels_tanh_output(kernelISA, h1, k.count, d, v0 + k.lowerBound, n, n, b0, cvals, 1, 0, outputWeights,
+                                        out + k.lowerBound)
+                }
+            }
+            for k in 0..<n { out[k] += outputBias }
+            return
         }
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         do {
@@ -165,12 +185,7 @@ final class TaylorPass {
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
             let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
             if hout == 1 {
-                let input = post[l - 1].pointer, w0 = w[0]
-                for c in 0..<ns { z[c] = w0 * input[c] }
-                for j in 1..<max(hin, 1) {
-                    let row = input + j * ns, wj = w[j]
-                    for c in 0..<ns { z[c] += wj * row[c] }
-                }
+                kernels_row_combination(kernelISA, hin, ns, w, post[l - 1].pointer, ns, z)
             } else {
                 BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
             }
@@ -180,6 +195,15 @@ final class TaylorPass {
                     for k in 0..<n { row[k] += bj }
                 }
                 break
+            }
+            if fused && l == L - 2 {
+                let out = outputBuffer.reserve(ns)
+                forEachColumnRange(n, hout) { k in
+                    kernels_tanh_output(kernelISA, hout, k.count, d, z + k.lowerBound, n, ns, b, cvals, diag ? 1 : 0,
+                                        s > 1 ? 1 : 0, outputWeights, out + k.lowerBound)
+                }
+                for k in 0..<n { out[k] += outputBias }
+                return
             }
             // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
             let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n), hn = hout * n
@@ -209,6 +233,12 @@ final class TaylorPass {
                 halves.body(part == 0 ? 0..<half : half..<rows, part)
             }
         }
+    }
+
+    /// Runs `body(samples)` over the samples 0..<n of a block of h rows: in two halves on two
+    /// threads when the block is large (as `forEachRowRange`), else at once.
+    func forEachColumnRange(_ n: Int, _ h: Int, _ body: (Range<Int>) -> Void) {
+        forEachRowRange(n, h) { samples, _ in body(samples) }
     }
 
     /// Output columns of a linear model (one layer, one output): [v_n, w, 0] per sample,
