@@ -263,10 +263,61 @@ KERNEL(taylor_first_rule_tangent, (long n, long d, const double *w, const double
                                    const double *s1, const double *s2, const double *s3, const double *vdot, double *o),
        (n, d, w, dw, q, qdot, s1, s2, s3, vdot, o))
 
-/* The fused last hidden layer (tanh) and one-output layer of a value-only pass; see kernels.h.
+/* Kernels of passes that need only their output (the line-search trials): no slopes are kept.
  * Samples are handled in blocks of FUSED_BLOCK so that σ', σ'', Q of a block stay in cache. */
 #define FUSED_BLOCK 256
 
+/* tanh and the forward-Laplacian rule of one hidden unit for a pass that keeps no slopes; see kernels.h. */
+ALWAYS_INLINE void tanh_taylor_rule_body(long n, long d, const double *restrict z, double b, const double *restrict c,
+                                         int diagonal, int taylor, double *restrict out) {
+    double s1[FUSED_BLOCK], s2[FUSED_BLOCK], q[FUSED_BLOCK];
+    for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
+        const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
+        for (long k = 0; k < len; k++) {
+            const double th = tanh_expm1(z[k0 + k] + b), sk = 1 - th * th;
+            out[k0 + k] = th;
+            s1[k] = sk;
+            s2[k] = -2 * th * sk;
+        }
+        if (!taylor) continue;
+        quadratic(len, d, z + k0, n, c, diagonal, q);
+        for (long i = 0; i < d; i++) {
+            const double *restrict ji = z + (1 + i) * n + k0;
+            double *restrict oi = out + (1 + i) * n + k0;
+            for (long k = 0; k < len; k++) oi[k] = s1[k] * ji[k];
+        }
+        const double *restrict t = z + (d + 1) * n + k0;
+        double *restrict ot = out + (d + 1) * n + k0;
+        for (long k = 0; k < len; k++) ot[k] = s1[k] * t[k] + s2[k] * q[k];
+    }
+}
+KERNEL(tanh_taylor_rule, (long n, long d, const double *z, double b, const double *c, int diagonal, int taylor,
+                          double *out),
+       (n, d, z, b, c, diagonal, taylor, out))
+
+ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict v, double b, const double *restrict w,
+                                        double q, double *restrict out) {
+    double s1[FUSED_BLOCK];
+    for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
+        const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
+        double *restrict ot = out + (d + 1) * n + k0;
+        for (long k = 0; k < len; k++) {
+            const double th = tanh_expm1(v[k0 + k] + b), sk = 1 - th * th;
+            out[k0 + k] = th;
+            s1[k] = sk;
+            ot[k] = (-2 * th * sk) * q;
+        }
+        for (long i = 0; i < d; i++) {
+            double *restrict oi = out + (1 + i) * n + k0;
+            const double wi = w[i];
+            for (long k = 0; k < len; k++) oi[k] = s1[k] * wi;
+        }
+    }
+}
+KERNEL(tanh_first_rule, (long n, long d, const double *v, double b, const double *w, double q, double *out),
+       (n, d, v, b, w, q, out))
+
+/* The last hidden layer (tanh) fused with a one-output layer; see kernels.h. */
 ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict v, long stride,
                                           const double *restrict b, const double *restrict w,
                                           const double *restrict q, const double *restrict a, double *restrict out) {

@@ -64,6 +64,17 @@ void kernels_taylor_first_rule_tangent(int isa, long n, long d, const double *w,
                                        double qdot, const double *s1, const double *s2, const double *s3,
                                        const double *vdot, double *o);
 
+/* tanh and kernels_taylor_rule in one pass, for a pass that needs only the layer's output (no
+ * slopes kept): out's value block is tanh(v + b) for z's value block v; with taylor = 0 only
+ * that block exists. z, c, diagonal, out as in kernels_taylor_rule. */
+void kernels_tanh_taylor_rule(int isa, long n, long d, const double *z, double b, const double *c, int diagonal,
+                              int taylor, double *out);
+
+/* The same for a unit of the first layer (Taylor columns): from v = w·x (without bias) and q,
+ * out = [tanh(v + b) | σ' w_1 … σ' w_d | σ'' q]. */
+void kernels_tanh_first_rule(int isa, long n, long d, const double *v, double b, const double *w, double q,
+                             double *out);
+
 /* The last hidden layer (tanh) fused with a linear layer of one output, for a pass that needs
  * only its output: per sample, u = Σ_j a_j t_j, ∂_i u = Σ_j a_j σ'_j J_ij, 𝒟_C u = Σ_j a_j (σ'_j T_j
  * + σ''_j Q_j), with t_j = tanh(z_j + b_j) and Q_j = Σ_il C_il J_ij J_lj; the output layer's bias

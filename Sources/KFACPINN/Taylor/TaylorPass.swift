@@ -115,15 +115,16 @@ final class TaylorPass {
         }
     }
 
-    /// With `outputOnly` (a pass at trial parameters) a tanh network with one output fuses its
-    /// last hidden layer with the output layer and stores none of that layer's columns or slopes.
+    /// With `outputOnly` (a pass at trial parameters) a tanh network keeps no slopes: each unit's
+    /// activation and Taylor rule are one kernel, and with one output the last hidden layer is
+    /// fused with the output layer (none of its columns are stored).
     private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         let x = UnsafePointer(points.pointer)
-        let fused = outputOnly && act == .tanh && L >= 2 && widths[L] == 1
+        let noSlopes = outputOnly && act == .tanh, fused = noSlopes && L >= 2 && widths[L] == 1
         let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
 
         // Layer 0: values W₀ xᵀ + b₀ (one GEMM over N columns); J_i = W₀[:, i]; T = 0.
@@ -131,7 +132,7 @@ final class TaylorPass {
         let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
         let v0 = firstValues.reserve(h1 * n)
         BLAS.gemm(transB: true, m: h1, n: n, k: d, a: w0, lda: d, b: x, ldb: d, c: v0, ldc: n)
-        if !(fused && L == 2) {
+        if !noSlopes || L == 1 {
             for j in 0..<h1 {
                 let row = v0 + j * n, bj = b0[j]
                 for k in 0..<n { row[k] += bj }
@@ -166,7 +167,18 @@ final class TaylorPass {
             return
         }
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
-        do {
+        if noSlopes {
+            let out = post[0].reserve(h1 * ns), q = UnsafePointer(firstQuadratic.pointer)
+            forEachRowRange(h1, n) { rows, _ in
+                for j in rows {
+                    if s > 1 {
+                        kernels_tanh_first_rule(kernelISA, n, d, v0 + j * n, b0[j], w0 + j * d, q[j], out + j * ns)
+                    } else {
+                        kernels_tanh_taylor_rule(kernelISA, n, d, v0 + j * n, b0[j], cvals, 1, 0, out + j * ns)
+                    }
+                }
+            }
+        } else {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
             let q = UnsafePointer(firstQuadratic.pointer), hn = h1 * n
             forEachRowRange(h1, n) { rows, _ in
@@ -206,7 +218,17 @@ final class TaylorPass {
                 return
             }
             // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
-            let out = post[l].reserve(hout * ns), sl = slopes[l].reserve(3 * hout * n), hn = hout * n
+            let out = post[l].reserve(hout * ns)
+            if noSlopes {
+                forEachRowRange(hout, n) { rows, _ in
+                    for j in rows {
+                        kernels_tanh_taylor_rule(kernelISA, n, d, z + j * ns, b[j], cvals, diag ? 1 : 0, s > 1 ? 1 : 0,
+                                                 out + j * ns)
+                    }
+                }
+                continue
+            }
+            let sl = slopes[l].reserve(3 * hout * n), hn = hout * n
             forEachRowRange(hout, n) { rows, part in
                 for j in rows {
                     let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
