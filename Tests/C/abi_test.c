@@ -6,6 +6,8 @@
  * wrong handle kinds. Each must give a status and a message and change nothing.
  * Ends with the line "N passed, M failed".
  */
+#define _GNU_SOURCE /* dlsym's RTLD_DEFAULT */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -297,17 +299,28 @@ static void test_optimizer(void) {
     for (int k = 0; k < 20; k++) fhuge[k] = 1e200;
     EXPECT(kfp_batch_create(xi, fhuge, 20, xb, gb, 8, 2, &huge) == KFP_OK, "%s", kfp_last_error());
     EXPECT_ERROR(kfp_optimizer_step(opt, net, huge, NULL, 0), KFP_ERROR_NON_FINITE, "the loss is not finite");
-    kfp_batch_free(huge);
     kfp_net_get_params(net, after, 33);
     EXPECT(max_abs_diff(theta, after, 33) == 0, "parameters changed by failed steps");
     /* KFAC* through the ABI. */
     EXPECT(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, "auto") == KFP_OK, "%s", kfp_last_error());
     EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK && stats[KFP_STAT_ACCEPTED] == 1,
            "%s", kfp_last_error());
+    /* Steps run OpenBLAS on the calling thread and give it the library's count back, also after a
+     * failed step. */
+    int (*openblas_threads)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    EXPECT(openblas_threads != NULL, "openblas_get_num_threads not found");
+    EXPECT(kfp_set_num_threads(2) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, "line_search") == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, huge, NULL, 0), KFP_ERROR_NON_FINITE, "the loss is not finite");
+    EXPECT(openblas_threads && openblas_threads() == 2, "OpenBLAS threads after the steps: %d",
+           openblas_threads ? openblas_threads() : -1);
+    EXPECT(kfp_set_num_threads(1) == KFP_OK, "%s", kfp_last_error());
 
     kfp_optimizer_free(opt);
     kfp_optimizer_free(NULL);
-    kfp_batch_free(batch3); kfp_batch_free(batch);
+    kfp_batch_free(huge); kfp_batch_free(batch3); kfp_batch_free(batch);
     kfp_operator_free(op3); kfp_operator_free(op);
     kfp_net_free(other); kfp_net_free(net);
 }

@@ -77,6 +77,31 @@ struct KFACTests {
         #expect(net.parameters.allSatisfy { $0 == 0 })
     }
 
+    @Test("a failed eigendecomposition reports the first failing layer, whether the layers run one after another or at once")
+    func failedEigendecompositionNamesTheFirstLayer() throws {
+        let net = try MLP(widths: [2, 5, 4, 3, 1], seed: 3)
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        var states = kfac.layers
+        // −I is not positive definite: layers 1 (B) and 2 (A) fail, layer 1 first.
+        func negated(_ n: Int) -> [Double] { KFAC.initialFactor(n, .identity).map { -$0 } }
+        states[1].interiorB = negated(4)
+        states[2].interiorA = negated(5)
+        for (threads, label) in [(1, "one after another"), (2, "two at a time")] {
+            var copy = states
+            do {
+                try kfac.factorizeInverses(&copy, boundary: false, threads: threads)
+                Issue.record("\(label): the indefinite factors were accepted")
+            } catch let KFPError.numerical(message) {
+                #expect(message.contains("B factors of layer 1") && message.contains("not positive definite"),
+                        "\(label): \(message)")
+            }
+            // The healthy layers were factorised as alone.
+            var alone = [states[3]]
+            try kfac.factorizeInverses(&alone, boundary: false, threads: 1)
+            #expect(copy[3].inverse.k2 == alone[0].inverse.k2, "\(label): layer 3 differs from its own factorisation")
+        }
+    }
+
     @Test("steps are deterministic for a fixed seed and thread count")
     func deterministic() throws {
         func run() throws -> [Double] {

@@ -17,9 +17,17 @@ extension TaylorPass {
     /// The Kronecker factors of linear layer l from the stored layer inputs Z̃ and output
     /// adjoints G_l (call `backward` with the Jacobian seeds ∂r_n/∂(u, ∇u, T) first):
     /// A ((h_in+1)², bias last, as W̃ = [W b]) into `a`, B (h_out²) into `b`, both full
-    /// symmetric. For a `.value` pass (S = 1) expand and reduce coincide.
+    /// symmetric. For a `.value` pass (S = 1) expand and reduce coincide. `threads`: 1 when
+    /// called for several layers at once, else the pass's threads.
     func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation,
-                          a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>) {
+                          a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>, threads: Int? = nil) {
+        BLAS.onLibraryThreads {
+            layerFactors(l, approximation, a, b, threads: threads ?? elementwiseThreads)
+        }
+    }
+
+    private func layerFactors(_ l: Int, _ approximation: KroneckerApproximation, _ a: UnsafeMutablePointer<Double>,
+                              _ b: UnsafeMutablePointer<Double>, threads: Int) {
         let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
         let hin = widths[l], hout = widths[l + 1], h1 = hin + 1, d = widths[0]
         let g = UnsafePointer(adjoints[l].pointer)
@@ -37,7 +45,7 @@ extension TaylorPass {
                 }
             } else {
                 let z = UnsafePointer(post[l - 1].pointer)
-                BLAS.syrk(n: hin, k: ns, a: z, lda: ns, c: a, ldc: h1)
+                BLAS.syrk(n: hin, k: ns, a: z, lda: ns, c: a, ldc: h1, threads: threads)
                 for i in 0..<hin {
                     var sum = 0.0
                     for k in 0..<n { sum += z[i * ns + k] }
@@ -47,7 +55,7 @@ extension TaylorPass {
             a[h1 * h1 - 1] = Double(n)
             BLAS.scal(h1 * h1, 1 / Double(ns), a)
             // B = 1/N Σ_{n,s} g gᵀ.
-            BLAS.syrk(n: hout, k: ns, a: g, lda: ns, c: b, ldc: hout)
+            BLAS.syrk(n: hout, k: ns, a: g, lda: ns, c: b, ldc: hout, threads: threads)
             BLAS.scal(hout * hout, 1 / Double(n), b)
         } else {
             // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
@@ -67,7 +75,7 @@ extension TaylorPass {
                     }
                 }
             }
-            BLAS.syrk(n: h1, k: n, alpha: 1 / Double(n), a: zbar, lda: n, c: a, ldc: h1)
+            BLAS.syrk(n: h1, k: n, alpha: 1 / Double(n), a: zbar, lda: n, c: a, ldc: h1, threads: threads)
             let gbar = reduceScratch2.reserve(hout * n)
             for j in 0..<hout {
                 for k in 0..<n {
@@ -76,7 +84,7 @@ extension TaylorPass {
                     gbar[j * n + k] = sum
                 }
             }
-            BLAS.syrk(n: hout, k: n, alpha: 1 / Double(n), a: gbar, lda: n, c: b, ldc: hout)
+            BLAS.syrk(n: hout, k: n, alpha: 1 / Double(n), a: gbar, lda: n, c: b, ldc: hout, threads: threads)
         }
         symmetrizeFromUpper(a, h1)
         symmetrizeFromUpper(b, hout)

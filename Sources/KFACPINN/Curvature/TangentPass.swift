@@ -9,8 +9,10 @@ extension TaylorPass {
     ///               Ṫ' = σ''v̇ T + σ'Ṫ + σ'''v̇ Q + σ''Q̇,  Q̇ = 2 Σ_ij C_ij J_i J̇_j.
     /// Returns S·N values in the blocks of the output, valid until the next call.
     func tangent(_ v: UnsafePointer<Double>) -> UnsafePointer<Double> {
-        network.parameters.withUnsafeBufferPointer { theta in
-            tangentLayers(theta.baseAddress!, v)
+        BLAS.onLibraryThreads {
+            network.parameters.withUnsafeBufferPointer { theta in
+                tangentLayers(theta.baseAddress!, v)
+            }
         }
     }
 
@@ -51,9 +53,9 @@ extension TaylorPass {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), dw = v + net.weightOffset(l), db = v + net.biasOffset(l)
             let z = l == L - 1 ? tangentOutput.reserve(hout * ns) : tangentPre.reserve(hout * ns)
-            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post, ldb: ns, c: z, ldc: ns)
+            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
             BLAS.gemm(m: hout, n: ns, k: hin, a: dw, lda: hin, b: self.post[l - 1].pointer, ldb: ns,
-                      beta: 1, c: z, ldc: ns)
+                      beta: 1, c: z, ldc: ns, threads: elementwiseThreads)
             for j in 0..<hout {
                 let row = z + j * ns, dbj = db[j]
                 for k in 0..<n { row[k] += dbj }

@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 import Synchronization
 
 /// The one place where kfacpinn calls OpenBLAS and LAPACKE.
@@ -14,18 +15,62 @@ public enum BLAS {
     @inline(__always)
     private static func count(_ operations: Double) { flopCount.wrappingAdd(UInt64(operations), ordering: .relaxed) }
 
-    /// OpenBLAS runs a GEMM on the calling thread when m·n·k is below about 2^20 (measured with
-    /// OpenBLAS 0.3.21: 64·64·192 ran on one thread, 64·64·256 on two). Only speed depends on it.
-    static let singleThreadedGemmSize = 1_000_000.0
+    // MARK: Threads
 
-    /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major).
+    private static let threading = Mutex(ThreadScopes(threads: { _ = kernel; return Int(openblas_get_num_threads()) }()))
+
+    /// The library's thread count T (kfp_set_num_threads; at first OpenBLAS's own count). Outside
+    /// `onLibraryThreads` OpenBLAS runs on T threads; inside it on the calling thread, and the
+    /// library spreads its work over T threads itself.
+    public static var numThreads: Int {
+        get { threading.withLock { $0.threads } }
+        set { threading.withLock { if let t = $0.setThreads(newValue) { openblas_set_num_threads(Int32(t)) } } }
+    }
+
+    /// Runs `body` with OpenBLAS on the calling thread (process-wide, until the last scope of any
+    /// thread ends). Inside, the library's own T threads do all parallel work: `gemm` and `syrk`
+    /// split large products over them, the optimizers run layers and line-search trials at once.
+    /// One pool of threads instead of two: after each threaded call OpenBLAS 0.3.21 keeps its
+    /// workers spinning on sched_yield for a while, and they took a third of the two cores from
+    /// the library's threads (measured, 2-d small KFAC step). Single-threaded dsygvd is also
+    /// faster than two-threaded at every factor size measured (n = 65, 129, 257).
+    static func onLibraryThreads<R>(_ body: () throws -> R) rethrows -> R {
+        threading.withLock { if let t = $0.enter() { openblas_set_num_threads(Int32(t)) } }
+        defer { threading.withLock { if let t = $0.leave() { openblas_set_num_threads(Int32(t)) } } }
+        return try body()
+    }
+
+    /// Parts a product of m·n·k multiply-adds is split into for `threads` library threads: none
+    /// outside `onLibraryThreads` (OpenBLAS threads it) or below `splitSize`.
+    private static func parts(_ threads: Int, _ m: Int, _ n: Int, _ k: Int) -> Int {
+        guard threads >= 2, Double(m) * Double(n) * Double(k) >= splitSize else { return 1 }
+        return threading.withLock { $0.depth > 0 } ? min(threads, 2) : 1
+    }
+
+    /// m·n·k below which a product stays on one thread: about 40 µs of work, several times what
+    /// handing half of it to a second thread costs.
+    static let splitSize = 4_000_000.0
+
+    /// Runs body(0) and body(1) at once on two threads.
+    private static func inTwo(_ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            struct Parts: @unchecked Sendable { let body: (Int) -> Void }
+            let parts = Parts(body: body)
+            DispatchQueue.concurrentPerform(iterations: 2) { parts.body($0) }
+        }
+    }
+
+    // MARK: Level 3
+
+    /// C ← α op(A) op(B) + β C, with op(A) m×k, op(B) k×n, C m×n (row-major). With `threads` ≥ 2
+    /// inside `onLibraryThreads`, a large product is split in two halves of C's longer side.
     @inline(__always)
     static func gemm(
         transA: Bool = false, transB: Bool = false,
         m: Int, n: Int, k: Int,
         alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
         b: UnsafePointer<Double>, ldb: Int,
-        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int, threads: Int = 1
     ) {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
@@ -33,6 +78,25 @@ public enum BLAS {
             return
         }
         count(2 * Double(m) * Double(n) * Double(k))
+        if m > 1 && parts(threads, m, n, k) == 2 {
+            // Halves at a multiple of 8 (whole SIMD blocks of the kernels).
+            if n >= m {
+                let half = (n / 2 + 7) / 8 * 8
+                inTwo { part in
+                    let j = part == 0 ? 0 : half
+                    gemmCall(transA, transB, m, part == 0 ? half : n - half, k, alpha, a, lda,
+                             transB ? b + j * ldb : b + j, ldb, beta, c + j, ldc)
+                }
+            } else {
+                let half = (m / 2 + 7) / 8 * 8
+                inTwo { part in
+                    let i = part == 0 ? 0 : half
+                    gemmCall(transA, transB, part == 0 ? half : m - half, n, k, alpha, transA ? a + i : a + i * lda,
+                             lda, b, ldb, beta, c + i * ldc, ldc)
+                }
+            }
+            return
+        }
         if m == 1 && !transA {
             // One output row (the network's last layer): a matrix-vector product, no packing.
             // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ
@@ -40,22 +104,46 @@ public enum BLAS {
                         Int32(transB ? k : n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
             return
         }
+        gemmCall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    @inline(__always)
+    private static func gemmCall(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Double,
+                                 _ a: UnsafePointer<Double>, _ lda: Int, _ b: UnsafePointer<Double>, _ ldb: Int,
+                                 _ beta: Double, _ c: UnsafeMutablePointer<Double>, _ ldc: Int) {
         cblas_dgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Upper triangle of C ← α A Aᵀ + β C (trans = false, A n×k) or α AᵀA + β C (A k×n).
+    /// Upper triangle of C ← α A Aᵀ + β C (trans = false, A n×k) or α AᵀA + β C (A k×n). With
+    /// `threads` ≥ 2 inside `onLibraryThreads`, a large product is split at the row h of C: the
+    /// diagonal blocks C₁₁, C₂₂ (two SYRKs, h²k/2 + (n−h)²k/2) on one thread, C₁₂ = A₁A₂ᵀ (a GEMM,
+    /// h(n−h)k) on the other.
     static func syrk(
         trans: Bool = false, n: Int, k: Int, alpha: Double = 1,
         a: UnsafePointer<Double>, lda: Int, beta: Double = 0,
-        c: UnsafeMutablePointer<Double>, ldc: Int
+        c: UnsafeMutablePointer<Double>, ldc: Int, threads: Int = 1
     ) {
         guard n > 0, k > 0 else { return }
         count(Double(n) * Double(n) * Double(k))
-        cblas_dsyrk(
-            CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha,
-            a, Int32(lda), beta, c, Int32(ldc))
+        // Rows i0..<i0+r of A (columns when `trans`).
+        func rows(_ i0: Int) -> UnsafePointer<Double> { trans ? a + i0 : a + i0 * lda }
+        func syrkCall(_ i0: Int, _ r: Int) {
+            cblas_dsyrk(
+                CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(r), Int32(k), alpha,
+                rows(i0), Int32(lda), beta, c + i0 * ldc + i0, Int32(ldc))
+        }
+        guard n >= 16, parts(threads, n, n, k) == 2 else { return syrkCall(0, n) }
+        let h = (n / 2 + 7) / 8 * 8
+        inTwo { part in
+            if part == 0 {
+                syrkCall(0, h)
+                syrkCall(h, n - h)
+            } else {
+                gemmCall(trans, !trans, h, n - h, k, alpha, rows(0), lda, rows(h), lda, beta, c + h, ldc)
+            }
+        }
     }
 
     /// Σ x_i y_i.
@@ -120,12 +208,6 @@ public enum BLAS {
                            Int32(n), w))
     }
 
-    /// Number of threads OpenBLAS uses (process-wide).
-    public static var numThreads: Int {
-        get { _ = kernel; return Int(openblas_get_num_threads()) }
-        set { _ = kernel; openblas_set_num_threads(Int32(newValue)) }
-    }
-
     /// The OpenBLAS kernel family in use, chosen once per process before the library's first BLAS
     /// call. OpenBLAS builds older than the CPU (Debian's 0.3.21 on recent Xeons) fall back to
     /// their generic SSE3 "Prescott" kernels, several times slower than the CPU allows. When that
@@ -142,4 +224,32 @@ public enum BLAS {
         unsetenv("OPENBLAS_CORETYPE")
         return String(cString: openblas_get_corename())
     }()
+}
+
+/// The library's thread count and the nesting depth of `BLAS.onLibraryThreads` scopes over all
+/// threads. Each change returns the thread count OpenBLAS must be set to, or nil for none.
+struct ThreadScopes {
+    private(set) var threads: Int
+    private(set) var depth = 0
+
+    init(threads: Int) { self.threads = threads }
+
+    /// Entering a scope: the outermost one puts OpenBLAS on one thread.
+    mutating func enter() -> Int? {
+        depth += 1
+        return depth == 1 && threads > 1 ? 1 : nil
+    }
+
+    /// Leaving a scope: the outermost one gives OpenBLAS the library's count back.
+    mutating func leave() -> Int? {
+        depth -= 1
+        return depth == 0 && threads > 1 ? threads : nil
+    }
+
+    /// A new library count: OpenBLAS gets it now outside scopes, else when the last scope ends
+    /// (inside, OpenBLAS is on one thread whatever the count).
+    mutating func setThreads(_ n: Int) -> Int? {
+        threads = n
+        return depth == 0 ? n : nil
+    }
 }

@@ -144,6 +144,10 @@ public final class KFAC: Optimizer {
     /// non-finite loss, gradient or update, a failed eigendecomposition) the parameters
     /// and the optimizer state are as before.
     public func step(_ batch: Batch) throws -> StepStatistics {
+        try BLAS.onLibraryThreads { try stepOnLibraryThreads(batch) }
+    }
+
+    private func stepOnLibraryThreads(_ batch: Batch) throws -> StepStatistics {
         var clock = monotonicSeconds(), times = StepProfile()
         func lap(_ phase: WritableKeyPath<StepProfile, Double>) {
             let now = monotonicSeconds()
@@ -173,22 +177,18 @@ public final class KFAC: Optimizer {
                     struct Work: @unchecked Sendable { let kfac: KFAC, states: UnsafeMutableBufferPointer<LayerState> }
                     let work = Work(kfac: self, states: states)
                     DispatchQueue.concurrentPerform(iterations: states.count) { l in
-                        work.kfac.updateMovingAverages(&work.states[l], layer: l, boundary: boundary)
+                        work.kfac.updateMovingAverages(&work.states[l], layer: l, boundary: boundary, threads: 1)
                     }
                 }
             } else {
-                for l in 0..<newLayers.count { updateMovingAverages(&newLayers[l], layer: l, boundary: boundary) }
+                for l in 0..<newLayers.count {
+                    updateMovingAverages(&newLayers[l], layer: l, boundary: boundary, threads: BLAS.numThreads)
+                }
             }
         }
         lap(\.factors)
         if stepCount % options.inversePeriod == 0 || !invertedOnce {
-            for l in 0..<newLayers.count {
-                let s = newLayers[l]
-                try newLayers[l].inverse.factorize(
-                    interiorA: s.interiorA, interiorB: s.interiorB,
-                    boundaryA: newHasBoundary ? s.boundaryA : nil, boundaryB: newHasBoundary ? s.boundaryB : nil,
-                    damping: options.damping, layer: l)
-            }
+            try factorizeInverses(&newLayers, boundary: newHasBoundary, threads: BLAS.numThreads)
         }
         lap(\.inverse)
         // Δ = −X, X solving the damped Kronecker sum, per layer.
@@ -212,17 +212,46 @@ public final class KFAC: Optimizer {
         return stats
     }
 
-    /// Whether the layers' factors may be computed two layers at a time: with two library
-    /// threads, KFAC-expand (KFAC-reduce shares work space between layers) and every factor of at
-    /// most 96 rows, whose SYRK OpenBLAS runs on the calling thread (measured with 0.3.21: n ≤ 96
-    /// on one thread, n = 128 on two, for 480 to 7200 columns). Measured, KFAC* on 2-d Poisson:
-    /// factors 1.0 → 0.8 ms per step (small network), 3.3 → 1.9 ms (medium).
+    /// Whether the layers' factors are computed two layers at a time, each on one thread: with two
+    /// library threads and KFAC-expand (KFAC-reduce shares work space between layers).
     private var factorsStayOnTheirThread: Bool {
-        BLAS.numThreads >= 2 && options.approximation == .expand && network.widths.allSatisfy { $0 + 1 <= 97 }
+        BLAS.numThreads >= 2 && options.approximation == .expand
+    }
+
+    /// The layers' inverses: independent eigendecompositions, with two threads two layers at a
+    /// time (each dsygvd on its thread). On failure, the error of the first failing layer.
+    func factorizeInverses(_ states: inout [LayerState], boundary: Bool, threads: Int) throws {
+        struct Work: @unchecked Sendable {
+            let states: UnsafeMutableBufferPointer<LayerState>, errors: UnsafeMutableBufferPointer<(any Error)?>
+            let damping: Double, boundary: Bool
+            func run(_ l: Int) {
+                let s = states[l]
+                do {
+                    try states[l].inverse.factorize(
+                        interiorA: s.interiorA, interiorB: s.interiorB, boundaryA: boundary ? s.boundaryA : nil,
+                        boundaryB: boundary ? s.boundaryB : nil, damping: damping, layer: l)
+                } catch {
+                    errors[l] = error
+                }
+            }
+        }
+        var errors = [(any Error)?](repeating: nil, count: states.count)
+        let concurrent = threads >= 2 && states.count >= 2
+        states.withUnsafeMutableBufferPointer { st in
+            errors.withUnsafeMutableBufferPointer { er in
+                let work = Work(states: st, errors: er, damping: options.damping, boundary: boundary)
+                if concurrent {
+                    DispatchQueue.concurrentPerform(iterations: st.count) { work.run($0) }
+                } else {
+                    for l in 0..<st.count { work.run(l) }
+                }
+            }
+        }
+        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
     }
 
     /// F ← β F + (1 − β) F_batch for the four factors of layer l.
-    private func updateMovingAverages(_ state: inout LayerState, layer l: Int, boundary: Bool) {
+    private func updateMovingAverages(_ state: inout LayerState, layer l: Int, boundary: Bool, threads: Int) {
         let hin1 = network.widths[l] + 1, hout = network.widths[l + 1], beta = options.ema
         let a = batchFactors[l].a.reserve(hin1 * hin1), b = batchFactors[l].b.reserve(hout * hout)
         func blend(_ f: inout [Double], _ batch: UnsafePointer<Double>) {
@@ -230,11 +259,11 @@ public final class KFAC: Optimizer {
                 for i in 0..<p.count { p[i] = beta * p[i] + (1 - beta) * batch[i] }
             }
         }
-        loss.interiorPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b)
+        loss.interiorPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b, threads: threads)
         blend(&state.interiorA, a)
         blend(&state.interiorB, b)
         if boundary {
-            loss.boundaryPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b)
+            loss.boundaryPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b, threads: threads)
             blend(&state.boundaryA, a)
             blend(&state.boundaryB, b)
         }

@@ -38,7 +38,7 @@ extension PINNLoss {
                 }
             }
         }
-        trials.withUnsafeMutableBufferPointer { t in
+        BLAS.onLibraryThreads { trials.withUnsafeMutableBufferPointer { t in
             let work = Work(losses: losses, thetas: thetas, trials: t.baseAddress!, chunks: chunks,
                             theta0: theta0, p: p, D: D, grid: grid)
             if losses.count == 1 {
@@ -48,7 +48,7 @@ extension PINNLoss {
                 DispatchQueue.concurrentPerform(iterations: losses.count) { work.run($0) }
                 for loss in losses { loss.setRunsConcurrently(false) }
             }
-        }
+        } }
         var best = current, bestAlpha = 0.0
         for (i, trial) in trials.enumerated() where trial < best {
             best = trial
@@ -77,25 +77,14 @@ extension PINNLoss {
     /// A chunk whose hidden-layer Taylor block (h × S·n values) is about 2^20 values (8 MiB), at
     /// least 256 points, stays in cache (measured: the 5-d big KFAC step, 3000 points in 6 chunks,
     /// 2.6 → 2.0 s; smaller chunks slowed the GEMM-bound 100-d case). With two library threads,
-    /// two trials at a time, each entirely on its own thread, use both cores better than one trial
-    /// with OpenBLAS's threads inside each GEMM — if the chunks can be cut so that every GEMM of a
-    /// chunk is below OpenBLAS's threading size while keeping at least 32 points (measured, 2-d
-    /// medium network 2→64→64→48→48→1: KFAC step 68 → 48 ms with 60-point chunks; with the big
-    /// network's 256-wide layers, 4-point chunks were twice as slow as one trial at a time).
+    /// two trials run at once, each entirely on its own thread (inside `BLAS.onLibraryThreads`
+    /// OpenBLAS runs on the calling thread). Measured, 2-d KFAC step, two trials at a time against
+    /// one trial with its products split over two threads: small network 4.8 against 8.6 ms,
+    /// medium 42 against 66 ms, big 323 against 390 ms.
     private func trialLayout(_ batch: Batch) -> (points: Int, concurrent: Bool) {
-        let w = network.widths.map(Double.init), d = w[0], s = d + 2
+        let w = network.widths.map(Double.init), s = w[0] + 2
         let cached = max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
-        guard BLAS.numThreads >= 2 else { return (cached, false) }
-        // m·n·k of the largest GEMM per interior point of a chunk: the first layer's values
-        // (w₁ × d per point), the hidden layers' Taylor columns (w_{l+1} × w_l × S); a chunk's
-        // boundary points (S = 1) are its share m/n per interior point. The last layer of one
-        // output is summed without BLAS.
-        let boundaryShare = Double(batch.boundaryCount) / Double(max(batch.interiorCount, 1))
-        var perPoint = w[1] * d * max(1, boundaryShare)
-        for l in 1..<max(w.count - 2, 1) { perPoint = max(perPoint, w[l + 1] * w[l] * max(s, boundaryShare)) }
-        let single = Int(BLAS.singleThreadedGemmSize / perPoint)
-        if single >= min(cached, batch.interiorCount) { return (cached, true) }
-        return single >= 32 ? (single, true) : (cached, false)
+        return (cached, BLAS.numThreads >= 2)
     }
 
     private func setRunsConcurrently(_ flag: Bool) {

@@ -108,10 +108,12 @@ final class TaylorPass {
         }
         let xp = points.reserve(n * d)
         x.withUnsafeBufferPointer { xp.update(from: $0.baseAddress!, count: n * d) }
-        if let theta {
-            forwardLayers(theta, outputOnly: true)
-        } else {
-            network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!, outputOnly: false) }
+        BLAS.onLibraryThreads {
+            if let theta {
+                forwardLayers(theta, outputOnly: true)
+            } else {
+                network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!, outputOnly: false) }
+            }
         }
     }
 
@@ -199,7 +201,8 @@ final class TaylorPass {
             if hout == 1 {
                 kernels_row_combination(kernelISA, hin, ns, w, post[l - 1].pointer, ns, z)
             } else {
-                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns)
+                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns,
+                          threads: elementwiseThreads)
             }
             if l == L - 1 {
                 for j in 0..<hout {
@@ -278,8 +281,10 @@ final class TaylorPass {
     /// Reverse pass. `seeds` (S·N, in the blocks of the output) are the adjoints of the output
     /// columns [∂/∂u, ∂/∂∇u, ∂/∂T]. Fills `adjoints[l]` = G_l for every layer.
     func backward(seeds: UnsafePointer<Double>) {
-        network.parameters.withUnsafeBufferPointer { theta in
-            backwardLayers(theta.baseAddress!, seeds)
+        BLAS.onLibraryThreads {
+            network.parameters.withUnsafeBufferPointer { theta in
+                backwardLayers(theta.baseAddress!, seeds)
+            }
         }
     }
 
@@ -300,7 +305,7 @@ final class TaylorPass {
             // Upstream adjoint of the post-activation: Wᵀ G_l over all S·N columns.
             let up = scratch.reserve(hin * ns)
             BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
-                      b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns)
+                      b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns, threads: elementwiseThreads)
             let g = adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
             let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
@@ -327,6 +332,10 @@ final class TaylorPass {
     /// grad += Σ_l ∂/∂θ_l of Σ_{n} w_n · (seeded output), i.e. for every layer
     /// ∇W̃_l += Σ_{n,s} w_n G_l[:, (n,s)] Z̃_l[:, (n,s)]ᵀ. With `weights` nil, w_n = 1.
     func accumulateGradient(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) {
+        BLAS.onLibraryThreads { accumulateLayerGradients(into: grad, weights: weights) }
+    }
+
+    private func accumulateLayerGradients(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         for l in 0..<L {
@@ -363,7 +372,7 @@ final class TaylorPass {
                 }
             } else {
                 BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
-                          b: post[l - 1].pointer, ldb: ns, beta: 1, c: gw, ldc: hin)
+                          b: post[l - 1].pointer, ldb: ns, beta: 1, c: gw, ldc: hin, threads: elementwiseThreads)
             }
         }
     }
