@@ -102,6 +102,24 @@ ALWAYS_INLINE void row_combination_body(long h, long n, const double *restrict w
 KERNEL(row_combination, (long h, long n, const double *w, const double *rows, long ld, double *out),
        (h, n, w, rows, ld, out))
 
+/* z_k = b + Σ_i w_i x[i·stride + k], k < n: a unit's first-layer value (in this order everywhere). */
+ALWAYS_INLINE void first_layer_row(long n, long d, const double *restrict x, long stride, const double *restrict w,
+                                   double b, double *restrict z) {
+    for (long k = 0; k < n; k++) z[k] = b;
+    for (long i = 0; i < d; i++) {
+        const double *restrict xi = x + i * stride;
+        const double wi = w[i];
+        for (long k = 0; k < n; k++) z[k] += wi * xi[k];
+    }
+}
+
+ALWAYS_INLINE void first_layer_values_body(long h, long n, long d, const double *restrict w, const double *restrict b,
+                                           const double *restrict x, double *restrict out) {
+    for (long j = 0; j < h; j++) first_layer_row(n, d, x, n, w + j * d, b[j], out + j * n);
+}
+KERNEL(first_layer_values, (long h, long n, long d, const double *w, const double *b, const double *x, double *out),
+       (h, n, d, w, b, x, out))
+
 /* Q = Σ_im C_im J_i J_m of one unit over n samples (J_i = z + (1 + i)·stride) into q. */
 ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, long stride, const double *restrict c,
                              int diagonal, double *restrict q) {
@@ -295,14 +313,19 @@ KERNEL(tanh_taylor_rule, (long n, long d, const double *z, double b, const doubl
                           double *out),
        (n, d, z, b, c, diagonal, taylor, out))
 
-ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict v, double b, const double *restrict w,
-                                        double q, double *restrict out) {
-    double s1[FUSED_BLOCK];
+ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict x, double b, const double *restrict w,
+                                        double q, int taylor, double *restrict out) {
+    double s1[FUSED_BLOCK], z[FUSED_BLOCK];
     for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
         const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
+        first_layer_row(len, d, x + k0, n, w, b, z);
+        if (!taylor) {
+            for (long k = 0; k < len; k++) out[k0 + k] = tanh_expm1(z[k]);
+            continue;
+        }
         double *restrict ot = out + (d + 1) * n + k0;
         for (long k = 0; k < len; k++) {
-            const double th = tanh_expm1(v[k0 + k] + b), sk = 1 - th * th;
+            const double th = tanh_expm1(z[k]), sk = 1 - th * th;
             out[k0 + k] = th;
             s1[k] = sk;
             ot[k] = (-2 * th * sk) * q;
@@ -314,24 +337,30 @@ ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict v
         }
     }
 }
-KERNEL(tanh_first_rule, (long n, long d, const double *v, double b, const double *w, double q, double *out),
-       (n, d, v, b, w, q, out))
+KERNEL(tanh_first_rule, (long n, long d, const double *x, double b, const double *w, double q, int taylor, double *out),
+       (n, d, x, b, w, q, taylor, out))
 
 /* The last hidden layer (tanh) fused with a one-output layer; see kernels.h. */
-ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict v, long stride,
+ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict x, long stride,
                                           const double *restrict b, const double *restrict w,
-                                          const double *restrict q, const double *restrict a, double *restrict out) {
-    for (long c = 0; c < d + 2; c++)
+                                          const double *restrict q, const double *restrict a, int taylor,
+                                          double *restrict out) {
+    const long blocks = taylor ? d + 2 : 1;
+    for (long c = 0; c < blocks; c++)
         for (long k = 0; k < m; k++) out[c * stride + k] = 0;
-    double s1[FUSED_BLOCK];
+    double s1[FUSED_BLOCK], z[FUSED_BLOCK];
     for (long j = 0; j < h; j++) {
-        const double *restrict vj = v + j * stride;
-        const double bj = b[j], aj = a[j], aq = aj * q[j];
+        const double bj = b[j], aj = a[j], aq = taylor ? aj * q[j] : 0;
         for (long k0 = 0; k0 < m; k0 += FUSED_BLOCK) {
             const long len = m - k0 < FUSED_BLOCK ? m - k0 : FUSED_BLOCK;
+            first_layer_row(len, d, x + k0, stride, w + j * d, bj, z);
             double *restrict u = out + k0, *restrict t = out + (d + 1) * stride + k0;
+            if (!taylor) {
+                for (long k = 0; k < len; k++) u[k] += aj * tanh_expm1(z[k]);
+                continue;
+            }
             for (long k = 0; k < len; k++) {
-                const double th = tanh_expm1(vj[k0 + k] + bj), sk = 1 - th * th;
+                const double th = tanh_expm1(z[k]), sk = 1 - th * th;
                 u[k] += aj * th;
                 t[k] += aq * (-2 * th * sk);
                 s1[k] = sk;
@@ -344,9 +373,9 @@ ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *
         }
     }
 }
-KERNEL(tanh_first_output, (long h, long m, long d, const double *v, long stride, const double *b, const double *w,
-                           const double *q, const double *a, double *out),
-       (h, m, d, v, stride, b, w, q, a, out))
+KERNEL(tanh_first_output, (long h, long m, long d, const double *x, long stride, const double *b, const double *w,
+                           const double *q, const double *a, int taylor, double *out),
+       (h, m, d, x, stride, b, w, q, a, taylor, out))
 
 ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restrict z, long stride, long ld,
                                     const double *restrict b, const double *restrict c, int diagonal, int taylor,

@@ -56,20 +56,39 @@ extension KernelTests {
             for c in 0..<(want.count / m) { for k in 0..<m { e = max(e, abs(got[c * stride + k] - want[c * m + k]) / max(1, abs(want[c * m + k]))) } }
             return e
         }
-        // First hidden layer: J_ij = w_ji, T_j = 0, Q_j = q_j; z's value rows at z + j·stride.
+        // First hidden layer: pre-activation b_j + Σ_i w_ji x_i (coordinate i of the points at
+        // x + i·stride), J_ij = w_ji, T_j = 0, Q_j = q_j.
+        let x = (0..<(d * stride)).map { _ in rng.uniform(-1, 1) }
         var want = [Double](repeating: 0, count: (d + 2) * m)
         for j in 0..<h {
             for k in 0..<m {
-                let t = tanh(z[j * stride + k] + b[j]), s1 = 1 - t * t
+                let v = (0..<d).reduce(b[j]) { $0 + w[j * d + $1] * x[$1 * stride + k] }
+                let t = tanh(v), s1 = 1 - t * t
                 want[k] += a[j] * t
                 for i in 0..<d { want[(1 + i) * m + k] += a[j] * s1 * w[j * d + i] }
                 want[(d + 1) * m + k] += a[j] * (-2 * t * s1) * q[j]
             }
         }
         var out = [Double](repeating: .nan, count: (d + 2) * stride)
-        kernels_tanh_first_output(isa, h, m, d, z, stride, b, w, q, a, &out)
+        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, q, a, 1, &out)
         let first = worst(out, want)
         #expect(first < 1e-13, "ISA \(isa): first-layer fused output, max relative difference \(first)")
+        // The first layer's values b_j + Σ_i w_ji x_i of every unit, stored (points m apart here).
+        let xm = (0..<(d * m)).map { x[($0 / m) * stride + $0 % m] }
+        var layerValues = [Double](repeating: .nan, count: h * m), valueDifference = 0.0
+        kernels_first_layer_values(isa, h, m, d, w, b, xm, &layerValues)
+        for j in 0..<h {
+            for k in 0..<m {
+                var v = b[j]
+                for i in 0..<d { v += w[j * d + i] * xm[i * m + k] }
+                valueDifference = max(valueDifference, abs(layerValues[j * m + k] - v))
+            }
+        }
+        #expect(valueDifference < 1e-14, "ISA \(isa): first-layer values, max difference \(valueDifference)")
+        out = [Double](repeating: .nan, count: m)
+        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, nil, a, 0, &out)
+        let firstValues = worst(out, Array(want[0..<m]))
+        #expect(firstValues < 1e-13, "ISA \(isa): first-layer fused value output, max relative difference \(firstValues)")
         // Any hidden layer, with a diagonal and a dense C, and the value pass.
         for (c, isDiagonal) in [(diagonal, true), (dense, false)] {
             want = [Double](repeating: 0, count: (d + 2) * m)
@@ -112,10 +131,11 @@ extension KernelTests {
         let dense = (0..<(d * d)).map { _ in rng.uniform(-1, 1) }, diagonal = (0..<d).map { _ in rng.uniform(0, 2) }
         // Reference per sample: t = tanh(v + b), σ' = 1 − t², σ'' = −2tσ', then J'_i = σ' J_i,
         // T' = σ' T + σ'' Σ_il C_il J_i J_l (any hidden layer) or J'_i = σ' w_i, T' = σ'' q (first layer).
-        func reference(_ c: [Double]?, isDiagonal: Bool, firstLayer q: Double? = nil) -> [Double] {
+        // `values`: the first layer's pre-activations (else z's value block + bias).
+        func reference(_ c: [Double]?, isDiagonal: Bool, firstLayer q: Double? = nil, values: [Double]? = nil) -> [Double] {
             var out = [Double](repeating: 0, count: (d + 2) * n)
             for k in 0..<n {
-                let t = tanh(z[k] + bias), s1 = 1 - t * t, s2 = -2 * t * s1
+                let t = tanh(values?[k] ?? z[k] + bias), s1 = 1 - t * t, s2 = -2 * t * s1
                 out[k] = t
                 if let q {
                     for i in 0..<d { out[(1 + i) * n + k] = s1 * w[i] }
@@ -143,10 +163,18 @@ extension KernelTests {
         kernels_tanh_taylor_rule(isa, n, d, z, bias, dense, 0, 0, &values)
         let valueDifference = maxRelativeDifference(values, Array(reference(dense, isDiagonal: false)[0..<n]))
         #expect(valueDifference < 1e-14, "ISA \(isa), value only: max relative difference \(valueDifference)")
+        // First layer: pre-activation bias + Σ_i w_i x_i from the points' coordinates (d rows of n).
         let quadratic = 0.7
+        let x = (0..<(d * n)).map { _ in rng.uniform(-1, 1) }
+        let v = (0..<n).map { k in (0..<d).reduce(bias) { $0 + w[$1] * x[$1 * n + k] } }
+        let firstReference = reference(nil, isDiagonal: true, firstLayer: quadratic, values: v)
         var first = [Double](repeating: .nan, count: (d + 2) * n)
-        kernels_tanh_first_rule(isa, n, d, z, bias, w, quadratic, &first)
-        let firstDifference = maxRelativeDifference(first, reference(nil, isDiagonal: true, firstLayer: quadratic))
+        kernels_tanh_first_rule(isa, n, d, x, bias, w, quadratic, 1, &first)
+        let firstDifference = maxRelativeDifference(first, firstReference)
         #expect(firstDifference < 1e-13, "ISA \(isa), first layer: max relative difference \(firstDifference)")
+        var firstValue = [Double](repeating: .nan, count: n)
+        kernels_tanh_first_rule(isa, n, d, x, bias, w, 0, 0, &firstValue)
+        let firstValueDifference = maxRelativeDifference(firstValue, Array(firstReference[0..<n]))
+        #expect(firstValueDifference < 1e-13, "ISA \(isa), first layer, value only: max relative difference \(firstValueDifference)")
     }
 }

@@ -24,6 +24,11 @@ void kernels_tanh_rules(int isa, long n, const double *v, double *value, double 
 /* out[c] = Σ_j w[j] rows[j·ld + c] for c < n, j < h (one output unit of a linear layer over n columns). */
 void kernels_row_combination(int isa, long h, long n, const double *w, const double *rows, long ld, double *out);
 
+/* The first layer's values of h units over n points: out[j·n + k] = b_j + Σ_i w[j·d + i] x[i·n + k]
+ * (x: the points as d rows of n coordinates), summed in this order (as in the fused kernels). */
+void kernels_first_layer_values(int isa, long h, long n, long d, const double *w, const double *b, const double *x,
+                                double *out);
+
 /* The forward-Laplacian rule of one hidden unit over n samples, after its activation:
  *   J'_i = σ' J_i (i = 1…d),  T' = σ' T + σ'' Q,  Q = Σ_im C_im J_i J_m.
  * z: the pre-activation blocks [v | J_1 … J_d | T] of n values each; out: the same blocks of the
@@ -70,9 +75,9 @@ void kernels_taylor_first_rule_tangent(int isa, long n, long d, const double *w,
 void kernels_tanh_taylor_rule(int isa, long n, long d, const double *z, double b, const double *c, int diagonal,
                               int taylor, double *out);
 
-/* The same for a unit of the first layer (Taylor columns): from v = w·x (without bias) and q,
- * out = [tanh(v + b) | σ' w_1 … σ' w_d | σ'' q]. */
-void kernels_tanh_first_rule(int isa, long n, long d, const double *v, double b, const double *w, double q,
+/* The same for a unit of the first layer: with v = b + w·x_k (x: d rows of n coordinates) and q,
+ * out = [tanh(v) | σ' w_1 … σ' w_d | σ'' q], or [tanh(v)] alone when taylor = 0. */
+void kernels_tanh_first_rule(int isa, long n, long d, const double *x, double b, const double *w, double q, int taylor,
                              double *out);
 
 /* The last hidden layer (tanh) fused with a linear layer of one output, for a pass that needs
@@ -81,10 +86,10 @@ void kernels_tanh_first_rule(int isa, long n, long d, const double *v, double b,
  * is left to the caller. Over m samples whose blocks (value, J_1 … J_d, T) lie `stride` apart,
  * in `out` (the same blocks, overwritten) and in the input.
  *
- * First hidden layer, Taylor columns: v holds W₀x (without bias) of unit j at v + j·stride;
- * J_ij = w[j·d + i] and T_j = 0, Q_j = q[j]. */
-void kernels_tanh_first_output(int isa, long h, long m, long d, const double *v, long stride, const double *b,
-                               const double *w, const double *q, const double *a, double *out);
+ * First hidden layer: z_j = W₀[j] x (x: d rows of coordinates, `stride` apart), J_ij = w[j·d + i],
+ * T_j = 0, Q_j = q[j]. With taylor = 0 only u is computed (q is not read). */
+void kernels_tanh_first_output(int isa, long h, long m, long d, const double *x, long stride, const double *b,
+                               const double *w, const double *q, const double *a, int taylor, double *out);
 
 /* Any other hidden layer: unit j's blocks (pre-activation without bias) start at z + j·ld; c and
  * diagonal as in kernels_taylor_rule. With taylor = 0 only the value block exists and u is computed

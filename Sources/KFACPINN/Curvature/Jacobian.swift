@@ -14,10 +14,10 @@ extension TaylorPass {
                 let row = rows + k * ld
                 for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
                 if l == 0 {
-                    let x = points.pointer + k * d
+                    let x = points.pointer + k
                     for j in 0..<hout {
                         let gv = scale * g[j * ns + k], out = row + wo + j * d
-                        for i in 0..<d { out[i] = gv * x[i] + (s > 1 ? scale * g[j * ns + (1 + i) * n + k] : 0) }
+                        for i in 0..<d { out[i] = gv * x[i * n] + (s > 1 ? scale * g[j * ns + (1 + i) * n + k] : 0) }
                     }
                 } else {
                     // This sample's columns gathered (h_out × S, h_in × S), then one small GEMM.

@@ -36,11 +36,11 @@ extension TaylorPass {
             a.update(repeating: 0, count: h1 * h1)
             if l == 0 {
                 // Input columns x_n, e_i (i = 1..d), 0: Σ z zᵀ = XᵀX + N·I.
-                BLAS.syrk(trans: true, n: d, k: n, a: points.pointer, lda: d, c: a, ldc: h1)
+                BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
                 for i in 0..<d {
                     var sum = 0.0
-                    for k in 0..<n { sum += points.pointer[k * d + i] }
+                    for k in 0..<n { sum += points.pointer[i * n + k] }
                     a[i * h1 + d] = sum
                 }
             } else {
@@ -63,7 +63,7 @@ extension TaylorPass {
             for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
             if l == 0 {
                 for i in 0..<d {
-                    for k in 0..<n { zbar[i * n + k] = (points.pointer[k * d + i] + 1) / Double(s) }
+                    for k in 0..<n { zbar[i * n + k] = (points.pointer[i * n + k] + 1) / Double(s) }
                 }
             } else {
                 let z = post[l - 1].pointer

@@ -23,8 +23,7 @@ extension TaylorPass {
         // Layer 0: the inputs do not depend on θ, so Ż = Ẇ₀ Z₀ + ḃ₀: values Ẇ₀x_n + ḃ₀, J̇_i = Ẇ₀[:, i], Ṫ = 0.
         let w0 = theta + net.weightOffset(0), dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0)
         let vdot = reduceScratch.reserve(h1 * n)
-        BLAS.gemm(transB: true, m: h1, n: n, k: d, a: dw0, lda: d, b: points.pointer, ldb: d, c: vdot, ldc: n)
-        for j in 0..<h1 { for k in 0..<n { vdot[j * n + k] += db0[j] } }
+        kernels_first_layer_values(kernelISA, h1, n, d, dw0, db0, points.pointer, vdot)
         if L == 1 {
             let out = tangentOutput.reserve(ns)
             writeLinearOutput(values: vdot, weights: dw0, into: out)

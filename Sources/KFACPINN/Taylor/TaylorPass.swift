@@ -24,7 +24,7 @@ final class TaylorPass {
     private(set) var count = 0              // N
     private(set) var columnsPerSample = 1   // S
 
-    /// Input points, N × d.
+    /// Input points as d rows of N values (row i: coordinate i of every point).
     let points = Buffer()
     /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N.
     let firstValues = Buffer()
@@ -107,7 +107,7 @@ final class TaylorPass {
             for (i, v) in values.enumerated() { cp[i] = v }
         }
         let xp = points.reserve(n * d)
-        x.withUnsafeBufferPointer { xp.update(from: $0.baseAddress!, count: n * d) }
+        for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
         BLAS.onLibraryThreads {
             if let theta {
                 forwardLayers(theta, outputOnly: true)
@@ -129,17 +129,12 @@ final class TaylorPass {
         let noSlopes = outputOnly && act == .tanh, fused = noSlopes && L >= 2 && widths[L] == 1
         let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
 
-        // Layer 0: values W₀ xᵀ + b₀ (one GEMM over N columns); J_i = W₀[:, i]; T = 0.
+        // Layer 0: values W₀ x_n + b₀ (d multiply-adds per value, no GEMM); J_i = W₀[:, i]; T = 0.
+        // Passes without slopes compute them inside their kernels.
         let h1 = widths[1]
         let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
         let v0 = firstValues.reserve(h1 * n)
-        BLAS.gemm(transB: true, m: h1, n: n, k: d, a: w0, lda: d, b: x, ldb: d, c: v0, ldc: n)
-        if !noSlopes || L == 1 {
-            for j in 0..<h1 {
-                let row = v0 + j * n, bj = b0[j]
-                for k in 0..<n { row[k] += bj }
-            }
-        }
+        if !noSlopes || L == 1 { kernels_first_layer_values(kernelISA, h1, n, d, w0, b0, x, v0) }
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
             writeLinearOutput(values: v0, weights: w0, into: outputBuffer.reserve(ns))
@@ -157,13 +152,8 @@ final class TaylorPass {
         if fused && L == 2 {
             let out = outputBuffer.reserve(ns), q = UnsafePointer(firstQuadratic.pointer)
             forEachColumnRange(n, h1) { k in
-                if s > 1 {
-                    kernels_tanh_first_output(kernelISA, h1, k.count, d, v0 + k.lowerBound, n, b0, w0, q, outputWeights,
-                                              out + k.lowerBound)
-                } else {
-                    kernels_tanh_output(kernelISA, h1, k.count, d, v0 + k.lowerBound, n, n, b0, cvals, 1, 0, outputWeights,
-                                        out + k.lowerBound)
-                }
+                kernels_tanh_first_output(kernelISA, h1, k.count, d, x + k.lowerBound, n, b0, w0, q, outputWeights,
+                                          s > 1 ? 1 : 0, out + k.lowerBound)
             }
             for k in 0..<n { out[k] += outputBias }
             return
@@ -173,11 +163,8 @@ final class TaylorPass {
             let out = post[0].reserve(h1 * ns), q = UnsafePointer(firstQuadratic.pointer)
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
-                    if s > 1 {
-                        kernels_tanh_first_rule(kernelISA, n, d, v0 + j * n, b0[j], w0 + j * d, q[j], out + j * ns)
-                    } else {
-                        kernels_tanh_taylor_rule(kernelISA, n, d, v0 + j * n, b0[j], cvals, 1, 0, out + j * ns)
-                    }
+                    kernels_tanh_first_rule(kernelISA, n, d, x, b0[j], w0 + j * d, s > 1 ? q[j] : 0, s > 1 ? 1 : 0,
+                                            out + j * ns)
                 }
             }
         } else {
@@ -359,7 +346,7 @@ final class TaylorPass {
             }
             if l == 0 {
                 // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i, G_v the value blocks.
-                BLAS.gemm(m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: d, beta: 1, c: gw, ldc: d)
+                BLAS.gemm(transB: true, m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: n, beta: 1, c: gw, ldc: d)
                 if s > 1 {
                     for j in 0..<hout {
                         for i in 0..<d {
