@@ -10,6 +10,9 @@ struct KroneckerSumInverse {
     let rows: Int      // h_out
     let columns: Int   // h_in + 1
     var k1: [Double], s1: [Double], k2: [Double], s2: [Double]
+    /// Work space of the factorisation (shared by copies of this value; one layer's at a time).
+    private let definiteWork = Buffer()
+    private let eigenWork = EigenWorkspace()
 
     init(rows: Int, columns: Int) {
         self.rows = rows
@@ -24,28 +27,27 @@ struct KroneckerSumInverse {
     /// `boundaryA`/`boundaryB` nil means the sum has only the interior term (s = 0).
     mutating func factorize(interiorA: [Double], interiorB: [Double], boundaryA: [Double]?,
                             boundaryB: [Double]?, damping: Double, layer: Int) throws {
-        try Self.generalizedEigen(n: rows, definite: interiorB, other: boundaryB, damping: damping,
-                                  vectors: &k1, values: &s1, what: "B factors of layer \(layer)")
-        try Self.generalizedEigen(n: columns, definite: interiorA, other: boundaryA, damping: damping,
-                                  vectors: &k2, values: &s2, what: "A factors of layer \(layer)")
+        try generalizedEigen(n: rows, definite: interiorB, other: boundaryB, damping: damping,
+                             vectors: &k1, values: &s1, what: "B factors of layer \(layer)")
+        try generalizedEigen(n: columns, definite: interiorA, other: boundaryA, damping: damping,
+                             vectors: &k2, values: &s2, what: "A factors of layer \(layer)")
     }
 
     /// K with Kᵀ(F + λI)K = I and Kᵀ(O + λI)K = diag(values) (O = 0 and no damping when `other` is nil).
-    private static func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
-                                         vectors: inout [Double], values: inout [Double], what: String) throws {
-        var b = definite
+    private func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
+                                  vectors: inout [Double], values: inout [Double], what: String) throws {
+        let b = definiteWork.reserve(n * n)
+        b.update(from: definite, count: n * n)
         for i in 0..<n { b[i * n + i] += damping }
-        if let other {
-            vectors = other
-            for i in 0..<n { vectors[i * n + i] += damping }
-        } else {
-            vectors = [Double](repeating: 0, count: n * n)
-        }
         let info = vectors.withUnsafeMutableBufferPointer { v in
-            b.withUnsafeMutableBufferPointer { bb in
-                values.withUnsafeMutableBufferPointer { w in
-                    BLAS.sygvd(n: n, a: v.baseAddress!, b: bb.baseAddress!, w: w.baseAddress!)
-                }
+            if let other {
+                v.baseAddress!.update(from: other, count: n * n)
+                for i in 0..<n { v[i * n + i] += damping }
+            } else {
+                v.update(repeating: 0)
+            }
+            return values.withUnsafeMutableBufferPointer { w in
+                BLAS.sygvd(n: n, a: v.baseAddress!, b: b, w: w.baseAddress!, workspace: eigenWork)
             }
         }
         guard info == 0 else {

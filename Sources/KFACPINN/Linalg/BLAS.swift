@@ -172,14 +172,35 @@ public enum BLAS {
         }
     }
 
-    /// Generalised symmetric-definite eigenproblem A v = s B v (B positive definite):
-    /// on return `a` holds K with Kᵀ B K = I, Kᵀ A K = diag(w). `b` is overwritten.
+    /// Generalised symmetric-definite eigenproblem A v = s B v (B positive definite), for A and B
+    /// full symmetric n × n: on return `a` holds K (row-major) with Kᵀ B K = I, Kᵀ A K = diag(w).
+    /// `b` is overwritten. LAPACK works in place on the column-major view (the same matrices, as
+    /// they are symmetric) with the work space of `workspace`: no allocation, no copies but K's
+    /// final transposition.
     static func sygvd(
         n: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
-        w: UnsafeMutablePointer<Double>
+        w: UnsafeMutablePointer<Double>, workspace: EigenWorkspace
     ) -> Int {
-        Int(LAPACKE_dsygvd(LAPACK_ROW_MAJOR, 1, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")),
-                           Int32(n), a, Int32(n), b, Int32(n), w))
+        let jobz = Int8(UInt8(ascii: "V")), uplo = Int8(UInt8(ascii: "U")), n32 = Int32(n)
+        if workspace.size != n {
+            // LAPACK's optimal work sizes for n.
+            var lwork = 0.0, liwork: Int32 = 0
+            _ = LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, &lwork, -1, &liwork, -1)
+            workspace.work = [Double](repeating: 0, count: max(Int(lwork), 1 + 6 * n + 2 * n * n))
+            workspace.iwork = [Int32](repeating: 0, count: max(Int(liwork), 3 + 5 * n))
+            workspace.size = n
+        }
+        let info = workspace.work.withUnsafeMutableBufferPointer { work in
+            workspace.iwork.withUnsafeMutableBufferPointer { iwork in
+                LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, work.baseAddress!,
+                                    Int32(work.count), iwork.baseAddress!, Int32(iwork.count))
+            }
+        }
+        // Column-major K → row-major.
+        for i in 0..<n {
+            for k in (i + 1)..<n { swap(&a[i * n + k], &a[k * n + i]) }
+        }
+        return Int(info)
     }
 
     /// y ← α op(A) x + β y with A m×n (row-major), op(A) = Aᵀ when `trans`.
@@ -252,4 +273,10 @@ struct ThreadScopes {
         threads = n
         return depth == 0 ? n : nil
     }
+}
+
+/// LAPACK work space of `BLAS.sygvd`, sized for the last n; one per concurrent caller.
+final class EigenWorkspace: @unchecked Sendable {
+    var size = 0
+    var work: [Double] = [], iwork: [Int32] = []
 }
