@@ -120,6 +120,20 @@ ALWAYS_INLINE void first_layer_values_body(long h, long n, long d, const double 
 KERNEL(first_layer_values, (long h, long n, long d, const double *w, const double *b, const double *x, double *out),
        (h, n, d, w, b, x, out))
 
+ALWAYS_INLINE void row_sums_body(long h, long n, const double *restrict rows, long ld, double *restrict out) {
+    for (long j = 0; j < h; j++) {
+        const double *restrict r = rows + j * ld;
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        long k = 0;
+        for (; k + 8 <= n; k += 8)
+            for (int c = 0; c < 8; c++) acc[c] += r[k + c];
+        double tail = 0;
+        for (; k < n; k++) tail += r[k];
+        out[j] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+    }
+}
+KERNEL(row_sums, (long h, long n, const double *rows, long ld, double *out), (h, n, rows, ld, out))
+
 /* Q = Σ_im C_im J_i J_m of one unit over n samples (J_i = z + (1 + i)·stride) into q. */
 ALWAYS_INLINE void quadratic(long n, long d, const double *restrict z, long stride, const double *restrict c,
                              int diagonal, double *restrict q) {

@@ -118,6 +118,13 @@ extension KernelTests {
         want = (0..<m).map { k in (0..<h).reduce(0.0) { $0 + a[$1] * z[$1 * ld + k] } }
         let rows = worst(out, want)
         #expect(rows < 1e-13, "ISA \(isa): row combination, max relative difference \(rows)")
+        // Row sums over m = 300 and 5 values (tails of the eight partial sums), rows ld apart.
+        for count in [m, 5] {
+            var sums = [Double](repeating: .nan, count: h)
+            kernels_row_sums(isa, h, count, z, ld, &sums)
+            let sumDifference = (0..<h).map { j in abs(sums[j] - (0..<count).reduce(0.0) { $0 + z[j * ld + $1] }) }.max()!
+            #expect(sumDifference < 1e-12, "ISA \(isa): row sums of \(count) values, max difference \(sumDifference)")
+        }
     }
 }
 

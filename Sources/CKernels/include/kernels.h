@@ -24,6 +24,9 @@ void kernels_tanh_rules(int isa, long n, const double *v, double *value, double 
 /* out[c] = Σ_j w[j] rows[j·ld + c] for c < n, j < h (one output unit of a linear layer over n columns). */
 void kernels_row_combination(int isa, long h, long n, const double *w, const double *rows, long ld, double *out);
 
+/* out[j] = Σ_k rows[j·ld + k] over k < n, for j < h (eight partial sums, for SIMD). */
+void kernels_row_sums(int isa, long h, long n, const double *rows, long ld, double *out);
+
 /* The first layer's values of h units over n points: out[j·n + k] = b_j + Σ_i w[j·d + i] x[i·n + k]
  * (x: the points as d rows of n coordinates), summed in this order (as in the fused kernels). */
 void kernels_first_layer_values(int isa, long h, long n, long d, const double *w, const double *b, const double *x,

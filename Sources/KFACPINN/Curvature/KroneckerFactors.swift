@@ -1,3 +1,5 @@
+import CKernels
+
 /// How weight sharing over the S Taylor columns of a sample enters the factors.
 public enum KroneckerApproximation: String, CaseIterable, Sendable {
     /// A = 1/(N S) Σ_{n,s} z̃ z̃ᵀ, B = 1/N Σ_{n,s} g gᵀ (the default).
@@ -38,20 +40,14 @@ extension TaylorPass {
                 // Input columns x_n, e_i (i = 1..d), 0: Σ z zᵀ = XᵀX + N·I.
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
-                for i in 0..<d {
-                    var sum = 0.0
-                    for k in 0..<n { sum += points.pointer[i * n + k] }
-                    a[i * h1 + d] = sum
-                }
             } else {
-                let z = UnsafePointer(post[l - 1].pointer)
-                BLAS.syrk(n: hin, k: ns, a: z, lda: ns, c: a, ldc: h1, threads: threads)
-                for i in 0..<hin {
-                    var sum = 0.0
-                    for k in 0..<n { sum += z[i * ns + k] }
-                    a[i * h1 + hin] = sum
-                }
+                BLAS.syrk(n: hin, k: ns, a: post[l - 1].pointer, lda: ns, c: a, ldc: h1, threads: threads)
             }
+            // Bias column: Σ_n of each input's value row (in the last row first, which is below the
+            // diagonal and overwritten by the symmetrisation).
+            let input = l == 0 ? UnsafePointer(points.pointer) : UnsafePointer(post[l - 1].pointer)
+            kernels_row_sums(kernelISA, hin, n, input, l == 0 ? n : ns, a + hin * h1)
+            for i in 0..<hin { a[i * h1 + hin] = a[hin * h1 + i] }
             a[h1 * h1 - 1] = Double(n)
             BLAS.scal(h1 * h1, 1 / Double(ns), a)
             // B = 1/N Σ_{n,s} g gᵀ.

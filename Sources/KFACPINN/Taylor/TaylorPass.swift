@@ -42,7 +42,7 @@ final class TaylorPass {
     let firstQuadratic = Buffer(), firstCW = Buffer()
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
-    private let scratch = Buffer()
+    private let scratch = Buffer(), rowSums = Buffer()
     /// Whether the pass runs on one thread of several (the parallel line search): its
     /// elementwise loops then stay on the calling thread.
     var runsConcurrently = false
@@ -338,24 +338,15 @@ final class TaylorPass {
             }
             let gw = grad + net.weightOffset(l), gb = grad + net.biasOffset(l)
             // Bias: its input row is 1 in the value block, 0 elsewhere.
-            for j in 0..<hout {
-                var sum = 0.0
-                let row = g + j * ns
-                for k in 0..<n { sum += row[k] }
-                gb[j] += sum
-            }
+            let sums = rowSums.reserve(hout)
+            kernels_row_sums(kernelISA, hout, n, g, ns, sums)
+            for j in 0..<hout { gb[j] += sums[j] }
             if l == 0 {
                 // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i, G_v the value blocks.
                 BLAS.gemm(transB: true, m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: n, beta: 1, c: gw, ldc: d)
-                if s > 1 {
-                    for j in 0..<hout {
-                        for i in 0..<d {
-                            let block = g + j * ns + (1 + i) * n
-                            var sum = 0.0
-                            for k in 0..<n { sum += block[k] }
-                            gw[j * d + i] += sum
-                        }
-                    }
+                for i in 0..<(s > 1 ? d : 0) {
+                    kernels_row_sums(kernelISA, hout, n, g + (1 + i) * n, ns, sums)
+                    for j in 0..<hout { gw[j * d + i] += sums[j] }
                 }
             } else {
                 BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
