@@ -102,6 +102,28 @@ struct KFACTests {
         }
     }
 
+    @Test("once warm, steps reuse the storage of the factors and eigenvectors (two sets, swapped per step)")
+    func factorStorageIsReused() throws {
+        let net = try MLP(widths: [2, 8, 8, 1], seed: 5)
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        let batch = try Poisson2D.batch(interior: 50, boundary: 20, seed: 3)
+        func addresses() -> [UnsafeRawPointer?] {
+            kfac.layers.flatMap { state in
+                [state.interiorA, state.interiorB, state.boundaryA, state.boundaryB, state.inverse.k1, state.inverse.k2]
+                    .map { $0.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+            }
+        }
+        var seen: [[UnsafeRawPointer?]] = []
+        for _ in 0..<6 {
+            _ = try kfac.step(batch)
+            seen.append(addresses())
+        }
+        // Steps 3 and 5, 4 and 6 use the same arrays; consecutive steps different ones.
+        let moved = (0..<seen[2].count).filter { seen[2][$0] != seen[4][$0] || seen[3][$0] != seen[5][$0] }
+        #expect(moved.isEmpty, "factor or eigenvector storage was reallocated: arrays \(moved) (6 per layer)")
+        #expect(seen[4] != seen[5], "consecutive steps share storage")
+    }
+
     @Test("steps are deterministic for a fixed seed and thread count")
     func deterministic() throws {
         func run() throws -> [Double] {

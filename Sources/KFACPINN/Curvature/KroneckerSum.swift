@@ -23,20 +23,31 @@ struct KroneckerSumInverse {
         s2 = [Double](repeating: 0, count: columns)
     }
 
+    /// Takes over the eigendecompositions of `other` (same shape), in place.
+    mutating func assign(_ other: KroneckerSumInverse) {
+        copyValues(other.k1, into: &k1)
+        copyValues(other.s1, into: &s1)
+        copyValues(other.k2, into: &k2)
+        copyValues(other.s2, into: &s2)
+    }
+
     /// Factorises from the undamped factors; `damping` λ is added to all four diagonals.
     /// `boundaryA`/`boundaryB` nil means the sum has only the interior term (s = 0).
     mutating func factorize(interiorA: [Double], interiorB: [Double], boundaryA: [Double]?,
                             boundaryB: [Double]?, damping: Double, layer: Int) throws {
-        try generalizedEigen(n: rows, definite: interiorB, other: boundaryB, damping: damping,
-                             vectors: &k1, values: &s1, what: "B factors of layer \(layer)")
-        try generalizedEigen(n: columns, definite: interiorA, other: boundaryA, damping: damping,
-                             vectors: &k2, values: &s2, what: "A factors of layer \(layer)")
+        // Static, with the work space passed: a method of self would hold a second reference to
+        // k1 and k2 during the call, and writing them would copy them.
+        try Self.generalizedEigen(n: rows, definite: interiorB, other: boundaryB, damping: damping, vectors: &k1,
+                                  values: &s1, work: definiteWork, eigenWork: eigenWork, what: "B factors of layer \(layer)")
+        try Self.generalizedEigen(n: columns, definite: interiorA, other: boundaryA, damping: damping, vectors: &k2,
+                                  values: &s2, work: definiteWork, eigenWork: eigenWork, what: "A factors of layer \(layer)")
     }
 
     /// K with Kᵀ(F + λI)K = I and Kᵀ(O + λI)K = diag(values) (O = 0 and no damping when `other` is nil).
-    private func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
-                                  vectors: inout [Double], values: inout [Double], what: String) throws {
-        let b = definiteWork.reserve(n * n)
+    private static func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
+                                         vectors: inout [Double], values: inout [Double], work: Buffer,
+                                         eigenWork: EigenWorkspace, what: String) throws {
+        let b = work.reserve(n * n)
         b.update(from: definite, count: n * n)
         for i in 0..<n { b[i * n + i] += damping }
         let info = vectors.withUnsafeMutableBufferPointer { v in

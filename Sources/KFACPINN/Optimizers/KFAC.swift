@@ -56,6 +56,15 @@ public final class KFAC: Optimizer {
     struct LayerState {
         var interiorA: [Double], interiorB: [Double], boundaryA: [Double], boundaryB: [Double]
         var inverse: KroneckerSumInverse
+
+        /// Takes over the factors of `other` (same layer), and its inverse with `inverse`, in place.
+        mutating func assign(_ other: LayerState, inverse withInverse: Bool) {
+            copyValues(other.interiorA, into: &interiorA)
+            copyValues(other.interiorB, into: &interiorB)
+            copyValues(other.boundaryA, into: &boundaryA)
+            copyValues(other.boundaryB, into: &boundaryB)
+            if withInverse { inverse.assign(other.inverse) }
+        }
     }
 
     public let network: MLP
@@ -66,6 +75,9 @@ public final class KFAC: Optimizer {
     /// Time per phase, accumulated over the steps.
     public private(set) var profile = StepProfile()
     var layers: [LayerState]
+    /// The next step's state, written in place and swapped with `layers` when the step succeeds:
+    /// no factor or eigenvector array is allocated per step.
+    private var candidateLayers: [LayerState]
     /// Whether any batch had condition points (else the Kronecker sum has one term).
     var hasBoundary = false
     var invertedOnce = false
@@ -101,6 +113,7 @@ public final class KFAC: Optimizer {
             layers.append(LayerState(interiorA: a, interiorB: b, boundaryA: a, boundaryB: b,
                                      inverse: KroneckerSumInverse(rows: hout, columns: hin1)))
         }
+        candidateLayers = layers
     }
 
     static func initialFactor(_ n: Int, _ kind: FactorInitialization) -> [Double] {
@@ -165,9 +178,13 @@ public final class KFAC: Optimizer {
         }
         lap(\.backward)
         // Candidate curvature state; committed only when the whole step succeeds.
-        var newLayers = layers
-        var newHasBoundary = hasBoundary
         let updateFactors = stepCount % options.factorPeriod == 0
+        let invert = stepCount % options.inversePeriod == 0 || !invertedOnce
+        var newLayers = [LayerState]()
+        swap(&newLayers, &candidateLayers)
+        defer { swap(&newLayers, &candidateLayers) }
+        for l in 0..<newLayers.count { newLayers[l].assign(layers[l], inverse: !invert) }
+        var newHasBoundary = hasBoundary
         if updateFactors {
             if batch.boundaryCount > 0 { newHasBoundary = true }
             let boundary = batch.boundaryCount > 0
@@ -187,7 +204,7 @@ public final class KFAC: Optimizer {
             }
         }
         lap(\.factors)
-        if stepCount % options.inversePeriod == 0 || !invertedOnce {
+        if invert {
             try factorizeInverses(&newLayers, boundary: newHasBoundary, threads: BLAS.numThreads)
         }
         lap(\.inverse)
@@ -205,7 +222,7 @@ public final class KFAC: Optimizer {
         lap(\.stepSize)
         times.steps = 1
         profile.add(times)
-        layers = newLayers
+        swap(&layers, &newLayers)
         hasBoundary = newHasBoundary
         invertedOnce = true
         stepCount += 1
@@ -225,11 +242,11 @@ public final class KFAC: Optimizer {
             let states: UnsafeMutableBufferPointer<LayerState>, errors: UnsafeMutableBufferPointer<(any Error)?>
             let damping: Double, boundary: Bool
             func run(_ l: Int) {
-                let s = states[l]
+                // The factors only: a copy of the whole state would share (and so copy) the eigenvectors.
+                let (ia, ib, ba, bb) = (states[l].interiorA, states[l].interiorB, states[l].boundaryA, states[l].boundaryB)
                 do {
-                    try states[l].inverse.factorize(
-                        interiorA: s.interiorA, interiorB: s.interiorB, boundaryA: boundary ? s.boundaryA : nil,
-                        boundaryB: boundary ? s.boundaryB : nil, damping: damping, layer: l)
+                    try states[l].inverse.factorize(interiorA: ia, interiorB: ib, boundaryA: boundary ? ba : nil,
+                                                    boundaryB: boundary ? bb : nil, damping: damping, layer: l)
                 } catch {
                     errors[l] = error
                 }
@@ -410,5 +427,13 @@ public final class KFAC: Optimizer {
                 }
             }
         }
+    }
+}
+
+/// dst ← src, in dst's own storage when the counts agree and dst is uniquely referenced.
+func copyValues(_ src: [Double], into dst: inout [Double]) {
+    guard src.count == dst.count, !src.isEmpty else { return dst = src }
+    dst.withUnsafeMutableBufferPointer { d in
+        src.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
     }
 }
