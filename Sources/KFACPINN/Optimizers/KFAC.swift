@@ -88,9 +88,8 @@ public final class KFAC: Optimizer {
     // Work space, reused across steps.
     var gradient: [Double], direction: [Double]
     private var theta0: [Double], candidate: [Double]
-    private let packed = Buffer(), solved = Buffer(), work = Buffer()
-    /// Per layer: work space for the batch's factors A and B.
-    private let batchFactors: [(a: Buffer, b: Buffer)]
+    /// Per layer: work space for the batch's factors A and B, and for the solve.
+    private let batchFactors: [(a: Buffer, b: Buffer)], solveWork: [Buffer]
     private let jvInterior = Buffer(), jvBoundary = Buffer()
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
@@ -105,6 +104,7 @@ public final class KFAC: Optimizer {
         candidate = gradient
         previousUpdate = gradient
         batchFactors = (0..<network.numLayers).map { _ in (Buffer(), Buffer()) }
+        solveWork = (0..<network.numLayers).map { _ in Buffer() }
         layers = []
         for l in 0..<network.numLayers {
             let hin1 = network.widths[l] + 1, hout = network.widths[l + 1]
@@ -209,7 +209,7 @@ public final class KFAC: Optimizer {
         }
         lap(\.inverse)
         // Δ = −X, X solving the damped Kronecker sum, per layer.
-        for l in 0..<newLayers.count { preconditionGradient(layer: l, inverse: newLayers[l].inverse) }
+        preconditionGradient(newLayers)
         try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         lap(\.solve)
 
@@ -286,23 +286,48 @@ public final class KFAC: Optimizer {
         }
     }
 
-    /// direction[layer l] = −X with X the Kronecker-sum solve of the layer's gradient.
-    private func preconditionGradient(layer l: Int, inverse: KroneckerSumInverse) {
-        let hin = network.widths[l], hout = network.widths[l + 1], h1 = hin + 1
-        let wo = network.weightOffset(l), bo = network.biasOffset(l)
-        let g = packed.reserve(hout * h1), x = solved.reserve(hout * h1), w = work.reserve(hout * h1)
-        gradient.withUnsafeBufferPointer { grad in
-            for j in 0..<hout {
-                for i in 0..<hin { g[j * h1 + i] = grad[wo + j * hin + i] }
-                g[j * h1 + hin] = grad[bo + j]
+    /// direction = −X per layer, X the Kronecker-sum solve of the layer's gradient; with two
+    /// library threads and products worth it (over 2^20 multiply-adds in all), two layers at a
+    /// time, each writing its own part of the direction.
+    private func preconditionGradient(_ states: [LayerState]) {
+        var products = 0
+        for l in 0..<network.numLayers {
+            let hout = network.widths[l + 1], h1 = network.widths[l] + 1
+            products += 2 * hout * h1 * (hout + h1)
+        }
+        struct Work: @unchecked Sendable {
+            let kfac: KFAC, states: UnsafeBufferPointer<LayerState>
+            let grad: UnsafePointer<Double>, dir: UnsafeMutablePointer<Double>
+            func run(_ l: Int) { kfac.preconditionGradient(layer: l, inverse: states[l].inverse, grad, dir) }
+        }
+        states.withUnsafeBufferPointer { st in
+            gradient.withUnsafeBufferPointer { g in
+                direction.withUnsafeMutableBufferPointer { d in
+                    let work = Work(kfac: self, states: st, grad: g.baseAddress!, dir: d.baseAddress!)
+                    if BLAS.numThreads >= 2 && st.count >= 2 && products >= 1 << 20 {
+                        DispatchQueue.concurrentPerform(iterations: st.count) { work.run($0) }
+                    } else {
+                        for l in 0..<st.count { work.run(l) }
+                    }
+                }
             }
         }
+    }
+
+    /// dir[layer l] = −X for the gradient `grad`, in the layer's work space.
+    private func preconditionGradient(layer l: Int, inverse: KroneckerSumInverse, _ grad: UnsafePointer<Double>,
+                                      _ dir: UnsafeMutablePointer<Double>) {
+        let hin = network.widths[l], hout = network.widths[l + 1], h1 = hin + 1
+        let wo = network.weightOffset(l), bo = network.biasOffset(l), size = hout * h1
+        let g = solveWork[l].reserve(3 * size), x = g + size, w = x + size
+        for j in 0..<hout {
+            for i in 0..<hin { g[j * h1 + i] = grad[wo + j * hin + i] }
+            g[j * h1 + hin] = grad[bo + j]
+        }
         inverse.solve(g, into: x, work: w)
-        direction.withUnsafeMutableBufferPointer { dir in
-            for j in 0..<hout {
-                for i in 0..<hin { dir[wo + j * hin + i] = -x[j * h1 + i] }
-                dir[bo + j] = -x[j * h1 + hin]
-            }
+        for j in 0..<hout {
+            for i in 0..<hin { dir[wo + j * hin + i] = -x[j * h1 + i] }
+            dir[bo + j] = -x[j * h1 + hin]
         }
     }
 

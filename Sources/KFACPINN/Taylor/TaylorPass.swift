@@ -329,10 +329,12 @@ final class TaylorPass {
             let hin = widths[l], hout = widths[l + 1]
             var g = UnsafePointer(adjoints[l].pointer)
             if let weights {
-                let scaled = scratch.reserve(hout * ns)
-                for r in 0..<(hout * s) {
-                    let src = g + r * n, dst = scaled + r * n
-                    for k in 0..<n { dst[k] = weights[k] * src[k] }
+                let scaled = scratch.reserve(hout * ns), unscaled = g
+                forEachRowRange(hout, ns) { rows, _ in
+                    for r in (rows.lowerBound * s)..<(rows.upperBound * s) {
+                        let src = unscaled + r * n, dst = scaled + r * n
+                        for k in 0..<n { dst[k] = weights[k] * src[k] }
+                    }
                 }
                 g = UnsafePointer(scaled)
             }
