@@ -358,7 +358,7 @@ KERNEL(tanh_first_rule, (long n, long d, const double *x, double b, const double
 ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict x, long stride,
                                           const double *restrict b, const double *restrict w,
                                           const double *restrict q, const double *restrict a, int taylor,
-                                          double *restrict out) {
+                                          int gradient, double *restrict out) {
     const long blocks = taylor ? d + 2 : 1;
     for (long c = 0; c < blocks; c++)
         for (long k = 0; k < m; k++) out[c * stride + k] = 0;
@@ -379,7 +379,7 @@ ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *
                 t[k] += aq * (-2 * th * sk);
                 s1[k] = sk;
             }
-            for (long i = 0; i < d; i++) {
+            for (long i = 0; i < (gradient ? d : 0); i++) {
                 const double awi = aj * w[j * d + i];
                 double *restrict ji = out + (1 + i) * stride + k0;
                 for (long k = 0; k < len; k++) ji[k] += awi * s1[k];
@@ -388,12 +388,12 @@ ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *
     }
 }
 KERNEL(tanh_first_output, (long h, long m, long d, const double *x, long stride, const double *b, const double *w,
-                           const double *q, const double *a, int taylor, double *out),
-       (h, m, d, x, stride, b, w, q, a, taylor, out))
+                           const double *q, const double *a, int taylor, int gradient, double *out),
+       (h, m, d, x, stride, b, w, q, a, taylor, gradient, out))
 
 ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restrict z, long stride, long ld,
                                     const double *restrict b, const double *restrict c, int diagonal, int taylor,
-                                    const double *restrict a, double *restrict out) {
+                                    int gradient, const double *restrict a, double *restrict out) {
     const long blocks = taylor ? d + 2 : 1;
     for (long col = 0; col < blocks; col++)
         for (long k = 0; k < m; k++) out[col * stride + k] = 0;
@@ -415,7 +415,7 @@ ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restri
                 s2[k] = aj * (-2 * th * sk);
             }
             quadratic(len, d, zj + k0, stride, c, diagonal, q);
-            for (long i = 0; i < d; i++) {
+            for (long i = 0; i < (gradient ? d : 0); i++) {
                 const double *restrict ji = zj + (1 + i) * stride + k0;
                 double *restrict oi = out + (1 + i) * stride + k0;
                 for (long k = 0; k < len; k++) oi[k] += s1[k] * ji[k];
@@ -427,5 +427,5 @@ ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restri
     }
 }
 KERNEL(tanh_output, (long h, long m, long d, const double *z, long stride, long ld, const double *b, const double *c,
-                     int diagonal, int taylor, const double *a, double *out),
-       (h, m, d, z, stride, ld, b, c, diagonal, taylor, a, out))
+                     int diagonal, int taylor, int gradient, const double *a, double *out),
+       (h, m, d, z, stride, ld, b, c, diagonal, taylor, gradient, a, out))

@@ -70,9 +70,13 @@ extension KernelTests {
             }
         }
         var out = [Double](repeating: .nan, count: (d + 2) * stride)
-        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, q, a, 1, &out)
+        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, q, a, 1, 1, &out)
         let first = worst(out, want)
         #expect(first < 1e-13, "ISA \(isa): first-layer fused output, max relative difference \(first)")
+        // Without the gradient: the same u and T, zero ∂_i u blocks.
+        var noGradient = [Double](repeating: .nan, count: (d + 2) * stride)
+        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, q, a, 1, 0, &noGradient)
+        #expect(checkWithoutGradient(noGradient, out, d: d, m: m, stride: stride), "ISA \(isa): first layer without ∇u")
         // The first layer's values b_j + Σ_i w_ji x_i of every unit, stored (points m apart here).
         let xm = (0..<(d * m)).map { x[($0 / m) * stride + $0 % m] }
         var layerValues = [Double](repeating: .nan, count: h * m), valueDifference = 0.0
@@ -86,7 +90,7 @@ extension KernelTests {
         }
         #expect(valueDifference < 1e-14, "ISA \(isa): first-layer values, max difference \(valueDifference)")
         out = [Double](repeating: .nan, count: m)
-        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, nil, a, 0, &out)
+        kernels_tanh_first_output(isa, h, m, d, x, stride, b, w, nil, a, 0, 1, &out)
         let firstValues = worst(out, Array(want[0..<m]))
         #expect(firstValues < 1e-13, "ISA \(isa): first-layer fused value output, max relative difference \(firstValues)")
         // Any hidden layer, with a diagonal and a dense C, and the value pass.
@@ -104,12 +108,15 @@ extension KernelTests {
                 }
             }
             out = [Double](repeating: .nan, count: (d + 2) * stride)
-            kernels_tanh_output(isa, h, m, d, z, stride, ld, b, c, isDiagonal ? 1 : 0, 1, a, &out)
+            kernels_tanh_output(isa, h, m, d, z, stride, ld, b, c, isDiagonal ? 1 : 0, 1, 1, a, &out)
             let hidden = worst(out, want)
             #expect(hidden < 1e-13, "ISA \(isa): fused output (\(isDiagonal ? "diagonal" : "dense") C), max relative difference \(hidden)")
+            var noGradient = [Double](repeating: .nan, count: (d + 2) * stride)
+            kernels_tanh_output(isa, h, m, d, z, stride, ld, b, c, isDiagonal ? 1 : 0, 1, 0, a, &noGradient)
+            #expect(checkWithoutGradient(noGradient, out, d: d, m: m, stride: stride), "ISA \(isa): hidden layer without ∇u")
         }
         out = [Double](repeating: .nan, count: m)
-        kernels_tanh_output(isa, h, m, d, z, stride, ld, b, dense, 0, 0, a, &out)
+        kernels_tanh_output(isa, h, m, d, z, stride, ld, b, dense, 0, 0, 1, a, &out)
         let values = worst(out, Array(want[0..<m]))
         #expect(values < 1e-13, "ISA \(isa): fused value output, max relative difference \(values)")
         // Row combination: out_c = Σ_j a_j z[j·ld + c].
@@ -183,5 +190,13 @@ extension KernelTests {
         kernels_tanh_first_rule(isa, n, d, x, bias, w, 0, 0, &firstValue)
         let firstValueDifference = maxRelativeDifference(firstValue, Array(firstReference[0..<n]))
         #expect(firstValueDifference < 1e-13, "ISA \(isa), first layer, value only: max relative difference \(firstValueDifference)")
+    }
+}
+
+/// The output of a fused kernel run without ∇u: u and T bitwise those of the full run, ∂_i u zero.
+func checkWithoutGradient(_ got: [Double], _ full: [Double], d: Int, m: Int, stride: Int) -> Bool {
+    (0..<m).allSatisfy { k in
+        got[k] == full[k] && got[(d + 1) * stride + k] == full[(d + 1) * stride + k]
+            && (1...d).allSatisfy { got[$0 * stride + k] == 0 }
     }
 }

@@ -51,10 +51,21 @@ struct LineSearchTests {
 }
 
 extension LineSearchTests {
-    @Test("the loss evaluated chunk by chunk (as the line-search trials do) equals the loss of the whole batch")
-    func chunkedLoss() throws {
-        let net = try MLP(widths: [2, 12, 12, 1], seed: 7)
-        let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
+    @Test("the loss evaluated chunk by chunk (as the line-search trials do) equals the loss of the whole batch, for operators with and without ∇u",
+          arguments: [[2, 12, 1], [2, 12, 12, 1]])
+    func chunkedLoss(widths: [Int]) throws {
+        let net = try MLP(widths: widths, seed: 7)
+        let poisson = try Operator.poisson(dimension: 2)
+        let drift = try Operator(dimension: 2, secondOrder: .diagonal([-1, -0.5]), drift: [0.7, -0.4])
+        let nonlinear = try Operator(dimension: 2, secondOrder: .diagonal([-1, -1]), nonlinearity: .negativeGradientNormSquared(first: 0))
+        #expect(!poisson.readsGradient && drift.readsGradient && nonlinear.readsGradient)
+        for op in [poisson, drift, nonlinear] {
+            try checkChunkedLoss(net, op)
+        }
+    }
+
+    func checkChunkedLoss(_ net: MLP, _ op: Operator) throws {
+        let loss = try PINNLoss(network: net, operator: op)
         let batch = try Poisson2D.batch(interior: 301, boundary: 45, seed: 8)
         let whole = try loss.loss(batch).total
         for size in [1, 37, 100, 300, 301, 1000] {

@@ -87,17 +87,19 @@ void kernels_tanh_first_rule(int isa, long n, long d, const double *x, double b,
  * only its output: per sample, u = Σ_j a_j t_j, ∂_i u = Σ_j a_j σ'_j J_ij, 𝒟_C u = Σ_j a_j (σ'_j T_j
  * + σ''_j Q_j), with t_j = tanh(z_j + b_j) and Q_j = Σ_il C_il J_ij J_lj; the output layer's bias
  * is left to the caller. Over m samples whose blocks (value, J_1 … J_d, T) lie `stride` apart,
- * in `out` (the same blocks, overwritten) and in the input.
+ * in `out` (the same blocks, overwritten) and in the input. With gradient = 0 the ∂_i u blocks are
+ * left zero (for operators that do not read ∇u).
  *
  * First hidden layer: z_j = W₀[j] x (x: d rows of coordinates, `stride` apart), J_ij = w[j·d + i],
  * T_j = 0, Q_j = q[j]. With taylor = 0 only u is computed (q is not read). */
 void kernels_tanh_first_output(int isa, long h, long m, long d, const double *x, long stride, const double *b,
-                               const double *w, const double *q, const double *a, int taylor, double *out);
+                               const double *w, const double *q, const double *a, int taylor, int gradient,
+                               double *out);
 
 /* Any other hidden layer: unit j's blocks (pre-activation without bias) start at z + j·ld; c and
  * diagonal as in kernels_taylor_rule. With taylor = 0 only the value block exists and u is computed
  * (for a value pass also after the first hidden layer). */
 void kernels_tanh_output(int isa, long h, long m, long d, const double *z, long stride, long ld, const double *b,
-                         const double *c, int diagonal, int taylor, const double *a, double *out);
+                         const double *c, int diagonal, int taylor, int gradient, const double *a, double *out);
 
 #endif

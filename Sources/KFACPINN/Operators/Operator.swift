@@ -73,6 +73,11 @@ public struct Operator: Sendable {
         self.nonlinearity = nonlinearity
     }
 
+    /// Whether the residual depends on ∇u (a drift or the nonlinearity).
+    var readsGradient: Bool {
+        drift.contains { $0 != 0 } || driftJacobian != nil || nonlinearity != .none
+    }
+
     /// Poisson −Δu = f: C = −I.
     public static func poisson(dimension d: Int) throws -> Operator {
         try Operator(name: "poisson", dimension: d,

@@ -37,6 +37,7 @@ public final class PINNLoss {
         self.op = op
         interiorPass = TaylorPass(network: network)
         boundaryPass = TaylorPass(network: network)
+        interiorPass.outputGradientUsed = op.readsGradient
     }
 
     func requireCompatible(_ batch: Batch) throws {

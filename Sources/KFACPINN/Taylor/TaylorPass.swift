@@ -43,6 +43,9 @@ final class TaylorPass {
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
     private let scratch = Buffer(), rowSums = Buffer()
+    /// Whether ∇u of a pass at trial parameters is read: if not (an operator without drift or
+    /// nonlinearity), the fused output kernels leave the ∂_i u blocks zero.
+    var outputGradientUsed = true
     /// Whether the pass runs on one thread of several (the parallel line search): its
     /// elementwise loops then stay on the calling thread.
     var runsConcurrently = false
@@ -153,7 +156,7 @@ final class TaylorPass {
             let out = outputBuffer.reserve(ns), q = UnsafePointer(firstQuadratic.pointer)
             forEachColumnRange(n, h1) { k in
                 kernels_tanh_first_output(kernelISA, h1, k.count, d, x + k.lowerBound, n, b0, w0, q, outputWeights,
-                                          s > 1 ? 1 : 0, out + k.lowerBound)
+                                          s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, out + k.lowerBound)
             }
             for k in 0..<n { out[k] += outputBias }
             return
@@ -202,7 +205,7 @@ final class TaylorPass {
                 let out = outputBuffer.reserve(ns)
                 forEachColumnRange(n, hout) { k in
                     kernels_tanh_output(kernelISA, hout, k.count, d, z + k.lowerBound, n, ns, b, cvals, diag ? 1 : 0,
-                                        s > 1 ? 1 : 0, outputWeights, out + k.lowerBound)
+                                        s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, outputWeights, out + k.lowerBound)
                 }
                 for k in 0..<n { out[k] += outputBias }
                 return
