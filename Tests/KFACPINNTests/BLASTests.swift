@@ -8,7 +8,7 @@ struct BLASTests {
     }
 
     @Test("gemm split in two halves of C's rows or columns (every transpose) equals the sum over k",
-          arguments: [(300, 200, 96), (40, 900, 150), (900, 40, 150), (123, 77, 700)])
+          arguments: [(300, 200, 96), (40, 900, 150), (900, 40, 150), (123, 77, 700), (2, 3, 700_000)])
     func splitGemm(m: Int, n: Int, k: Int) throws {
         try #require(Double(m) * Double(n) * Double(k) >= BLAS.splitSize || BLAS.numThreads < 2)
         var rng = RandomSource(seed: 11)

@@ -78,8 +78,8 @@ public enum BLAS {
             return
         }
         count(2 * Double(m) * Double(n) * Double(k))
-        if m > 1 && parts(threads, m, n, k) == 2 {
-            // Halves at a multiple of 8 (whole SIMD blocks of the kernels).
+        if m > 1 && max(m, n) >= 16 && parts(threads, m, n, k) == 2 {
+            // Halves at a multiple of 8 (whole SIMD blocks of the kernels), of a side of at least 16.
             if n >= m {
                 let half = (n / 2 + 7) / 8 * 8
                 inTwo { part in
