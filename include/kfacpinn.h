@@ -190,7 +190,7 @@ void kfp_batch_free(kfp_batch *batch);
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 kfp_status kfp_batch_sizes(kfp_batch *batch, int64_t *out_num_interior, int64_t *out_num_boundary, int64_t *out_dim);
 
-/// Number of BLAS threads in use (process-wide).
+/// Number of threads set by kfp_set_num_threads (process-wide; at first OpenBLAS's own count).
 int32_t kfp_get_num_threads(void);
 
 /// Detail of the calling thread's most recent kfp_* call: the error message if it failed,
@@ -452,7 +452,9 @@ kfp_status kfp_problem_operator(kfp_problem *problem, kfp_operator **out_op);
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for negative counts or an unknown sampler.
 kfp_status kfp_problem_sample(kfp_problem *problem, int64_t num_interior, int64_t num_boundary, uint64_t seed, char const *sampler, kfp_batch **out_batch);
 
-/// Sets the number of BLAS threads (process-wide; affects every handle).
+/// Sets the number of threads (process-wide; affects every handle): the library's own parallel
+/// work, and OpenBLAS's thread count outside the library's computations (inside them OpenBLAS
+/// runs on the calling thread and the library splits the work itself).
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
 kfp_status kfp_set_num_threads(int32_t num_threads);

@@ -21,7 +21,9 @@
     lastError()
 }
 
-/// Sets the number of BLAS threads (process-wide; affects every handle).
+/// Sets the number of threads (process-wide; affects every handle): the library's own parallel
+/// work, and OpenBLAS's thread count outside the library's computations (inside them OpenBLAS
+/// runs on the calling thread and the library splits the work itself).
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
 @c public func kfp_set_num_threads(_ num_threads: Int32) -> kfp_status {
@@ -33,7 +35,7 @@
     }
 }
 
-/// Number of BLAS threads in use (process-wide).
+/// Number of threads set by kfp_set_num_threads (process-wide; at first OpenBLAS's own count).
 @c public func kfp_get_num_threads() -> Int32 {
     Int32(BLAS.numThreads)
 }

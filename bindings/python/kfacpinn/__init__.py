@@ -519,7 +519,7 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
 
 
 def set_num_threads(n):
-    """Number of BLAS threads (process-wide)."""
+    """Number of threads (process-wide): the library's own, and OpenBLAS's outside its computations."""
     _check(lib.kfp_set_num_threads(int(n)))
 
 
