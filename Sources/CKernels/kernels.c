@@ -209,36 +209,36 @@ ALWAYS_INLINE void quadratic_and_apply(long n, long d, const double *restrict z,
 
 ALWAYS_INLINE void taylor_rule_adjoint_body(long n, long d, const double *restrict z, const double *restrict c,
                                             int diagonal, const double *restrict s1, const double *restrict s2,
-                                            const double *restrict s3, const double *restrict u, double *restrict o,
-                                            double *restrict work) {
+                                            const double *restrict s3, const double *restrict u, double scale,
+                                            double *restrict o, double *restrict work) {
     double *restrict cj = work, *restrict q = work + d * n, *restrict jj = work + (d + 1) * n;
     quadratic_and_apply(n, d, z, c, diagonal, cj, q);
     const double *restrict tbar = u + (d + 1) * n;
     double *restrict ot = o + (d + 1) * n;
-    for (long k = 0; k < n; k++) ot[k] = s1[k] * tbar[k];
+    for (long k = 0; k < n; k++) ot[k] = scale * (s1[k] * tbar[k]);
     for (long k = 0; k < n; k++) jj[k] = 0;
     for (long i = 0; i < d; i++) {
         const double *restrict ji = z + (1 + i) * n, *restrict ci = cj + i * n, *restrict ui = u + (1 + i) * n;
         double *restrict oi = o + (1 + i) * n;
         for (long k = 0; k < n; k++) {
             jj[k] += ji[k] * ui[k];
-            oi[k] = s1[k] * ui[k] + 2 * s2[k] * tbar[k] * ci[k];
+            oi[k] = scale * (s1[k] * ui[k] + 2 * s2[k] * tbar[k] * ci[k]);
         }
     }
     const double *restrict t = z + (d + 1) * n;
-    for (long k = 0; k < n; k++) o[k] = s1[k] * u[k] + s2[k] * jj[k] + (s2[k] * t[k] + s3[k] * q[k]) * tbar[k];
+    for (long k = 0; k < n; k++) o[k] = scale * (s1[k] * u[k] + s2[k] * jj[k] + (s2[k] * t[k] + s3[k] * q[k]) * tbar[k]);
 }
 KERNEL(taylor_rule_adjoint, (long n, long d, const double *z, const double *c, int diagonal, const double *s1,
-                             const double *s2, const double *s3, const double *u, double *o, double *work),
-       (n, d, z, c, diagonal, s1, s2, s3, u, o, work))
+                             const double *s2, const double *s3, const double *u, double scale, double *o, double *work),
+       (n, d, z, c, diagonal, s1, s2, s3, u, scale, o, work))
 
 ALWAYS_INLINE void taylor_first_rule_adjoint_body(long n, long d, const double *restrict w, const double *restrict cw,
                                                   double q, const double *restrict s1, const double *restrict s2,
-                                                  const double *restrict s3, const double *restrict u,
+                                                  const double *restrict s3, const double *restrict u, double scale,
                                                   double *restrict o, double *restrict jj) {
     const double *restrict tbar = u + (d + 1) * n;
     double *restrict ot = o + (d + 1) * n;
-    for (long k = 0; k < n; k++) ot[k] = s1[k] * tbar[k];
+    for (long k = 0; k < n; k++) ot[k] = scale * (s1[k] * tbar[k]);
     for (long k = 0; k < n; k++) jj[k] = 0;
     for (long i = 0; i < d; i++) {
         const double *restrict ui = u + (1 + i) * n;
@@ -246,14 +246,15 @@ ALWAYS_INLINE void taylor_first_rule_adjoint_body(long n, long d, const double *
         const double wi = w[i], c2 = 2 * cw[i];
         for (long k = 0; k < n; k++) {
             jj[k] += wi * ui[k];
-            oi[k] = s1[k] * ui[k] + c2 * s2[k] * tbar[k];
+            oi[k] = scale * (s1[k] * ui[k] + c2 * s2[k] * tbar[k]);
         }
     }
-    for (long k = 0; k < n; k++) o[k] = s1[k] * u[k] + s2[k] * jj[k] + s3[k] * q * tbar[k];
+    for (long k = 0; k < n; k++) o[k] = scale * (s1[k] * u[k] + s2[k] * jj[k] + s3[k] * q * tbar[k]);
 }
 KERNEL(taylor_first_rule_adjoint, (long n, long d, const double *w, const double *cw, double q, const double *s1,
-                                   const double *s2, const double *s3, const double *u, double *o, double *jj),
-       (n, d, w, cw, q, s1, s2, s3, u, o, jj))
+                                   const double *s2, const double *s3, const double *u, double scale, double *o,
+                                   double *jj),
+       (n, d, w, cw, q, s1, s2, s3, u, scale, o, jj))
 
 ALWAYS_INLINE void taylor_rule_tangent_body(long n, long d, const double *restrict z, const double *restrict c,
                                             int diagonal, const double *restrict s1, const double *restrict s2,

@@ -48,15 +48,17 @@ void kernels_taylor_first_rule(int isa, long n, long d, const double *w, double 
 /* The reverse of kernels_taylor_rule: from the adjoints u of the post-activation blocks
  * [v̄' | J̄'_1 … J̄'_d | T̄'] (n values each), the adjoints o of the pre-activation blocks
  *   T̄ = σ' T̄',  J̄_i = σ' J̄'_i + 2σ'' T̄' (CJ)_i,  v̄ = σ' v̄' + σ'' Σ_i J_i J̄'_i + (σ'' T + σ''' Q) T̄',
- * (CJ)_i = Σ_m C_im J_m. z, c, diagonal as in kernels_taylor_rule; s3 = σ'''; work: (d + 2)·n values. */
+ * (CJ)_i = Σ_m C_im J_m, all times `scale` (the adjoints are linear in u: scale · u may be given as
+ * u and scale, as for the one-row output layer, whose Wᵀ G is an outer product). z, c, diagonal as in
+ * kernels_taylor_rule; s3 = σ'''; work: (d + 2)·n values. */
 void kernels_taylor_rule_adjoint(int isa, long n, long d, const double *z, const double *c, int diagonal,
-                                 const double *s1, const double *s2, const double *s3, const double *u, double *o,
-                                 double *work);
+                                 const double *s1, const double *s2, const double *s3, const double *u, double scale,
+                                 double *o, double *work);
 
 /* The same for a unit of the first layer (J_i = w_i, T = 0, Q = q, (CJ)_i = cw_i); jj: n values of work. */
 void kernels_taylor_first_rule_adjoint(int isa, long n, long d, const double *w, const double *cw, double q,
                                        const double *s1, const double *s2, const double *s3, const double *u,
-                                       double *o, double *jj);
+                                       double scale, double *o, double *jj);
 
 /* The forward tangent of the activation and kernels_taylor_rule: from the tangents t of the
  * pre-activation blocks, those of the post-activation blocks

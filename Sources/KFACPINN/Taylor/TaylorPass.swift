@@ -292,10 +292,14 @@ final class TaylorPass {
         for l in stride(from: L - 1, through: 1, by: -1) {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l)
-            // Upstream adjoint of the post-activation: Wᵀ G_l over all S·N columns.
-            let up = scratch.reserve(hin * ns)
-            BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
-                      b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns, threads: elementwiseThreads)
+            // Upstream adjoint of the post-activation: Wᵀ G_l over all S·N columns; for one output
+            // row an outer product, row j = w_j G_l, passed to the rules as G_l and the scale w_j.
+            let outer = hout == 1
+            let up = outer ? adjoints[l].pointer : scratch.reserve(hin * ns)
+            if !outer {
+                BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
+                          b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns, threads: elementwiseThreads)
+            }
             let g = adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
             let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
@@ -304,15 +308,16 @@ final class TaylorPass {
             forEachRowRange(hin, n) { rows, part in
                 let wk = work + part * (d + 2) * n
                 for j in rows {
-                    let u = up + j * ns, o = g + j * ns, e = j * n
+                    let u = outer ? up : up + j * ns, scale = outer ? w[j] : 1, o = g + j * ns, e = j * n
                     let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
                     if s == 1 {
-                        for k in 0..<n { o[k] = s1[k] * u[k] }
+                        for k in 0..<n { o[k] = scale * (s1[k] * u[k]) }
                     } else if let z {
-                        kernels_taylor_rule_adjoint(kernelISA, n, d, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, o, wk)
+                        kernels_taylor_rule_adjoint(kernelISA, n, d, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, scale,
+                                                    o, wk)
                     } else {
                         kernels_taylor_first_rule_adjoint(kernelISA, n, d, w0 + j * d, firstCWs + j * d, firstQs[j],
-                                                          s1, s2, s3, u, o, wk)
+                                                          s1, s2, s3, u, scale, o, wk)
                     }
                 }
             }
