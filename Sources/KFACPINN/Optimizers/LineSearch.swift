@@ -9,9 +9,8 @@ extension PINNLoss {
     /// no decrease). The network's parameters are not changed.
     ///
     /// With two library threads (kfp_set_num_threads) the trials are independent work for two
-    /// cores when the network's layers are narrow: even grid indices run here, odd ones on
-    /// `lineSearchTwin`, each trial entirely on its thread. Every trial computes exactly what a
-    /// sequential search would.
+    /// cores: even grid indices run here, odd ones on `lineSearchTwin`, each trial entirely on its
+    /// thread. Every trial computes exactly what a sequential search would.
     func gridLineSearch(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                         below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
