@@ -85,4 +85,12 @@ struct BLASTests {
         #expect(single.enter() == nil && single.leave() == nil)
         #expect(single.enter() == nil && single.setThreads(2) == nil && single.leave() == 2)
     }
+
+    @Test("buffers are 64-byte aligned, also after growing")
+    func bufferAlignment() {
+        let buffer = Buffer(3)
+        var addresses = [Int(bitPattern: buffer.pointer)]
+        for count in [100, 12_345, 1 << 20] { addresses.append(Int(bitPattern: buffer.reserve(count))) }
+        #expect(addresses.allSatisfy { $0 % 64 == 0 }, "addresses modulo 64: \(addresses.map { $0 % 64 })")
+    }
 }

@@ -6,19 +6,24 @@ final class Buffer {
 
     init(_ count: Int = 0) {
         capacity = max(count, 1)
-        pointer = .allocate(capacity: capacity)
+        pointer = Buffer.allocate(capacity)
         pointer.initialize(repeating: 0, count: capacity)
     }
 
-    deinit { pointer.deallocate() }
+    /// Storage aligned to 64 bytes (a cache line, one AVX-512 vector).
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Double> {
+        UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 64).bindMemory(to: Double.self, capacity: count)
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
     /// Makes room for `count` values; the contents are undefined after growing.
     @discardableResult
     func reserve(_ count: Int) -> UnsafeMutablePointer<Double> {
         if count > capacity {
-            pointer.deallocate()
+            UnsafeMutableRawPointer(pointer).deallocate()
             capacity = count
-            pointer = .allocate(capacity: count)
+            pointer = Buffer.allocate(count)
             pointer.initialize(repeating: 0, count: count)
         }
         return pointer
