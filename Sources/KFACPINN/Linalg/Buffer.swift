@@ -29,3 +29,11 @@ final class Buffer {
         return pointer
     }
 }
+
+/// dst ← src, in dst's own storage when the counts agree and dst is uniquely referenced.
+func copyValues(_ src: [Double], into dst: inout [Double]) {
+    guard src.count == dst.count, !src.isEmpty else { return dst = src }
+    dst.withUnsafeMutableBufferPointer { d in
+        src.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+    }
+}

@@ -454,11 +454,3 @@ public final class KFAC: Optimizer {
         }
     }
 }
-
-/// dst ← src, in dst's own storage when the counts agree and dst is uniquely referenced.
-func copyValues(_ src: [Double], into dst: inout [Double]) {
-    guard src.count == dst.count, !src.isEmpty else { return dst = src }
-    dst.withUnsafeMutableBufferPointer { d in
-        src.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-    }
-}
