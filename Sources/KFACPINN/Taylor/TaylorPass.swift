@@ -55,6 +55,9 @@ final class TaylorPass {
     let reduceScratch = Buffer(), reduceScratch2 = Buffer()
     let tangentPre = Buffer(), tangentPost = Buffer(), tangentOutput = Buffer()
 
+    /// The machine's memory in bytes (read once: every line-search trial checks against it).
+    static let physicalMemory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+
     init(network: MLP) {
         self.network = network
         let hidden = network.numLayers - 1
@@ -96,8 +99,7 @@ final class TaylorPass {
         // The pass keeps about three h × N·S buffers per layer (inputs, adjoints, work); refuse
         // a batch that cannot fit in the machine's memory instead of failing to allocate.
         let values = network.widths.dropFirst().reduce(0.0) { $0 + 3 * Double($1) * Double(n) * Double(s) }
-        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        guard values * 8 < physical else {
+        guard values * 8 < TaylorPass.physicalMemory else {
             let gib = values * 8 / 1073741824
             throw KFPError.invalidArgument("too many points for this network: the Taylor pass would need about \(Int(gib.rounded())) GiB, more than the machine's memory")
         }
