@@ -86,6 +86,8 @@ struct KFACTests {
         func negated(_ n: Int) -> [Double] { KFAC.initialFactor(n, .identity).map { -$0 } }
         states[1].interiorB = negated(4)
         states[2].interiorA = negated(5)
+        var alone = [states[3]]
+        try kfac.factorizeInverses(&alone, boundary: false, threads: 1)
         for (threads, label) in [(1, "one after another"), (2, "two at a time")] {
             var copy = states
             do {
@@ -95,9 +97,7 @@ struct KFACTests {
                 #expect(message.contains("B factors of layer 1") && message.contains("not positive definite"),
                         "\(label): \(message)")
             }
-            // The healthy layers were factorised as alone.
-            var alone = [states[3]]
-            try kfac.factorizeInverses(&alone, boundary: false, threads: 1)
+            // A healthy layer was factorised as it is alone.
             #expect(copy[3].inverse.k2 == alone[0].inverse.k2, "\(label): layer 3 differs from its own factorisation")
         }
     }

@@ -27,9 +27,8 @@ public final class PINNLoss {
     var lineSearchTwin: PINNLoss?
     /// Trial parameters of the line search, one vector per thread.
     let trialParameters = [Buffer(), Buffer()]
-    /// The last batch of a line search and the thread count, the batch's chunks for the trials (a
-    /// fixed batch is sliced once) and whether two trials run at once.
-    var trialChunks: (batch: Batch, threads: Int, chunks: [Batch], concurrent: Bool)?
+    /// The last batch of a line search and its chunks for the trials (a fixed batch is sliced once).
+    var trialChunks: (batch: Batch, chunks: [Batch])?
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)

@@ -90,6 +90,8 @@ public final class KFAC: Optimizer {
     private var theta0: [Double], candidate: [Double]
     /// Per layer: work space for the batch's factors A and B, and for the solve.
     private let batchFactors: [(a: Buffer, b: Buffer)], solveWork: [Buffer]
+    /// Multiply-adds of the Kronecker-sum solves of all layers (four GEMMs per layer).
+    private let solveProducts: Int
     private let jvInterior = Buffer(), jvBoundary = Buffer()
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
@@ -105,6 +107,10 @@ public final class KFAC: Optimizer {
         previousUpdate = gradient
         batchFactors = (0..<network.numLayers).map { _ in (Buffer(), Buffer()) }
         solveWork = (0..<network.numLayers).map { _ in Buffer() }
+        solveProducts = (0..<network.numLayers).reduce(0) { sum, l in
+            let hout = network.widths[l + 1], h1 = network.widths[l] + 1
+            return sum + 2 * hout * h1 * (hout + h1)
+        }
         layers = []
         for l in 0..<network.numLayers {
             let hin1 = network.widths[l] + 1, hout = network.widths[l + 1]
@@ -290,11 +296,6 @@ public final class KFAC: Optimizer {
     /// library threads and products worth it (over 2^20 multiply-adds in all), two layers at a
     /// time, each writing its own part of the direction.
     private func preconditionGradient(_ states: [LayerState]) {
-        var products = 0
-        for l in 0..<network.numLayers {
-            let hout = network.widths[l + 1], h1 = network.widths[l] + 1
-            products += 2 * hout * h1 * (hout + h1)
-        }
         struct Work: @unchecked Sendable {
             let kfac: KFAC, states: UnsafeBufferPointer<LayerState>
             let grad: UnsafePointer<Double>, dir: UnsafeMutablePointer<Double>
@@ -304,7 +305,7 @@ public final class KFAC: Optimizer {
             gradient.withUnsafeBufferPointer { g in
                 direction.withUnsafeMutableBufferPointer { d in
                     let work = Work(kfac: self, states: st, grad: g.baseAddress!, dir: d.baseAddress!)
-                    if BLAS.numThreads >= 2 && st.count >= 2 && products >= 1 << 20 {
+                    if BLAS.numThreads >= 2 && st.count >= 2 && solveProducts >= 1 << 20 {
                         DispatchQueue.concurrentPerform(iterations: st.count) { work.run($0) }
                     } else {
                         for l in 0..<st.count { work.run(l) }

@@ -15,14 +15,12 @@ extension PINNLoss {
                         below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
         var trials = [Double](repeating: .infinity, count: grid.count)
-        // The trials evaluate the loss chunk by chunk (`trialLayout`).
-        if trialChunks?.batch != batch || trialChunks?.threads != BLAS.numThreads {
-            let layout = trialLayout(batch)
-            trialChunks = (batch, BLAS.numThreads, batch.chunks(maxInterior: layout.points), layout.concurrent)
-        }
-        let chunks = trialChunks!.chunks
-        if trialChunks!.concurrent && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
-        let losses = trialChunks!.concurrent && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
+        // The trials evaluate the loss chunk by chunk (`trialChunkPoints`), two at a time with two
+        // library threads.
+        if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkPoints)) }
+        let chunks = trialChunks!.chunks, concurrent = BLAS.numThreads >= 2
+        if concurrent && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
+        let losses = concurrent && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
         let thetas = (0..<losses.count).map { trialParameters[$0].reserve(D) }
         // Evaluates the grid indices part, part + parts, … on losses[part].
         struct Work: @unchecked Sendable {
@@ -71,7 +69,7 @@ extension PINNLoss {
         return interior / Double(n) + (m > 0 ? boundary / Double(m) : 0)
     }
 
-    /// Interior points per trial chunk, and whether two trials run at once.
+    /// Interior points per trial chunk.
     ///
     /// A chunk whose hidden-layer Taylor block (h × S·n values) is about 2^20 values (8 MiB), at
     /// least 256 points, stays in cache (measured: the 5-d big KFAC step, 3000 points in 6 chunks,
@@ -80,10 +78,9 @@ extension PINNLoss {
     /// OpenBLAS runs on the calling thread). Measured, 2-d KFAC step, two trials at a time against
     /// one trial with its products split over two threads: small network 4.8 against 8.6 ms,
     /// medium 42 against 66 ms, big 323 against 390 ms.
-    private func trialLayout(_ batch: Batch) -> (points: Int, concurrent: Bool) {
+    private var trialChunkPoints: Int {
         let w = network.widths.map(Double.init), s = w[0] + 2
-        let cached = max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
-        return (cached, BLAS.numThreads >= 2)
+        return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
     }
 
     private func setRunsConcurrently(_ flag: Bool) {
