@@ -186,9 +186,10 @@ struct CurvatureTests {
         }
     }
 
-    @Test("Kronecker-sum solve equals a dense solve of (B̂_Ω⊗Â_Ω + B̂_∂⊗Â_∂) x = g")
-    func kroneckerSumSolve() throws {
-        let rows = 4, cols = 5, lambda = 1e-3
+    @Test("Kronecker-sum solve equals a dense solve of (B̂_Ω⊗Â_Ω + B̂_∂⊗Â_∂) x = g, by each method",
+          arguments: [(4, 5), (5, 4), (1, 6), (6, 1)])
+    func kroneckerSumSolve(_ shape: (rows: Int, cols: Int)) throws {
+        let (rows, cols) = shape, lambda = 1e-3
         var rng = RandomSource(seed: 17)
         func spd(_ n: Int, rank: Int) -> [Double] {
             let v = (0..<(n * rank)).map { _ in rng.uniform(-1, 1) }
@@ -199,28 +200,43 @@ struct CurvatureTests {
         // Rank-deficient factors: the damping makes the system solvable.
         let aO = spd(cols, rank: 3), bO = spd(rows, rank: 2), aB = spd(cols, rank: 2), bB = spd(rows, rank: 4)
         let g = (0..<(rows * cols)).map { _ in rng.uniform(-1, 1) }
-        var inverse = KroneckerSumInverse(rows: rows, columns: cols)
-        try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: aB, boundaryB: bB, damping: lambda, layer: 0)
-        var x = [Double](repeating: 0, count: rows * cols), work = x
-        g.withUnsafeBufferPointer { gp in
-            x.withUnsafeMutableBufferPointer { xp in
-                work.withUnsafeMutableBufferPointer { inverse.solve(gp.baseAddress!, into: xp.baseAddress!, work: $0.baseAddress!) }
-            }
-        }
         func damped(_ m: [Double], _ n: Int) -> [Double] { var d = m; for i in 0..<n { d[i * n + i] += lambda }; return d }
         let k1 = kron(damped(bO, rows), rows, damped(aO, cols), cols), k2 = kron(damped(bB, rows), rows, damped(aB, cols), cols)
         let expected = denseSolve(zip(k1, k2).map { $0 + $1 }, g)
-        let diff = maxRelativeDifference(x, expected)
-        #expect(diff < 1e-9, "max difference \(diff)")
-        // Without condition factors: X = B̂⁻¹ ∇ Â⁻¹.
-        try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: nil, boundaryB: nil, damping: lambda, layer: 0)
-        g.withUnsafeBufferPointer { gp in
-            x.withUnsafeMutableBufferPointer { xp in
-                work.withUnsafeMutableBufferPointer { inverse.solve(gp.baseAddress!, into: xp.baseAddress!, work: $0.baseAddress!) }
-            }
-        }
+        // Without boundary factors: X = B̂⁻¹ ∇ Â⁻¹.
         let single = denseSolve(k1, g)
-        #expect(maxRelativeDifference(x, single) < 1e-9, "one-term difference \(maxRelativeDifference(x, single))")
+        #expect(KroneckerSumInverse(rows: rows, columns: cols).method == (rows < cols ? .narrowRows : .narrowColumns))
+        for method in [KroneckerSumInverse.Method.eigen, .narrowRows, .narrowColumns] {
+            var inverse = KroneckerSumInverse(rows: rows, columns: cols, method: method)
+            func solved() -> [Double] {
+                var x = [Double](repeating: 0, count: rows * cols), work = x
+                g.withUnsafeBufferPointer { gp in
+                    x.withUnsafeMutableBufferPointer { xp in
+                        work.withUnsafeMutableBufferPointer { inverse.solve(gp.baseAddress!, into: xp.baseAddress!, work: $0.baseAddress!) }
+                    }
+                }
+                return x
+            }
+            try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: aB, boundaryB: bB, damping: lambda, layer: 0)
+            let diff = maxRelativeDifference(solved(), expected)
+            #expect(diff < 1e-9, "\(method) \(rows) × \(cols): max difference \(diff)")
+            try inverse.factorize(interiorA: aO, interiorB: bO, boundaryA: nil, boundaryB: nil, damping: lambda, layer: 0)
+            let one = maxRelativeDifference(solved(), single)
+            #expect(one < 1e-9, "\(method) \(rows) × \(cols): one-term max difference \(one)")
+        }
+    }
+
+    @Test("a narrow layer's Kronecker-sum factorisation reports an indefinite wide side")
+    func narrowFactorizationReportsIndefinite() throws {
+        var inverse = KroneckerSumInverse(rows: 1, columns: 4)
+        var minusI = [Double](repeating: 0, count: 16)
+        for i in 0..<4 { minusI[i * 4 + i] = -1 }
+        do {
+            try inverse.factorize(interiorA: minusI, interiorB: [1], boundaryA: nil, boundaryB: nil, damping: 1e-3, layer: 2)
+            Issue.record("the indefinite A factor was accepted")
+        } catch let KFPError.numerical(message) {
+            #expect(message.contains("A factors of layer 2") && message.contains("not positive definite"), "\(message)")
+        }
     }
 
     @Test("J v and G v equal products with the dense Jacobians", arguments: ["poisson", "heat", "log_fokker_planck"])

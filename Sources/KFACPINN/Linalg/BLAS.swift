@@ -222,6 +222,17 @@ public enum BLAS {
         Int(LAPACKE_dposv(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, a, Int32(n), b, 1))
     }
 
+    /// Cholesky factorisation of a full symmetric positive definite n × n matrix, in place (the
+    /// column-major view of the same matrix; no copies). Returns LAPACK's info (> 0: not definite).
+    static func potrf(n: Int, a: UnsafeMutablePointer<Double>) -> Int {
+        Int(LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), a, Int32(n)))
+    }
+
+    /// Solves A x = b with the factor of `potrf`; `b` (n values) becomes x.
+    static func potrs(n: Int, factor: UnsafePointer<Double>, b: UnsafeMutablePointer<Double>) {
+        _ = LAPACKE_dpotrs_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, factor, Int32(n), b, Int32(n))
+    }
+
     /// Symmetric eigendecomposition A = Q diag(w) Qᵀ (upper triangle read): on return `a[i·n + k]`
     /// is component i of eigenvector k and `w` holds the eigenvalues in ascending order.
     static func syevd(n: Int, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int {
