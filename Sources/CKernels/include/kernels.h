@@ -11,6 +11,13 @@ enum kernels_isa { KERNELS_ISA_BASELINE = 0, KERNELS_ISA_AVX2 = 1, KERNELS_ISA_A
 /* The best instruction set this CPU and OS support (AVX2 counts with FMA only). */
 int kernels_best_isa(void);
 
+/* A pause in a spin-wait loop (x86 PAUSE: yields the core's pipeline to its sibling, saves power). */
+static inline void kernels_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* Every kernel takes the instruction set first: `isa` must be supported (kernels_best_isa() ≥ isa);
  * arrays passed to one call must not overlap. */
 

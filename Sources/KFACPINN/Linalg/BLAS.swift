@@ -53,11 +53,7 @@ public enum BLAS {
 
     /// Runs body(0) and body(1) at once on two threads.
     private static func inTwo(_ body: (Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            struct Parts: @unchecked Sendable { let body: (Int) -> Void }
-            let parts = Parts(body: body)
-            DispatchQueue.concurrentPerform(iterations: 2) { parts.body($0) }
-        }
+        WorkerPool.shared.parallelFor(2, threads: 2, body)
     }
 
     // MARK: Level 3

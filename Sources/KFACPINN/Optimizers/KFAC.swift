@@ -199,7 +199,7 @@ public final class KFAC: Optimizer {
                 newLayers.withUnsafeMutableBufferPointer { states in
                     struct Work: @unchecked Sendable { let kfac: KFAC, states: UnsafeMutableBufferPointer<LayerState> }
                     let work = Work(kfac: self, states: states)
-                    DispatchQueue.concurrentPerform(iterations: states.count) { l in
+                    WorkerPool.shared.parallelFor(states.count) { l in
                         work.kfac.updateMovingAverages(&work.states[l], layer: l, boundary: boundary, threads: 1)
                     }
                 }
@@ -264,7 +264,7 @@ public final class KFAC: Optimizer {
             errors.withUnsafeMutableBufferPointer { er in
                 let work = Work(states: st, errors: er, damping: options.damping, boundary: boundary)
                 if concurrent {
-                    DispatchQueue.concurrentPerform(iterations: st.count) { work.run($0) }
+                    WorkerPool.shared.parallelFor(st.count) { work.run($0) }
                 } else {
                     for l in 0..<st.count { work.run(l) }
                 }
@@ -306,7 +306,7 @@ public final class KFAC: Optimizer {
                 direction.withUnsafeMutableBufferPointer { d in
                     let work = Work(kfac: self, states: st, grad: g.baseAddress!, dir: d.baseAddress!)
                     if BLAS.numThreads >= 2 && st.count >= 2 && solveProducts >= 1 << 20 {
-                        DispatchQueue.concurrentPerform(iterations: st.count) { work.run($0) }
+                        WorkerPool.shared.parallelFor(st.count) { work.run($0) }
                     } else {
                         for l in 0..<st.count { work.run(l) }
                     }

@@ -42,7 +42,7 @@ extension PINNLoss {
                 work.run(0)
             } else {
                 for loss in losses { loss.setRunsConcurrently(true) }
-                DispatchQueue.concurrentPerform(iterations: losses.count) { work.run($0) }
+                WorkerPool.shared.parallelFor(losses.count) { work.run($0) }
                 for loss in losses { loss.setRunsConcurrently(false) }
             }
         } }

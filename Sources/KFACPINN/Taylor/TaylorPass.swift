@@ -243,13 +243,8 @@ final class TaylorPass {
             body(0..<rows, 0)
             return
         }
-        withoutActuallyEscaping(body) { body in
-            struct Halves: @unchecked Sendable { let body: (Range<Int>, Int) -> Void }
-            let halves = Halves(body: body), half = rows / 2
-            DispatchQueue.concurrentPerform(iterations: 2) { part in
-                halves.body(part == 0 ? 0..<half : half..<rows, part)
-            }
-        }
+        let half = rows / 2
+        WorkerPool.shared.parallelFor(2, threads: 2) { part in body(part == 0 ? 0..<half : half..<rows, part) }
     }
 
     /// Runs `body(samples)` over the samples 0..<n of a block of h rows: in two halves on two
