@@ -8,14 +8,17 @@ struct BLASTests {
     }
 
     @Test("gemm split in two halves of C's rows or columns (every transpose) equals the sum over k",
-          arguments: [(300, 200, 96), (40, 900, 150), (900, 40, 150), (123, 77, 700), (2, 3, 700_000)])
+          arguments: [(300, 200, 96), (40, 900, 150), (900, 40, 150), (123, 77, 700), (2, 3, 700_000),
+                      (1, 3601, 64), (1, 64, 3601), (1, 10, 3600)])
     func splitGemm(m: Int, n: Int, k: Int) throws {
-        // The first four shapes are split (m·n·k ≥ BLAS.splitSize, a side ≥ 16); the last is too
-        // narrow to split and runs whole.
+        // The first four shapes are split (m·n·k ≥ BLAS.splitSize, a side ≥ 16); (2, 3, …) is too
+        // narrow to split and runs whole. One row (a matrix-vector product) is split in halves of
+        // n from n·k ≥ BLAS.gemvSplitSize on, except the narrow (1, 10, …) (non-transposed A only).
         var rng = RandomSource(seed: 11)
         let a = Self.random(m * k, &rng), b = Self.random(k * n, &rng), c0 = Self.random(m * n, &rng)
         for transA in [false, true] {
             for transB in [false, true] {
+                #expect(m > 1 || n < 16 || Double(n) * Double(k) >= BLAS.gemvSplitSize, "a one-row shape meant to split does not")
                 // A stored m×k (or k×m when transposed), B k×n (or n×k); β = 0.5 on a random C.
                 func aAt(_ i: Int, _ l: Int) -> Double { transA ? a[l * m + i] : a[i * k + l] }
                 func bAt(_ l: Int, _ j: Int) -> Double { transB ? b[j * k + l] : b[l * n + j] }

@@ -40,16 +40,19 @@ public enum BLAS {
         return try body()
     }
 
-    /// Parts a product of m·n·k multiply-adds is split into for `threads` library threads: none
-    /// outside `onLibraryThreads` (OpenBLAS threads it) or below `splitSize`.
-    private static func parts(_ threads: Int, _ m: Int, _ n: Int, _ k: Int) -> Int {
-        guard threads >= 2, Double(m) * Double(n) * Double(k) >= splitSize else { return 1 }
+    /// Parts a product of `work` multiply-adds is split into for `threads` library threads: none
+    /// outside `onLibraryThreads` (OpenBLAS threads it) or below `minimum`.
+    private static func parts(_ threads: Int, work: Double, minimum: Double = splitSize) -> Int {
+        guard threads >= 2, work >= minimum else { return 1 }
         return threading.withLock { $0.depth > 0 } ? min(threads, 2) : 1
     }
 
     /// m·n·k below which a product stays on one thread: about 40 µs of work, several times what
     /// handing half of it to a second thread costs.
     static let splitSize = 4_000_000.0
+
+    /// n·k below which a matrix-vector product stays on one thread.
+    static let gemvSplitSize = 100_000.0
 
     /// Runs body(0) and body(1) at once on two threads.
     private static func inTwo(_ body: (Int) -> Void) {
@@ -74,7 +77,7 @@ public enum BLAS {
             return
         }
         count(2 * Double(m) * Double(n) * Double(k))
-        if m > 1 && max(m, n) >= 16 && parts(threads, m, n, k) == 2 {
+        if m > 1 && max(m, n) >= 16 && parts(threads, work: Double(m) * Double(n) * Double(k)) == 2 {
             // Halves at a multiple of 8 (whole SIMD blocks of the kernels), of a side of at least 16.
             if n >= m {
                 let half = (n / 2 + 7) / 8 * 8
@@ -95,9 +98,18 @@ public enum BLAS {
         }
         if m == 1 && !transA {
             // One output row (the network's last layer): a matrix-vector product, no packing.
-            // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ
-            cblas_dgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, Int32(transB ? n : k),
-                        Int32(transB ? k : n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            // cᵀ ← α op(B)ᵀ aᵀ + β cᵀ; with two threads in halves of c.
+            func gemv(_ j: Int, _ count: Int) {
+                cblas_dgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, Int32(transB ? count : k),
+                            Int32(transB ? k : count), alpha, transB ? b + j * ldb : b + j, Int32(ldb), a, 1, beta,
+                            c + j, 1)
+            }
+            if n >= 16 && parts(threads, work: Double(n) * Double(k), minimum: gemvSplitSize) == 2 {
+                let half = (n / 2 + 7) / 8 * 8
+                inTwo { part in gemv(part == 0 ? 0 : half, part == 0 ? half : n - half) }
+            } else {
+                gemv(0, n)
+            }
             return
         }
         gemmCall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -130,7 +142,7 @@ public enum BLAS {
                 CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, Int32(r), Int32(k), alpha,
                 rows(i0), Int32(lda), beta, c + i0 * ldc + i0, Int32(ldc))
         }
-        guard n >= 16, parts(threads, n, n, k) == 2 else { return syrkCall(0, n) }
+        guard n >= 16, parts(threads, work: Double(n) * Double(n) * Double(k)) == 2 else { return syrkCall(0, n) }
         let h = (n / 2 + 7) / 8 * 8
         inTwo { part in
             if part == 0 {
