@@ -305,10 +305,52 @@ struct CurvatureTests {
                         gInner(prev, prev) + lambda * dot(prev, prev), dot(grad, delta), dot(grad, prev)]
         let got = [c.m11, c.m12, c.m22, c.b1, c.b2]
         #expect(maxRelativeDifference(got, expected) < 1e-7, "coefficients \(got), dense \(expected)")
+        // J Δ and J δ come from two tangent spaces (two threads at once when the library has
+        // two): each equals the dense product, and repeated runs give the same bits.
+        for (space, v) in [(0, delta), (1, prev)] {
+            let dense = (0..<6).map { k in (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * v[$1] } }
+            let stored = Array(UnsafeBufferPointer(start: kfac.loss.interiorJv[space].pointer, count: 6))
+            #expect(maxRelativeDifference(stored, dense) < 1e-9, "space \(space): J v differs from the dense product")
+        }
+        for _ in 0..<20 {
+            let again = kfac.quadraticModelCoefficients(batch)
+            #expect([again.m11, again.m12, again.m22, again.b1, again.b2] == got, "a repeated evaluation differs")
+        }
         // The automatic step minimises the model: (α, μ) = −M⁻¹ b.
         let (alpha, mu) = kfac.quadraticModelStep(batch)
         let sol = denseSolve([expected[0], expected[1], expected[1], expected[2]], [-expected[3], -expected[4]])
         #expect(maxRelativeDifference([alpha, mu], sol) < 1e-7, "(α, μ) = (\(alpha), \(mu)), dense \(sol)")
+    }
+
+    @Test("two tangent passes at once (spaces 0 and 1, one per thread) equal the same passes one after the other")
+    func concurrentTangentPasses() throws {
+        let op = try Operator.poisson(dimension: 2)
+        let net = try MLP(widths: [2, 48, 48, 1], seed: 8)
+        let batch = try Poisson2D.batch(interior: 3000, boundary: 400, seed: 5)
+        let loss = try PINNLoss(network: net, operator: op)
+        try loss.forward(batch)
+        var rng = RandomSource(seed: 6)
+        let directions = (0..<2).map { _ in (0..<net.numParameters).map { _ in rng.uniform(-1, 1) } }
+        func products(_ space: Int) -> [Double] {
+            Array(UnsafeBufferPointer(start: loss.interiorJv[space].pointer, count: batch.interiorCount))
+                + Array(UnsafeBufferPointer(start: loss.boundaryJv[space].pointer, count: batch.boundaryCount))
+        }
+        for k in 0..<2 { directions[k].withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, batch: batch, space: k) } }
+        let expected = [products(0), products(1)]
+        struct Shared: @unchecked Sendable { let loss: PINNLoss, batch: Batch, directions: [[Double]] }
+        let shared = Shared(loss: loss, batch: batch, directions: directions)
+        for _ in 0..<10 {
+            loss.setRunsConcurrently(true)
+            BLAS.onLibraryThreads {
+                WorkerPool.shared.parallelFor(2, threads: 2) { k in
+                    shared.directions[k].withUnsafeBufferPointer {
+                        shared.loss.jacobianVectorProducts($0.baseAddress!, batch: shared.batch, space: k)
+                    }
+                }
+            }
+            loss.setRunsConcurrently(false)
+            #expect(products(0) == expected[0] && products(1) == expected[1], "concurrent tangent passes differ")
+        }
     }
 
     @Test("first step with ema = 0 and a fixed learning rate is −lr (dense Kronecker sum)⁻¹ ∇L")

@@ -1,12 +1,13 @@
 /// Gauss–Newton products of the PINN loss: G = 1/N_Ω Σ_n J_nᵀJ_n + 1/N_∂ Σ_m J_mᵀJ_m with
 /// J_n = ∂r_n/∂θ (for a nonlinear residual, its linearisation).
 extension PINNLoss {
-    /// After `forward`: J v for the interior residuals (N_Ω values, in `interiorJv`) and the
-    /// condition residuals (N_∂ values, in `boundaryJv`) by forward tangent passes.
-    func jacobianVectorProducts(_ v: UnsafePointer<Double>, batch: Batch) {
+    /// After `forward`: J v for the interior residuals (N_Ω values, in `interiorJv[space]`) and
+    /// the condition residuals (N_∂ values, in `boundaryJv[space]`) by forward tangent passes in
+    /// the passes' tangent space `space` (calls with spaces 0 and 1 may run at once).
+    func jacobianVectorProducts(_ v: UnsafePointer<Double>, batch: Batch, space: Int = 0) {
         let n = batch.interiorCount, s = network.inputDimension + 2
-        let t = interiorPass.tangent(v), seeds = interiorSeeds.pointer
-        let jv = interiorJv.reserve(n)
+        let t = interiorPass.tangent(v, space: space), seeds = interiorSeeds.pointer
+        let jv = interiorJv[space].reserve(n)
         for k in 0..<n {
             // J_n v = Σ_c ∂r_n/∂(out_c) · (out_c)˙
             var sum = 0.0
@@ -15,8 +16,8 @@ extension PINNLoss {
         }
         let m = batch.boundaryCount
         if m > 0 {
-            let tb = boundaryPass.tangent(v)
-            boundaryJv.reserve(m).update(from: tb, count: m)
+            let tb = boundaryPass.tangent(v, space: space)
+            boundaryJv[space].reserve(m).update(from: tb, count: m)
         }
     }
 
@@ -34,8 +35,8 @@ extension PINNLoss {
         try requireDirection(v)
         try forward(batch)
         v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!, batch: batch) }
-        return (Array(UnsafeBufferPointer(start: interiorJv.pointer, count: batch.interiorCount)),
-                Array(UnsafeBufferPointer(start: boundaryJv.pointer, count: batch.boundaryCount)))
+        return (Array(UnsafeBufferPointer(start: interiorJv[0].pointer, count: batch.interiorCount)),
+                Array(UnsafeBufferPointer(start: boundaryJv[0].pointer, count: batch.boundaryCount)))
     }
 
     /// G v = Jᵀ J v / N (interior) + Jᵀ J v / N_∂ (conditions) on `batch`.
@@ -55,7 +56,7 @@ extension PINNLoss {
         jacobianVectorProducts(v, batch: batch)
         out.update(repeating: 0, count: network.numParameters)
         let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
-        let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv.pointer
+        let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv[0].pointer
         for k in 0..<n {
             let w = jv[k] / Double(n)
             for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
@@ -63,7 +64,7 @@ extension PINNLoss {
         interiorPass.backward(seeds: seeds)
         interiorPass.accumulateGradient(into: out, weights: nil)
         if m > 0 {
-            let sb = scaledSeeds.reserve(m), jb = boundaryJv.pointer
+            let sb = scaledSeeds.reserve(m), jb = boundaryJv[0].pointer
             for k in 0..<m { sb[k] = jb[k] / Double(m) }
             boundaryPass.backward(seeds: sb)
             boundaryPass.accumulateGradient(into: out, weights: nil)

@@ -20,8 +20,8 @@ public final class PINNLoss {
     /// Condition residuals u − g and their seeds (1 per point).
     let boundaryResiduals = Buffer(), boundarySeeds = Buffer()
     let scaledSeeds = Buffer()
-    /// Jacobian-vector products J_n v of the interior and condition residuals.
-    let interiorJv = Buffer(), boundaryJv = Buffer()
+    /// Jacobian-vector products J_n v of the interior and condition residuals, per tangent space.
+    let interiorJv = [Buffer(), Buffer()], boundaryJv = [Buffer(), Buffer()]
     /// A second loss of the same network and operator with its own passes: the line search
     /// evaluates half of its grid on it, on a second thread (created on first use).
     var lineSearchTwin: PINNLoss?

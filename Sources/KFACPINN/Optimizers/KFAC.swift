@@ -92,7 +92,6 @@ public final class KFAC: Optimizer {
     private let batchFactors: [(a: Buffer, b: Buffer)], solveWork: [Buffer]
     /// Multiply-adds of the Kronecker-sum solves of all layers (four GEMMs per layer).
     private let solveProducts: Int
-    private let jvInterior = Buffer(), jvBoundary = Buffer()
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
@@ -427,26 +426,29 @@ public final class KFAC: Optimizer {
     }
 
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (tangent passes at the
-    /// current forward pass).
+    /// current forward pass; with two library threads both at once, one per thread).
     func quadraticModelCoefficients(_ batch: Batch)
         -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double)
     {
         let D = network.numParameters, n = batch.interiorCount, m = batch.boundaryCount
         let lambda = options.damping
-        let ji = jvInterior.reserve(n), jb = jvBoundary.reserve(max(m, 1))
-        direction.withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, batch: batch) }
-        ji.update(from: loss.interiorJv.pointer, count: n)
-        if m > 0 { jb.update(from: loss.boundaryJv.pointer, count: m) }
-        let dd = PINNLoss.ggnInner(ji, ji, n, jb, jb, m)
         return direction.withUnsafeBufferPointer { dirp in
             gradient.withUnsafeBufferPointer { gp in
                 previousUpdate.withUnsafeBufferPointer { pp in
                     let dir = dirp.baseAddress!, g = gp.baseAddress!, prev = pp.baseAddress!
-                    let m11 = dd + lambda * BLAS.dot(D, dir, dir)
+                    struct Directions: @unchecked Sendable { let loss: PINNLoss, batch: Batch, v: [UnsafePointer<Double>] }
+                    let directions = Directions(loss: loss, batch: batch, v: hasPreviousUpdate ? [dir, prev] : [dir])
+                    let concurrent = directions.v.count == 2 && BLAS.numThreads >= 2
+                    if concurrent { loss.setRunsConcurrently(true) }
+                    WorkerPool.shared.parallelFor(directions.v.count, threads: concurrent ? 2 : 1) { k in
+                        directions.loss.jacobianVectorProducts(directions.v[k], batch: directions.batch, space: k)
+                    }
+                    if concurrent { loss.setRunsConcurrently(false) }
+                    let ji = loss.interiorJv[0].pointer, jb = loss.boundaryJv[0].pointer
+                    let m11 = PINNLoss.ggnInner(ji, ji, n, jb, jb, m) + lambda * BLAS.dot(D, dir, dir)
                     let b1 = BLAS.dot(D, g, dir)
                     guard hasPreviousUpdate else { return (m11, 0, 0, b1, 0) }
-                    loss.jacobianVectorProducts(prev, batch: batch)
-                    let ki = loss.interiorJv.pointer, kb = loss.boundaryJv.pointer
+                    let ki = loss.interiorJv[1].pointer, kb = loss.boundaryJv[1].pointer
                     let m12 = PINNLoss.ggnInner(ji, ki, n, jb, kb, m) + lambda * BLAS.dot(D, dir, prev)
                     let m22 = PINNLoss.ggnInner(ki, ki, n, kb, kb, m) + lambda * BLAS.dot(D, prev, prev)
                     return (m11, m12, m22, b1, BLAS.dot(D, g, prev))

@@ -83,7 +83,7 @@ extension PINNLoss {
         return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
     }
 
-    private func setRunsConcurrently(_ flag: Bool) {
+    func setRunsConcurrently(_ flag: Bool) {
         interiorPass.runsConcurrently = flag
         boundaryPass.runsConcurrently = flag
     }

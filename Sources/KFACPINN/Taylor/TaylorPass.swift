@@ -53,7 +53,8 @@ final class TaylorPass {
     var elementwiseThreads: Int { runsConcurrently ? 1 : BLAS.numThreads }
     /// Work space of the curvature computations (Curvature/).
     let reduceScratch = Buffer(), reduceScratch2 = Buffer()
-    let tangentPre = Buffer(), tangentPost = Buffer(), tangentOutput = Buffer()
+    /// Work space of two tangent passes (two directions may run at once on two threads).
+    let tangentSpaces = [TangentSpace(), TangentSpace()]
 
     /// The machine's memory in bytes (read once: every line-search trial checks against it).
     static let physicalMemory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
