@@ -127,6 +127,15 @@ struct KFACTests {
         let moved = (0..<seen[2].count).filter { seen[2][$0] != seen[4][$0] || seen[3][$0] != seen[5][$0] }
         #expect(moved.isEmpty, "factor or eigenvector storage was reallocated: arrays \(moved) (non-empty ones, in layer order)")
         #expect(seen[4] != seen[5], "consecutive steps share storage")
+        // The parameters are updated in place by both step rules (no copy of θ per step).
+        for rule in ["line_search", "auto"] {
+            try kfac.setOption(.stepRule, .string(rule))
+            _ = try kfac.step(batch)
+            let before = net.parameters.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+            for _ in 0..<3 { _ = try kfac.step(batch) }
+            let after = net.parameters.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+            #expect(before == after, "\(rule): the parameter array was reallocated")
+        }
     }
 
     @Test("steps are deterministic for a fixed seed and thread count")

@@ -1,3 +1,9 @@
+/// A layer's factor pair in error messages: "B factors of layer 2".
+struct FactorName: CustomStringConvertible {
+    let side: StaticString, layer: Int
+    var description: String { "\(side) factors of layer \(layer)" }
+}
+
 /// The exact inverse of one layer's damped Kronecker SUM
 ///
 ///     B̂_Ω X Â_Ω + B̂_∂ X Â_∂ = ∇      (X, ∇: h_out × (h_in+1), row-major, W̃ = [W b])
@@ -62,7 +68,8 @@ struct KroneckerSumInverse {
                             boundaryB: [Double]?, damping: Double, layer: Int) throws {
         // Static, with the work space passed: a method of self would hold a second reference to
         // the arrays during the call, and writing them would copy them.
-        let whatB = "B factors of layer \(layer)", whatA = "A factors of layer \(layer)"
+        // Named by a value, formatted only when an error is thrown (no string per step).
+        let whatB = FactorName(side: "B", layer: layer), whatA = FactorName(side: "A", layer: layer)
         if method != .narrowColumns {
             try Self.generalizedEigen(n: rows, definite: interiorB, other: boundaryB, damping: damping, vectors: &k1,
                                       values: &s1, work: definiteWork, eigenWork: eigenWork, what: whatB)
@@ -87,7 +94,7 @@ struct KroneckerSumInverse {
     /// K with Kᵀ(F + λI)K = I and Kᵀ(O + λI)K = diag(values) (O = 0 and no damping when `other` is nil).
     private static func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
                                          vectors: inout [Double], values: inout [Double], work: Buffer,
-                                         eigenWork: EigenWorkspace, what: String) throws {
+                                         eigenWork: EigenWorkspace, what: FactorName) throws {
         let b = work.reserve(n * n)
         b.update(from: definite, count: n * n)
         for i in 0..<n { b[i * n + i] += damping }
@@ -111,7 +118,7 @@ struct KroneckerSumInverse {
     /// Factor j (n × n) = Cholesky of (F + λI) + s_j (O + λI), for j < count (O = 0 when `other` is nil).
     private static func choleskyFactors(n: Int, definite: [Double], other: [Double]?, damping: Double,
                                         weights s: [Double], count: Int, into factors: inout [Double],
-                                        what: String) throws {
+                                        what: FactorName) throws {
         try factors.withUnsafeMutableBufferPointer { f in
             for j in 0..<count {
                 let c = f.baseAddress! + j * n * n, sj = other == nil ? 0 : s[j]

@@ -191,11 +191,13 @@ public enum BLAS {
     ) -> Int {
         let jobz = Int8(UInt8(ascii: "V")), uplo = Int8(UInt8(ascii: "U")), n32 = Int32(n)
         if workspace.size != n {
-            // LAPACK's optimal work sizes for n.
+            // LAPACK's optimal work sizes for n; the arrays only grow (a workspace serves both
+            // sides of a Kronecker sum, of two sizes).
             var lwork = 0.0, liwork: Int32 = 0
             _ = LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, &lwork, -1, &liwork, -1)
-            workspace.work = [Double](repeating: 0, count: max(Int(lwork), 1 + 6 * n + 2 * n * n))
-            workspace.iwork = [Int32](repeating: 0, count: max(Int(liwork), 3 + 5 * n))
+            let count = max(Int(lwork), 1 + 6 * n + 2 * n * n), icount = max(Int(liwork), 3 + 5 * n)
+            if count > workspace.work.count { workspace.work = [Double](repeating: 0, count: count) }
+            if icount > workspace.iwork.count { workspace.iwork = [Int32](repeating: 0, count: icount) }
             workspace.size = n
         }
         let info = workspace.work.withUnsafeMutableBufferPointer { work in

@@ -27,6 +27,8 @@ public final class PINNLoss {
     var lineSearchTwin: PINNLoss?
     /// Trial parameters of the line search, one vector per thread.
     let trialParameters = [Buffer(), Buffer()]
+    /// The trial losses of the last line search (one per grid step size).
+    let lineSearchTrials = Buffer()
     /// The last batch of a line search and its chunks for the trials (a fixed batch is sliced once).
     var trialChunks: (batch: Batch, chunks: [Batch])?
 

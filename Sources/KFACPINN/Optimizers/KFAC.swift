@@ -92,6 +92,8 @@ public final class KFAC: Optimizer {
     private let batchFactors: [(a: Buffer, b: Buffer)], solveWork: [Buffer]
     /// Multiply-adds of the Kronecker-sum solves of all layers (four GEMMs per layer).
     private let solveProducts: Int
+    /// Per layer, the error of its factorisation in `factorizeInverses` (kept: no array per step).
+    private var inverseErrors: [(any Error)?] = []
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
@@ -257,10 +259,11 @@ public final class KFAC: Optimizer {
                 }
             }
         }
-        var errors = [(any Error)?](repeating: nil, count: states.count)
+        if inverseErrors.count != states.count { inverseErrors = [(any Error)?](repeating: nil, count: states.count) }
+        for l in inverseErrors.indices { inverseErrors[l] = nil }
         let concurrent = threads >= 2 && states.count >= 2
         states.withUnsafeMutableBufferPointer { st in
-            errors.withUnsafeMutableBufferPointer { er in
+            inverseErrors.withUnsafeMutableBufferPointer { er in
                 let work = Work(states: st, errors: er, damping: options.damping, boundary: boundary)
                 if concurrent {
                     WorkerPool.shared.parallelFor(st.count) { work.run($0) }
@@ -269,7 +272,7 @@ public final class KFAC: Optimizer {
                 }
             }
         }
-        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
+        if let error = inverseErrors.lazy.compactMap({ $0 }).first { throw error }
     }
 
     /// F ← β F + (1 − β) F_batch for the four factors of layer l.
@@ -341,7 +344,7 @@ public final class KFAC: Optimizer {
                 }
             }
         }
-        theta0 = network.parameters
+        copyValues(network.parameters, into: &theta0)   // in place: no copy-on-write of θ later
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
             alpha = theta0.withUnsafeBufferPointer { t in
@@ -402,7 +405,7 @@ public final class KFAC: Optimizer {
                 }
             }
         }
-        theta0 = network.parameters
+        copyValues(network.parameters, into: &theta0)   // in place: no copy-on-write of θ later
         try commitCandidate(alpha: 1)
         stats.stepSize = alpha
         stats.momentum = mu
@@ -436,12 +439,15 @@ public final class KFAC: Optimizer {
             gradient.withUnsafeBufferPointer { gp in
                 previousUpdate.withUnsafeBufferPointer { pp in
                     let dir = dirp.baseAddress!, g = gp.baseAddress!, prev = pp.baseAddress!
-                    struct Directions: @unchecked Sendable { let loss: PINNLoss, batch: Batch, v: [UnsafePointer<Double>] }
-                    let directions = Directions(loss: loss, batch: batch, v: hasPreviousUpdate ? [dir, prev] : [dir])
-                    let concurrent = directions.v.count == 2 && BLAS.numThreads >= 2
+                    struct Directions: @unchecked Sendable {
+                        let loss: PINNLoss, batch: Batch, dir: UnsafePointer<Double>, prev: UnsafePointer<Double>
+                    }
+                    let directions = Directions(loss: loss, batch: batch, dir: dir, prev: prev)
+                    let count = hasPreviousUpdate ? 2 : 1, concurrent = count == 2 && BLAS.numThreads >= 2
                     if concurrent { loss.setRunsConcurrently(true) }
-                    WorkerPool.shared.parallelFor(directions.v.count, threads: concurrent ? 2 : 1) { k in
-                        directions.loss.jacobianVectorProducts(directions.v[k], batch: directions.batch, space: k)
+                    WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
+                        directions.loss.jacobianVectorProducts(k == 0 ? directions.dir : directions.prev,
+                                                               batch: directions.batch, space: k)
                     }
                     if concurrent { loss.setRunsConcurrently(false) }
                     let ji = loss.interiorJv[0].pointer, jb = loss.boundaryJv[0].pointer

@@ -14,41 +14,45 @@ extension PINNLoss {
     func gridLineSearch(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                         below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
-        var trials = [Double](repeating: .infinity, count: grid.count)
+        // Work space kept between searches: no allocation per step.
+        let trials = lineSearchTrials.reserve(grid.count)
+        trials.update(repeating: .infinity, count: grid.count)
         // The trials evaluate the loss chunk by chunk (`trialChunkPoints`), two at a time with two
         // library threads.
         if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkPoints)) }
         let chunks = trialChunks!.chunks, concurrent = BLAS.numThreads >= 2
         if concurrent && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
-        let losses = concurrent && lineSearchTwin != nil ? [self, lineSearchTwin!] : [self]
-        let thetas = (0..<losses.count).map { trialParameters[$0].reserve(D) }
-        // Evaluates the grid indices part, part + parts, … on losses[part].
+        let twin = concurrent ? lineSearchTwin : nil, parts = twin == nil ? 1 : 2
+        for part in 0..<parts { trialParameters[part].reserve(D) }
+        // Evaluates the grid indices part, part + parts, … on this loss (part 0) or its twin (part 1).
         struct Work: @unchecked Sendable {
-            let losses: [PINNLoss], thetas: [UnsafeMutablePointer<Double>], trials: UnsafeMutablePointer<Double>
+            let loss: PINNLoss, twin: PINNLoss?, parts: Int, trials: UnsafeMutablePointer<Double>
             let chunks: [Batch], theta0: UnsafePointer<Double>, p: UnsafePointer<Double>, D: Int, grid: [Double]
             func run(_ part: Int) {
-                let theta = thetas[part]
-                for i in stride(from: part, to: grid.count, by: losses.count) {
+                let theta = loss.trialParameters[part].pointer, evaluator = part == 0 ? loss : twin!
+                for i in stride(from: part, to: grid.count, by: parts) {
                     let alpha = grid[i]
                     for j in 0..<D { theta[j] = theta0[j] + alpha * p[j] }
-                    if let value = losses[part].loss(chunks, at: theta) { trials[i] = value }
+                    if let value = evaluator.loss(chunks, at: theta) { trials[i] = value }
                 }
             }
         }
-        BLAS.onLibraryThreads { trials.withUnsafeMutableBufferPointer { t in
-            let work = Work(losses: losses, thetas: thetas, trials: t.baseAddress!, chunks: chunks,
-                            theta0: theta0, p: p, D: D, grid: grid)
-            if losses.count == 1 {
-                work.run(0)
+        BLAS.onLibraryThreads {
+            let work = Work(loss: self, twin: twin, parts: parts, trials: trials, chunks: chunks, theta0: theta0, p: p,
+                            D: D, grid: grid)
+            if let twin {
+                setRunsConcurrently(true)
+                twin.setRunsConcurrently(true)
+                WorkerPool.shared.parallelFor(2) { work.run($0) }
+                setRunsConcurrently(false)
+                twin.setRunsConcurrently(false)
             } else {
-                for loss in losses { loss.setRunsConcurrently(true) }
-                WorkerPool.shared.parallelFor(losses.count) { work.run($0) }
-                for loss in losses { loss.setRunsConcurrently(false) }
+                work.run(0)
             }
-        } }
+        }
         var best = current, bestAlpha = 0.0
-        for (i, trial) in trials.enumerated() where trial < best {
-            best = trial
+        for i in grid.indices where trials[i] < best {
+            best = trials[i]
             bestAlpha = grid[i]
         }
         return bestAlpha
