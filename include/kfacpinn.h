@@ -397,7 +397,8 @@ kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char 
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
 /// KFP_ERROR_INVALID_ARGUMENT for an ENGD Gramian above max_parameters or a batch too large
 /// for memory; KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
-/// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
+/// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition or
+/// Cholesky factorisation of the damped Kronecker factors fails.
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
 
 /// Creates a built-in problem: "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
@@ -454,7 +455,9 @@ kfp_status kfp_problem_sample(kfp_problem *problem, int64_t num_interior, int64_
 
 /// Sets the number of threads (process-wide; affects every handle): the library's own parallel
 /// work, and OpenBLAS's thread count outside the library's computations (inside them OpenBLAS
-/// runs on the calling thread and the library splits the work itself).
+/// runs on the calling thread and the library splits the work itself). The library's T - 1
+/// worker threads start on first use and, after a job, wait (spinning) up to 1 ms for the next
+/// one before they sleep.
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
 kfp_status kfp_set_num_threads(int32_t num_threads);

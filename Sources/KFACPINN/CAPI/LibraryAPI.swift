@@ -23,7 +23,9 @@
 
 /// Sets the number of threads (process-wide; affects every handle): the library's own parallel
 /// work, and OpenBLAS's thread count outside the library's computations (inside them OpenBLAS
-/// runs on the calling thread and the library splits the work itself).
+/// runs on the calling thread and the library splits the work itself). The library's T - 1
+/// worker threads start on first use and, after a job, wait (spinning) up to 1 ms for the next
+/// one before they sleep.
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
 @c public func kfp_set_num_threads(_ num_threads: Int32) -> kfp_status {

@@ -236,7 +236,8 @@ private func createOptimizer(
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
 ///         KFP_ERROR_INVALID_ARGUMENT for an ENGD Gramian above max_parameters or a batch too large
 ///         for memory; KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
-///         the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition fails.
+///         the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition or
+///         Cholesky factorisation of the damped Kronecker factors fails.
 @c public func kfp_optimizer_step(
     _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: OpaquePointer?,
     _ stats: UnsafeMutablePointer<Double>?, _ num_stats: Int64
