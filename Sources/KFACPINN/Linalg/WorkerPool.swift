@@ -37,13 +37,19 @@ final class WorkerPool: @unchecked Sendable {
     private var body: ((Int) -> Void)?
     private var iterations = 0
 
-    private init() {}
+    /// Set in the child of a fork: its workers do not exist there, and their lock may have been
+    /// held at the fork, so every job runs inline.
+    private static let forkedChild = Atomic<Bool>(false)
+
+    private init() {
+        pthread_atfork(nil, nil) { WorkerPool.forkedChild.store(true, ordering: .relaxed) }
+    }
 
     /// Runs body(0..<n), each index once, on the calling thread and up to `threads` − 1 workers;
     /// returns when all have finished. Iterations must write disjoint memory. Inline (in order)
-    /// when `threads` < 2, n < 2, or the pool is busy (nested or concurrent use).
+    /// when `threads` < 2, n < 2, the pool is busy (nested or concurrent use), or in a forked child.
     func parallelFor(_ n: Int, threads: Int = BLAS.numThreads, _ body: (Int) -> Void) {
-        guard n >= 2, threads >= 2,
+        guard n >= 2, threads >= 2, !Self.forkedChild.load(ordering: .relaxed),
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {
             for i in 0..<n { body(i) }

@@ -63,3 +63,44 @@ def test_bad_steps_raise_and_change_nothing():
     opt.close()
     with pytest.raises(kp.Error, match="closed"):
         opt.step(batch)
+
+
+
+
+def test_steps_in_a_forked_child_after_threaded_steps():
+    # The library's worker threads do not exist in a fork's child: its jobs run inline there,
+    # with the same numbers as the parent's threaded steps.
+    import os
+    problem = kp.Problem("poisson2d_sin")
+    batch = problem.sample(900, 120, seed=1)
+
+    def losses():
+        net = kp.MLP(problem.network_widths("small"), seed=0)
+        opt = kp.KFAC(net, problem.operator, step="auto")
+        return [opt.step(batch)["loss"] for _ in range(6)]
+
+    threads = kp.get_num_threads()
+    kp.set_num_threads(2)
+    try:
+        parent = losses()   # with a worker thread
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.close(read)
+                os.write(write, repr(losses()).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        data = b""
+        while chunk := os.read(read, 4096):
+            data += chunk
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        kp.set_num_threads(threads)
+    assert status == 0, "the forked child failed"
+    child = eval(data.decode())
+    assert child == parent, f"child {child} vs parent {parent}"
