@@ -40,6 +40,8 @@ final class TaylorPass {
     private(set) var adjoints: [Buffer] = []
     /// Layer 0 structure: per hidden unit j, q_j = Σ_ik C_ik W_ji W_jk, and (C W₀ᵀ)ᵀ rows.
     let firstQuadratic = Buffer(), firstCW = Buffer()
+    /// W₀ of the last pass that kept slopes (h₁ × d), and work space of the factors that use it.
+    let firstWeights = Buffer(), firstGram = Buffer()
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
     private let scratch = Buffer(), rowSums = Buffer()
@@ -176,6 +178,7 @@ final class TaylorPass {
         } else {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
             let q = UnsafePointer(firstQuadratic.pointer), hn = h1 * n
+            firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d)
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
                     let o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn
