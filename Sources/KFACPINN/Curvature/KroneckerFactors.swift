@@ -32,13 +32,13 @@ extension TaylorPass {
     /// Taylor columns of the first hidden layer, z = [σ(v); σ'(v) W₀[:, i] (i = 1..d); σ''(v) q]:
     /// the gradient blocks sum to (Σ_n σ'_n σ'_nᵀ) ⊙ (W₀W₀ᵀ), so three Grams over N columns (value,
     /// σ', Laplacian block) replace one over (d+2)·N.
-    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int) {
+    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int, threads: Int) {
         let h = network.widths[1], d = network.widths[0], n = count, ns = n * columnsPerSample
         let z = UnsafePointer(post[0].pointer)
-        BLAS.syrk(n: h, k: n, a: z, lda: ns, c: a, ldc: lda)
-        BLAS.syrk(n: h, k: n, a: z + (d + 1) * n, lda: ns, beta: 1, c: a, ldc: lda)
+        BLAS.syrk(n: h, k: n, a: z, lda: ns, c: a, ldc: lda, threads: threads)
+        BLAS.syrk(n: h, k: n, a: z + (d + 1) * n, lda: ns, beta: 1, c: a, ldc: lda, threads: threads)
         let slopes = firstGram.reserve(2 * h * h), weights = slopes + h * h
-        BLAS.syrk(n: h, k: n, a: self.slopes[0].pointer, lda: n, c: slopes, ldc: h)
+        BLAS.syrk(n: h, k: n, a: self.slopes[0].pointer, lda: n, c: slopes, ldc: h, threads: threads)
         BLAS.syrk(n: h, k: d, a: firstWeights.pointer, lda: d, c: weights, ldc: h)
         for j in 0..<h {
             for k in j..<h { a[j * lda + k] += slopes[j * h + k] * weights[j * h + k] }
@@ -58,7 +58,7 @@ extension TaylorPass {
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
             } else if l == 1 && s > 1 {
-                firstHiddenGram(a, h1)
+                firstHiddenGram(a, h1, threads: threads)
             } else {
                 BLAS.syrk(n: hin, k: ns, a: post[l - 1].pointer, lda: ns, c: a, ldc: h1, threads: threads)
             }
