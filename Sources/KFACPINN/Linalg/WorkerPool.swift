@@ -17,6 +17,10 @@ final class WorkerPool: @unchecked Sendable {
     /// How long an idle worker waits for the next job before it sleeps.
     static let spinSeconds = 1e-3
 
+    /// Online processors: workers beyond one per processor besides the caller's sleep at once
+    /// instead of spinning (they would take the cores of the threads doing the work).
+    static let processors = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
     private struct State {
         var generation = 0
         var open = false     // the current job still takes workers
@@ -73,7 +77,12 @@ final class WorkerPool: @unchecked Sendable {
             for _ in 0..<sleepers { wake.signal() }
             runIterations()
             state.withLock { $0.open = false }
-            while active.load(ordering: .acquiring) > 0 { kernels_spin_pause() }
+            var spins = 0
+            while active.load(ordering: .acquiring) > 0 {
+                kernels_spin_pause()
+                spins += 1
+                if spins % 256 == 0 { sched_yield() }   // a joined worker may wait for this core
+            }
             self.body = nil
         }
     }
@@ -117,7 +126,7 @@ final class WorkerPool: @unchecked Sendable {
     private func workerLoop(id: Int) -> Never {
         var seen = 0
         while true {
-            waitForJob(after: seen)
+            waitForJob(after: seen, id: id)
             let (generation, joined) = state.withLock { s -> (Int, Bool) in
                 guard s.open && id < s.width else { return (s.generation, false) }
                 active.add(1, ordering: .relaxed)
@@ -131,8 +140,10 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Spins until a job after `generation` is published, for up to `spinSeconds`, then sleeps.
-    private func waitForJob(after generation: Int) {
+    /// Spins until a job after `generation` is published, for up to `spinSeconds` (none for
+    /// workers beyond `processors` − 1), then sleeps.
+    private func waitForJob(after generation: Int, id: Int) {
+        let spinSeconds = id < Self.processors - 1 ? Self.spinSeconds : 0
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var spins = 0
@@ -143,7 +154,7 @@ final class WorkerPool: @unchecked Sendable {
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             let elapsed = Double(now.tv_sec - start.tv_sec) + 1e-9 * Double(now.tv_nsec - start.tv_nsec)
-            guard elapsed > Self.spinSeconds else { continue }
+            guard elapsed >= spinSeconds else { continue }
             let sleeps = state.withLock { s -> Bool in
                 guard s.generation == generation else { return false }
                 s.sleeping += 1
