@@ -25,7 +25,7 @@
 /// work, and OpenBLAS's thread count outside the library's computations (inside them OpenBLAS
 /// runs on the calling thread and the library splits the work itself). The library's T - 1
 /// worker threads start on first use and, after a job, wait (spinning) up to 1 ms for the next
-/// one before they sleep.
+/// one before they sleep; workers beyond the number of processors sleep at once.
 /// @param num_threads at least 1.
 /// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
 @c public func kfp_set_num_threads(_ num_threads: Int32) -> kfp_status {
