@@ -1,5 +1,4 @@
 import CBLAS
-import Dispatch
 import Synchronization
 
 /// The one place where kfacpinn calls OpenBLAS and LAPACKE.

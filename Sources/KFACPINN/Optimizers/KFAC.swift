@@ -1,5 +1,3 @@
-import Dispatch
-
 /// KFAC for PINN losses (Dangel, Müller, Zeinhofer 2024), math.md §5–6.
 ///
 /// Per linear layer it keeps Kronecker factors of the interior and condition GGN blocks,

@@ -1,5 +1,3 @@
-import Dispatch
-
 /// The step sizes of the grid line search: 2^0, 2^−1, …, 2^−30.
 public let lineSearchGrid: [Double] = (0...30).map { 1 / Double(1 << $0) }
 

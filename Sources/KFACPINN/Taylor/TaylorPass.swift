@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 import Glibc
 
 /// Taylor mode (the forward Laplacian) through an MLP, with its reverse pass.
