@@ -78,7 +78,7 @@ struct KFACTests {
     }
 
     @Test("a failed factorisation of the inverses reports the first failing layer, whether the layers run one after another or at once")
-    func failedEigendecompositionNamesTheFirstLayer() throws {
+    func failedFactorizationNamesTheFirstLayer() throws {
         let net = try MLP(widths: [2, 5, 4, 3, 1], seed: 3)
         let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
         var states = kfac.layers
