@@ -295,7 +295,8 @@ struct ThreadScopes {
     }
 }
 
-/// LAPACK work space of `BLAS.sygvd`, sized for the last n; one per concurrent caller.
+/// LAPACK work space of `BLAS.sygvd`, large enough for every n so far (`size`: the last n);
+/// one per concurrent caller.
 final class EigenWorkspace: @unchecked Sendable {
     var size = 0
     var work: [Double] = [], iwork: [Int32] = []

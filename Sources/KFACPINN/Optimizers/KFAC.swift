@@ -240,8 +240,9 @@ public final class KFAC: Optimizer {
         BLAS.numThreads >= 2 && options.approximation == .expand
     }
 
-    /// The layers' inverses: independent eigendecompositions, with two threads two layers at a
-    /// time (each dsygvd on its thread). On failure, the error of the first failing layer.
+    /// The layers' inverses: independent factorisations (`KroneckerSumInverse.factorize`), with
+    /// two threads two layers at a time, each LAPACK call on its thread. On failure, the error of
+    /// the first failing layer.
     func factorizeInverses(_ states: inout [LayerState], boundary: Bool, threads: Int) throws {
         struct Work: @unchecked Sendable {
             let states: UnsafeMutableBufferPointer<LayerState>, errors: UnsafeMutableBufferPointer<(any Error)?>
@@ -259,15 +260,10 @@ public final class KFAC: Optimizer {
         }
         if inverseErrors.count != states.count { inverseErrors = [(any Error)?](repeating: nil, count: states.count) }
         for l in inverseErrors.indices { inverseErrors[l] = nil }
-        let concurrent = threads >= 2 && states.count >= 2
         states.withUnsafeMutableBufferPointer { st in
             inverseErrors.withUnsafeMutableBufferPointer { er in
                 let work = Work(states: st, errors: er, damping: options.damping, boundary: boundary)
-                if concurrent {
-                    WorkerPool.shared.parallelFor(st.count) { work.run($0) }
-                } else {
-                    for l in 0..<st.count { work.run(l) }
-                }
+                WorkerPool.shared.parallelFor(st.count, threads: threads) { work.run($0) }
             }
         }
         if let error = inverseErrors.lazy.compactMap({ $0 }).first { throw error }
@@ -305,11 +301,8 @@ public final class KFAC: Optimizer {
             gradient.withUnsafeBufferPointer { g in
                 direction.withUnsafeMutableBufferPointer { d in
                     let work = Work(kfac: self, states: st, grad: g.baseAddress!, dir: d.baseAddress!)
-                    if BLAS.numThreads >= 2 && st.count >= 2 && solveProducts >= 1 << 20 {
-                        WorkerPool.shared.parallelFor(st.count) { work.run($0) }
-                    } else {
-                        for l in 0..<st.count { work.run(l) }
-                    }
+                    let threads = solveProducts >= 1 << 20 ? BLAS.numThreads : 1
+                    WorkerPool.shared.parallelFor(st.count, threads: threads) { work.run($0) }
                 }
             }
         }
