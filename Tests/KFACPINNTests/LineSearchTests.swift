@@ -108,3 +108,66 @@ extension LineSearchTests {
         }
     }
 }
+
+extension LineSearchTests {
+    @Test("trial chunks: a first chunk of an eighth of the points (at least the minimum), the rest in equal chunks, none above the maximum")
+    func trialChunkSizes() {
+        for (n, minimum, maximum) in [(1, 32, 256), (31, 32, 256), (33, 32, 256), (300, 32, 256), (900, 32, 1024), (3000, 32, 585), (100, 32, 256), (5000, 8, 100)] {
+            let sizes = Batch.trialChunkSizes(n, minimum: minimum, maximum: maximum)
+            #expect(sizes.reduce(0, +) == n && sizes.allSatisfy { $0 > 0 && $0 <= maximum }, "n \(n): sizes \(sizes)")
+            #expect(sizes[0] == min(n, maximum, max(minimum, (n + 7) / 8)), "n \(n): first chunk \(sizes[0])")
+            let rest = sizes.dropFirst()
+            #expect((rest.max() ?? 0) - (rest.min() ?? 0) <= 1, "n \(n): unequal later chunks \(sizes)")
+            #expect(rest.count == (n - sizes[0] + maximum - 1) / maximum, "n \(n): \(rest.count) later chunks")
+        }
+    }
+
+    @Test("a trial stops once its loss over the chunks so far exceeds the best loss found, and the search still picks the α a full evaluation of every trial picks")
+    func trialsStopEarly() throws {
+        // 400 points × S = 4 × Σ h_l h_(l+1) = 4288: 6.9·10^6 multiply-adds per trial, above
+        // `earlyStopWork`, so the trials start with a chunk of 50 points.
+        let net = try MLP(widths: [2, 64, 64, 1], seed: 9), op = try Operator.poisson(dimension: 2)
+        let loss = try PINNLoss(network: net, operator: op)
+        let batch = try Poisson2D.batch(interior: 400, boundary: 60, seed: 10)
+        // Trained a little, so that random directions overshoot the loss by far at large α.
+        let kfac = try KFAC(network: net, operator: op, options: KFAC.Options())
+        for _ in 0..<20 { _ = try kfac.step(batch) }
+        let theta0 = net.parameters, current = try loss.loss(batch).total
+        var rng = RandomSource(seed: 11)
+        let gradient = try loss.lossAndGradient(batch).gradient
+        let directions = [gradient.map { -$0 }, theta0.map { _ in rng.uniform(-1, 1) }, theta0.map { _ in 3 * rng.uniform(-1, 1) }]
+        for (k, p) in directions.enumerated() {
+            let alpha = theta0.withUnsafeBufferPointer { t in
+                p.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+            }
+            let chunks = try #require(loss.trialChunks?.chunks)
+            #expect(chunks.map(\.interiorCount) == [50, 350], "trial chunks \(chunks.map(\.interiorCount))")
+            // Every trial in full, over the same chunks.
+            let full = lineSearchGrid.map { a in
+                let theta = zip(theta0, p).map { $0 + a * $1 }
+                return theta.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!) } ?? .infinity
+            }
+            var expected = 0.0, best = current
+            for (a, value) in zip(lineSearchGrid, full) where value < best { best = value; expected = a }
+            #expect(alpha == expected, "direction \(k): the search picked \(alpha), the full evaluation \(expected) (trials \(full))")
+            // A finished trial's loss is the full one; a stopped trial's full loss exceeds the best.
+            let kept = Array(UnsafeBufferPointer(start: loss.lineSearchTrials.pointer, count: lineSearchGrid.count))
+            for i in lineSearchGrid.indices {
+                if kept[i].isFinite {
+                    #expect(kept[i] == full[i], "direction \(k), trial \(i): \(kept[i]) against the full \(full[i])")
+                } else {
+                    #expect(!(full[i] <= best), "direction \(k), trial \(i) stopped, but its full loss \(full[i]) is not above the best \(best)")
+                }
+            }
+            let evaluations = loss.chunkEvaluations.load(ordering: .relaxed)
+            #expect(evaluations <= 2 * lineSearchGrid.count)
+            if k > 0 {
+                // Random directions overshoot by far at the largest step sizes: those trials stop after one chunk.
+                let stoppedFirst = full.filter { $0 > 8 * best }.count
+                #expect(stoppedFirst >= 3 && evaluations <= 2 * lineSearchGrid.count - stoppedFirst,
+                        "direction \(k): \(evaluations) chunk passes, \(stoppedFirst) trials 8 times above the best")
+            }
+        }
+        #expect(net.parameters == theta0)
+    }
+}

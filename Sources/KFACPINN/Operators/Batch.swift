@@ -41,14 +41,32 @@ extension Batch {
     /// Consecutive slices of at most `maxInterior` interior points each, the condition points split
     /// over the same number of slices (a slice may hold none). One slice when the batch is small.
     func chunks(maxInterior: Int) -> [Batch] {
+        let n = interiorCount, count = max(1, (n + maxInterior - 1) / max(maxInterior, 1))
+        return chunks(interiorCounts: (0..<count).map { c in (c + 1) * n / count - c * n / count })
+    }
+
+    /// Consecutive slices with the given numbers of interior points (positive, summing to N_Ω); the
+    /// condition points are split in the same proportions (a slice may hold none).
+    func chunks(interiorCounts counts: [Int]) -> [Batch] {
         let n = interiorCount, m = boundaryCount, d = dimension
-        let count = max(1, (n + maxInterior - 1) / max(maxInterior, 1))
-        guard count > 1 else { return [self] }
-        return (0..<count).map { c in
-            let i0 = c * n / count, i1 = (c + 1) * n / count, b0 = c * m / count, b1 = (c + 1) * m / count
+        guard counts.count > 1 else { return [self] }
+        var i0 = 0
+        return counts.map { count in
+            let i1 = i0 + count, b0 = i0 * m / n, b1 = i1 * m / n
+            defer { i0 = i1 }
             return Batch(validated: d, interiorPoints: Array(interiorPoints[(i0 * d)..<(i1 * d)]), source: Array(source[i0..<i1]),
                          boundaryPoints: Array(boundaryPoints[(b0 * d)..<(b1 * d)]), boundaryValues: Array(boundaryValues[b0..<b1]))
         }
+    }
+
+    /// Interior counts of the line-search trial chunks: an eighth of the points (at least
+    /// `minimum`), then the rest in equal chunks; none above `maximum`. A trial that cannot win
+    /// stops after a chunk (see `gridLineSearch`); most that overshoot do so by far more than a
+    /// factor of 8 and stop after the first.
+    static func trialChunkSizes(_ n: Int, minimum: Int, maximum: Int) -> [Int] {
+        let maximum = max(1, maximum), first = min(n, maximum, max(minimum, (n + 7) / 8)), rest = n - first
+        let count = (rest + maximum - 1) / maximum
+        return [first] + (0..<count).map { c in (c + 1) * rest / count - c * rest / count }
     }
 
     /// A slice of a validated batch (no checks).

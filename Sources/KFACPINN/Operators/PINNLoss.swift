@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The PINN loss of one network and operator, with reusable buffers:
 ///
 ///     L(θ) = 1/(2N_Ω) Σ_n r_n² + 1/(2N_∂) Σ_m (u(x_m^b) − g_m)²
@@ -31,6 +33,9 @@ public final class PINNLoss {
     let lineSearchTrials = Buffer()
     /// The last batch of a line search and its chunks for the trials (a fixed batch is sliced once).
     var trialChunks: (batch: Batch, chunks: [Batch])?
+    /// The running line search's lowest loss (bits of a Double), the number of trials taken by
+    /// its threads, and the chunk passes it evaluated.
+    let lineSearchBest = Atomic<UInt64>(0), nextTrial = Atomic<Int>(0), chunkEvaluations = Atomic<Int>(0)
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
