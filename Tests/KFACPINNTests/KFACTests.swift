@@ -138,6 +138,47 @@ struct KFACTests {
         }
     }
 
+    @Test("the factors are moving averages F ← β F + (1 − β) F_batch of each step's batch factors; a batch without condition points keeps the boundary factors, and with T_kfac = 2 every other step keeps all")
+    func factorMovingAverages() throws {
+        let beta = 0.6, widths = [2, 7, 5, 1]
+        let withBoundary = try Poisson2D.batch(interior: 40, boundary: 12, seed: 7)
+        let interiorOnly = try Batch(dimension: 2, interiorPoints: withBoundary.interiorPoints, source: withBoundary.source)
+        let batches = [withBoundary, interiorOnly, try Poisson2D.batch(interior: 30, boundary: 9, seed: 8), withBoundary]
+        for period in [1, 2] {
+            let net = try MLP(widths: widths, seed: 12)
+            var options = KFAC.Options()
+            options.ema = beta
+            options.factorPeriod = period
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
+            var expected = kfac.layers.map { [$0.interiorA, $0.interiorB, $0.boundaryA, $0.boundaryB] }
+            for (step, batch) in batches.enumerated() {
+                // The batch's factors at the parameters of this step, from a separate loss.
+                let fresh = try PINNLoss(network: net, operator: kfac.loss.op).kroneckerFactors(batch)
+                if step % period == 0 {
+                    for l in expected.indices {
+                        let f = fresh[l]
+                        let batchFactors = batch.boundaryCount > 0 ? [f.interiorA, f.interiorB, f.boundaryA, f.boundaryB]
+                                                                   : [f.interiorA, f.interiorB]
+                        for (k, factor) in batchFactors.enumerated() {
+                            expected[l][k] = zip(expected[l][k], factor).map { beta * $0 + (1 - beta) * $1 }
+                        }
+                    }
+                }
+                _ = try kfac.step(batch)
+                for l in expected.indices {
+                    let state = kfac.layers[l], got = [state.interiorA, state.interiorB, state.boundaryA, state.boundaryB]
+                    for k in 0..<4 {
+                        // Upper triangles (the factors are symmetric; solves read the upper one).
+                        let n = Int(Double(got[k].count).squareRoot())
+                        var difference = 0.0
+                        for i in 0..<n { for j in i..<n { difference = max(difference, abs(got[k][i * n + j] - expected[l][k][i * n + j])) } }
+                        #expect(difference < 1e-12, "T_kfac \(period), step \(step), layer \(l), factor \(k): max difference \(difference)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("steps are deterministic for a fixed seed and thread count")
     func deterministic() throws {
         func run() throws -> [Double] {

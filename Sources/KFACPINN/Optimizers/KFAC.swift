@@ -55,12 +55,15 @@ public final class KFAC: Optimizer {
         var interiorA: [Double], interiorB: [Double], boundaryA: [Double], boundaryB: [Double]
         var inverse: KroneckerSumInverse
 
-        /// Takes over the factors of `other` (same layer), and its inverse with `inverse`, in place.
-        mutating func assign(_ other: LayerState, inverse withInverse: Bool) {
-            copyValues(other.interiorA, into: &interiorA)
-            copyValues(other.interiorB, into: &interiorB)
-            copyValues(other.boundaryA, into: &boundaryA)
-            copyValues(other.boundaryB, into: &boundaryB)
+        /// Takes over the factors of `other` (same layer) with `factors`, its inverse with
+        /// `inverse`, in place.
+        mutating func assign(_ other: LayerState, factors withFactors: Bool, inverse withInverse: Bool) {
+            if withFactors {
+                copyValues(other.interiorA, into: &interiorA)
+                copyValues(other.interiorB, into: &interiorB)
+                copyValues(other.boundaryA, into: &boundaryA)
+                copyValues(other.boundaryB, into: &boundaryB)
+            }
             if withInverse { inverse.assign(other.inverse) }
         }
     }
@@ -188,7 +191,8 @@ public final class KFAC: Optimizer {
         var newLayers = [LayerState]()
         swap(&newLayers, &candidateLayers)
         defer { swap(&newLayers, &candidateLayers) }
-        for l in 0..<newLayers.count { newLayers[l].assign(layers[l], inverse: !invert) }
+        // Updated factors are written from the current ones (`updateMovingAverages`), not copied.
+        for l in 0..<newLayers.count { newLayers[l].assign(layers[l], factors: !updateFactors, inverse: !invert) }
         var newHasBoundary = hasBoundary
         if updateFactors {
             if batch.boundaryCount > 0 { newHasBoundary = true }
@@ -269,22 +273,28 @@ public final class KFAC: Optimizer {
         if let error = inverseErrors.lazy.compactMap({ $0 }).first { throw error }
     }
 
-    /// F ← β F + (1 − β) F_batch for the four factors of layer l.
+    /// F ← β F_current + (1 − β) F_batch for the four factors of layer l, written into `state`
+    /// (the candidate); without condition points in the batch the boundary factors are copied.
     private func updateMovingAverages(_ state: inout LayerState, layer l: Int, boundary: Bool, threads: Int) {
-        let hin1 = network.widths[l] + 1, hout = network.widths[l + 1], beta = options.ema
+        let hin1 = network.widths[l] + 1, hout = network.widths[l + 1], beta = options.ema, current = layers[l]
         let a = batchFactors[l].a.reserve(hin1 * hin1), b = batchFactors[l].b.reserve(hout * hout)
-        func blend(_ f: inout [Double], _ batch: UnsafePointer<Double>) {
+        func blend(_ f: inout [Double], _ old: [Double], _ batch: UnsafePointer<Double>) {
             f.withUnsafeMutableBufferPointer { p in
-                for i in 0..<p.count { p[i] = beta * p[i] + (1 - beta) * batch[i] }
+                old.withUnsafeBufferPointer { o in
+                    for i in 0..<p.count { p[i] = beta * o[i] + (1 - beta) * batch[i] }
+                }
             }
         }
         loss.interiorPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b, threads: threads)
-        blend(&state.interiorA, a)
-        blend(&state.interiorB, b)
+        blend(&state.interiorA, current.interiorA, a)
+        blend(&state.interiorB, current.interiorB, b)
         if boundary {
             loss.boundaryPass.kroneckerFactors(layer: l, approximation: options.approximation, a: a, b: b, threads: threads)
-            blend(&state.boundaryA, a)
-            blend(&state.boundaryB, b)
+            blend(&state.boundaryA, current.boundaryA, a)
+            blend(&state.boundaryB, current.boundaryB, b)
+        } else {
+            copyValues(current.boundaryA, into: &state.boundaryA)
+            copyValues(current.boundaryB, into: &state.boundaryB)
         }
     }
 
