@@ -334,29 +334,29 @@ final class TaylorPass {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         for l in 0..<L {
-            let hin = widths[l], hout = widths[l + 1]
-            var g = UnsafePointer(adjoints[l].pointer)
-            if let weights {
-                let scaled = scratch.reserve(hout * ns), unscaled = g
-                forEachRowRange(hout, ns) { rows, _ in
+            let hin = widths[l], hout = widths[l + 1], unscaled = UnsafePointer(adjoints[l].pointer)
+            let scaled = weights == nil ? nil : scratch.reserve(hout * ns), g = scaled.map { UnsafePointer($0) } ?? unscaled
+            // Row sums of the value block (the bias's input row is 1 there, 0 elsewhere) and, for
+            // layer 0, of the J_i blocks (its input columns e_i): block b's sums at sums[b·hout...].
+            let blocks = l == 0 && s > 1 ? 1 + d : 1, sums = rowSums.reserve(blocks * hout)
+            forEachRowRange(hout, ns) { rows, _ in
+                if let weights, let scaled {
                     for r in (rows.lowerBound * s)..<(rows.upperBound * s) {
                         let src = unscaled + r * n, dst = scaled + r * n
                         for k in 0..<n { dst[k] = weights[k] * src[k] }
                     }
                 }
-                g = UnsafePointer(scaled)
+                for b in 0..<blocks {
+                    kernels_row_sums(kernelISA, rows.count, n, g + rows.lowerBound * ns + b * n, ns, sums + b * hout + rows.lowerBound)
+                }
             }
             let gw = grad + net.weightOffset(l), gb = grad + net.biasOffset(l)
-            // Bias: its input row is 1 in the value block, 0 elsewhere.
-            let sums = rowSums.reserve(hout)
-            kernels_row_sums(kernelISA, hout, n, g, ns, sums)
             for j in 0..<hout { gb[j] += sums[j] }
             if l == 0 {
                 // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i, G_v the value blocks.
                 BLAS.gemm(transB: true, m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: n, beta: 1, c: gw, ldc: d)
-                for i in 0..<(s > 1 ? d : 0) {
-                    kernels_row_sums(kernelISA, hout, n, g + (1 + i) * n, ns, sums)
-                    for j in 0..<hout { gw[j * d + i] += sums[j] }
+                for i in 0..<(blocks - 1) {
+                    for j in 0..<hout { gw[j * d + i] += sums[(1 + i) * hout + j] }
                 }
             } else {
                 BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
