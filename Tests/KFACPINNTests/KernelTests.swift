@@ -200,3 +200,47 @@ func checkWithoutGradient(_ got: [Double], _ full: [Double], d: Int, m: Int, str
             && (1...d).allSatisfy { got[$0 * stride + k] == 0 }
     }
 }
+
+extension KernelTests {
+    @Test("the parameter-vector kernels: first non-finite index, the quadratic model's inner products and the one-sweep update agree with plain loops, on every supported instruction set",
+          arguments: supportedISAs)
+    func parameterVectorKernels(isa: Int32) {
+        var rng = RandomSource(seed: 31)
+        for n in [1, 7, 8, 255, 256, 257, 1000, 5003] {
+            let x = (0..<n).map { _ in rng.uniform(-2, 2) }
+            var index = 7
+            kernels_first_nonfinite(isa, n, x, &index)
+            #expect(index == -1, "ISA \(isa), n \(n): all finite, got index \(index)")
+            for bad in [Double.infinity, -.infinity, .nan] {
+                for at in Set([0, n / 2, n - 1]) {
+                    var y = x
+                    y[at] = bad
+                    if at + 1 < n { y[n - 1] = .nan }   // a later one is not reported
+                    kernels_first_nonfinite(isa, n, y, &index)
+                    #expect(index == at, "ISA \(isa), n \(n): \(bad) at \(at), reported \(index)")
+                }
+            }
+            let a = (0..<n).map { _ in rng.uniform(-1, 1) }, b = (0..<n).map { _ in rng.uniform(-1, 1) }
+            var products = [Double](repeating: .nan, count: 5)
+            kernels_model_products(isa, n, x, a, b, &products)
+            func dot(_ u: [Double], _ v: [Double]) -> Double { zip(u, v).reduce(0) { $0 + $1.0 * $1.1 } }
+            let expected = [dot(a, a), dot(x, a), dot(a, b), dot(b, b), dot(x, b)]
+            let difference = zip(products, expected).map { abs($0 - $1) }.max()!
+            #expect(difference < 1e-12 * Double(n), "ISA \(isa), n \(n): inner products differ by \(difference)")
+            // c = α a + μ b, θ₀ = θ, θ ← θ + c.
+            let (alpha, mu) = (0.75, -1.5)
+            var theta = x, theta0 = [Double](repeating: .nan, count: n), c = theta0, sums = [Double](repeating: .nan, count: 2)
+            kernels_apply_update(isa, n, alpha, a, mu, b, &theta, &theta0, &c, &sums)
+            let wantC = (0..<n).map { alpha * a[$0] + mu * b[$0] }
+            let cDifference = zip(c, wantC).map { abs($0 - $1) }.max()!
+            let thetaDifference = (0..<n).map { abs(theta[$0] - (x[$0] + c[$0])) }.max()!
+            #expect(cDifference < 1e-15 && thetaDifference == 0 && theta0 == x,
+                    "ISA \(isa), n \(n): update differs by \(cDifference), θ by \(thetaDifference)")
+            #expect(abs(sums[0] - dot(c, c)) < 1e-12 * Double(n) && sums[1] == 0, "ISA \(isa), n \(n): sums \(sums)")
+            var big = x
+            big[n / 2] = .greatestFiniteMagnitude
+            kernels_apply_update(isa, n, 1, [Double](repeating: .greatestFiniteMagnitude, count: n), 0, b, &big, &theta0, &c, &sums)
+            #expect(sums[1].isNaN, "ISA \(isa), n \(n): an overflowing update was not flagged (\(sums[1]))")
+        }
+    }
+}

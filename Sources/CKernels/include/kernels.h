@@ -15,6 +15,20 @@ int kernels_best_isa(void);
 static inline void kernels_spin_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+/* Parameter-vector passes of the optimizers (D values), each one sweep with eight partial sums.
+ *
+ * *index = the index of the first non-finite x[k], or −1: blocks of 256 are summed as x − x (0 for
+ * finite values, NaN for ±inf and NaN), and only a block whose sum is NaN is searched. */
+void kernels_first_nonfinite(int isa, long n, const double *x, long *index);
+
+/* The inner products of the quadratic model over a, b, g: out = [a·a, g·a, a·b, b·b, g·b]. */
+void kernels_model_products(int isa, long n, const double *g, const double *a, const double *b, double *out);
+
+/* Applies an update: c = α a + μ b, theta0 = θ, θ ← θ + c. out = [Σ c², Σ (θ − θ) over the new θ]:
+ * the second is 0 exactly when every new θ is finite (NaN otherwise). */
+void kernels_apply_update(int isa, long n, double alpha, const double *a, double mu, const double *b, double *theta,
+                          double *theta0, double *c, double *out);
+
 #endif
 }
 
@@ -110,5 +124,19 @@ void kernels_tanh_first_output(int isa, long h, long m, long d, const double *x,
  * (for a value pass also after the first hidden layer). */
 void kernels_tanh_output(int isa, long h, long m, long d, const double *z, long stride, long ld, const double *b,
                          const double *c, int diagonal, int taylor, int gradient, const double *a, double *out);
+
+/* Parameter-vector passes of the optimizers (D values), each one sweep with eight partial sums.
+ *
+ * *index = the index of the first non-finite x[k], or −1: blocks of 256 are summed as x − x (0 for
+ * finite values, NaN for ±inf and NaN), and only a block whose sum is NaN is searched. */
+void kernels_first_nonfinite(int isa, long n, const double *x, long *index);
+
+/* The inner products of the quadratic model over a, b, g: out = [a·a, g·a, a·b, b·b, g·b]. */
+void kernels_model_products(int isa, long n, const double *g, const double *a, const double *b, double *out);
+
+/* Applies an update: c = α a + μ b, theta0 = θ, θ ← θ + c. out = [Σ c², Σ (θ − θ) over the new θ]:
+ * the second is 0 exactly when every new θ is finite (NaN otherwise). */
+void kernels_apply_update(int isa, long n, double alpha, const double *a, double mu, const double *b, double *theta,
+                          double *theta0, double *c, double *out);
 
 #endif

@@ -104,6 +104,11 @@ public final class MLP {
         }
     }
 
+    /// Runs `body` on the parameter array, in place and without checks (optimizers' updates).
+    func withMutableParameters<R>(_ body: (UnsafeMutablePointer<Double>) throws -> R) rethrows -> R {
+        try parameters.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+
     /// θ ← theta without checks (restoring a saved θ).
     func assignParameters(_ theta: [Double]) { parameters = theta }
 

@@ -114,7 +114,7 @@ public final class PINNLoss {
             boundaryPass.backward(seeds: sb)
             boundaryPass.accumulateGradient(into: grad, weights: nil)
         }
-        for i in 0..<network.numParameters where !grad[i].isFinite {
+        if let i = firstNonFinite(grad, network.numParameters) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
         }
         return value

@@ -117,7 +117,7 @@ public final class ENGD: Optimizer {
         // ∇L = J̃ᵀ r̃.
         try gradient.withUnsafeMutableBufferPointer { g in
             BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
-            for i in 0..<D where !g[i].isFinite {
+            if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("ENGD: the gradient has a non-finite entry at index \(i)")
             }
         }

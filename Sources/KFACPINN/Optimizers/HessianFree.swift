@@ -138,7 +138,7 @@ public final class HessianFree: Optimizer {
                             func applyA(_ v: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) throws {
                                 loss.ggnVectorProduct(v, batch: batch, into: out)
                                 for i in 0..<D { out[i] += lambda * v[i] }
-                                for i in 0..<D where !out[i].isFinite {
+                                if let i = firstNonFinite(out, D) {
                                     throw KFPError.nonFinite("Hessian-free: a GGN-vector product has a non-finite entry at index \(i)")
                                 }
                             }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// KFAC for PINN losses (Dangel, Müller, Zeinhofer 2024), math.md §5–6.
 ///
 /// Per linear layer it keeps Kronecker factors of the interior and condition GGN blocks,
@@ -180,7 +182,7 @@ public final class KFAC: Optimizer {
         let D = network.numParameters
         try gradient.withUnsafeMutableBufferPointer { g in
             loss.gradientKeepingJacobianAdjoints(batch, into: g.baseAddress!)
-            for i in 0..<D where !g[i].isFinite {
+            if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("KFAC: the gradient has a non-finite entry at index \(i)")
             }
         }
@@ -399,18 +401,32 @@ public final class KFAC: Optimizer {
         guard alpha.isFinite, mu.isFinite else {
             throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
         }
-        candidate.withUnsafeMutableBufferPointer { c in
-            previousUpdate.withUnsafeBufferPointer { prev in
-                direction.withUnsafeBufferPointer { dir in
-                    for i in 0..<D { c[i] = alpha * dir[i] + mu * prev[i] }
+        // One sweep: candidate δ = αΔ + μδ_prev, θ₀ = θ, θ ← θ + δ, ‖δ‖² and a finiteness sum.
+        let sums = candidate.withUnsafeMutableBufferPointer { c in
+            theta0.withUnsafeMutableBufferPointer { t0 in
+                previousUpdate.withUnsafeBufferPointer { prev in
+                    direction.withUnsafeBufferPointer { dir in
+                        network.withMutableParameters { theta in
+                            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2) { out in
+                                kernels_apply_update(kernelISA, D, alpha, dir.baseAddress!, mu, prev.baseAddress!, theta,
+                                                     t0.baseAddress!, c.baseAddress!, out.baseAddress!)
+                                return (squares: out[0], finite: out[1])
+                            }
+                        }
+                    }
                 }
             }
         }
-        copyValues(network.parameters, into: &theta0)   // in place: no copy-on-write of θ later
-        try commitCandidate(alpha: 1)
+        guard sums.finite == 0 else {
+            let i = network.parameters.withUnsafeBufferPointer { firstNonFinite($0.baseAddress!, D) } ?? 0
+            network.assignParameters(theta0)
+            throw KFPError.nonFinite("KFAC: the update has a non-finite entry at index \(i); the step was rejected and nothing changed")
+        }
+        swap(&previousUpdate, &candidate)
+        hasPreviousUpdate = true
         stats.stepSize = alpha
         stats.momentum = mu
-        stats.updateNorm = previousUpdate.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
+        stats.updateNorm = sums.squares.squareRoot()
         stats.accepted = true
     }
 
@@ -451,14 +467,18 @@ public final class KFAC: Optimizer {
                                                                batch: directions.batch, space: k)
                     }
                     if concurrent { loss.setRunsConcurrently(false) }
+                    // ΔᵀΔ, ∇ᵀΔ, Δᵀδ, δᵀδ, ∇ᵀδ in one sweep.
+                    let dots = withUnsafeTemporaryAllocation(of: Double.self, capacity: 5) { out in
+                        kernels_model_products(kernelISA, D, g, dir, prev, out.baseAddress!)
+                        return (dd: out[0], gd: out[1], dp: out[2], pp: out[3], gp: out[4])
+                    }
                     let ji = loss.interiorJv[0].pointer, jb = loss.boundaryJv[0].pointer
-                    let m11 = PINNLoss.ggnInner(ji, ji, n, jb, jb, m) + lambda * BLAS.dot(D, dir, dir)
-                    let b1 = BLAS.dot(D, g, dir)
-                    guard hasPreviousUpdate else { return (m11, 0, 0, b1, 0) }
+                    let m11 = PINNLoss.ggnInner(ji, ji, n, jb, jb, m) + lambda * dots.dd
+                    guard hasPreviousUpdate else { return (m11, 0, 0, dots.gd, 0) }
                     let ki = loss.interiorJv[1].pointer, kb = loss.boundaryJv[1].pointer
-                    let m12 = PINNLoss.ggnInner(ji, ki, n, jb, kb, m) + lambda * BLAS.dot(D, dir, prev)
-                    let m22 = PINNLoss.ggnInner(ki, ki, n, kb, kb, m) + lambda * BLAS.dot(D, prev, prev)
-                    return (m11, m12, m22, b1, BLAS.dot(D, g, prev))
+                    let m12 = PINNLoss.ggnInner(ji, ki, n, jb, kb, m) + lambda * dots.dp
+                    let m22 = PINNLoss.ggnInner(ki, ki, n, kb, kb, m) + lambda * dots.pp
+                    return (m11, m12, m22, dots.gd, dots.gp)
                 }
             }
         }

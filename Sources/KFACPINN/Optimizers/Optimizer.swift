@@ -1,3 +1,4 @@
+import CKernels
 import Glibc
 
 /// What one optimizer step did.
@@ -72,9 +73,16 @@ public protocol Optimizer: AnyObject {
 
 /// θ_new finite, or `.nonFinite` naming the optimizer.
 func requireFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) throws {
-    for i in 0..<count where !p[i].isFinite {
+    if let i = firstNonFinite(p, count) {
         throw KFPError.nonFinite("\(name): the update has a non-finite entry at index \(i); the step was rejected and nothing changed")
     }
+}
+
+/// The index of the first non-finite of `count` values, or nil (one vectorised sweep).
+func firstNonFinite(_ p: UnsafePointer<Double>, _ count: Int) -> Int? {
+    var index = -1
+    kernels_first_nonfinite(kernelISA, count, p, &index)
+    return index < 0 ? nil : index
 }
 
 /// Wall time spent in each phase of the steps taken so far, in seconds.
