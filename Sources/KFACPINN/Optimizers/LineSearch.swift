@@ -16,8 +16,8 @@ extension PINNLoss {
     /// With two library threads (kfp_set_num_threads) the trials are independent work for two
     /// cores: each thread takes the next trial, smallest α first (those rarely stop early, and the
     /// cheap overshooting ones at the end even out the two threads), and evaluates it entirely
-    /// on its own PINNLoss (this one or `lineSearchTwin`). A trial's loss does not depend on the
-    /// thread that evaluates it.
+    /// on its own PINNLoss (this one or `lineSearchTwin`); the odd last trial runs on both. A
+    /// trial's loss does not depend on the threads that evaluate it.
     func gridLineSearch(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                         below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
@@ -38,15 +38,16 @@ extension PINNLoss {
         lineSearchBest.store(current.bitPattern, ordering: .relaxed)
         nextTrial.store(0, ordering: .relaxed)
         chunkEvaluations.store(0, ordering: .relaxed)
-        // Takes trials from the shared counter and evaluates them on this loss (part 0) or its twin.
+        // Takes the trials before `end` from the shared counter and evaluates them on this loss
+        // (part 0) or its twin.
         struct Work: @unchecked Sendable {
             let loss: PINNLoss, twin: PINNLoss?, trials: UnsafeMutablePointer<Double>
             let chunks: [Batch], theta0: UnsafePointer<Double>, p: UnsafePointer<Double>, D: Int, grid: [Double]
-            func run(_ part: Int) {
+            func run(_ part: Int, end: Int) {
                 let theta = loss.trialParameters[part].pointer, evaluator = part == 0 ? loss : twin!
                 while true {
                     let taken = loss.nextTrial.add(1, ordering: .relaxed).oldValue
-                    guard taken < grid.count else { return }
+                    guard taken < end else { return }
                     let i = grid.count - 1 - taken, alpha = grid[i]
                     for j in 0..<D { theta[j] = theta0[j] + alpha * p[j] }
                     guard let value = evaluator.loss(chunks, at: theta, search: loss) else { continue }
@@ -58,13 +59,18 @@ extension PINNLoss {
         BLAS.onLibraryThreads {
             let work = Work(loss: self, twin: twin, trials: trials, chunks: chunks, theta0: theta0, p: p, D: D, grid: grid)
             if let twin {
+                // Trials in pairs, one per thread; an odd last one (α = 1) with both threads in its
+                // passes, so that neither waits for the other's last trial.
+                let paired = grid.count - grid.count % 2
                 setRunsConcurrently(true)
                 twin.setRunsConcurrently(true)
-                WorkerPool.shared.parallelFor(2) { work.run($0) }
+                WorkerPool.shared.parallelFor(2) { work.run($0, end: paired) }
                 setRunsConcurrently(false)
                 twin.setRunsConcurrently(false)
+                nextTrial.store(paired, ordering: .relaxed)
+                work.run(0, end: grid.count)
             } else {
-                work.run(0)
+                work.run(0, end: grid.count)
             }
         }
         var best = current, bestAlpha = 0.0
@@ -111,10 +117,10 @@ extension PINNLoss {
     static let minimumTrialChunk = 32
 
     /// Multiply-adds of a trial's forward pass (n·S·Σ_l h_l h_{l+1}) from which the trials start
-    /// with a small chunk to stop early on. Below it the extra pass costs more than it saves:
-    /// measured, 2-d KFAC training with a new batch per step, small network (0.7·10^6) 2.8
-    /// against 2.9 ms per step without and with the small chunk; medium (3.5·10^7) 36–38
-    /// against 31 ms.
+    /// with a small chunk to stop early on. Below it the extra pass costs more than it saves.
+    /// Measured, 2-d KFAC training with a new batch per step, ms per step without and with the
+    /// small chunk: small network (0.7·10^6) 2.8 against 2.9; medium (3.5·10^7) 36.8–37.5
+    /// against 32.3–33.9.
     static let earlyStopWork = 5e6
 
     /// Most interior points per trial chunk.
