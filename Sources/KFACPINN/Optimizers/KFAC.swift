@@ -417,10 +417,9 @@ public final class KFAC: Optimizer {
                 }
             }
         }
-        guard sums.finite == 0 else {
-            let i = network.parameters.withUnsafeBufferPointer { firstNonFinite($0.baseAddress!, D) } ?? 0
+        if sums.finite != 0, let error = network.parameters.withUnsafeBufferPointer({ nonFiniteUpdate($0.baseAddress!, D, "KFAC") }) {
             network.assignParameters(theta0)
-            throw KFPError.nonFinite("KFAC: the update has a non-finite entry at index \(i); the step was rejected and nothing changed")
+            throw error
         }
         swap(&previousUpdate, &candidate)
         hasPreviousUpdate = true

@@ -73,8 +73,13 @@ public protocol Optimizer: AnyObject {
 
 /// θ_new finite, or `.nonFinite` naming the optimizer.
 func requireFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) throws {
-    if let i = firstNonFinite(p, count) {
-        throw KFPError.nonFinite("\(name): the update has a non-finite entry at index \(i); the step was rejected and nothing changed")
+    if let error = nonFiniteUpdate(p, count, name) { throw error }
+}
+
+/// `.nonFinite` naming the optimizer and the first non-finite entry of θ_new, or nil.
+func nonFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) -> KFPError? {
+    firstNonFinite(p, count).map {
+        .nonFinite("\(name): the update has a non-finite entry at index \($0); the step was rejected and nothing changed")
     }
 }
 
