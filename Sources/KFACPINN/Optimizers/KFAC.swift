@@ -95,6 +95,8 @@ public final class KFAC: Optimizer {
     private let batchFactors: [(a: Buffer, b: Buffer)], solveWork: [Buffer]
     /// Multiply-adds of the Kronecker-sum solves of all layers (four GEMMs per layer).
     private let solveProducts: Int
+    /// The layers by decreasing cost of their factorisation ((h_in+1)³ + h_out³), for `factorizeInverses`.
+    private let inverseOrder: [Int]
     /// Per layer, the error of its factorisation in `factorizeInverses` (kept: no array per step).
     private var inverseErrors: [(any Error)?] = []
 
@@ -114,6 +116,13 @@ public final class KFAC: Optimizer {
         solveProducts = (0..<network.numLayers).reduce(0) { sum, l in
             let hout = network.widths[l + 1], h1 = network.widths[l] + 1
             return sum + 2 * hout * h1 * (hout + h1)
+        }
+        inverseOrder = (0..<network.numLayers).sorted { l, k in
+            func cost(_ l: Int) -> Double {
+                let a = Double(network.widths[l] + 1), b = Double(network.widths[l + 1])
+                return a * a * a + b * b * b
+            }
+            return (cost(l), k) > (cost(k), l)
         }
         layers = []
         for l in 0..<network.numLayers {
@@ -215,12 +224,14 @@ public final class KFAC: Optimizer {
             }
         }
         lap(\.factors)
+        // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
+        // factorisation when the inverses are recomputed.
         if invert {
-            try factorizeInverses(&newLayers, boundary: newHasBoundary, threads: BLAS.numThreads)
+            try factorizeInverses(&newLayers, boundary: newHasBoundary, threads: BLAS.numThreads, solve: true)
+            lap(\.inverse)
+        } else {
+            preconditionGradient(newLayers)
         }
-        lap(\.inverse)
-        // Δ = −X, X solving the damped Kronecker sum, per layer.
-        preconditionGradient(newLayers)
         try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         lap(\.solve)
 
@@ -247,12 +258,15 @@ public final class KFAC: Optimizer {
     }
 
     /// The layers' inverses: independent factorisations (`KroneckerSumInverse.factorize`), with
-    /// two threads two layers at a time, each LAPACK call on its thread. On failure, the error of
-    /// the first failing layer.
-    func factorizeInverses(_ states: inout [LayerState], boundary: Bool, threads: Int) throws {
+    /// two threads two layers at a time, largest first, each LAPACK call on its thread. With
+    /// `solve`, a layer's block of the direction is solved right after its factorisation, so a
+    /// thread done with the factorisations solves instead of waiting for the largest one. On
+    /// failure, the error of the first failing layer.
+    func factorizeInverses(_ states: inout [LayerState], boundary: Bool, threads: Int, solve: Bool = false) throws {
         struct Work: @unchecked Sendable {
-            let states: UnsafeMutableBufferPointer<LayerState>, errors: UnsafeMutableBufferPointer<(any Error)?>
-            let damping: Double, boundary: Bool
+            let kfac: KFAC, states: UnsafeMutableBufferPointer<LayerState>, errors: UnsafeMutableBufferPointer<(any Error)?>
+            let damping: Double, boundary: Bool, solve: Bool
+            let grad: UnsafePointer<Double>, dir: UnsafeMutablePointer<Double>
             func run(_ l: Int) {
                 // The factors only: a copy of the whole state would share (and so copy) the eigenvectors.
                 let (ia, ib, ba, bb) = (states[l].interiorA, states[l].interiorB, states[l].boundaryA, states[l].boundaryB)
@@ -261,15 +275,24 @@ public final class KFAC: Optimizer {
                                                     boundaryB: boundary ? bb : nil, damping: damping, layer: l)
                 } catch {
                     errors[l] = error
+                    return
                 }
+                if solve { kfac.preconditionGradient(layer: l, inverse: states[l].inverse, grad, dir) }
             }
         }
         if inverseErrors.count != states.count { inverseErrors = [(any Error)?](repeating: nil, count: states.count) }
         for l in inverseErrors.indices { inverseErrors[l] = nil }
+        // Largest first for the network's layers; any other list of states in its own order.
+        let order = states.count == inverseOrder.count ? inverseOrder : Array(states.indices)
         states.withUnsafeMutableBufferPointer { st in
             inverseErrors.withUnsafeMutableBufferPointer { er in
-                let work = Work(states: st, errors: er, damping: options.damping, boundary: boundary)
-                WorkerPool.shared.parallelFor(st.count, threads: threads) { work.run($0) }
+                gradient.withUnsafeBufferPointer { g in
+                    direction.withUnsafeMutableBufferPointer { d in
+                        let work = Work(kfac: self, states: st, errors: er, damping: options.damping, boundary: boundary,
+                                        solve: solve, grad: g.baseAddress!, dir: d.baseAddress!)
+                        WorkerPool.shared.parallelFor(st.count, threads: threads) { work.run(order[$0]) }
+                    }
+                }
             }
         }
         if let error = inverseErrors.lazy.compactMap({ $0 }).first { throw error }

@@ -98,9 +98,11 @@ public struct StepProfile: Sendable, Equatable {
     public var backward = 0.0
     /// Kronecker factors and their moving averages.
     public var factors = 0.0
-    /// Eigendecompositions of the factors.
+    /// Factorisations of the inverses (eigendecompositions of the factors) and, in steps that
+    /// recompute them, the Kronecker-sum solves (each layer's right after its factorisation).
     public var inverse = 0.0
-    /// Preconditioning the gradient (Kronecker-sum solves).
+    /// Preconditioning the gradient in steps that keep their inverses (T_inv > 1), and the
+    /// direction's finiteness check.
     public var solve = 0.0
     /// Choosing the step: line-search loss evaluations or the quadratic model's tangent passes.
     public var stepSize = 0.0
