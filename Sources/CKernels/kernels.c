@@ -120,6 +120,11 @@ ALWAYS_INLINE void first_layer_values_body(long h, long n, long d, const double 
 KERNEL(first_layer_values, (long h, long n, long d, const double *w, const double *b, const double *x, double *out),
        (h, n, d, w, b, x, out))
 
+/* Eight partial sums folded in a fixed order. */
+ALWAYS_INLINE double fold8(const double *acc) {
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 ALWAYS_INLINE void row_sums_body(long h, long n, const double *restrict rows, long ld, double *restrict out) {
     for (long j = 0; j < h; j++) {
         const double *restrict r = rows + j * ld;
@@ -129,7 +134,7 @@ ALWAYS_INLINE void row_sums_body(long h, long n, const double *restrict rows, lo
             for (int c = 0; c < 8; c++) acc[c] += r[k + c];
         double tail = 0;
         for (; k < n; k++) tail += r[k];
-        out[j] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+        out[j] = fold8(acc) + tail;
     }
 }
 KERNEL(row_sums, (long h, long n, const double *rows, long ld, double *out), (h, n, rows, ld, out))
@@ -430,11 +435,6 @@ ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restri
 KERNEL(tanh_output, (long h, long m, long d, const double *z, long stride, long ld, const double *b, const double *c,
                      int diagonal, int taylor, int gradient, const double *a, double *out),
        (h, m, d, z, stride, ld, b, c, diagonal, taylor, gradient, a, out))
-
-/* Eight partial sums folded in a fixed order. */
-ALWAYS_INLINE double fold8(const double *acc) {
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
 
 ALWAYS_INLINE void first_nonfinite_body(long n, const double *restrict x, long *restrict index) {
     *index = -1;
