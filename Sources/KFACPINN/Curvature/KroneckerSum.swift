@@ -8,7 +8,7 @@ struct FactorName: CustomStringConvertible {
 ///
 ///     B̂_Ω X Â_Ω + B̂_∂ X Â_∂ = ∇      (X, ∇: h_out × (h_in+1), row-major, W̃ = [W b])
 ///
-/// solved in one of two exact ways (`Method`):
+/// solved in one of three exact ways (`Method`):
 /// - `.eigen`: two generalised symmetric eigenproblems, K₁ᵀ B̂_Ω K₁ = I, K₁ᵀ B̂_∂ K₁ = diag(s₁)
 ///   and K₂ᵀ Â_Ω K₂ = I, K₂ᵀ Â_∂ K₂ = diag(s₂). Then X = K₁ [ (K₁ᵀ ∇ K₂) ⊘ (1 + s₁ s₂ᵀ) ] K₂ᵀ.
 /// - `.narrowColumns`: only the A side's eigenproblem. With Y = X K₂⁻ᵀ the sum reads

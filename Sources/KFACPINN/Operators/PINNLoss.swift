@@ -24,8 +24,8 @@ public final class PINNLoss {
     let scaledSeeds = Buffer()
     /// Jacobian-vector products J_n v of the interior and condition residuals, per tangent space.
     let interiorJv = [Buffer(), Buffer()], boundaryJv = [Buffer(), Buffer()]
-    /// A second loss of the same network and operator with its own passes: the line search
-    /// evaluates half of its grid on it, on a second thread (created on first use).
+    /// A second loss of the same network and operator with its own passes: the line search's
+    /// second thread evaluates its trials on it (created on first use).
     var lineSearchTwin: PINNLoss?
     /// Trial parameters of the line search, one vector per thread.
     let trialParameters = [Buffer(), Buffer()]

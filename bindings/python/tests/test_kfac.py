@@ -65,11 +65,10 @@ def test_bad_steps_raise_and_change_nothing():
         opt.step(batch)
 
 
-
-
 def test_steps_in_a_forked_child_after_threaded_steps():
     # The library's worker threads do not exist in a fork's child: its jobs run inline there,
     # with the same numbers as the parent's threaded steps.
+    import ast
     import os
     problem = kp.Problem("poisson2d_sin")
     batch = problem.sample(900, 120, seed=1)
@@ -102,5 +101,5 @@ def test_steps_in_a_forked_child_after_threaded_steps():
     finally:
         kp.set_num_threads(threads)
     assert status == 0, "the forked child failed"
-    child = eval(data.decode())
+    child = ast.literal_eval(data.decode())
     assert child == parent, f"child {child} vs parent {parent}"
