@@ -301,21 +301,35 @@ KERNEL(taylor_first_rule_tangent, (long n, long d, const double *w, const double
                                    const double *s1, const double *s2, const double *s3, const double *vdot, double *o),
        (n, d, w, dw, q, qdot, s1, s2, s3, vdot, o))
 
-/* Kernels of passes that need only their output (the line-search trials): no slopes are kept.
- * Samples are handled in blocks of FUSED_BLOCK so that σ', σ'', Q of a block stay in cache. */
+/* One-pass tanh kernels: activation and Taylor rule of a unit in one sweep over its samples.
+ * Samples are handled in blocks of FUSED_BLOCK so that σ', σ'', Q of a block stay in cache;
+ * a pass that keeps slopes writes σ', σ'', σ''' to their rows instead. */
 #define FUSED_BLOCK 256
 
-/* tanh and the forward-Laplacian rule of one hidden unit for a pass that keeps no slopes; see kernels.h. */
+/* tanh and the forward-Laplacian rule of one hidden unit; see kernels.h. */
 ALWAYS_INLINE void tanh_taylor_rule_body(long n, long d, const double *restrict z, double b, const double *restrict c,
-                                         int diagonal, int taylor, double *restrict out) {
-    double s1[FUSED_BLOCK], s2[FUSED_BLOCK], q[FUSED_BLOCK];
+                                         int diagonal, int taylor, double *restrict out, double *restrict slopes,
+                                         long slope_stride) {
+    double b1[FUSED_BLOCK], b2[FUSED_BLOCK], q[FUSED_BLOCK];
     for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
         const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
-        for (long k = 0; k < len; k++) {
-            const double th = tanh_expm1(z[k0 + k] + b), sk = 1 - th * th;
-            out[k0 + k] = th;
-            s1[k] = sk;
-            s2[k] = -2 * th * sk;
+        double *restrict s1 = slopes ? slopes + k0 : b1, *restrict s2 = slopes ? slopes + slope_stride + k0 : b2;
+        if (slopes) {
+            double *restrict s3 = slopes + 2 * slope_stride + k0;
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(z[k0 + k] + b), sk = 1 - th * th;
+                out[k0 + k] = th;
+                s1[k] = sk;
+                s2[k] = -2 * th * sk;
+                s3[k] = -2 * sk * (1 - 3 * th * th);
+            }
+        } else {
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(z[k0 + k] + b), sk = 1 - th * th;
+                out[k0 + k] = th;
+                s1[k] = sk;
+                s2[k] = -2 * th * sk;
+            }
         }
         if (!taylor) continue;
         quadratic(len, d, z + k0, n, c, diagonal, q);
@@ -330,26 +344,43 @@ ALWAYS_INLINE void tanh_taylor_rule_body(long n, long d, const double *restrict 
     }
 }
 KERNEL(tanh_taylor_rule, (long n, long d, const double *z, double b, const double *c, int diagonal, int taylor,
-                          double *out),
-       (n, d, z, b, c, diagonal, taylor, out))
+                          double *out, double *slopes, long slope_stride),
+       (n, d, z, b, c, diagonal, taylor, out, slopes, slope_stride))
 
 ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict x, double b, const double *restrict w,
-                                        double q, int taylor, double *restrict out) {
-    double s1[FUSED_BLOCK], z[FUSED_BLOCK];
+                                        double q, int taylor, double *restrict out, double *restrict slopes,
+                                        long slope_stride) {
+    double b1[FUSED_BLOCK], z[FUSED_BLOCK];
     for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
         const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
         first_layer_row(len, d, x + k0, n, w, b, z);
-        if (!taylor) {
+        double *restrict s1 = slopes ? slopes + k0 : b1;
+        if (slopes) {
+            double *restrict s2 = slopes + slope_stride + k0, *restrict s3 = s2 + slope_stride;
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(z[k]), sk = 1 - th * th;
+                out[k0 + k] = th;
+                s1[k] = sk;
+                s2[k] = -2 * th * sk;
+                s3[k] = -2 * sk * (1 - 3 * th * th);
+            }
+            if (taylor) {
+                double *restrict ot = out + (d + 1) * n + k0;
+                for (long k = 0; k < len; k++) ot[k] = s2[k] * q;
+            }
+        } else if (!taylor) {
             for (long k = 0; k < len; k++) out[k0 + k] = tanh_expm1(z[k]);
             continue;
+        } else {
+            double *restrict ot = out + (d + 1) * n + k0;
+            for (long k = 0; k < len; k++) {
+                const double th = tanh_expm1(z[k]), sk = 1 - th * th;
+                out[k0 + k] = th;
+                s1[k] = sk;
+                ot[k] = (-2 * th * sk) * q;
+            }
         }
-        double *restrict ot = out + (d + 1) * n + k0;
-        for (long k = 0; k < len; k++) {
-            const double th = tanh_expm1(z[k]), sk = 1 - th * th;
-            out[k0 + k] = th;
-            s1[k] = sk;
-            ot[k] = (-2 * th * sk) * q;
-        }
+        if (!taylor) continue;
         for (long i = 0; i < d; i++) {
             double *restrict oi = out + (1 + i) * n + k0;
             const double wi = w[i];
@@ -357,8 +388,9 @@ ALWAYS_INLINE void tanh_first_rule_body(long n, long d, const double *restrict x
         }
     }
 }
-KERNEL(tanh_first_rule, (long n, long d, const double *x, double b, const double *w, double q, int taylor, double *out),
-       (n, d, x, b, w, q, taylor, out))
+KERNEL(tanh_first_rule, (long n, long d, const double *x, double b, const double *w, double q, int taylor, double *out,
+                         double *slopes, long slope_stride),
+       (n, d, x, b, w, q, taylor, out, slopes, slope_stride))
 
 /* The last hidden layer (tanh) fused with a one-output layer; see kernels.h. */
 ALWAYS_INLINE void tanh_first_output_body(long h, long m, long d, const double *restrict x, long stride,
@@ -435,6 +467,45 @@ ALWAYS_INLINE void tanh_output_body(long h, long m, long d, const double *restri
 KERNEL(tanh_output, (long h, long m, long d, const double *z, long stride, long ld, const double *b, const double *c,
                      int diagonal, int taylor, int gradient, const double *a, double *out),
        (h, m, d, z, stride, ld, b, c, diagonal, taylor, gradient, a, out))
+
+/* Products of the kept adjoints with a layer's output change, folded per sample; see kernels.h. */
+ALWAYS_INLINE void adjoint_products_body(long h, long n, long s, const double *restrict g, const double *restrict p,
+                                         const double *restrict bias, double *restrict out) {
+    const long ld = s * n;
+    for (long j = 0; j < h; j++) {
+        const double *restrict gj = g + j * ld, *restrict pj = p + j * ld;
+        const double bj = bias[j];
+        for (long k = 0; k < n; k++) out[k] += gj[k] * (pj[k] + bj);
+        for (long c = 1; c < s; c++)
+            for (long k = 0; k < n; k++) out[k] += gj[c * n + k] * pj[c * n + k];
+    }
+}
+KERNEL(adjoint_products, (long h, long n, long s, const double *g, const double *p, const double *bias, double *out),
+       (h, n, s, g, p, bias, out))
+
+ALWAYS_INLINE void first_adjoint_products_body(long h, long n, long d, long s, const double *restrict g,
+                                               const double *restrict w, const double *restrict b,
+                                               const double *restrict x, double *restrict out) {
+    const long ld = s * n;
+    double z[FUSED_BLOCK];
+    for (long j = 0; j < h; j++) {
+        const double *restrict gj = g + j * ld;
+        for (long k0 = 0; k0 < n; k0 += FUSED_BLOCK) {
+            const long len = n - k0 < FUSED_BLOCK ? n - k0 : FUSED_BLOCK;
+            first_layer_row(len, d, x + k0, n, w + j * d, b[j], z);
+            for (long k = 0; k < len; k++) out[k0 + k] += gj[k0 + k] * z[k];
+            if (s == 1) continue;
+            for (long i = 0; i < d; i++) {
+                const double wi = w[j * d + i];
+                const double *restrict gi = gj + (1 + i) * n + k0;
+                for (long k = 0; k < len; k++) out[k0 + k] += gi[k] * wi;
+            }
+        }
+    }
+}
+KERNEL(first_adjoint_products, (long h, long n, long d, long s, const double *g, const double *w, const double *b,
+                                const double *x, double *out),
+       (h, n, d, s, g, w, b, x, out))
 
 ALWAYS_INLINE void first_nonfinite_body(long n, const double *restrict x, long *restrict index) {
     *index = -1;

@@ -277,11 +277,15 @@ struct CurvatureTests {
         var rng = RandomSource(seed: 4)
         let D = net.numParameters
         let delta = (0..<D).map { _ in rng.uniform(-1, 1) }
-        let (value, grad) = try kfac.loss.lossAndGradient(batch)
-        _ = value
+        // The step's state: forward pass, gradient keeping the Jacobian adjoints, direction.
+        try kfac.loss.forward(batch)
+        var grad = [Double](repeating: 0, count: D)
+        grad.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        #expect(maxRelativeDifference(grad, try kfac.loss.lossAndGradient(batch).gradient) < 1e-12)
+        try kfac.loss.forward(batch)
+        grad.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
         kfac.direction = delta
         kfac.gradient = grad
-        try kfac.loss.forward(batch)
         let c = kfac.quadraticModelCoefficients(batch)
         let (ji, jb) = try denseJacobians(net, op, batch)
         let prev = kfac.previousUpdate
@@ -305,8 +309,8 @@ struct CurvatureTests {
                         gInner(prev, prev) + lambda * dot(prev, prev), dot(grad, delta), dot(grad, prev)]
         let got = [c.m11, c.m12, c.m22, c.b1, c.b2]
         #expect(maxRelativeDifference(got, expected) < 1e-7, "coefficients \(got), dense \(expected)")
-        // J Δ and J δ come from two tangent spaces (two threads at once when the library has
-        // two): each equals the dense product, and repeated runs give the same bits.
+        // J Δ and J δ come from two work spaces (two threads at once when the library has two):
+        // each equals the dense product, and repeated runs give the same bits.
         for (space, v) in [(0, delta), (1, prev)] {
             let dense = (0..<6).map { k in (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * v[$1] } }
             let stored = Array(UnsafeBufferPointer(start: kfac.loss.interiorJv[space].pointer, count: 6))
@@ -320,6 +324,50 @@ struct CurvatureTests {
         let (alpha, mu) = kfac.quadraticModelStep(batch)
         let sol = denseSolve([expected[0], expected[1], expected[1], expected[2]], [-expected[3], -expected[4]])
         #expect(maxRelativeDifference([alpha, mu], sol) < 1e-7, "(α, μ) = (\(alpha), \(mu)), dense \(sol)")
+    }
+
+    @Test("J v from the kept Jacobian adjoints equals the dense product and the tangent pass's J v",
+          arguments: ["poisson", "heat", "log_fokker_planck"])
+    func jacobianVectorProductsFromAdjoints(_ name: String) throws {
+        let op = try LossTests.makeOperator(name)
+        var rng = RandomSource(seed: 9)
+        // Small networks against the dense Jacobians (a linear model too: layer 0 alone).
+        for widths in [[op.dimension, 6, 5, 1], [op.dimension, 4, 1], [op.dimension, 1]] {
+            let net = try MLP(widths: widths, seed: 14)
+            let batch = try smallBatch(op.dimension, interior: 7, boundary: 3, seed: 8)
+            let loss = try PINNLoss(network: net, operator: op)
+            let D = net.numParameters
+            let v = (0..<D).map { _ in rng.uniform(-1, 1) }
+            let (ji, jb) = try denseJacobians(net, op, batch)
+            try loss.forward(batch)
+            var grad = [Double](repeating: 0, count: D)
+            grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+            for space in 0..<2 {
+                v.withUnsafeBufferPointer { loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, batch: batch, space: space) }
+                let gotI = Array(UnsafeBufferPointer(start: loss.interiorJv[space].pointer, count: 7))
+                let gotB = Array(UnsafeBufferPointer(start: loss.boundaryJv[space].pointer, count: 3))
+                let denseI = (0..<7).map { k in (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * v[$1] } }
+                let denseB = (0..<3).map { k in (0..<D).reduce(0.0) { $0 + jb[k * D + $1] * v[$1] } }
+                let (di, db) = (maxRelativeDifference(gotI, denseI), maxRelativeDifference(gotB, denseB))
+                #expect(di < 1e-9 && db < 1e-9, "\(name) \(widths) space \(space): interior \(di), boundary \(db)")
+            }
+        }
+        // A batch large enough for two threads' partial sums, against the tangent pass.
+        let net = try MLP(widths: [op.dimension, 48, 40, 1], seed: 15)
+        let batch = try smallBatch(op.dimension, interior: 2000, boundary: 300, seed: 10)
+        let loss = try PINNLoss(network: net, operator: op)
+        let v = (0..<net.numParameters).map { _ in rng.uniform(-1, 1) }
+        try loss.forward(batch)
+        v.withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, batch: batch, space: 1) }
+        var grad = [Double](repeating: 0, count: net.numParameters)
+        grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        v.withUnsafeBufferPointer { loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, batch: batch, space: 0) }
+        func products(_ space: Int) -> [Double] {
+            Array(UnsafeBufferPointer(start: loss.interiorJv[space].pointer, count: 2000))
+                + Array(UnsafeBufferPointer(start: loss.boundaryJv[space].pointer, count: 300))
+        }
+        let difference = maxRelativeDifference(products(0), products(1))
+        #expect(difference < 1e-10, "\(name): J v from the adjoints and from the tangent pass differ by \(difference)")
     }
 
     @Test("two tangent passes at once (spaces 0 and 1, one per thread) equal the same passes one after the other")

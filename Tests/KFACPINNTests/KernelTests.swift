@@ -167,14 +167,34 @@ extension KernelTests {
             }
             return out
         }
+        // Slopes kept: rows σ', σ'', σ''' `stride` apart, equal to the tanh kernel's at v + b.
+        let stride = n + 3
+        func tanhSlopes(_ v: [Double]) -> [Double] {
+            var want = [Double](repeating: .nan, count: 3 * n), values = [Double](repeating: 0, count: n)
+            want.withUnsafeMutableBufferPointer { p in
+                let s = p.baseAddress!
+                kernels_tanh_rules(isa, n, v, &values, s, s + n, s + 2 * n)
+            }
+            return want
+        }
+        func keptSlopes(_ slopes: [Double]) -> [Double] {
+            (0..<3).flatMap { r in slopes[(r * stride)..<(r * stride + n)] }
+        }
+        let want = tanhSlopes((0..<n).map { z[$0] + bias })
         for (c, isDiagonal) in [(diagonal, true), (dense, false)] {
             var got = [Double](repeating: .nan, count: (d + 2) * n)
-            kernels_tanh_taylor_rule(isa, n, d, z, bias, c, isDiagonal ? 1 : 0, 1, &got)
+            kernels_tanh_taylor_rule(isa, n, d, z, bias, c, isDiagonal ? 1 : 0, 1, &got, nil, 0)
             let difference = maxRelativeDifference(got, reference(c, isDiagonal: isDiagonal))
             #expect(difference < 1e-13, "ISA \(isa), \(isDiagonal ? "diagonal" : "dense") C: max relative difference \(difference)")
+            var kept = [Double](repeating: .nan, count: (d + 2) * n), slopes = [Double](repeating: .nan, count: 3 * stride)
+            kernels_tanh_taylor_rule(isa, n, d, z, bias, c, isDiagonal ? 1 : 0, 1, &kept, &slopes, stride)
+            let outputDifference = maxRelativeDifference(kept, got)
+            let slopeDifference = maxRelativeDifference(keptSlopes(slopes), want)
+            #expect(outputDifference == 0 && slopeDifference == 0,
+                    "ISA \(isa), slopes kept: output differs by \(outputDifference), slopes by \(slopeDifference)")
         }
         var values = [Double](repeating: .nan, count: n)
-        kernels_tanh_taylor_rule(isa, n, d, z, bias, dense, 0, 0, &values)
+        kernels_tanh_taylor_rule(isa, n, d, z, bias, dense, 0, 0, &values, nil, 0)
         let valueDifference = maxRelativeDifference(values, Array(reference(dense, isDiagonal: false)[0..<n]))
         #expect(valueDifference < 1e-14, "ISA \(isa), value only: max relative difference \(valueDifference)")
         // First layer: pre-activation bias + Σ_i w_i x_i from the points' coordinates (d rows of n).
@@ -183,11 +203,18 @@ extension KernelTests {
         let v = (0..<n).map { k in (0..<d).reduce(bias) { $0 + w[$1] * x[$1 * n + k] } }
         let firstReference = reference(nil, isDiagonal: true, firstLayer: quadratic, values: v)
         var first = [Double](repeating: .nan, count: (d + 2) * n)
-        kernels_tanh_first_rule(isa, n, d, x, bias, w, quadratic, 1, &first)
+        kernels_tanh_first_rule(isa, n, d, x, bias, w, quadratic, 1, &first, nil, 0)
         let firstDifference = maxRelativeDifference(first, firstReference)
         #expect(firstDifference < 1e-13, "ISA \(isa), first layer: max relative difference \(firstDifference)")
+        var firstKept = [Double](repeating: .nan, count: (d + 2) * n), firstSlopes = [Double](repeating: .nan, count: 3 * stride)
+        kernels_tanh_first_rule(isa, n, d, x, bias, w, quadratic, 1, &firstKept, &firstSlopes, stride)
+        let firstOutputDifference = maxRelativeDifference(firstKept, first)
+        let firstSlopeDifference = maxRelativeDifference(keptSlopes(firstSlopes), tanhSlopes(v))
+        // (The kernel's pre-activations may round differently from `v`: it may fuse multiply-adds.)
+        #expect(firstOutputDifference == 0 && firstSlopeDifference < 1e-13,
+                "ISA \(isa), first layer, slopes kept: output differs by \(firstOutputDifference), slopes by \(firstSlopeDifference)")
         var firstValue = [Double](repeating: .nan, count: n)
-        kernels_tanh_first_rule(isa, n, d, x, bias, w, 0, 0, &firstValue)
+        kernels_tanh_first_rule(isa, n, d, x, bias, w, 0, 0, &firstValue, nil, 0)
         let firstValueDifference = maxRelativeDifference(firstValue, Array(firstReference[0..<n]))
         #expect(firstValueDifference < 1e-13, "ISA \(isa), first layer, value only: max relative difference \(firstValueDifference)")
     }

@@ -15,20 +15,6 @@ int kernels_best_isa(void);
 static inline void kernels_spin_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
-/* Parameter-vector passes of the optimizers (D values), each one sweep with eight partial sums.
- *
- * *index = the index of the first non-finite x[k], or −1: blocks of 256 are summed as x − x (0 for
- * finite values, NaN for ±inf and NaN), and only a block whose sum is NaN is searched. */
-void kernels_first_nonfinite(int isa, long n, const double *x, long *index);
-
-/* The inner products of the quadratic model over a, b, g: out = [a·a, g·a, a·b, b·b, g·b]. */
-void kernels_model_products(int isa, long n, const double *g, const double *a, const double *b, double *out);
-
-/* Applies an update: c = α a + μ b, theta0 = θ, θ ← θ + c. out = [Σ c², Σ (θ − θ) over the new θ]:
- * the second is 0 exactly when every new θ is finite (NaN otherwise). */
-void kernels_apply_update(int isa, long n, double alpha, const double *a, double mu, const double *b, double *theta,
-                          double *theta0, double *c, double *out);
-
 #endif
 }
 
@@ -95,16 +81,30 @@ void kernels_taylor_first_rule_tangent(int isa, long n, long d, const double *w,
                                        double qdot, const double *s1, const double *s2, const double *s3,
                                        const double *vdot, double *o);
 
-/* tanh and kernels_taylor_rule in one pass, for a pass that needs only the layer's output (no
- * slopes kept): out's value block is tanh(v + b) for z's value block v; with taylor = 0 only
- * that block exists. z, c, diagonal, out as in kernels_taylor_rule. */
+/* J v from the adjoints kept by a reverse pass seeded with the Jacobian seeds (out[k] += for
+ * sample k < n; a layer's columns [value | J_1 … J_d | T] of n samples each, ld = s·n):
+ * kernels_adjoint_products, for a layer with output change P = Ẇ Z over its input columns Z and
+ * bias change ḃ on the value block: out[k] += Σ_j Σ_c g[j·ld + c·n + k] (P + ḃ_j [c = 0])[j·ld + c·n + k];
+ * kernels_first_adjoint_products, for the first layer (input columns x_k, e_i, 0; x: d rows of n):
+ * out[k] += Σ_j g[j·ld + k] (ḃ_j + Σ_i ẇ_ji x_ik) + Σ_j Σ_i g[j·ld + (1 + i)·n + k] ẇ_ji (the second
+ * sum when s > 1), with ẇ = w (h × d) and ḃ = b. */
+void kernels_adjoint_products(int isa, long h, long n, long s, const double *g, const double *p, const double *bias,
+                              double *out);
+void kernels_first_adjoint_products(int isa, long h, long n, long d, long s, const double *g, const double *w,
+                                    const double *b, const double *x, double *out);
+
+/* tanh and kernels_taylor_rule in one pass: out's value block is tanh(v + b) for z's value block v
+ * (z is not changed); with taylor = 0 only that block exists. z, c, diagonal, out as in
+ * kernels_taylor_rule. With `slopes` (else NULL), σ', σ'' and σ''' at v + b are written to
+ * slopes[k], slopes[slope_stride + k] and slopes[2 slope_stride + k] for the reverse and tangent
+ * passes; a pass that needs only its output keeps none. */
 void kernels_tanh_taylor_rule(int isa, long n, long d, const double *z, double b, const double *c, int diagonal,
-                              int taylor, double *out);
+                              int taylor, double *out, double *slopes, long slope_stride);
 
 /* The same for a unit of the first layer: with v = b + w·x_k (x: d rows of n coordinates) and q,
- * out = [tanh(v) | σ' w_1 … σ' w_d | σ'' q], or [tanh(v)] alone when taylor = 0. */
+ * out = [tanh(v) | σ' w_1 … σ' w_d | σ'' q], or [tanh(v)] alone when taylor = 0; slopes as above. */
 void kernels_tanh_first_rule(int isa, long n, long d, const double *x, double b, const double *w, double q, int taylor,
-                             double *out);
+                             double *out, double *slopes, long slope_stride);
 
 /* The last hidden layer (tanh) fused with a linear layer of one output, for a pass that needs
  * only its output: per sample, u = Σ_j a_j t_j, ∂_i u = Σ_j a_j σ'_j J_ij, 𝒟_C u = Σ_j a_j (σ'_j T_j

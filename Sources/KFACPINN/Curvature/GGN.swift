@@ -21,6 +21,16 @@ extension PINNLoss {
         }
     }
 
+    /// `jacobianVectorProducts` from the adjoints that `gradientKeepingJacobianAdjoints` left in the
+    /// passes (call it after that, with no other reverse pass in between): one GEMM per layer
+    /// instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
+    func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, batch: Batch, space: Int = 0) {
+        interiorPass.jacobianVectorProductsFromAdjoints(v, into: interiorJv[space].reserve(batch.interiorCount),
+                                                        space: space)
+        let m = batch.boundaryCount
+        if m > 0 { boundaryPass.jacobianVectorProductsFromAdjoints(v, into: boundaryJv[space].reserve(m), space: space) }
+    }
+
     /// (JΔ)ᵀ(Jδ)-type products: vᵀGw = 1/N Σ (J_n v)(J_n w) + 1/M Σ (J_m v)(J_m w), given
     /// stored J v (interior, boundary) and J w.
     static func ggnInner(_ jvInterior: UnsafePointer<Double>, _ jwInterior: UnsafePointer<Double>, _ n: Int,

@@ -1,3 +1,5 @@
+import CKernels
+
 extension TaylorPass {
     /// Per-sample Jacobian rows after `backward` with the unscaled Jacobian seeds ∂r_n/∂(u, ∇u, T):
     /// row n of `rows` (leading dimension `ld` ≥ D, layout of θ) becomes scale · ∂r_n/∂θ, where
@@ -30,6 +32,45 @@ extension TaylorPass {
                               b: zk, ldb: s, c: row + wo, ldc: hin)
                 }
             }
+        }
+    }
+
+    /// J v per sample from the adjoints of the last `backward` with the unscaled Jacobian seeds,
+    /// into `out` (N values): the rows of `jacobianRows` applied to v without forming them,
+    ///   J_n v = Σ_l Σ_s G_l[:, (n,s)]ᵀ (Ẇ_l Z_l[:, (n,s)] + ḃ_l [s = value column]),
+    /// one GEMM Ẇ_l Z_l over all S·N columns per layer (a tangent pass takes two and the rules);
+    /// layer 0 from its input columns x_n, e_i, 0. `space` (0 or 1) holds the products Ẇ_l Z_l:
+    /// calls with different spaces may run at once.
+    func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>,
+                                            space: Int) {
+        BLAS.onLibraryThreads {
+            let net = network, widths = net.widths, n = count, s = columnsPerSample
+            let d = widths[0], ns = n * s, work = tangentSpaces[space]
+            // Two threads: each sums its half of a layer's rows into its own N values.
+            let partial = work.values.reserve(n)
+            out.update(repeating: 0, count: n)
+            partial.update(repeating: 0, count: n)
+            func accumulate(_ h: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) {
+                forEachRowRange(h, ns) { rows, part in body(rows, part == 0 ? out : partial) }
+            }
+            let g0 = UnsafePointer(adjoints[0].pointer), h1 = widths[1]
+            let dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0), x = UnsafePointer(points.pointer)
+            accumulate(h1) { rows, sums in
+                kernels_first_adjoint_products(kernelISA, rows.count, n, d, s, g0 + rows.lowerBound * ns,
+                                               dw0 + rows.lowerBound * d, db0 + rows.lowerBound, x, sums)
+            }
+            for l in 1..<net.numLayers {
+                let hin = widths[l], hout = widths[l + 1]
+                let p = work.pre.reserve(hout * ns), g = UnsafePointer(adjoints[l].pointer)
+                BLAS.gemm(m: hout, n: ns, k: hin, a: v + net.weightOffset(l), lda: hin, b: post[l - 1].pointer,
+                          ldb: ns, c: p, ldc: ns, threads: elementwiseThreads)
+                let db = v + net.biasOffset(l), pc = UnsafePointer(p)
+                accumulate(hout) { rows, sums in
+                    let first = rows.lowerBound * ns
+                    kernels_adjoint_products(kernelISA, rows.count, n, s, g + first, pc + first, db + rows.lowerBound, sums)
+                }
+            }
+            for k in 0..<n { out[k] += partial[k] }
         }
     }
 }

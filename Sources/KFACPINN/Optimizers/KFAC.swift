@@ -452,7 +452,8 @@ public final class KFAC: Optimizer {
         stats.accepted = true
     }
 
-    /// (α, μ) of the damped quadratic model at the current forward pass (see `automaticStep`).
+    /// (α, μ) of the damped quadratic model at the current forward pass and the Jacobian adjoints
+    /// of `gradientKeepingJacobianAdjoints` (see `automaticStep`).
     func quadraticModelStep(_ batch: Batch) -> (alpha: Double, mu: Double) {
         let c = quadraticModelCoefficients(batch)
         if hasPreviousUpdate {
@@ -467,8 +468,8 @@ public final class KFAC: Optimizer {
         return c.m11 > 0 ? (-c.b1 / c.m11, 0) : (0, 0)
     }
 
-    /// Entries of the damped 2-D quadratic model, from J Δ and J δ (tangent passes at the
-    /// current forward pass; with two library threads both at once, one per thread).
+    /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the
+    /// step's gradient pass kept; with two library threads both at once, one per thread).
     func quadraticModelCoefficients(_ batch: Batch)
         -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double)
     {
@@ -485,8 +486,8 @@ public final class KFAC: Optimizer {
                     let count = hasPreviousUpdate ? 2 : 1, concurrent = count == 2 && BLAS.numThreads >= 2
                     if concurrent { loss.setRunsConcurrently(true) }
                     WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
-                        directions.loss.jacobianVectorProducts(k == 0 ? directions.dir : directions.prev,
-                                                               batch: directions.batch, space: k)
+                        directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev,
+                                                                           batch: directions.batch, space: k)
                     }
                     if concurrent { loss.setRunsConcurrently(false) }
                     // ΔᵀΔ, ∇ᵀΔ, Δᵀδ, δᵀδ, ∇ᵀδ in one sweep.

@@ -25,9 +25,11 @@ final class TaylorPass {
 
     /// Input points as d rows of N values (row i: coordinate i of every point).
     let points = Buffer()
-    /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N.
+    /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N (activations other than tanh, whose
+    /// kernels form them block by block).
     let firstValues = Buffer()
-    /// Per hidden layer l: pre-activation (h × N·S); pre[0] is unused (see `firstValues`).
+    /// Per hidden layer l: pre-activation (h × N·S); the reverse and tangent passes read its J and T
+    /// blocks (a tanh pass leaves the bias out of the value block). pre[0] is unused.
     private(set) var pre: [Buffer] = []
     /// Per hidden layer l: post-activation σ(·) columns (h × N·S), the input of layer l+1.
     private(set) var post: [Buffer] = []
@@ -133,15 +135,15 @@ final class TaylorPass {
         let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         let x = UnsafePointer(points.pointer)
-        let noSlopes = outputOnly && act == .tanh, fused = noSlopes && L >= 2 && widths[L] == 1
+        let tanh = act == .tanh, noSlopes = outputOnly && tanh, fused = noSlopes && L >= 2 && widths[L] == 1
         let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
 
         // Layer 0: values W₀ x_n + b₀ (d multiply-adds per value, no GEMM); J_i = W₀[:, i]; T = 0.
-        // Passes without slopes compute them inside their kernels.
+        // tanh passes compute them inside their kernels.
         let h1 = widths[1]
         let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
         let v0 = firstValues.reserve(h1 * n)
-        if !noSlopes || L == 1 { kernels_first_layer_values(kernelISA, h1, n, d, w0, b0, x, v0) }
+        if !tanh || L == 1 { kernels_first_layer_values(kernelISA, h1, n, d, w0, b0, x, v0) }
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
             writeLinearOutput(values: v0, weights: w0, into: outputBuffer.reserve(ns))
@@ -166,18 +168,19 @@ final class TaylorPass {
             return
         }
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
-        if noSlopes {
+        if !noSlopes { firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d) }
+        if tanh {
             let out = post[0].reserve(h1 * ns), q = UnsafePointer(firstQuadratic.pointer)
+            let sl = noSlopes ? nil : slopes[0].reserve(3 * h1 * n), hn = h1 * n
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
                     kernels_tanh_first_rule(kernelISA, n, d, x, b0[j], w0 + j * d, s > 1 ? q[j] : 0, s > 1 ? 1 : 0,
-                                            out + j * ns)
+                                            out + j * ns, sl.map { $0 + j * n }, hn)
                 }
             }
         } else {
             let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
             let q = UnsafePointer(firstQuadratic.pointer), hn = h1 * n
-            firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d)
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
                     let o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn
@@ -216,17 +219,18 @@ final class TaylorPass {
                 return
             }
             // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
-            let out = post[l].reserve(hout * ns)
-            if noSlopes {
+            let out = post[l].reserve(hout * ns), hn = hout * n
+            if tanh {
+                let sl = noSlopes ? nil : slopes[l].reserve(3 * hn)
                 forEachRowRange(hout, n) { rows, _ in
                     for j in rows {
                         kernels_tanh_taylor_rule(kernelISA, n, d, z + j * ns, b[j], cvals, diag ? 1 : 0, s > 1 ? 1 : 0,
-                                                 out + j * ns)
+                                                 out + j * ns, sl.map { $0 + j * n }, hn)
                     }
                 }
                 continue
             }
-            let sl = slopes[l].reserve(3 * hout * n), hn = hout * n
+            let sl = slopes[l].reserve(3 * hn)
             forEachRowRange(hout, n) { rows, part in
                 for j in rows {
                     let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
