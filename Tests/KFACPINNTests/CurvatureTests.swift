@@ -262,6 +262,25 @@ struct CurvatureTests {
             for k in 0..<m { denseG[p] += jb[k * D + p] * denseB[k] / Double(m) }
         }
         #expect(maxRelativeDifference(gv, denseG) < 1e-7, "\(name) Gv: \(maxRelativeDifference(gv, denseG))")
+        // Several products after one backward pass (as in CG): the kept adjoints stay valid.
+        let w = (0..<D).map { _ in rng.uniform(-1, 1) }
+        try loss.forward(batch)
+        loss.keepJacobianAdjoints(batch)
+        for u in [w, v, w] {
+            var got = [Double](repeating: .nan, count: D), dense = [Double](repeating: 0, count: D)
+            u.withUnsafeBufferPointer { up in
+                got.withUnsafeMutableBufferPointer { loss.ggnVectorProduct(up.baseAddress!, batch: batch, into: $0.baseAddress!) }
+            }
+            for k in 0..<n {
+                let jk = (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * u[$1] }
+                for p in 0..<D { dense[p] += ji[k * D + p] * jk / Double(n) }
+            }
+            for k in 0..<m {
+                let jk = (0..<D).reduce(0.0) { $0 + jb[k * D + $1] * u[$1] }
+                for p in 0..<D { dense[p] += jb[k * D + p] * jk / Double(m) }
+            }
+            #expect(maxRelativeDifference(got, dense) < 1e-7, "\(name) repeated Gv: \(maxRelativeDifference(got, dense))")
+        }
     }
 
     @Test("KFAC* quadratic-model coefficients equal those from the dense GGN")

@@ -53,6 +53,7 @@ extension PINNLoss {
     public func ggnVectorProduct(_ batch: Batch, _ v: [Double]) throws -> [Double] {
         try requireDirection(v)
         try forward(batch)
+        keepJacobianAdjoints(batch)
         var out = [Double](repeating: 0, count: network.numParameters)
         v.withUnsafeBufferPointer { vp in
             out.withUnsafeMutableBufferPointer { ggnVectorProduct(vp.baseAddress!, batch: batch, into: $0.baseAddress!) }
@@ -60,24 +61,28 @@ extension PINNLoss {
         return out
     }
 
-    /// After `forward`: out = G v by tangent passes, then one backward pass per term seeded
-    /// with (J_n v)/N · ∂r_n/∂(u, ∇u, T). Overwrites the passes' adjoints.
+    /// After `forward`: the backward passes with the unscaled Jacobian seeds ∂r_n/∂(u, ∇u, T), so
+    /// that the passes hold the adjoints the Jacobian products from adjoints read.
+    func keepJacobianAdjoints(_ batch: Batch) {
+        interiorPass.backward(seeds: interiorSeeds.pointer)
+        if batch.boundaryCount > 0 { boundaryPass.backward(seeds: boundarySeeds.pointer) }
+    }
+
+    /// out = G v from the kept Jacobian adjoints (after `keepJacobianAdjoints` or
+    /// `gradientKeepingJacobianAdjoints`): J v (`jacobianVectorProductsFromAdjoints`), then
+    /// Jᵀ(J v)/N as a gradient with the per-sample weights (J_n v)/N. Two GEMMs per layer; the
+    /// adjoints stay, so any number of products can follow one backward pass.
     func ggnVectorProduct(_ v: UnsafePointer<Double>, batch: Batch, into out: UnsafeMutablePointer<Double>) {
-        jacobianVectorProducts(v, batch: batch)
+        jacobianVectorProductsFromAdjoints(v, batch: batch)
         out.update(repeating: 0, count: network.numParameters)
-        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
-        let seeds = scaledSeeds.reserve(n * s), js = interiorSeeds.pointer, jv = interiorJv[0].pointer
-        for k in 0..<n {
-            let w = jv[k] / Double(n)
-            for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
-        }
-        interiorPass.backward(seeds: seeds)
-        interiorPass.accumulateGradient(into: out, weights: nil)
+        let n = batch.interiorCount, m = batch.boundaryCount
+        let w = scaledSeeds.reserve(max(n, m)), jv = interiorJv[0].pointer
+        for k in 0..<n { w[k] = jv[k] / Double(n) }
+        interiorPass.accumulateGradient(into: out, weights: w)
         if m > 0 {
-            let sb = scaledSeeds.reserve(m), jb = boundaryJv[0].pointer
-            for k in 0..<m { sb[k] = jb[k] / Double(m) }
-            boundaryPass.backward(seeds: sb)
-            boundaryPass.accumulateGradient(into: out, weights: nil)
+            let jb = boundaryJv[0].pointer
+            for k in 0..<m { w[k] = jb[k] / Double(m) }
+            boundaryPass.accumulateGradient(into: out, weights: w)
         }
     }
 

@@ -1,7 +1,7 @@
 /// Hessian-free optimisation (Martens 2010) with the Gauss–Newton matrix, math.md §7.
 ///
-/// Each step runs conjugate gradients on (G + λI) x = −∇L with GGN-vector products (tangent
-/// and backward passes, no matrix), warm-started from 0.95 times the previous run's last
+/// Each step runs conjugate gradients on (G + λI) x = −∇L with GGN-vector products (no matrix:
+/// from the Jacobian adjoints of the step's one backward pass, two GEMMs per layer), warm-started from 0.95 times the previous run's last
 /// iterate and stopped by Martens' relative-progress rule on the quadratic
 /// φ(x) = ½xᵀ(G + λI)x + ∇Lᵀx (at iteration i with k = max(10, i/10): stop when φ_i < 0 and
 /// (φ_i − φ_{i−k})/φ_i < k·5·10⁻⁴), or at the iteration cap. CG backtracking then evaluates the
@@ -69,8 +69,15 @@ public final class HessianFree: Optimizer {
     }
 
     public func step(_ batch: Batch) throws -> StepStatistics {
-        let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
+        // The gradient, keeping the Jacobian adjoints that every CG product reads.
+        let value = try loss.forward(batch)
         let D = network.numParameters, lambda = options.damping
+        try gradient.withUnsafeMutableBufferPointer { g in
+            loss.gradientKeepingJacobianAdjoints(batch, into: g.baseAddress!)
+            if let i = firstNonFinite(g.baseAddress!, D) {
+                throw KFPError.nonFinite("Hessian-free: the gradient has a non-finite entry at index \(i)")
+            }
+        }
         theta0 = network.parameters
         let (keptCount, keptPhi) = try conjugateGradients(batch, lambda: lambda)
         // Backtracking over the kept iterates, from the last while the loss falls.
