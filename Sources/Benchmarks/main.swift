@@ -244,7 +244,7 @@ func peakMiB() -> Double {
 
 /// One JSON line for a comparison case: median seconds of the interior forward pass (u, ∇u, Δu
 /// and residuals), loss + gradient, all Kronecker factors from scratch, one KFAC step (line
-/// search) and one KFAC* step; BLAS flops per step; peak memory.
+/// search) and one KFAC* step; BLAS flops and LAPACK's nominal flops per step; peak memory.
 @MainActor func comparisonSection(_ name: String) throws {
     let c = comparisonCases[name]!
     let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
@@ -256,22 +256,25 @@ func peakMiB() -> Double {
     let forward = try medianTime(budget: budget) { _ = try loss.loss(interior) }
     let gradient = try medianTime(budget: budget) { _ = try loss.lossAndGradient(batch) }
     let factors = try medianTime(budget: budget) { _ = try loss.kroneckerFactors(batch) }
-    var stepTimes: [Double] = [], stepFlops: [Double] = []
+    var stepTimes: [Double] = [], stepFlops: [Double] = [], stepLAPACKFlops: [Double] = []
     for rule in [KFAC.StepRule.lineSearch, .automatic] {
         var options = KFAC.Options()
         options.stepRule = rule
         let kfac = try KFAC(network: try MLP(widths: net.widths, seed: 0), operator: op, options: options)
         _ = try kfac.step(batch)
-        let flops0 = BLAS.flops
+        let flops0 = BLAS.flops, lapackFlops0 = BLAS.lapackFlops
         var steps = 0.0
         stepTimes.append(try medianTime(budget: budget) { _ = try kfac.step(batch); steps += 1 })
         stepFlops.append((BLAS.flops - flops0) / steps)
+        stepLAPACKFlops.append((BLAS.lapackFlops - lapackFlops0) / steps)
     }
     let fields: [(String, String)] = [
         ("case", "\"\(name)\""), ("parameters", "\(net.numParameters)"), ("threads", "\(threads)"),
         ("forward", "\(forward)"), ("loss_gradient", "\(gradient)"), ("factors", "\(factors)"),
         ("kfac_step", "\(stepTimes[0])"), ("kfac_star_step", "\(stepTimes[1])"),
-        ("kfac_step_flops", "\(stepFlops[0])"), ("kfac_star_step_flops", "\(stepFlops[1])"), ("peak_mib", "\(peakMiB())"),
+        ("kfac_step_flops", "\(stepFlops[0])"), ("kfac_star_step_flops", "\(stepFlops[1])"),
+        ("kfac_step_lapack_flops", "\(stepLAPACKFlops[0])"), ("kfac_star_step_lapack_flops", "\(stepLAPACKFlops[1])"),
+        ("peak_mib", "\(peakMiB())"),
     ]
     print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
 }

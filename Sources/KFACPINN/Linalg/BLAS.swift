@@ -14,6 +14,17 @@ public enum BLAS {
     @inline(__always)
     private static func count(_ operations: Double) { flopCount.wrappingAdd(UInt64(operations), ordering: .relaxed) }
 
+    /// Nominal floating-point operations of the LAPACK calls, by the standard operation counts:
+    /// dpotrf n³/3; dpotrs 2n² per right-hand side; dposv both; dsyevd with vectors 10n³/3 (the
+    /// tridiagonal reduction 4n³/3 and its back-transformation 2n³; the divide-and-conquer, which
+    /// depends on the data, is not counted); dsygvd 17n³/3 (dpotrf, dsygst n³, dsyevd, dtrsm n³).
+    public static var lapackFlops: Double { Double(lapackFlopCount.load(ordering: .relaxed)) }
+    private static let lapackFlopCount = Atomic<UInt64>(0)
+    private static func countLAPACK(_ n: Int, cubes: Double, squares: Double = 0) {
+        let size = Double(n)
+        lapackFlopCount.wrappingAdd(UInt64(cubes * size * size * size + squares * size * size), ordering: .relaxed)
+    }
+
     // MARK: Threads
 
     private static let threading = Mutex(ThreadScopes(threads: { _ = kernel; return Int(openblas_get_num_threads()) }()))
@@ -199,6 +210,7 @@ public enum BLAS {
             if icount > workspace.iwork.count { workspace.iwork = [Int32](repeating: 0, count: icount) }
             workspace.size = n
         }
+        countLAPACK(n, cubes: 17.0 / 3)
         let info = workspace.work.withUnsafeMutableBufferPointer { work in
             workspace.iwork.withUnsafeMutableBufferPointer { iwork in
                 LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, work.baseAddress!,
@@ -228,24 +240,28 @@ public enum BLAS {
     /// Solves A x = b for symmetric positive definite A (n × n, upper triangle read; overwritten
     /// by its Cholesky factor); `b` becomes x. Returns LAPACK's info (> 0: not positive definite).
     static func posv(n: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>) -> Int {
-        Int(LAPACKE_dposv(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, a, Int32(n), b, 1))
+        countLAPACK(n, cubes: 1.0 / 3, squares: 2)
+        return Int(LAPACKE_dposv(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, a, Int32(n), b, 1))
     }
 
     /// Cholesky factorisation of a full symmetric positive definite n × n matrix, in place (the
     /// column-major view of the same matrix; no copies). Returns LAPACK's info (> 0: not definite).
     static func potrf(n: Int, a: UnsafeMutablePointer<Double>) -> Int {
-        Int(LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), a, Int32(n)))
+        countLAPACK(n, cubes: 1.0 / 3)
+        return Int(LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), a, Int32(n)))
     }
 
     /// Solves A x = b with the factor of `potrf`; `b` (n values) becomes x.
     static func potrs(n: Int, factor: UnsafePointer<Double>, b: UnsafeMutablePointer<Double>) {
+        countLAPACK(n, cubes: 0, squares: 2)
         _ = LAPACKE_dpotrs_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "U")), Int32(n), 1, factor, Int32(n), b, Int32(n))
     }
 
     /// Symmetric eigendecomposition A = Q diag(w) Qᵀ (upper triangle read): on return `a[i·n + k]`
     /// is component i of eigenvector k and `w` holds the eigenvalues in ascending order.
     static func syevd(n: Int, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int {
-        Int(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")), Int32(n), a,
+        countLAPACK(n, cubes: 10.0 / 3)
+        return Int(LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")), Int32(n), a,
                            Int32(n), w))
     }
 
