@@ -21,9 +21,9 @@ extension PINNLoss {
         }
     }
 
-    /// `jacobianVectorProducts` from the adjoints that `gradientKeepingJacobianAdjoints` left in the
-    /// passes (call it after that, with no other reverse pass in between): one GEMM per layer
-    /// instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
+    /// `jacobianVectorProducts` from the adjoints that `keepJacobianAdjoints` or
+    /// `gradientKeepingJacobianAdjoints` left in the passes (no other pass in between): one GEMM
+    /// per layer instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
     func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, batch: Batch, space: Int = 0) {
         interiorPass.jacobianVectorProductsFromAdjoints(v, into: interiorJv[space].reserve(batch.interiorCount),
                                                         space: space)

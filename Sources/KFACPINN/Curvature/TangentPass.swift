@@ -1,7 +1,8 @@
 import CKernels
 
 /// The buffers of one tangent pass: layer-0 value tangents, per-thread rule work, and the
-/// tangent columns before and after each activation and at the output.
+/// tangent columns before and after each activation and at the output. J v from kept adjoints
+/// (`jacobianVectorProductsFromAdjoints`) uses `pre` and `values` of the same space.
 final class TangentSpace {
     let values = Buffer(), work = Buffer(), pre = Buffer(), post = Buffer(), output = Buffer()
 }
