@@ -16,8 +16,9 @@ struct FactorName: CustomStringConvertible {
 ///   Cholesky factor per eigenvalue, and X = Y K₂ᵀ.
 /// - `.narrowRows`: the same with the sides exchanged. X = K₁ Z, row i of Z solves
 ///   (Â_Ω + s₁ᵢ Â_∂) zᵢ = (K₁ᵀ ∇)ᵢ.
-/// A Cholesky factorisation of size p costs about 1/20 of a size-p dsygvd, so a side of at most
-/// `narrowLimit` (the first layer's h_in + 1, the output layer's h_out) is solved the narrow way.
+/// A Cholesky factorisation of size p costs about 1/20 of a size-p generalised eigenproblem, so
+/// a side of at most `narrowLimit` (the first layer's h_in + 1, the output layer's h_out) is
+/// solved the narrow way.
 struct KroneckerSumInverse {
     enum Method { case eigen, narrowColumns, narrowRows }
     static let narrowLimit = 16
@@ -102,16 +103,16 @@ struct KroneckerSumInverse {
             if let other {
                 v.baseAddress!.update(from: other, count: n * n)
                 for i in 0..<n { v[i * n + i] += damping }
-            } else {
-                v.update(repeating: 0)
             }
             return values.withUnsafeMutableBufferPointer { w in
-                BLAS.sygvd(n: n, a: v.baseAddress!, b: b, w: w.baseAddress!, workspace: eigenWork)
+                BLAS.generalizedEigen(n: n, a: v.baseAddress!, zero: other == nil, b: b, w: w.baseAddress!,
+                                      workspace: eigenWork)
             }
         }
         guard info == 0 else {
-            let reason = info > n ? "the damped interior factor is not positive definite" : "no convergence"
-            throw KFPError.numerical("eigendecomposition of the \(what) failed (LAPACK dsygvd info \(info): \(reason)); increase the damping")
+            let reason = info > n ? "the damped interior factor is not positive definite (dpotrf info \(info - n))"
+                                  : "no convergence (dsyevd info \(info))"
+            throw KFPError.numerical("eigendecomposition of the \(what) failed: \(reason); increase the damping")
         }
     }
 

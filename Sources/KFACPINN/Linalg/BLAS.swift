@@ -17,7 +17,8 @@ public enum BLAS {
     /// Nominal floating-point operations of the LAPACK calls, by the standard operation counts:
     /// dpotrf n³/3; dpotrs 2n² per right-hand side; dposv both; dsyevd with vectors 10n³/3 (the
     /// tridiagonal reduction 4n³/3 and its back-transformation 2n³; the divide-and-conquer, which
-    /// depends on the data, is not counted); dsygvd 17n³/3 (dpotrf, dsygst n³, dsyevd, dtrsm n³).
+    /// depends on the data, is not counted); the generalised eigenproblem as dsygvd, 17n³/3 (dpotrf,
+    /// dsygst n³, dsyevd, dtrsm n³).
     public static var lapackFlops: Double { Double(lapackFlopCount.load(ordering: .relaxed)) }
     private static let lapackFlopCount = Atomic<UInt64>(0)
     private static func countLAPACK(_ n: Int, cubes: Double, squares: Double = 0) {
@@ -191,37 +192,61 @@ public enum BLAS {
     }
 
     /// Generalised symmetric-definite eigenproblem A v = s B v (B positive definite), for A and B
-    /// full symmetric n × n: on return `a` holds K (row-major) with Kᵀ B K = I, Kᵀ A K = diag(w).
-    /// `b` is overwritten. LAPACK works in place on the column-major view (the same matrices, as
-    /// they are symmetric) with the work space of `workspace`: no allocation, no copies but K's
-    /// final transposition.
-    static func sygvd(
-        n: Int, a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
+    /// full symmetric n × n: on return `a` holds K (row-major) with Kᵀ B K = I, Kᵀ A K = diag(w),
+    /// w ascending; `b` is overwritten. With `zero` A is 0 and not read: K = U⁻¹, w = 0.
+    /// Returns 0, n + i when B's leading minor of order i is not positive definite, or i ≤ n when
+    /// the eigensolver did not converge (dsygvd's convention).
+    ///
+    /// The reduction of dsygvd, with triangular products in place of its triangular solves (which
+    /// run several times slower in OpenBLAS): B = UᵀU (dpotrf), U⁻¹ (dtrtri), C = U⁻ᵀ A U⁻¹ (two
+    /// dtrmm), C = Q diag(w) Qᵀ (dsyevd), K = U⁻¹ Q (dtrmm). Counted as dsygvd's 17n³/3.
+    /// LAPACK works in place on the column-major view (the same matrices, as they are symmetric)
+    /// with the work space of `workspace`: no allocation, no copies but K's final transposition.
+    static func generalizedEigen(
+        n: Int, a: UnsafeMutablePointer<Double>, zero: Bool = false, b: UnsafeMutablePointer<Double>,
         w: UnsafeMutablePointer<Double>, workspace: EigenWorkspace
     ) -> Int {
-        let jobz = Int8(UInt8(ascii: "V")), uplo = Int8(UInt8(ascii: "U")), n32 = Int32(n)
+        let upper = Int8(UInt8(ascii: "U")), n32 = Int32(n)
+        countLAPACK(n, cubes: 17.0 / 3)
+        let potrf = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, upper, n32, b, n32)
+        guard potrf == 0 else { return potrf > 0 ? n + Int(potrf) : Int(potrf) }
+        // A positive diagonal (dpotrf succeeded): U is invertible.
+        _ = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, upper, Int8(UInt8(ascii: "N")), n32, b, n32)
+        guard !zero else {
+            w.update(repeating: 0, count: n)
+            // K = U⁻¹ (upper triangular; column-major in b), row-major.
+            for i in 0..<n {
+                for k in 0..<n { a[i * n + k] = k >= i ? b[k * n + i] : 0 }
+            }
+            return 0
+        }
+        // C = U⁻ᵀ (A U⁻¹), in a.
+        cblas_dtrmm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, n32, n32, 1, b, n32, a, n32)
+        cblas_dtrmm(CblasColMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, n32, n32, 1, b, n32, a, n32)
+        let jobz = Int8(UInt8(ascii: "V"))
         if workspace.size != n {
             // LAPACK's optimal work sizes for n; the arrays only grow (a workspace serves both
             // sides of a Kronecker sum, of two sizes).
             var lwork = 0.0, liwork: Int32 = 0
-            _ = LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, &lwork, -1, &liwork, -1)
+            _ = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, jobz, upper, n32, a, n32, w, &lwork, -1, &liwork, -1)
             let count = max(Int(lwork), 1 + 6 * n + 2 * n * n), icount = max(Int(liwork), 3 + 5 * n)
             if count > workspace.work.count { workspace.work = [Double](repeating: 0, count: count) }
             if icount > workspace.iwork.count { workspace.iwork = [Int32](repeating: 0, count: icount) }
             workspace.size = n
         }
-        countLAPACK(n, cubes: 17.0 / 3)
         let info = workspace.work.withUnsafeMutableBufferPointer { work in
             workspace.iwork.withUnsafeMutableBufferPointer { iwork in
-                LAPACKE_dsygvd_work(LAPACK_COL_MAJOR, 1, jobz, uplo, n32, a, n32, b, n32, w, work.baseAddress!,
+                LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, jobz, upper, n32, a, n32, w, work.baseAddress!,
                                     Int32(work.count), iwork.baseAddress!, Int32(iwork.count))
             }
         }
-        // Column-major K → row-major.
+        guard info == 0 else { return Int(info) }
+        // K = U⁻¹ Q, then column-major K → row-major.
+        cblas_dtrmm(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, n32, n32, 1, b, n32, a, n32)
         for i in 0..<n {
             for k in (i + 1)..<n { swap(&a[i * n + k], &a[k * n + i]) }
         }
-        return Int(info)
+        return 0
     }
 
     /// y ← α op(A) x + β y with A m×n (row-major), op(A) = Aᵀ when `trans`.
@@ -311,7 +336,7 @@ struct ThreadScopes {
     }
 }
 
-/// LAPACK work space of `BLAS.sygvd`, large enough for every n so far (`size`: the last n);
+/// LAPACK work space of `BLAS.generalizedEigen`, large enough for every n so far (`size`: the last n);
 /// one per concurrent caller.
 final class EigenWorkspace: @unchecked Sendable {
     var size = 0
