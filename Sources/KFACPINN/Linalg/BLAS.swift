@@ -199,7 +199,8 @@ public enum BLAS {
     ///
     /// The reduction of dsygvd, with triangular products in place of its triangular solves (which
     /// run several times slower in OpenBLAS): B = UᵀU (dpotrf), U⁻¹ (dtrtri), C = U⁻ᵀ A U⁻¹ (two
-    /// dtrmm), C = Q diag(w) Qᵀ (dsyevd), K = U⁻¹ Q (dtrmm). Counted as dsygvd's 17n³/3.
+    /// dtrmm), C = Q diag(w) Qᵀ (dsyevd), K = U⁻¹ Q (dtrmm). Counted as dsygvd's 17n³/3 (with
+    /// `zero`, dpotrf's and dtrtri's n³/3 each).
     /// LAPACK works in place on the column-major view (the same matrices, as they are symmetric)
     /// with the work space of `workspace`: no allocation, no copies but K's final transposition.
     static func generalizedEigen(
@@ -207,7 +208,7 @@ public enum BLAS {
         w: UnsafeMutablePointer<Double>, workspace: EigenWorkspace
     ) -> Int {
         let upper = Int8(UInt8(ascii: "U")), n32 = Int32(n)
-        countLAPACK(n, cubes: 17.0 / 3)
+        countLAPACK(n, cubes: zero ? 2.0 / 3 : 17.0 / 3)
         let potrf = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, upper, n32, b, n32)
         guard potrf == 0 else { return potrf > 0 ? n + Int(potrf) : Int(potrf) }
         // A positive diagonal (dpotrf succeeded): U is invertible.

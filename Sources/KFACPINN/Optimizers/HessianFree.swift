@@ -1,8 +1,9 @@
 /// Hessian-free optimisation (Martens 2010) with the Gauss–Newton matrix, math.md §7.
 ///
 /// Each step runs conjugate gradients on (G + λI) x = −∇L with GGN-vector products (no matrix:
-/// from the Jacobian adjoints of the step's one backward pass, two GEMMs per layer), warm-started from 0.95 times the previous run's last
-/// iterate and stopped by Martens' relative-progress rule on the quadratic
+/// from the Jacobian adjoints of the step's one backward pass, two GEMMs per layer),
+/// warm-started from 0.95 times the previous run's last iterate and stopped by Martens'
+/// relative-progress rule on the quadratic
 /// φ(x) = ½xᵀ(G + λI)x + ∇Lᵀx (at iteration i with k = max(10, i/10): stop when φ_i < 0 and
 /// (φ_i − φ_{i−k})/φ_i < k·5·10⁻⁴), or at the iteration cap. CG backtracking then evaluates the
 /// loss at the iterates kept at i = 1, 2, 3, 4, 6, 8, … (×1.3) and the last, from the last back

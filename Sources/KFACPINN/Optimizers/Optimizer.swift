@@ -104,7 +104,8 @@ public struct StepProfile: Sendable, Equatable {
     /// Preconditioning the gradient in steps that keep their inverses (T_inv > 1), and the
     /// direction's finiteness check.
     public var solve = 0.0
-    /// Choosing the step: line-search loss evaluations or the quadratic model's tangent passes.
+    /// Choosing the step: line-search loss evaluations, or the quadratic model's Jacobian-vector
+    /// products and the update.
     public var stepSize = 0.0
     public var steps = 0
 
