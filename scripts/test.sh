@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every test: Swift tests, the header check, C programs (compiled with
+# Every test: the layering check, Swift tests, the header check, C programs (compiled with
 # -Wall -Wextra -Werror, then run) and the Python binding's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+echo "== layering"
+python3 scripts/check-layers.py
 echo "== build"
 swift build -c release -q
 test -f .build/release/libkfacpinn.so

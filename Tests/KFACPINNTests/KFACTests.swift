@@ -30,7 +30,7 @@ struct KFACTests {
         let batch = try Poisson2D.batch(interior: 30, boundary: 10, seed: 1)
         _ = try kfac.step(batch)
         let theta = net.parameters, steps = kfac.stepCount, previous = kfac.previousUpdate
-        let factors = kfac.layers.map(\.interiorA)
+        let factors = kfac.blocks.map(\.state.a1)
         // A batch of the wrong dimension.
         let batch3 = try smallBatch(3, interior: 4, boundary: 2, seed: 1)
         #expect(throws: KFPError.self) { try kfac.step(batch3) }
@@ -40,7 +40,7 @@ struct KFACTests {
         #expect(net.parameters == theta)
         #expect(kfac.stepCount == steps)
         #expect(kfac.previousUpdate == previous)
-        #expect(kfac.layers.map(\.interiorA) == factors)
+        #expect(kfac.blocks.map(\.state.a1) == factors)
     }
 
     @Test("an update that would make the parameters non-finite is rejected")
@@ -51,12 +51,12 @@ struct KFACTests {
         options.learningRate = .greatestFiniteMagnitude
         let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
         let batch = try Poisson2D.batch(interior: 30, boundary: 10, seed: 1)
-        let theta = net.parameters, factors = kfac.layers.map(\.interiorB)
+        let theta = net.parameters, factors = kfac.blocks.map(\.state.b1)
         #expect(throws: KFPError.self) { try kfac.step(batch) }
         // The rejected direction had entries beyond 1, so θ + lr·Δ overflowed.
         #expect(kfac.direction.contains { abs($0) > 1 })
         #expect(net.parameters == theta && kfac.stepCount == 0 && !kfac.hasPreviousUpdate)
-        #expect(kfac.layers.map(\.interiorB) == factors)
+        #expect(kfac.blocks.map(\.state.b1) == factors)
     }
 
     @Test("a line search that finds no lower loss does not move the parameters")
@@ -81,24 +81,24 @@ struct KFACTests {
     func failedFactorizationNamesTheFirstLayer() throws {
         let net = try MLP(widths: [2, 5, 4, 3, 1], seed: 3)
         let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
-        var states = kfac.layers
         // −I is not positive definite: layers 1 (B) and 2 (A) fail, layer 1 first.
-        func negated(_ n: Int) -> [Double] { KFAC.initialFactor(n, .identity).map { -$0 } }
-        states[1].interiorB = negated(4)
-        states[2].interiorA = negated(5)
-        var alone = [states[3]]
-        try kfac.factorizeInverses(&alone, boundary: false, threads: 1)
+        func negated(_ n: Int) -> [Double] { KroneckerBlock.initialFactor(n, .identity).map { -$0 } }
+        kfac.blocks[1].state.b1 = negated(4)
+        kfac.blocks[2].state.a1 = negated(5)
+        let alone = KroneckerBlock(network: net, layer: 3, initialization: .identity)
+        alone.prepare(updateFactors: false, refactorize: true)
+        try alone.factorize(damping: kfac.options.damping)
         for (threads, label) in [(1, "one after another"), (2, "two at a time")] {
-            var copy = states
+            for block in kfac.blocks { block.prepare(updateFactors: false, refactorize: true) }
             do {
-                try kfac.factorizeInverses(&copy, boundary: false, threads: threads)
+                try kfac.factorizeInverses(threads: threads)
                 Issue.record("\(label): the indefinite factors were accepted")
             } catch let KFPError.numerical(message) {
                 #expect(message.contains("B factors of layer 1") && message.contains("not positive definite"),
                         "\(label): \(message)")
             }
             // A healthy layer was factorised as it is alone.
-            let (got, want) = (copy[3].inverse, alone[0].inverse)
+            let (got, want) = (kfac.blocks[3].candidate.inverse, alone.candidate.inverse)
             #expect(got.k1 == want.k1 && got.s1 == want.s1 && got.factors == want.factors && !got.factors.isEmpty,
                     "\(label): layer 3 differs from its own factorisation")
         }
@@ -109,11 +109,11 @@ struct KFACTests {
         // Layer 0 is narrow (Cholesky factors), layer 1 eigendecomposed on both sides.
         let net = try MLP(widths: [2, 20, 20, 1], seed: 5)
         let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
-        #expect(kfac.layers.map(\.inverse.method) == [.narrowColumns, .eigen, .narrowRows])
+        #expect(kfac.blocks.map(\.state.inverse.method) == [.narrowColumns, .eigen, .narrowRows])
         let batch = try Poisson2D.batch(interior: 50, boundary: 20, seed: 3)
         func addresses() -> [UnsafeRawPointer?] {
-            kfac.layers.flatMap { state in
-                [state.interiorA, state.interiorB, state.boundaryA, state.boundaryB, state.inverse.k1, state.inverse.k2,
+            kfac.blocks.map(\.state).flatMap { state in
+                [state.a1, state.b1, state.a2, state.b2, state.inverse.k1, state.inverse.k2,
                  state.inverse.factors].filter { !$0.isEmpty }
                     .map { $0.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
             }
@@ -150,7 +150,7 @@ struct KFACTests {
             options.ema = beta
             options.factorPeriod = period
             let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
-            var expected = kfac.layers.map { [$0.interiorA, $0.interiorB, $0.boundaryA, $0.boundaryB] }
+            var expected = kfac.blocks.map(\.state).map { [$0.a1, $0.b1, $0.a2, $0.b2] }
             for (step, batch) in batches.enumerated() {
                 // The batch's factors at the parameters of this step, from a separate loss.
                 let fresh = try PINNLoss(network: net, operator: kfac.loss.op).kroneckerFactors(batch)
@@ -166,7 +166,7 @@ struct KFACTests {
                 }
                 _ = try kfac.step(batch)
                 for l in expected.indices {
-                    let state = kfac.layers[l], got = [state.interiorA, state.interiorB, state.boundaryA, state.boundaryB]
+                    let state = kfac.blocks[l].state, got = [state.a1, state.b1, state.a2, state.b2]
                     for k in 0..<4 {
                         // Upper triangles (the factors are symmetric; solves read the upper one).
                         let n = Int(Double(got[k].count).squareRoot())

@@ -23,13 +23,13 @@ struct LineSearchTests {
         var rng = RandomSource(seed: 6)
         let gradient = try loss.lossAndGradient(batch).gradient
         let directions = [gradient.map { -$0 }, theta0.map { _ in rng.uniform(-1, 1) }]
-        let current = try loss.loss(batch).total
+        let current = try loss.loss(batch).total, search = GridLineSearch(loss: loss)
         for p in directions {
             let trials = try Self.sequentialTrials(loss, batch, theta0, p)
             var expected = 0.0, best = current
             for (alpha, trial) in zip(lineSearchGrid, trials) where trial < best { best = trial; expected = alpha }
             let alpha = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
             }
             #expect(alpha == expected, "grid search picked \(alpha), the sequential evaluation \(expected) (trials \(trials))")
             #expect(net.parameters == theta0, "the line search changed the network's parameters")
@@ -37,14 +37,14 @@ struct LineSearchTests {
             // another order than the full pass: a margin of 1e-12 relative).
             let floor = trials.min()! * (1 - 1e-12)
             let none = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: floor) }
+                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: floor) }
             }
             #expect(none == 0, "a search below every trial loss returned α = \(none)")
         }
         // With two library threads the trials ran on two threads, the 200 points in one chunk.
         if BLAS.numThreads >= 2 {
-            #expect(loss.lineSearchTwin != nil, "the second-thread loss was not used")
-            let chunks = loss.trialChunks?.chunks.count ?? 0
+            #expect(search.twin != nil, "the second-thread loss was not used")
+            let chunks = search.trialChunks?.chunks.count ?? 0
             #expect(chunks == 1, "\(chunks) trial chunks of the 200 points (expected 1)")
         }
     }
@@ -73,7 +73,7 @@ extension LineSearchTests {
             #expect(chunks.count == (301 + size - 1) / size)
             #expect(chunks.map(\.interiorCount).reduce(0, +) == 301 && chunks.map(\.boundaryCount).reduce(0, +) == 45)
             #expect(chunks.flatMap(\.interiorPoints) == batch.interiorPoints && chunks.flatMap(\.boundaryValues) == batch.boundaryValues)
-            let chunked = net.parameters.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!) }
+            let chunked = net.parameters.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) }
             let difference = abs((chunked ?? .nan) - whole) / whole
             #expect(difference < 1e-13, "\(chunks.count) chunks: relative difference \(difference) from the whole batch's loss")
         }
@@ -136,22 +136,23 @@ extension LineSearchTests {
         var rng = RandomSource(seed: 11)
         let gradient = try loss.lossAndGradient(batch).gradient
         let directions = [gradient.map { -$0 }, theta0.map { _ in rng.uniform(-1, 1) }, theta0.map { _ in 3 * rng.uniform(-1, 1) }]
+        let search = GridLineSearch(loss: loss)
         for (k, p) in directions.enumerated() {
             let alpha = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
             }
-            let chunks = try #require(loss.trialChunks?.chunks)
+            let chunks = try #require(search.trialChunks?.chunks)
             #expect(chunks.map(\.interiorCount) == [50, 350], "trial chunks \(chunks.map(\.interiorCount))")
             // Every trial in full, over the same chunks.
             let full = lineSearchGrid.map { a in
                 let theta = zip(theta0, p).map { $0 + a * $1 }
-                return theta.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!) } ?? .infinity
+                return theta.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) } ?? .infinity
             }
             var expected = 0.0, best = current
             for (a, value) in zip(lineSearchGrid, full) where value < best { best = value; expected = a }
             #expect(alpha == expected, "direction \(k): the search picked \(alpha), the full evaluation \(expected) (trials \(full))")
             // A finished trial's loss is the full one; a stopped trial's full loss exceeds the best.
-            let kept = Array(UnsafeBufferPointer(start: loss.lineSearchTrials.pointer, count: lineSearchGrid.count))
+            let kept = Array(UnsafeBufferPointer(start: search.trials.pointer, count: lineSearchGrid.count))
             for i in lineSearchGrid.indices {
                 if kept[i].isFinite {
                     #expect(kept[i] == full[i], "direction \(k), trial \(i): \(kept[i]) against the full \(full[i])")
@@ -159,7 +160,7 @@ extension LineSearchTests {
                     #expect(!(full[i] <= best), "direction \(k), trial \(i) stopped, but its full loss \(full[i]) is not above the best \(best)")
                 }
             }
-            let evaluations = loss.chunkEvaluations.load(ordering: .relaxed)
+            let evaluations = search.chunkEvaluations.load(ordering: .relaxed)
             #expect(evaluations <= 2 * lineSearchGrid.count)
             if k > 0 {
                 // Random directions overshoot by far at the largest step sizes: those trials stop after one chunk.

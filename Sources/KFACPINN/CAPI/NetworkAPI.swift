@@ -15,7 +15,7 @@
     entryPoint("kfp_net_create") {
         let out = try required(out_net, "out_net")
         out.pointee = nil
-        let n = try count(num_widths, "num_widths", minimum: 2)
+        let n = try countArgument(num_widths, "num_widths", minimum: 2)
         let w = try required(widths, "widths")
         var sizes: [Int] = []
         for i in 0..<n {
@@ -67,7 +67,7 @@
 ) -> kfp_status {
     entryPoint("kfp_net_widths") {
         let mlp = try object(net, MLP.self, "net")
-        let cap = try count(capacity, "capacity", minimum: 0)
+        let cap = try countArgument(capacity, "capacity", minimum: 0)
         let outCount = try required(out_count, "out_count")
         let k = min(cap, mlp.widths.count)
         if k > 0 {
@@ -116,8 +116,8 @@
 /// Points of a C call checked against the network: `dim` must be its input dimension.
 func points(_ x: UnsafePointer<Double>?, _ num_points: Int64, _ dim: Int64, for mlp: MLP,
             _ name: String = "x") throws -> (values: [Double], count: Int) {
-    let n = try count(num_points, "num_points")
-    let d = try count(dim, "dim")
+    let n = try countArgument(num_points, "num_points")
+    let d = try countArgument(dim, "dim")
     guard d == mlp.inputDimension else {
         throw KFPError.dimensionMismatch("\(name) has \(d) columns, the network expects \(mlp.inputDimension)")
     }

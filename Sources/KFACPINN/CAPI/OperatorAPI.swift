@@ -6,7 +6,7 @@
     entryPoint("kfp_operator_create_poisson") {
         let out = try required(out_op, "out_op")
         out.pointee = nil
-        publish(OperatorHandle(try Operator.poisson(dimension: try count(dim, "dim"))), to: out)
+        publish(OperatorHandle(try Operator.poisson(dimension: try countArgument(dim, "dim"))), to: out)
     }
 }
 
@@ -22,7 +22,7 @@
     entryPoint("kfp_operator_create_heat") {
         let out = try required(out_op, "out_op")
         out.pointee = nil
-        publish(OperatorHandle(try Operator.heat(spaceDimension: try count(space_dim, "space_dim"), kappa: kappa)), to: out)
+        publish(OperatorHandle(try Operator.heat(spaceDimension: try countArgument(space_dim, "space_dim"), kappa: kappa)), to: out)
     }
 }
 
@@ -37,7 +37,7 @@
     entryPoint("kfp_operator_create_log_fokker_planck") {
         let out = try required(out_op, "out_op")
         out.pointee = nil
-        publish(OperatorHandle(try Operator.logFokkerPlanck(spaceDimension: try count(space_dim, "space_dim"))), to: out)
+        publish(OperatorHandle(try Operator.logFokkerPlanck(spaceDimension: try countArgument(space_dim, "space_dim"))), to: out)
     }
 }
 
@@ -59,7 +59,7 @@
     entryPoint("kfp_operator_create_linear") {
         let out = try required(out_op, "out_op")
         out.pointee = nil
-        let d = try count(dim, "dim")
+        let d = try countArgument(dim, "dim")
         let coeffs = try array(try required(C, "C"), d * d, "C")
         let op = try Operator(
             dimension: d, secondOrder: .matrix(coeffs),
@@ -123,9 +123,9 @@
     entryPoint("kfp_batch_create") {
         let out = try required(out_batch, "out_batch")
         out.pointee = nil
-        let n = try count(num_interior, "num_interior")
-        let m = try count(num_boundary, "num_boundary", minimum: 0)
-        let d = try count(dim, "dim")
+        let n = try countArgument(num_interior, "num_interior")
+        let m = try countArgument(num_boundary, "num_boundary", minimum: 0)
+        let d = try countArgument(dim, "dim")
         let batch = try Batch(
             dimension: d,
             interiorPoints: try array(try required(x_interior, "x_interior"), try checkedProduct(n, d, "x_interior"), "x_interior"),

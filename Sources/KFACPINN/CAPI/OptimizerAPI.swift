@@ -249,7 +249,7 @@ private func createOptimizer(
         guard mlp === opt.network else {
             throw KFPError.invalidArgument("net is not the network this optimizer was created for")
         }
-        let k = min(try count(num_stats, "num_stats", minimum: 0), Int(kfp_stat.KFP_STAT_COUNT.rawValue))
+        let k = min(try countArgument(num_stats, "num_stats", minimum: 0), Int(kfp_stat.KFP_STAT_COUNT.rawValue))
         let out = k > 0 ? try required(stats, "stats") : nil
         let s = try opt.step(b)
         let values = [s.loss, s.lossInterior, s.lossBoundary, s.stepSize, s.momentum, s.updateNorm, s.accepted ? 1 : 0]

@@ -102,8 +102,8 @@ final class ProblemHandle {
         let out = try required(out_batch, "out_batch")
         out.pointee = nil
         let p = try object(problem, ProblemHandle.self, "problem").problem
-        let n = num_interior == 0 ? p.defaultInterior : try count(num_interior, "num_interior")
-        let m = num_boundary == -1 ? p.defaultBoundary : try count(num_boundary, "num_boundary", minimum: 0)
+        let n = num_interior == 0 ? p.defaultInterior : try countArgument(num_interior, "num_interior")
+        let m = num_boundary == -1 ? p.defaultBoundary : try countArgument(num_boundary, "num_boundary", minimum: 0)
         publish(BatchHandle(try p.sample(interior: n, boundary: m, seed: seed, sampler: try samplerNamed(sampler))), to: out)
     }
 }
@@ -129,7 +129,7 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
 ) -> kfp_status {
     entryPoint("kfp_problem_exact") {
         let p = try object(problem, ProblemHandle.self, "problem").problem
-        let n = try count(num_points, "num_points")
+        let n = try countArgument(num_points, "num_points")
         guard dim == Int64(p.dimension) else {
             throw KFPError.dimensionMismatch("dim is \(dim), problem \(p.name) is \(p.dimension)-dimensional")
         }
@@ -152,7 +152,7 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         let p = try object(problem, ProblemHandle.self, "problem").problem
         let mlp = try object(net, MLP.self, "net")
         let l2 = try required(out_l2, "out_l2")
-        let n = num_eval == 0 ? 10 * p.defaultInterior : try count(num_eval, "num_eval")
+        let n = num_eval == 0 ? 10 * p.defaultInterior : try countArgument(num_eval, "num_eval")
         let e = try p.errors(mlp, count: n, seed: seed)
         l2.pointee = e.l2
         out_relative?.pointee = e.relativeL2
@@ -188,13 +188,13 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         }
         guard !seconds.isNaN else { throw KFPError.invalidArgument("seconds is NaN") }
         var options = TrainingOptions()
-        options.steps = try count(steps, "steps")
+        options.steps = try countArgument(steps, "steps")
         options.seconds = seconds > 0 && seconds.isFinite ? seconds : nil
-        options.interior = num_interior == 0 ? nil : try count(num_interior, "num_interior")
-        options.boundary = num_boundary == -1 ? nil : try count(num_boundary, "num_boundary", minimum: 0)
+        options.interior = num_interior == 0 ? nil : try countArgument(num_interior, "num_interior")
+        options.boundary = num_boundary == -1 ? nil : try countArgument(num_boundary, "num_boundary", minimum: 0)
         options.sampler = try samplerNamed(sampler)
-        options.resampleEvery = try count(resample_every, "resample_every", minimum: 0)
-        options.logEvery = try count(log_every, "log_every")
+        options.resampleEvery = try countArgument(resample_every, "resample_every", minimum: 0)
+        options.logEvery = try countArgument(log_every, "log_every")
         options.dataSeed = seed
         options.csvPath = csv_path.map { String(cString: $0) }
         var taken: Int64 = 0

@@ -102,7 +102,7 @@ func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> Unsafe
 }
 
 /// A count argument as Int, at least `minimum`.
-func count(_ value: Int64, _ name: String, minimum: Int64 = 1) throws -> Int {
+func countArgument(_ value: Int64, _ name: String, minimum: Int64 = 1) throws -> Int {
     guard value >= minimum else {
         throw KFPError.invalidArgument("\(name) must be at least \(minimum), got \(value)")
     }

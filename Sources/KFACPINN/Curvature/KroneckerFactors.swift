@@ -15,16 +15,24 @@ func symmetrizeFromUpper(_ m: UnsafeMutablePointer<Double>, _ n: Int) {
     }
 }
 
+/// Work space of the Kronecker factors of one layer (the Grams of the first hidden layer, the
+/// reduced columns of KFAC-reduce), kept by whoever computes them so that layers on different
+/// threads never share it.
+final class FactorWorkspace {
+    let gram = Buffer(), reducedInputs = Buffer(), reducedAdjoints = Buffer()
+    init() {}
+}
+
 extension TaylorPass {
     /// The Kronecker factors of linear layer l from the stored layer inputs Z̃ and output
-    /// adjoints G_l (call `backward` with the Jacobian seeds ∂r_n/∂(u, ∇u, T) first):
+    /// adjoints G_l (call `backward` with the Jacobian seeds ∂r_n/∂(output columns) first):
     /// A ((h_in+1)², bias last, as W̃ = [W b]) into `a`, B (h_out²) into `b`, both full
     /// symmetric. For a `.value` pass (S = 1) expand and reduce coincide. `threads`: 1 when
     /// called for several layers at once, else the pass's threads.
-    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation,
-                          a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>, threads: Int? = nil) {
+    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation, a: UnsafeMutablePointer<Double>,
+                          b: UnsafeMutablePointer<Double>, workspace: FactorWorkspace, threads: Int? = nil) {
         BLAS.onLibraryThreads {
-            layerFactors(l, approximation, a, b, threads: threads ?? elementwiseThreads)
+            layerFactors(l, approximation, a, b, workspace, threads: threads ?? elementwiseThreads)
         }
     }
 
@@ -32,12 +40,12 @@ extension TaylorPass {
     /// Taylor columns of the first hidden layer, z = [σ(v); σ'(v) W₀[:, i] (i = 1..d); σ''(v) q]:
     /// the gradient blocks sum to (Σ_n σ'_n σ'_nᵀ) ⊙ (W₀W₀ᵀ), so three Grams over N columns (value,
     /// σ', Laplacian block) replace one over (d+2)·N.
-    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int, threads: Int) {
+    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int, _ workspace: FactorWorkspace, threads: Int) {
         let h = network.widths[1], d = network.widths[0], n = count, ns = n * columnsPerSample
         let z = UnsafePointer(post[0].pointer)
         BLAS.syrk(n: h, k: n, a: z, lda: ns, c: a, ldc: lda, threads: threads)
         BLAS.syrk(n: h, k: n, a: z + (d + 1) * n, lda: ns, beta: 1, c: a, ldc: lda, threads: threads)
-        let slopes = firstGram.reserve(2 * h * h), weights = slopes + h * h
+        let slopes = workspace.gram.reserve(2 * h * h), weights = slopes + h * h
         BLAS.syrk(n: h, k: n, a: self.slopes[0].pointer, lda: n, c: slopes, ldc: h, threads: threads)
         BLAS.syrk(n: h, k: d, a: firstWeights.pointer, lda: d, c: weights, ldc: h)
         for j in 0..<h {
@@ -46,7 +54,7 @@ extension TaylorPass {
     }
 
     private func layerFactors(_ l: Int, _ approximation: KroneckerApproximation, _ a: UnsafeMutablePointer<Double>,
-                              _ b: UnsafeMutablePointer<Double>, threads: Int) {
+                              _ b: UnsafeMutablePointer<Double>, _ workspace: FactorWorkspace, threads: Int) {
         let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
         let hin = widths[l], hout = widths[l + 1], h1 = hin + 1, d = widths[0]
         let g = UnsafePointer(adjoints[l].pointer)
@@ -58,7 +66,7 @@ extension TaylorPass {
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
             } else if l == 1 && s > 1 {
-                firstHiddenGram(a, h1, threads: threads)
+                firstHiddenGram(a, h1, workspace, threads: threads)
             } else {
                 BLAS.syrk(n: hin, k: ns, a: post[l - 1].pointer, lda: ns, c: a, ldc: h1, threads: threads)
             }
@@ -74,7 +82,7 @@ extension TaylorPass {
             BLAS.scal(hout * hout, 1 / Double(n), b)
         } else {
             // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
-            let zbar = reduceScratch.reserve(h1 * n)
+            let zbar = workspace.reducedInputs.reserve(h1 * n)
             for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
             if l == 0 {
                 for i in 0..<d {
@@ -91,7 +99,7 @@ extension TaylorPass {
                 }
             }
             BLAS.syrk(n: h1, k: n, alpha: 1 / Double(n), a: zbar, lda: n, c: a, ldc: h1, threads: threads)
-            let gbar = reduceScratch2.reserve(hout * n)
+            let gbar = workspace.reducedAdjoints.reserve(hout * n)
             for j in 0..<hout {
                 for k in 0..<n {
                     var sum = 0.0
@@ -107,33 +115,76 @@ extension TaylorPass {
 }
 
 /// The Kronecker factors of one linear layer for one batch (row-major, full symmetric; A with
-/// the bias last, as W̃ = [W b]); the condition factors are empty without condition points.
+/// the bias last, as W̃ = [W b]): product 1 of the interior terms, product 2 of the condition
+/// terms (empty when the batch has none).
 public struct LayerFactors: Sendable {
     public var interiorA: [Double], interiorB: [Double], boundaryA: [Double], boundaryB: [Double]
 }
 
 extension PINNLoss {
+    /// The factors of Kronecker product 1 (`interior`) or 2 of layer l from the terms of the last
+    /// `forward` and backward passes with the Jacobian seeds, merged over the product's terms
+    /// (docs/math.md §9): A = Σ_t w_t A_t / Σ_t w_t, B = Σ_t B_t with A_t = 1/(N_t S_t) Σ z̃z̃ᵀ,
+    /// B_t = w_t/N_t Σ g gᵀ. `term` (A, B) is work space of the second and later terms. Returns
+    /// false, writing nothing, when the product has no term with points and positive weight.
+    func productFactors(layer l: Int, interior: Bool, approximation: KroneckerApproximation,
+                        a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
+                        term: (a: Buffer, b: Buffer), workspace: FactorWorkspace, threads: Int) -> Bool {
+        func member(_ ev: TermEvaluation) -> Bool { ev.kind.isInterior == interior && ev.count > 0 && ev.weight > 0 }
+        let totalWeight = terms.reduce(0) { member($1) ? $0 + $1.weight : $0 }
+        guard totalWeight > 0 else { return false }
+        let h1 = network.widths[l] + 1, hout = network.widths[l + 1]
+        var i = 0
+        for ev in terms where member(ev) {
+            defer { i += 1 }
+            let ta = i == 0 ? a : term.a.reserve(h1 * h1), tb = i == 0 ? b : term.b.reserve(hout * hout)
+            ev.pass.kroneckerFactors(layer: l, approximation: approximation, a: ta, b: tb, workspace: workspace,
+                                     threads: threads)
+            let wa = ev.weight / totalWeight, wb = ev.weight
+            if i == 0 {
+                if wa != 1 { BLAS.scal(h1 * h1, wa, a) }
+                if wb != 1 { BLAS.scal(hout * hout, wb, b) }
+            } else {
+                for k in 0..<(h1 * h1) { a[k] += wa * ta[k] }
+                for k in 0..<(hout * hout) { b[k] += wb * tb[k] }
+            }
+        }
+        return true
+    }
+
     /// The Kronecker factors of every layer on `batch` (one forward and one backward pass per term).
     public func kroneckerFactors(_ batch: Batch, approximation: KroneckerApproximation = .expand) throws -> [LayerFactors] {
         try forward(batch)
         var gradient = [Double](repeating: 0, count: network.numParameters)
-        gradient.withUnsafeMutableBufferPointer { gradientKeepingJacobianAdjoints(batch, into: $0.baseAddress!) }
+        gradient.withUnsafeMutableBufferPointer { gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        let workspace = FactorWorkspace(), term = (a: Buffer(), b: Buffer())
         return (0..<network.numLayers).map { l in
-            let (ai, bi) = interiorPass.kroneckerFactors(layer: l, approximation: approximation)
-            let (ab, bb) = batch.boundaryCount > 0 ? boundaryPass.kroneckerFactors(layer: l, approximation: approximation) : ([], [])
+            let h1 = network.widths[l] + 1, hout = network.widths[l + 1]
+            func product(_ interior: Bool) -> (a: [Double], b: [Double]) {
+                var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: hout * hout)
+                let present = a.withUnsafeMutableBufferPointer { ap in
+                    b.withUnsafeMutableBufferPointer { bp in
+                        productFactors(layer: l, interior: interior, approximation: approximation, a: ap.baseAddress!,
+                                       b: bp.baseAddress!, term: term, workspace: workspace, threads: BLAS.numThreads)
+                    }
+                }
+                return present ? (a, b) : ([], [])
+            }
+            let (ai, bi) = product(true), (ab, bb) = product(false)
             return LayerFactors(interiorA: ai, interiorB: bi, boundaryA: ab, boundaryB: bb)
         }
     }
 }
 
 extension TaylorPass {
-    /// The factors A and B of layer l as new arrays (see `kroneckerFactors(layer:approximation:a:b:)`).
+    /// The factors A and B of layer l as new arrays (see `kroneckerFactors(layer:approximation:a:b:workspace:threads:)`).
     func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation) -> (a: [Double], b: [Double]) {
         let h1 = network.widths[l] + 1, ho = network.widths[l + 1]
         var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
         a.withUnsafeMutableBufferPointer { ap in
             b.withUnsafeMutableBufferPointer { bp in
-                kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!)
+                kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!,
+                                 workspace: FactorWorkspace())
             }
         }
         return (a, b)

@@ -1,9 +1,6 @@
 import CKernels
 import Glibc
 
-/// The instruction set of the elementwise kernels (CKernels), the best this CPU supports.
-let kernelISA: Int32 = kernels_best_isa()
-
 /// Elementwise activation σ with the derivatives Taylor mode needs.
 public enum Activation: String, CaseIterable, Sendable {
     case tanh, sigmoid, sin, softplus

@@ -1,67 +1,69 @@
-/// Training points: interior points x_n with source values f(x_n), and
-/// condition points x_m^b with prescribed values g(x_m^b) (Dirichlet).
+/// Training points as a list of loss terms (docs/math.md §9): each term has its kind, its
+/// points, its targets and its weight w_t, and contributes w_t/(2N_t) Σ_n r_{t,n}² to the loss.
 public struct Batch: Sendable, Equatable {
     public let dimension: Int
-    /// Interior points, row-major N_Ω × d.
-    public let interiorPoints: [Double]
-    /// f at the interior points (N_Ω).
-    public let source: [Double]
-    /// Condition points, row-major N_∂ × d (may be empty).
-    public let boundaryPoints: [Double]
-    /// g at the condition points (N_∂).
-    public let boundaryValues: [Double]
+    public let terms: [LossTerm]
 
-    public var interiorCount: Int { source.count }
-    public var boundaryCount: Int { boundaryValues.count }
+    /// Validates every term against `dimension` (shapes, finiteness, weight); at least one
+    /// interior point in all.
+    public init(dimension d: Int, terms: [LossTerm]) throws {
+        guard d >= 1 else { throw KFPError.invalidArgument("batch dimension must be at least 1, got \(d)") }
+        for (t, term) in terms.enumerated() { try term.validate(dimension: d, index: t) }
+        guard terms.contains(where: { $0.kind.isInterior && $0.count > 0 }) else {
+            throw KFPError.invalidArgument("a batch needs at least one interior point")
+        }
+        dimension = d
+        self.terms = terms
+    }
 
-    /// Validates shapes (at least one interior point) and finiteness.
+    /// An interior term (points x_n, source f(x_n)) and, with condition points, a Dirichlet
+    /// term (points x_m^b, values g(x_m^b)), both of weight 1: the paper's two-term loss.
     public init(dimension d: Int, interiorPoints: [Double], source: [Double],
                 boundaryPoints: [Double] = [], boundaryValues: [Double] = []) throws {
-        guard d >= 1 else { throw KFPError.invalidArgument("batch dimension must be at least 1, got \(d)") }
-        guard source.count >= 1 else { throw KFPError.invalidArgument("a batch needs at least one interior point") }
-        guard interiorPoints.count == (try checkedProduct(source.count, d, "interior points")) else {
-            throw KFPError.dimensionMismatch("interior points: \(interiorPoints.count) values for \(source.count) points of dimension \(d)")
+        var terms = [LossTerm(kind: .interior, points: interiorPoints, targets: source)]
+        if !boundaryValues.isEmpty || !boundaryPoints.isEmpty {
+            terms.append(LossTerm(kind: .dirichlet, points: boundaryPoints, targets: boundaryValues))
         }
-        guard boundaryPoints.count == (try checkedProduct(boundaryValues.count, d, "boundary points")) else {
-            throw KFPError.dimensionMismatch("boundary points: \(boundaryPoints.count) values for \(boundaryValues.count) points of dimension \(d)")
-        }
-        try requireFinite(interiorPoints, "interior points")
-        try requireFinite(source, "source f")
-        try requireFinite(boundaryPoints, "boundary points")
-        try requireFinite(boundaryValues, "boundary values g")
-        dimension = d
-        self.interiorPoints = interiorPoints
-        self.source = source
-        self.boundaryPoints = boundaryPoints
-        self.boundaryValues = boundaryValues
+        try self.init(dimension: d, terms: terms)
     }
+
+    /// Points of all interior terms (N_Ω), and of all condition terms (N_∂).
+    public var interiorCount: Int { terms.reduce(0) { $1.kind.isInterior ? $0 + $1.count : $0 } }
+    public var boundaryCount: Int { terms.reduce(0) { $1.kind.isInterior ? $0 : $0 + $1.count } }
+
+    /// The interior terms' points (row-major N_Ω × d) and sources, in term order.
+    public var interiorPoints: [Double] { terms.filter(\.kind.isInterior).flatMap(\.points) }
+    public var source: [Double] { terms.filter(\.kind.isInterior).flatMap(\.targets) }
+    /// The condition terms' points (row-major N_∂ × d) and targets, in term order.
+    public var boundaryPoints: [Double] { terms.filter { !$0.kind.isInterior }.flatMap(\.points) }
+    public var boundaryValues: [Double] { terms.filter { !$0.kind.isInterior }.flatMap(\.targets) }
 }
 
 extension Batch {
-    /// Consecutive slices of at most `maxInterior` interior points each, the condition points split
-    /// over the same number of slices (a slice may hold none). One slice when the batch is small.
+    /// Consecutive slices of at most `maxInterior` interior points each; every term is split
+    /// over the same number of slices in proportion (a slice may hold none of a term).
     func chunks(maxInterior: Int) -> [Batch] {
         let n = interiorCount, count = max(1, (n + maxInterior - 1) / max(maxInterior, 1))
         return chunks(interiorCounts: (0..<count).map { c in (c + 1) * n / count - c * n / count })
     }
 
-    /// Consecutive slices with the given numbers of interior points (positive, summing to N_Ω); the
-    /// condition points are split in the same proportions (a slice may hold none).
+    /// Consecutive slices with the given numbers of interior points (positive, summing to N_Ω);
+    /// each term is split in the same proportions, so slice c holds points
+    /// ⌊i₀ N_t / N_Ω⌋ ..< ⌊i₁ N_t / N_Ω⌋ of term t. The slices keep the terms' order and weights.
     func chunks(interiorCounts counts: [Int]) -> [Batch] {
-        let n = interiorCount, m = boundaryCount, d = dimension
+        let n = interiorCount, d = dimension
         guard counts.count > 1 else { return [self] }
         var i0 = 0
         return counts.map { count in
-            let i1 = i0 + count, b0 = i0 * m / n, b1 = i1 * m / n
+            let i1 = i0 + count
             defer { i0 = i1 }
-            return Batch(validated: d, interiorPoints: Array(interiorPoints[(i0 * d)..<(i1 * d)]), source: Array(source[i0..<i1]),
-                         boundaryPoints: Array(boundaryPoints[(b0 * d)..<(b1 * d)]), boundaryValues: Array(boundaryValues[b0..<b1]))
+            return Batch(validated: d, terms: terms.map { $0.slice(i0 * $0.count / n ..< i1 * $0.count / n, dimension: d) })
         }
     }
 
     /// Interior counts of the line-search trial chunks: an eighth of the points (at least
     /// `minimum`), then the rest in equal chunks; none above `maximum`. A trial that cannot win
-    /// stops after a chunk (see `gridLineSearch`); most that overshoot do so by far more than a
+    /// stops after a chunk (see `GridLineSearch`); most that overshoot do so by far more than a
     /// factor of 8 and stop after the first.
     static func trialChunkSizes(_ n: Int, minimum: Int, maximum: Int) -> [Int] {
         let maximum = max(1, maximum), first = min(n, maximum, max(minimum, (n + 7) / 8)), rest = n - first
@@ -70,11 +72,8 @@ extension Batch {
     }
 
     /// A slice of a validated batch (no checks).
-    private init(validated d: Int, interiorPoints: [Double], source: [Double], boundaryPoints: [Double], boundaryValues: [Double]) {
+    private init(validated d: Int, terms: [LossTerm]) {
         dimension = d
-        self.interiorPoints = interiorPoints
-        self.source = source
-        self.boundaryPoints = boundaryPoints
-        self.boundaryValues = boundaryValues
+        self.terms = terms
     }
 }

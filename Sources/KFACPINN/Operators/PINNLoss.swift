@@ -1,12 +1,12 @@
-import Synchronization
-
-/// The PINN loss of one network and operator, with reusable buffers:
+/// The PINN loss of one network and operator over the terms of a batch (docs/math.md §1, §9):
 ///
-///     L(θ) = 1/(2N_Ω) Σ_n r_n² + 1/(2N_∂) Σ_m (u(x_m^b) − g_m)²
+///     L(θ) = Σ_t w_t/(2N_t) Σ_n r_{t,n}²
 ///
-/// One Taylor-mode forward pass over the interior points, one plain pass over
-/// the condition points; the gradient comes from one backward pass each.
+/// One Taylor-mode pass per term (S_t columns per point); the gradient, the Jacobian-vector
+/// products and the Kronecker factors come from one backward pass per term. Buffers are kept
+/// per term index and reused across batches.
 public final class PINNLoss {
+    /// The loss and its parts: interior operator terms, and all other (condition) terms.
     public struct Value: Sendable, Equatable {
         public var total: Double
         public var interior: Double
@@ -15,36 +15,21 @@ public final class PINNLoss {
 
     public let network: MLP
     public let op: Operator
-    let interiorPass: TaylorPass
-    let boundaryPass: TaylorPass
-    /// Interior residuals r_n and their Jacobian seeds ∂r_n/∂(u, ∇u, T) (N·S).
-    let interiorResiduals = Buffer(), interiorSeeds = Buffer()
-    /// Condition residuals u − g and their seeds (1 per point).
-    let boundaryResiduals = Buffer(), boundarySeeds = Buffer()
+    /// The evaluation state of term t of the last batch at index t (more may be kept from
+    /// earlier batches); `termCount` of them are in use.
+    private(set) var evaluations: [TermEvaluation] = []
+    private(set) var termCount = 0
+    /// Per-sample weights of a backward pass or gradient (reused).
     let scaledSeeds = Buffer()
-    /// Jacobian-vector products J_n v of the interior and condition residuals, per tangent space.
-    let interiorJv = [Buffer(), Buffer()], boundaryJv = [Buffer(), Buffer()]
-    /// A second loss of the same network and operator with its own passes: the line search's
-    /// second thread evaluates its trials on it (created on first use).
-    var lineSearchTwin: PINNLoss?
-    /// Trial parameters of the line search, one vector per thread.
-    let trialParameters = [Buffer(), Buffer()]
-    /// The trial losses of the last line search (one per grid step size).
-    let lineSearchTrials = Buffer()
-    /// The last batch of a line search and its chunks for the trials (a fixed batch is sliced once).
-    var trialChunks: (batch: Batch, chunks: [Batch])?
-    /// The running line search's lowest loss (bits of a Double), the number of trials taken by
-    /// its threads, and the chunk passes it evaluated.
-    let lineSearchBest = Atomic<UInt64>(0), nextTrial = Atomic<Int>(0), chunkEvaluations = Atomic<Int>(0)
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
         self.network = network
         self.op = op
-        interiorPass = TaylorPass(network: network)
-        boundaryPass = TaylorPass(network: network)
-        interiorPass.outputGradientUsed = op.readsGradient
     }
+
+    /// The terms of the last `forward`.
+    var terms: ArraySlice<TermEvaluation> { evaluations[..<termCount] }
 
     func requireCompatible(_ batch: Batch) throws {
         guard batch.dimension == network.inputDimension else {
@@ -52,35 +37,48 @@ public final class PINNLoss {
         }
     }
 
-    /// Forward passes and residuals for `batch`; returns the loss. At `theta` (D values) instead
-    /// of the network's parameters only the returned value may be used (see TaylorPass.forward).
+    /// Forward passes and residuals of every term of `batch`; returns the loss. At `theta` (D
+    /// values) instead of the network's parameters only the returned value may be used (see
+    /// TaylorPass.forward).
     @discardableResult
     func forward(_ batch: Batch, at theta: UnsafePointer<Double>? = nil) throws -> Value {
         try requireCompatible(batch)
-        let n = batch.interiorCount, m = batch.boundaryCount, s = network.inputDimension + 2
-        try interiorPass.forward(batch.interiorPoints, count: n, mode: .taylor(op.coefficients), parameters: theta)
-        let r = interiorResiduals.reserve(n), seeds = interiorSeeds.reserve(n * s)
-        batch.interiorPoints.withUnsafeBufferPointer { x in
-            batch.source.withUnsafeBufferPointer { f in
-                op.residuals(output: interiorPass.output, points: x.baseAddress!, source: f.baseAddress!,
-                             count: n, residuals: r, seeds: seeds)
-            }
-        }
-        var value = Value(total: 0, interior: 0.5 * sumOfSquares(n, r) / Double(n), boundary: 0)
-        if m > 0 {
-            try boundaryPass.forward(batch.boundaryPoints, count: m, mode: .value, parameters: theta)
-            let rb = boundaryResiduals.reserve(m), sb = boundarySeeds.reserve(m)
-            for k in 0..<m {
-                rb[k] = boundaryPass.output[k] - batch.boundaryValues[k]
-                sb[k] = 1
-            }
-            value.boundary = 0.5 * sumOfSquares(m, rb) / Double(m)
+        while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
+        termCount = batch.terms.count
+        var value = Value(total: 0, interior: 0, boundary: 0)
+        for (term, ev) in zip(batch.terms, evaluations) {
+            try ev.forward(term, op, at: theta)
+            let part = ev.count > 0 ? ev.weight * (0.5 * ev.squares / Double(ev.count)) : 0
+            if term.kind.isInterior { value.interior += part } else { value.boundary += part }
         }
         value.total = value.interior + value.boundary
         guard value.total.isFinite else {
             throw KFPError.nonFinite("the loss is not finite (interior \(value.interior), boundary \(value.boundary))")
         }
         return value
+    }
+
+    /// The loss of a batch given as consecutive chunks (`Batch.chunks`), at θ:
+    /// L = Σ_t w_t/(2N_t) Σ_c Σ_{n ∈ chunk c} r_{t,n}², with N_t the term's points over all chunks;
+    /// nil if it is not finite, or as soon as the sum over the chunks so far exceeds `stopAbove()`
+    /// (a lower bound of L: every chunk adds non-negative terms). `squares` is work space.
+    func loss(_ chunks: [Batch], at theta: UnsafePointer<Double>, squares: Buffer,
+              stopAbove: () -> Double = { .infinity }) -> Double? {
+        guard let first = chunks.first else { return nil }
+        let T = first.terms.count, sums = squares.reserve(2 * T), totals = sums + T
+        sums.update(repeating: 0, count: T)
+        for t in 0..<T { totals[t] = Double(chunks.reduce(0) { $0 + $1.terms[t].count }) }
+        var sum = 0.0
+        for chunk in chunks {
+            guard (try? forward(chunk, at: theta)) != nil else { return nil }
+            sum = 0
+            for t in 0..<T {
+                sums[t] += evaluations[t].squares
+                if totals[t] > 0 { sum += first.terms[t].weight * (0.5 * sums[t] / totals[t]) }
+            }
+            if sum > stopAbove() { return nil }
+        }
+        return sum.isFinite ? sum : nil
     }
 
     /// L(θ) on `batch`.
@@ -93,31 +91,99 @@ public final class PINNLoss {
         return (value, gradient)
     }
 
-    /// As `lossAndGradient(_:)`, writing ∇L into `grad` (D values, overwritten).
+    /// As `lossAndGradient(_:)`, writing ∇L into `grad` (D values, overwritten): per term one
+    /// backward pass seeded with (w_t r_n/N_t) ∂r_n/∂(output columns).
     func lossAndGradient(_ batch: Batch, into grad: UnsafeMutablePointer<Double>) throws -> Value {
         let value = try forward(batch)
         grad.update(repeating: 0, count: network.numParameters)
-        // ∇L_Ω = 1/N Σ_n r_n ∂r_n/∂θ: seed the backward pass with r_n/N · ∂r_n/∂(u, ∇u, T).
-        let n = batch.interiorCount, s = network.inputDimension + 2
-        let seeds = scaledSeeds.reserve(n * s)
-        let r = interiorResiduals.pointer, js = interiorSeeds.pointer
-        for k in 0..<n {
-            let w = r[k] / Double(n)
-            for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
-        }
-        interiorPass.backward(seeds: seeds)
-        interiorPass.accumulateGradient(into: grad, weights: nil)
-        let m = batch.boundaryCount
-        if m > 0 {
-            let sb = scaledSeeds.reserve(m), rb = boundaryResiduals.pointer
-            for k in 0..<m { sb[k] = rb[k] / Double(m) }
-            boundaryPass.backward(seeds: sb)
-            boundaryPass.accumulateGradient(into: grad, weights: nil)
+        for ev in terms where ev.count > 0 {
+            let n = ev.count, s = ev.pass.columnsPerSample
+            let seeds = scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
+            for k in 0..<n {
+                let w = ev.weight * r[k] / Double(n)
+                for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
+            }
+            ev.pass.backward(seeds: seeds)
+            ev.pass.accumulateGradient(into: grad, weights: nil)
         }
         if let i = firstNonFinite(grad, network.numParameters) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
         }
         return value
+    }
+
+    /// After `forward`: ∇L into `grad`, leaving in each term's pass the adjoints of the unscaled
+    /// Jacobian seeds ∂r_n/∂(output columns) that the Kronecker factors and the Jacobian products
+    /// read. The gradient weights each sample by w_t r_n/N_t afterwards (the backward pass is
+    /// linear in its seeds).
+    func gradientKeepingJacobianAdjoints(into grad: UnsafeMutablePointer<Double>) {
+        grad.update(repeating: 0, count: network.numParameters)
+        for ev in terms where ev.count > 0 {
+            let n = ev.count, w = scaledSeeds.reserve(n), r = ev.residuals.pointer
+            for k in 0..<n { w[k] = ev.weight * r[k] / Double(n) }
+            ev.pass.backward(seeds: ev.seeds.pointer)
+            ev.pass.accumulateGradient(into: grad, weights: w)
+        }
+    }
+
+    /// After `forward`: the backward passes with the unscaled Jacobian seeds, so that the passes
+    /// hold the adjoints the Jacobian products read.
+    func keepJacobianAdjoints() {
+        for ev in terms where ev.count > 0 { ev.pass.backward(seeds: ev.seeds.pointer) }
+    }
+
+    /// Whether the passes run on one thread of several (a parallel line search).
+    func setRunsConcurrently(_ flag: Bool) {
+        for ev in evaluations { ev.pass.runsConcurrently = flag }
+    }
+}
+
+/// The evaluation state of one loss term: its Taylor pass, residuals r_n, their Jacobian seeds
+/// ∂r_n/∂(output columns) (S·N, in the pass's column blocks), and J v per tangent space.
+final class TermEvaluation {
+    let pass: TaylorPass
+    let residuals = Buffer(), seeds = Buffer()
+    /// J_n v of the term's residuals for up to two directions at once (one per tangent space).
+    let jv = [Buffer(), Buffer()]
+    private(set) var kind = LossTermKind.interior
+    private(set) var count = 0
+    private(set) var weight = 1.0
+    /// Σ_n r_n² of the last forward pass.
+    private(set) var squares = 0.0
+
+    init(network: MLP) { pass = TaylorPass(network: network) }
+
+    /// w_t/N_t: the factor of the term's Gauss–Newton block, 1/N_t Σ_n w_t J_nᵀJ_n.
+    var scale: Double { count > 0 ? weight / Double(count) : 0 }
+
+    /// The term's pass and residuals at the network's parameters or at `theta`.
+    func forward(_ term: LossTerm, _ op: Operator, at theta: UnsafePointer<Double>?) throws {
+        kind = term.kind
+        count = term.count
+        weight = term.weight
+        squares = 0
+        let n = count
+        guard n > 0 else { return }
+        switch term.kind {
+        case .interior:
+            pass.outputGradientUsed = op.readsGradient
+            try pass.forward(term.points, count: n, mode: .taylor(op.coefficients), parameters: theta)
+            let r = residuals.reserve(n), js = seeds.reserve(n * pass.columnsPerSample)
+            term.points.withUnsafeBufferPointer { x in
+                term.targets.withUnsafeBufferPointer { f in
+                    op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!,
+                                 count: n, residuals: r, seeds: js)
+                }
+            }
+        case .dirichlet:
+            try pass.forward(term.points, count: n, mode: .value, parameters: theta)
+            let r = residuals.reserve(n), js = seeds.reserve(n), u = pass.output
+            for k in 0..<n {
+                r[k] = u[k] - term.targets[k]
+                js[k] = 1
+            }
+        }
+        squares = sumOfSquares(n, residuals.pointer)
     }
 }
 

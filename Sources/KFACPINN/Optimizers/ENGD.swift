@@ -1,6 +1,6 @@
 import Glibc
 
-/// Energy natural gradient descent (Müller & Zeinhofer 2023), math.md §7: the Gauss–Newton
+/// Energy natural gradient descent (Müller & Zeinhofer 2023), docs/math.md §7: the Gauss–Newton
 /// direction Δ = −(G + λI)⁺ ∇L with the dense Gramian
 ///     G = J_Ωᵀ J_Ω / N_Ω + J_∂ᵀ J_∂ / N_∂ = J̃ᵀ J̃,
 /// J̃ the scaled per-sample Jacobian (rows from the same backward pass as the gradient), an
@@ -58,9 +58,12 @@ public final class ENGD: Optimizer {
     public let loss: PINNLoss
     public private(set) var options: Options
     public private(set) var stepCount = 0
-    /// Moving averages of the Gramian blocks (upper triangles) or of its diagonal; and the candidates of a step.
-    private var gramian: [Buffer] = [], candidate: [Buffer] = []
-    private var hasGramian = false
+    /// The Gramian blocks of the full and per-layer variants (built for the variant in use).
+    private var blocks: [DenseBlock] = []
+    /// The moving average of the diagonal variant's Gramian diagonal, and a step's candidate.
+    private var diagonal = Buffer(), diagonalCandidate = Buffer()
+    private var hasDiagonal = false
+    let lineSearch: GridLineSearch
     private var gradient: [Double], direction: [Double], theta0: [Double]
     private let jacobian = Buffer(), residuals = Buffer(), solution = Buffer(), work = Buffer(), kernel = Buffer()
 
@@ -68,6 +71,7 @@ public final class ENGD: Optimizer {
         try options.validate()
         self.network = network
         loss = try PINNLoss(network: network, operator: op)
+        lineSearch = GridLineSearch(loss: loss)
         self.options = options
         gradient = [Double](repeating: 0, count: network.numParameters)
         direction = gradient
@@ -95,7 +99,10 @@ public final class ENGD: Optimizer {
     /// starts its moving average afresh.
     public func setOptions(_ new: Options) throws {
         try new.validate()
-        if new.variant != options.variant { hasGramian = false }
+        if new.variant != options.variant {
+            blocks = []
+            hasDiagonal = false
+        }
         options = new
     }
 
@@ -110,10 +117,10 @@ public final class ENGD: Optimizer {
     public func step(_ batch: Batch) throws -> StepStatistics {
         try options.requireGramianSize(for: network)
         let value = try loss.forward(batch)
-        let D = network.numParameters, rows = batch.interiorCount + batch.boundaryCount
+        let D = network.numParameters, rows = loss.residualCount
         try requireMemory(rows: rows)
         let J = jacobian.reserve(rows * D), r = residuals.reserve(rows)
-        loss.scaledJacobian(batch, rows: J, residuals: r)
+        loss.scaledJacobian(rows: J, residuals: r)
         // ∇L = J̃ᵀ r̃.
         try gradient.withUnsafeMutableBufferPointer { g in
             BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
@@ -131,7 +138,7 @@ public final class ENGD: Optimizer {
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
             alpha = theta0.withUnsafeBufferPointer { t in
-                direction.withUnsafeBufferPointer { loss.gridLineSearch(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
+                direction.withUnsafeBufferPointer { lineSearch.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
             }
         }
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
@@ -146,9 +153,12 @@ public final class ENGD: Optimizer {
             }
         }
         stats.updateNorm = alpha * direction.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
-        if options.variant != .woodbury {
-            swap(&gramian, &candidate)
-            hasGramian = true
+        switch options.variant {
+        case .full, .perLayer: for block in blocks { block.commit() }
+        case .diagonal:
+            swap(&diagonal, &diagonalCandidate)
+            hasDiagonal = true
+        case .woodbury: break
         }
         stepCount += 1
         return stats
@@ -164,10 +174,10 @@ public final class ENGD: Optimizer {
         }
     }
 
-    /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages in `candidate`.
+    /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages.
     private func computeDirection(_ J: UnsafePointer<Double>, rows: Int, residuals r: UnsafePointer<Double>,
                                   gradient g: UnsafePointer<Double>, into dir: UnsafeMutablePointer<Double>) throws {
-        let D = network.numParameters, lambda = options.damping, beta = hasGramian ? options.ema : 0
+        let D = network.numParameters, lambda = options.damping
         switch options.variant {
         case .woodbury:
             // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
@@ -176,37 +186,24 @@ public final class ENGD: Optimizer {
             try dampedSymmetricSolve(K, n: rows, damping: lambda, r, into: y, work: work)
             BLAS.gemv(trans: true, m: rows, n: D, alpha: -1, a: J, lda: D, x: y, y: dir)
         case .diagonal:
-            prepareCandidates(sizes: [D])
+            let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.
-            let batchDiagonal = solution.reserve(D), diag = candidate[0].pointer
+            let batchDiagonal = solution.reserve(D), diag = diagonalCandidate.reserve(D)
             batchDiagonal.update(repeating: 0, count: D)
             for k in 0..<rows {
                 let row = J + k * D
                 for i in 0..<D { batchDiagonal[i] += row[i] * row[i] }
             }
             for i in 0..<D {
-                diag[i] = beta > 0 ? beta * gramian[0].pointer[i] + (1 - beta) * batchDiagonal[i] : batchDiagonal[i]
+                diag[i] = beta > 0 ? beta * diagonal.pointer[i] + (1 - beta) * batchDiagonal[i] : batchDiagonal[i]
                 dir[i] = -g[i] / (diag[i] + lambda)
             }
         case .full, .perLayer:
-            let blocks = ENGD.blocks(network, options.variant)
-            prepareCandidates(sizes: blocks.map { $0.count * $0.count })
-            for (b, range) in blocks.enumerated() {
-                let n = range.count, G = candidate[b].pointer
-                // G ← β G_old + (1 − β) J̃ᵀJ̃ on this block's columns (upper triangle).
-                if beta > 0 { G.update(from: gramian[b].pointer, count: n * n) }
-                BLAS.syrk(trans: true, n: n, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: D,
-                          beta: beta, c: G, ldc: n)
-                let x = solution.reserve(n)
-                try dampedSymmetricSolve(G, n: n, damping: lambda, g + range.lowerBound, into: x, work: work)
-                for i in 0..<n { dir[range.lowerBound + i] = -x[i] }
+            if blocks.isEmpty { blocks = ENGD.blocks(network, options.variant).map { DenseBlock(range: $0) } }
+            for block in blocks {
+                block.update(jacobian: J, rows: rows, ld: D, ema: options.ema)
+                try block.multiplyInverse(g, into: dir, damping: lambda, scale: -1)
             }
         }
-    }
-
-    /// Candidate buffers of the given sizes (reused across steps).
-    private func prepareCandidates(sizes: [Int]) {
-        if candidate.count != sizes.count { candidate = sizes.map { _ in Buffer() } }
-        for (b, size) in sizes.enumerated() { candidate[b].reserve(size) }
     }
 }

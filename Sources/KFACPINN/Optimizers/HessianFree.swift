@@ -1,4 +1,4 @@
-/// Hessian-free optimisation (Martens 2010) with the Gauss–Newton matrix, math.md §7.
+/// Hessian-free optimisation (Martens 2010) with the Gauss–Newton matrix, docs/math.md §7.
 ///
 /// Each step runs conjugate gradients on (G + λI) x = −∇L with GGN-vector products (no matrix:
 /// from the Jacobian adjoints of the step's one backward pass, two GEMMs per layer),
@@ -74,7 +74,7 @@ public final class HessianFree: Optimizer {
         let value = try loss.forward(batch)
         let D = network.numParameters, lambda = options.damping
         try gradient.withUnsafeMutableBufferPointer { g in
-            loss.gradientKeepingJacobianAdjoints(batch, into: g.baseAddress!)
+            loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("Hessian-free: the gradient has a non-finite entry at index \(i)")
             }
@@ -144,7 +144,7 @@ public final class HessianFree: Optimizer {
                             let g = gb.baseAddress!
                             // A v = G v + λ v.
                             func applyA(_ v: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) throws {
-                                loss.ggnVectorProduct(v, batch: batch, into: out)
+                                loss.ggnVectorProduct(v, into: out)
                                 for i in 0..<D { out[i] += lambda * v[i] }
                                 if let i = firstNonFinite(out, D) {
                                     throw KFPError.nonFinite("Hessian-free: a GGN-vector product has a non-finite entry at index \(i)")

@@ -3,7 +3,28 @@ import Synchronization
 /// The step sizes of the grid line search: 2^0, 2^−1, …, 2^−30.
 public let lineSearchGrid: [Double] = (0...30).map { 1 / Double(1 << $0) }
 
-extension PINNLoss {
+/// The grid line search over `lineSearchGrid` of one loss, with its work space: trial
+/// parameters, trial losses, the batch's chunks, and a second loss of the same network and
+/// operator on which the second thread evaluates its trials.
+final class GridLineSearch {
+    let loss: PINNLoss
+    /// The second thread's loss (created on first use).
+    private(set) var twin: PINNLoss?
+    /// Trial parameters and per-term sums of squares, one of each per thread.
+    private let trialParameters = [Buffer(), Buffer()], trialSquares = [Buffer(), Buffer()]
+    /// The trial losses of the last search (one per grid step size).
+    let trials = Buffer()
+    /// The last batch searched on and its chunks for the trials (a fixed batch is sliced once).
+    private(set) var trialChunks: (batch: Batch, chunks: [Batch])?
+    /// The running search's lowest loss (bits of a Double), the number of trials taken by its
+    /// threads, and the chunk passes it evaluated.
+    private let best = Atomic<UInt64>(0), nextTrial = Atomic<Int>(0)
+    let chunkEvaluations = Atomic<Int>(0)
+
+    init(loss: PINNLoss) { self.loss = loss }
+
+    var network: MLP { loss.network }
+
     /// Grid line search: the α of `lineSearchGrid` minimising L(θ₀ + α p) on `batch` (the first
     /// in grid order on ties), or 0 if none is below `current` (non-finite trial losses count as
     /// no decrease). The network's parameters are not changed.
@@ -16,13 +37,13 @@ extension PINNLoss {
     /// With two library threads (kfp_set_num_threads) the trials are independent work for two
     /// cores: each thread takes the next trial, smallest α first (those rarely stop early, and the
     /// cheap overshooting ones at the end even out the two threads), and evaluates it entirely
-    /// on its own PINNLoss (this one or `lineSearchTwin`); the odd last trial runs on both. A
-    /// trial's loss does not depend on the threads that evaluate it.
-    func gridLineSearch(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
-                        below current: Double) -> Double {
+    /// on its own PINNLoss (`loss` or `twin`); the odd last trial runs on both. A trial's loss
+    /// does not depend on the threads that evaluate it.
+    func search(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
+                below current: Double) -> Double {
         let grid = lineSearchGrid, D = network.numParameters
         // Work space kept between searches: no allocation per step.
-        let trials = lineSearchTrials.reserve(grid.count)
+        let trials = self.trials.reserve(grid.count)
         trials.update(repeating: .infinity, count: grid.count)
         if trialChunks?.batch != batch {
             let n = batch.interiorCount, w = network.widths
@@ -32,40 +53,44 @@ extension PINNLoss {
                 : batch.chunks(interiorCounts: Batch.trialChunkSizes(n, minimum: Self.minimumTrialChunk, maximum: trialChunkPoints)))
         }
         let chunks = trialChunks!.chunks, concurrent = BLAS.numThreads >= 2
-        if concurrent && lineSearchTwin == nil { lineSearchTwin = try? PINNLoss(network: network, operator: op) }
-        let twin = concurrent ? lineSearchTwin : nil, parts = twin == nil ? 1 : 2
+        if concurrent && twin == nil { twin = try? PINNLoss(network: network, operator: loss.op) }
+        let twin = concurrent ? self.twin : nil, parts = twin == nil ? 1 : 2
         for part in 0..<parts { trialParameters[part].reserve(D) }
-        lineSearchBest.store(current.bitPattern, ordering: .relaxed)
+        best.store(current.bitPattern, ordering: .relaxed)
         nextTrial.store(0, ordering: .relaxed)
         chunkEvaluations.store(0, ordering: .relaxed)
-        // Takes the trials before `end` from the shared counter and evaluates them on this loss
+        // Takes the trials before `end` from the shared counter and evaluates them on the loss
         // (part 0) or its twin.
         struct Work: @unchecked Sendable {
-            let loss: PINNLoss, twin: PINNLoss?, trials: UnsafeMutablePointer<Double>
+            let search: GridLineSearch, twin: PINNLoss?, trials: UnsafeMutablePointer<Double>
             let chunks: [Batch], theta0: UnsafePointer<Double>, p: UnsafePointer<Double>, D: Int, grid: [Double]
             func run(_ part: Int, end: Int) {
-                let theta = loss.trialParameters[part].pointer, evaluator = part == 0 ? loss : twin!
+                let theta = search.trialParameters[part].pointer, evaluator = part == 0 ? search.loss : twin!
                 while true {
-                    let taken = loss.nextTrial.add(1, ordering: .relaxed).oldValue
+                    let taken = search.nextTrial.add(1, ordering: .relaxed).oldValue
                     guard taken < end else { return }
                     let i = grid.count - 1 - taken, alpha = grid[i]
                     for j in 0..<D { theta[j] = theta0[j] + alpha * p[j] }
-                    guard let value = evaluator.loss(chunks, at: theta, search: loss) else { continue }
+                    let value = evaluator.loss(chunks, at: theta, squares: search.trialSquares[part]) {
+                        search.chunkEvaluations.add(1, ordering: .relaxed)
+                        return search.bestSoFar
+                    }
+                    guard let value else { continue }
                     trials[i] = value
-                    loss.lowerBest(to: value)
+                    search.lowerBest(to: value)
                 }
             }
         }
         BLAS.onLibraryThreads {
-            let work = Work(loss: self, twin: twin, trials: trials, chunks: chunks, theta0: theta0, p: p, D: D, grid: grid)
+            let work = Work(search: self, twin: twin, trials: trials, chunks: chunks, theta0: theta0, p: p, D: D, grid: grid)
             if let twin {
                 // Trials in pairs, one per thread; an odd last one (α = 1) with both threads in its
                 // passes, so that neither waits for the other's last trial.
                 let paired = grid.count - grid.count % 2
-                setRunsConcurrently(true)
+                loss.setRunsConcurrently(true)
                 twin.setRunsConcurrently(true)
                 WorkerPool.shared.parallelFor(2) { work.run($0, end: paired) }
-                setRunsConcurrently(false)
+                loss.setRunsConcurrently(false)
                 twin.setRunsConcurrently(false)
                 nextTrial.store(paired, ordering: .relaxed)
                 work.run(0, end: grid.count)
@@ -82,35 +107,15 @@ extension PINNLoss {
     }
 
     /// The lowest loss of the running search (`current` or a finished trial).
-    private var bestSoFar: Double { Double(bitPattern: lineSearchBest.load(ordering: .relaxed)) }
+    private var bestSoFar: Double { Double(bitPattern: best.load(ordering: .relaxed)) }
 
     private func lowerBest(to value: Double) {
-        var seen = lineSearchBest.load(ordering: .relaxed)
+        var seen = best.load(ordering: .relaxed)
         while value < Double(bitPattern: seen) {
-            let (exchanged, original) = lineSearchBest.compareExchange(expected: seen, desired: value.bitPattern, ordering: .relaxed)
+            let (exchanged, original) = best.compareExchange(expected: seen, desired: value.bitPattern, ordering: .relaxed)
             if exchanged { return }
             seen = original
         }
-    }
-
-    /// The loss of a batch given as consecutive chunks (`Batch.chunks`), at θ:
-    /// L = Σ_c (n_c/N) L_Ω,c + Σ_c (m_c/M) L_∂,c; nil if it is not finite. Within a `search`
-    /// (a trial of that line search), also nil as soon as the sum over the chunks so far exceeds
-    /// the search's lowest loss.
-    func loss(_ chunks: [Batch], at theta: UnsafePointer<Double>, search: PINNLoss? = nil) -> Double? {
-        let n = Double(chunks.reduce(0) { $0 + $1.interiorCount }), m = Double(chunks.reduce(0) { $0 + $1.boundaryCount })
-        var interior = 0.0, boundary = 0.0, sum = 0.0
-        for chunk in chunks {
-            guard let value = try? forward(chunk, at: theta) else { return nil }
-            interior += Double(chunk.interiorCount) * value.interior
-            boundary += Double(chunk.boundaryCount) * value.boundary
-            sum = interior / n + (m > 0 ? boundary / m : 0)
-            if let search {
-                search.chunkEvaluations.add(1, ordering: .relaxed)
-                if sum > search.bestSoFar { return nil }
-            }
-        }
-        return sum
     }
 
     /// Fewest interior points in the first trial chunk.
@@ -135,10 +140,5 @@ extension PINNLoss {
     private var trialChunkPoints: Int {
         let w = network.widths.map(Double.init), s = w[0] + 2
         return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
-    }
-
-    func setRunsConcurrently(_ flag: Bool) {
-        interiorPass.runsConcurrently = flag
-        boundaryPass.runsConcurrently = flag
     }
 }

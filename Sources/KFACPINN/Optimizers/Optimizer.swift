@@ -83,13 +83,6 @@ func nonFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) -
     }
 }
 
-/// The index of the first non-finite of `count` values, or nil (one vectorised sweep).
-func firstNonFinite(_ p: UnsafePointer<Double>, _ count: Int) -> Int? {
-    var index = -1
-    kernels_first_nonfinite(kernelISA, count, p, &index)
-    return index < 0 ? nil : index
-}
-
 /// Wall time spent in each phase of the steps taken so far, in seconds.
 public struct StepProfile: Sendable, Equatable {
     /// Taylor-mode forward passes and residuals at the current parameters.

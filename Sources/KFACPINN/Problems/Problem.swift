@@ -216,7 +216,7 @@ public struct Problem: Sendable {
     }
 
     /// The L2 (RMS) error √(mean (u_θ − u*)²) and the relative L2 error ‖u_θ − u*‖/‖u*‖ on
-    /// `count` fresh interior points drawn with `seed` (math.md §8).
+    /// `count` fresh interior points drawn with `seed` (docs/math.md §8).
     public func errors(_ net: MLP, count: Int, seed: UInt64) throws -> (l2: Double, relativeL2: Double) {
         try errors(net, on: try evaluationSet(count: count, seed: seed))
     }

@@ -9,7 +9,7 @@ public struct TrainingRecord: Sendable, Equatable {
     /// Loss, interior and condition terms before the latest step, on that step's batch
     /// (for step 0: at the initial parameters on the first batch).
     public var loss: Double, lossInterior: Double, lossBoundary: Double
-    /// L2 (RMS) and relative L2 error after the latest step (math.md §8).
+    /// L2 (RMS) and relative L2 error after the latest step (docs/math.md §8).
     public var l2Error: Double, relativeL2Error: Double
     /// Step size α of the latest step (0 for step 0).
     public var stepSize: Double
@@ -57,7 +57,7 @@ public struct TrainingOptions: Sendable {
     }
 }
 
-/// Trains `optimizer`'s network on `problem` (math.md §1 loss on seeded batches), logging
+/// Trains `optimizer`'s network on `problem` (docs/math.md §1 loss on seeded batches), logging
 /// every `logEvery` steps. `callback` sees each record as it is made and returns false to
 /// stop. Returns the log. Deterministic for fixed seeds and thread count. A failing step
 /// throws after the records so far have reached the callback and the CSV file.

@@ -41,8 +41,8 @@ final class TaylorPass {
     private(set) var adjoints: [Buffer] = []
     /// Layer 0 structure: per hidden unit j, q_j = Σ_ik C_ik W_ji W_jk, and (C W₀ᵀ)ᵀ rows.
     let firstQuadratic = Buffer(), firstCW = Buffer()
-    /// W₀ of the last pass that kept slopes (h₁ × d), and work space of the factors that use it.
-    let firstWeights = Buffer(), firstGram = Buffer()
+    /// W₀ of the last pass that kept slopes (h₁ × d).
+    let firstWeights = Buffer()
     let coefficientValues = Buffer()
     private(set) var coefficientsDiagonal = true
     private let scratch = Buffer(), rowSums = Buffer()
@@ -54,8 +54,8 @@ final class TaylorPass {
     var runsConcurrently = false
     /// Threads of the elementwise loops: the library's thread count (kfp_set_num_threads).
     var elementwiseThreads: Int { runsConcurrently ? 1 : BLAS.numThreads }
-    /// Work space of the curvature computations (Curvature/).
-    let reduceScratch = Buffer(), reduceScratch2 = Buffer()
+    /// Per-row work of the reverse rules, and one sample's columns of two layers (Jacobian rows).
+    let ruleWork = Buffer(), sampleColumns = (Buffer(), Buffer())
     /// Work space of two tangent passes (two directions may run at once on two threads).
     let tangentSpaces = [TangentSpace(), TangentSpace()]
 
@@ -290,7 +290,7 @@ final class TaylorPass {
         top.update(from: seeds, count: ns)
         guard L > 1 else { return }
         // Per-row work of the rules, for each of two threads: (d + 2)·N values.
-        let work = reduceScratch.reserve(2 * (d + 2) * max(n, 1))
+        let work = ruleWork.reserve(2 * (d + 2) * max(n, 1))
         let w0 = theta + net.weightOffset(0)
         let firstCWs = UnsafePointer(firstCW.pointer), firstQs = UnsafePointer(firstQuadratic.pointer)
         for l in stride(from: L - 1, through: 1, by: -1) {

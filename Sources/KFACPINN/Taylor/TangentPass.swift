@@ -10,7 +10,7 @@ final class TangentSpace {
 extension TaylorPass {
     /// Forward tangent of the output columns [u, ∇u, 𝒟_C u] in the parameter direction
     /// v (D values, layout of θ), at the parameters and points of the last `forward`.
-    /// Linearises every rule of the Taylor pass (math.md §3):
+    /// Linearises every rule of the Taylor pass (docs/math.md §3):
     ///   linear:     Ż' = W Ż + Ẇ Z + ḃ e₁ᵀ
     ///   activation: v̇' = σ'v̇,  J̇'_i = σ''v̇ J_i + σ'J̇_i,
     ///               Ṫ' = σ''v̇ T + σ'Ṫ + σ'''v̇ Q + σ''Q̇,  Q̇ = 2 Σ_ij C_ij J_i J̇_j.

@@ -11,7 +11,7 @@ extension TaylorPass {
         for l in 0..<net.numLayers {
             let hin = widths[l], hout = widths[l + 1]
             let g = UnsafePointer(adjoints[l].pointer), wo = net.weightOffset(l), bo = net.biasOffset(l)
-            let gk = reduceScratch.reserve(hout * s), zk = reduceScratch2.reserve(hin * s)
+            let gk = sampleColumns.0.reserve(hout * s), zk = sampleColumns.1.reserve(hin * s)
             for k in 0..<n {
                 let row = rows + k * ld
                 for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
@@ -72,39 +72,5 @@ extension TaylorPass {
             }
             for k in 0..<n { out[k] += partial[k] }
         }
-    }
-}
-
-extension PINNLoss {
-    /// After `forward`: the scaled Jacobian J̃ = [J_Ω/√N_Ω; J_∂/√N_∂] ((N_Ω + N_∂) × D, row-major)
-    /// and the scaled residuals r̃ = [r/√N_Ω; (u − g)/√N_∂], so that G = J̃ᵀJ̃, ∇L = J̃ᵀr̃ and
-    /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds.
-    func scaledJacobian(_ batch: Batch, rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) {
-        let n = batch.interiorCount, m = batch.boundaryCount, D = network.numParameters
-        let si = 1 / Double(n).squareRoot()
-        interiorPass.backward(seeds: interiorSeeds.pointer)
-        interiorPass.jacobianRows(into: rows, ld: D, scale: si)
-        for k in 0..<n { residuals[k] = si * interiorResiduals.pointer[k] }
-        if m > 0 {
-            let sb = 1 / Double(m).squareRoot()
-            boundaryPass.backward(seeds: boundarySeeds.pointer)
-            boundaryPass.jacobianRows(into: rows + n * D, ld: D, scale: sb)
-            for k in 0..<m { residuals[n + k] = sb * boundaryResiduals.pointer[k] }
-        }
-    }
-
-    /// The dense Jacobians of the interior and condition residuals, ∂r_n/∂θ (N_Ω × D) and
-    /// ∂(u − g)_m/∂θ (N_∂ × D), row-major, on `batch`.
-    public func jacobians(_ batch: Batch) throws -> (interior: [Double], boundary: [Double]) {
-        try forward(batch)
-        let n = batch.interiorCount, m = batch.boundaryCount, D = network.numParameters
-        var ji = [Double](repeating: 0, count: n * D), jb = [Double](repeating: 0, count: m * D)
-        interiorPass.backward(seeds: interiorSeeds.pointer)
-        ji.withUnsafeMutableBufferPointer { interiorPass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
-        if m > 0 {
-            boundaryPass.backward(seeds: boundarySeeds.pointer)
-            jb.withUnsafeMutableBufferPointer { boundaryPass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
-        }
-        return (ji, jb)
     }
 }

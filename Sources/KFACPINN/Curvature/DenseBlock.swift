@@ -1,0 +1,41 @@
+/// A dense curvature block over a contiguous range of the parameters (p of them): the Gramian
+/// G = J̃ᵀJ̃ of the scaled Jacobian's columns in the range (upper triangle, p × p), optionally as a
+/// moving average G ← β G + (1 − β) G_batch, and the damped solve x = (G + λI)⁺ g. It serves
+/// parameter groups small enough for p² memory: ENGD's full and per-layer Gramians.
+///
+/// A step works on a candidate Gramian (`update`, `multiplyInverse`) that `commit` makes
+/// current; a step that fails before `commit` leaves the block as it was.
+final class DenseBlock {
+    let range: Range<Int>
+    private var gramian = Buffer(), candidate = Buffer()
+    private var hasGramian = false
+    private let solution = Buffer(), work = Buffer()
+
+    init(range: Range<Int>) { self.range = range }
+
+    /// Candidate G = β G_current + (1 − β) J̃[:, range]ᵀ J̃[:, range] for `rows` Jacobian rows
+    /// (row-major, leading dimension `ld`); β = 0 before the first commit.
+    func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double) {
+        let p = range.count, beta = hasGramian ? ema : 0, G = candidate.reserve(p * p)
+        if beta > 0 { G.update(from: gramian.pointer, count: p * p) }
+        BLAS.syrk(trans: true, n: p, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: ld, beta: beta, c: G, ldc: p)
+    }
+
+    /// direction[range] = scale · (G + λI)⁺ gradient[range] with the candidate Gramian (both
+    /// vectors in θ's layout).
+    func multiplyInverse(_ gradient: UnsafePointer<Double>, into direction: UnsafeMutablePointer<Double>,
+                         damping: Double, scale: Double) throws {
+        let p = range.count, x = solution.reserve(p)
+        try dampedSymmetricSolve(candidate.pointer, n: p, damping: damping, gradient + range.lowerBound, into: x, work: work)
+        for i in 0..<p { direction[range.lowerBound + i] = scale * x[i] }
+    }
+
+    /// Makes the candidate Gramian current.
+    func commit() {
+        swap(&gramian, &candidate)
+        hasGramian = true
+    }
+
+    /// Forgets the moving average (the next update starts afresh).
+    func reset() { hasGramian = false }
+}

@@ -1,0 +1,135 @@
+/// Initial value of the moving averages of Kronecker factors.
+public enum FactorInitialization: String, CaseIterable, Sendable {
+    case identity, zero
+}
+
+/// The curvature block of one linear layer, W̃ = [W b] (h_out × (h_in+1)), as KFAC sees it
+/// (docs/math.md §5–6, §9): per Kronecker product p ∈ {1, 2} (interior terms; condition terms)
+/// the moving averages F ← β F + (1 − β) F_batch of A_p and B_p, and the exact inverse of the
+/// damped sum B̂₁ X Â₁ + B̂₂ X Â₂ = ∇ (`KroneckerSumInverse`).
+///
+/// A step works on a candidate state (`prepare`, `updateFactors`, `factorize`, `multiplyInverse`)
+/// that `commit` makes current; a step that fails before `commit` leaves the block as it was.
+final class KroneckerBlock {
+    /// Undamped moving averages of the factors (row-major, full symmetric), whether product 2 has
+    /// ever had terms, and the factorisation of the damped sum.
+    struct State {
+        var a1: [Double], b1: [Double], a2: [Double], b2: [Double]
+        var hasSecond = false
+        var inverse: KroneckerSumInverse
+    }
+
+    let layer: Int
+    /// h_out and h_in + 1.
+    let rows: Int, columns: Int
+    var state: State
+    private(set) var candidate: State
+    /// Offsets of W (h_out × h_in, row-major) and b in θ.
+    private let weightOffset: Int, biasOffset: Int
+    /// Work space: a batch's factors, a second term's factors, the factors' Grams, the solve.
+    private let batchA = Buffer(), batchB = Buffer(), termFactors = (a: Buffer(), b: Buffer())
+    private let workspace = FactorWorkspace(), solveWork = Buffer()
+
+    init(network: MLP, layer l: Int, initialization: FactorInitialization, method: KroneckerSumInverse.Method? = nil) {
+        layer = l
+        rows = network.widths[l + 1]
+        columns = network.widths[l] + 1
+        weightOffset = network.weightOffset(l)
+        biasOffset = network.biasOffset(l)
+        let a = KroneckerBlock.initialFactor(columns, initialization), b = KroneckerBlock.initialFactor(rows, initialization)
+        state = State(a1: a, b1: b, a2: a, b2: b, inverse: KroneckerSumInverse(rows: rows, columns: columns, method: method))
+        candidate = state
+    }
+
+    static func initialFactor(_ n: Int, _ kind: FactorInitialization) -> [Double] {
+        var m = [Double](repeating: 0, count: n * n)
+        if kind == .identity { for i in 0..<n { m[i * n + i] = 1 } }
+        return m
+    }
+
+    /// Sets the current factors to their initial value (before any step).
+    func reset(_ initialization: FactorInitialization) {
+        let a = KroneckerBlock.initialFactor(columns, initialization), b = KroneckerBlock.initialFactor(rows, initialization)
+        state.a1 = a; state.a2 = a
+        state.b1 = b; state.b2 = b
+    }
+
+    /// Multiply-adds of one `multiplyInverse` (four GEMMs of the eigen method).
+    var solveProducts: Int { 2 * rows * columns * (rows + columns) }
+
+    /// Cost of one factorisation, (h_in+1)³ + h_out³, to schedule the largest first.
+    var factorizationCost: Double { Double(columns) * Double(columns) * Double(columns) + Double(rows) * Double(rows) * Double(rows) }
+
+    /// Starts a step's candidate: the parts that are not recomputed (factors unless
+    /// `updateFactors`, the factorisation unless `refactorize`) are taken from the current state.
+    func prepare(updateFactors: Bool, refactorize: Bool) {
+        if !updateFactors {
+            copyValues(state.a1, into: &candidate.a1)
+            copyValues(state.b1, into: &candidate.b1)
+            copyValues(state.a2, into: &candidate.a2)
+            copyValues(state.b2, into: &candidate.b2)
+        }
+        candidate.hasSecond = state.hasSecond
+        if !refactorize { candidate.inverse.assign(state.inverse) }
+    }
+
+    /// Candidate factors F = β F_current + (1 − β) F_batch from the terms of `loss`'s last forward
+    /// and backward passes with the Jacobian seeds; a product without terms in this batch keeps
+    /// its current factors.
+    func updateFactors(from loss: PINNLoss, ema beta: Double, approximation: KroneckerApproximation, threads: Int) {
+        let a = batchA.reserve(columns * columns), b = batchB.reserve(rows * rows)
+        func blend(_ f: inout [Double], _ old: [Double], _ batch: UnsafePointer<Double>) {
+            f.withUnsafeMutableBufferPointer { p in
+                old.withUnsafeBufferPointer { o in
+                    for i in 0..<p.count { p[i] = beta * o[i] + (1 - beta) * batch[i] }
+                }
+            }
+        }
+        if loss.productFactors(layer: layer, interior: true, approximation: approximation, a: a, b: b,
+                               term: termFactors, workspace: workspace, threads: threads) {
+            blend(&candidate.a1, state.a1, a)
+            blend(&candidate.b1, state.b1, b)
+        } else {
+            copyValues(state.a1, into: &candidate.a1)
+            copyValues(state.b1, into: &candidate.b1)
+        }
+        if loss.productFactors(layer: layer, interior: false, approximation: approximation, a: a, b: b,
+                               term: termFactors, workspace: workspace, threads: threads) {
+            blend(&candidate.a2, state.a2, a)
+            blend(&candidate.b2, state.b2, b)
+            candidate.hasSecond = true
+        } else {
+            copyValues(state.a2, into: &candidate.a2)
+            copyValues(state.b2, into: &candidate.b2)
+        }
+    }
+
+    /// Factorises the candidate's damped sum, λ added to every factor's diagonal (one term when
+    /// product 2 never had terms). On failure the error names the layer and factor.
+    func factorize(damping: Double) throws {
+        let second = candidate.hasSecond
+        let (a1, b1, a2, b2) = (candidate.a1, candidate.b1, candidate.a2, candidate.b2)
+        try candidate.inverse.factorize(interiorA: a1, interiorB: b1, boundaryA: second ? a2 : nil,
+                                        boundaryB: second ? b2 : nil, damping: damping, layer: layer)
+    }
+
+    /// direction[W̃] = scale · X, X solving the candidate's damped Kronecker sum for the layer's
+    /// part of `gradient` (both in θ's layout).
+    func multiplyInverse(_ gradient: UnsafePointer<Double>, into direction: UnsafeMutablePointer<Double>, scale: Double) {
+        let hin = columns - 1, hout = rows, h1 = columns, size = hout * h1
+        let wo = weightOffset, bo = biasOffset
+        let g = solveWork.reserve(3 * size), x = g + size, w = x + size
+        for j in 0..<hout {
+            for i in 0..<hin { g[j * h1 + i] = gradient[wo + j * hin + i] }
+            g[j * h1 + hin] = gradient[bo + j]
+        }
+        candidate.inverse.solve(g, into: x, work: w)
+        for j in 0..<hout {
+            for i in 0..<hin { direction[wo + j * hin + i] = scale * x[j * h1 + i] }
+            direction[bo + j] = scale * x[j * h1 + hin]
+        }
+    }
+
+    /// Makes the candidate current.
+    func commit() { swap(&state, &candidate) }
+}

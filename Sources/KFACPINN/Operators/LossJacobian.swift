@@ -1,0 +1,122 @@
+/// Jacobian products of the loss's residuals: J_t = ∂r_t/∂θ per term (for a nonlinear residual,
+/// its linearisation), and the Gauss–Newton matrix G = Σ_t w_t/N_t J_tᵀJ_t (docs/math.md §1, §9).
+extension PINNLoss {
+    /// After `forward`: J_t v of every term's residuals (N_t values, in the term's `jv[space]`) by
+    /// forward tangent passes in tangent space `space` (calls with spaces 0 and 1 may run at once).
+    func jacobianVectorProducts(_ v: UnsafePointer<Double>, space: Int = 0) {
+        for ev in terms where ev.count > 0 {
+            let n = ev.count, s = ev.pass.columnsPerSample
+            let t = ev.pass.tangent(v, space: space), seeds = ev.seeds.pointer, jv = ev.jv[space].reserve(n)
+            for k in 0..<n {
+                // J_n v = Σ_c ∂r_n/∂(out_c) · (out_c)˙
+                var sum = 0.0
+                for c in 0..<s { sum += seeds[c * n + k] * t[c * n + k] }
+                jv[k] = sum
+            }
+        }
+    }
+
+    /// `jacobianVectorProducts` from the adjoints that `keepJacobianAdjoints` or
+    /// `gradientKeepingJacobianAdjoints` left in the passes (no other pass in between): one GEMM
+    /// per layer instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
+    func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, space: Int = 0) {
+        for ev in terms where ev.count > 0 {
+            ev.pass.jacobianVectorProductsFromAdjoints(v, into: ev.jv[space].reserve(ev.count), space: space)
+        }
+    }
+
+    /// vᵀGw = Σ_t w_t/N_t Σ_n (J_n v)(J_n w) from the stored products of tangent spaces `a` (v)
+    /// and `b` (w).
+    func ggnInner(_ a: Int, _ b: Int) -> Double {
+        var value = 0.0
+        for ev in terms where ev.count > 0 {
+            value += ev.weight * BLAS.dot(ev.count, ev.jv[a].pointer, ev.jv[b].pointer) / Double(ev.count)
+        }
+        return value
+    }
+
+    /// The stored J v of tangent space `space`: the interior terms' products and the condition
+    /// terms' products, each in term order.
+    func storedJacobianVectorProducts(space: Int = 0) -> (interior: [Double], boundary: [Double]) {
+        var interior: [Double] = [], boundary: [Double] = []
+        for ev in terms where ev.count > 0 {
+            let values = UnsafeBufferPointer(start: ev.jv[space].pointer, count: ev.count)
+            if ev.kind.isInterior { interior += values } else { boundary += values }
+        }
+        return (interior, boundary)
+    }
+
+    /// J v on `batch`: the interior and condition residuals' directional derivatives.
+    public func jacobianVectorProduct(_ batch: Batch, _ v: [Double]) throws -> (interior: [Double], boundary: [Double]) {
+        try requireDirection(v)
+        try forward(batch)
+        v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!) }
+        return storedJacobianVectorProducts()
+    }
+
+    /// G v = Σ_t w_t/N_t J_tᵀ J_t v on `batch`.
+    public func ggnVectorProduct(_ batch: Batch, _ v: [Double]) throws -> [Double] {
+        try requireDirection(v)
+        try forward(batch)
+        keepJacobianAdjoints()
+        var out = [Double](repeating: 0, count: network.numParameters)
+        v.withUnsafeBufferPointer { vp in
+            out.withUnsafeMutableBufferPointer { ggnVectorProduct(vp.baseAddress!, into: $0.baseAddress!) }
+        }
+        return out
+    }
+
+    /// out = G v from the kept Jacobian adjoints (after `keepJacobianAdjoints` or
+    /// `gradientKeepingJacobianAdjoints`): J v (`jacobianVectorProductsFromAdjoints`), then
+    /// J_tᵀ(J_t v) w_t/N_t as a gradient with the per-sample weights w_t (J_n v)/N_t. Two GEMMs per
+    /// layer; the adjoints stay, so any number of products can follow one backward pass.
+    func ggnVectorProduct(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
+        jacobianVectorProductsFromAdjoints(v)
+        out.update(repeating: 0, count: network.numParameters)
+        for ev in terms where ev.count > 0 {
+            let n = ev.count, w = scaledSeeds.reserve(n), jv = ev.jv[0].pointer
+            for k in 0..<n { w[k] = ev.weight * jv[k] / Double(n) }
+            ev.pass.accumulateGradient(into: out, weights: w)
+        }
+    }
+
+    private func requireDirection(_ v: [Double]) throws {
+        guard v.count == network.numParameters else {
+            throw KFPError.dimensionMismatch("direction has \(v.count) entries, the network has \(network.numParameters) parameters")
+        }
+        try requireFinite(v, "direction")
+    }
+
+    /// Residuals of all terms of the last `forward` (Σ_t N_t rows).
+    var residualCount: Int { terms.reduce(0) { $0 + $1.count } }
+
+    /// After `forward`: the scaled Jacobian J̃ (Σ_t N_t × D, row-major; term t's rows scaled by
+    /// √(w_t/N_t), terms in order) and the scaled residuals r̃, so that G = J̃ᵀJ̃, ∇L = J̃ᵀr̃ and
+    /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds.
+    func scaledJacobian(rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) {
+        let D = network.numParameters
+        var offset = 0
+        for ev in terms where ev.count > 0 {
+            let n = ev.count, scale = ev.weight.squareRoot() / Double(n).squareRoot()
+            ev.pass.backward(seeds: ev.seeds.pointer)
+            ev.pass.jacobianRows(into: rows + offset * D, ld: D, scale: scale)
+            for k in 0..<n { residuals[offset + k] = scale * ev.residuals.pointer[k] }
+            offset += n
+        }
+    }
+
+    /// The dense Jacobians of the interior and condition residuals, ∂r_n/∂θ (N_Ω × D) and
+    /// ∂r_m/∂θ (N_∂ × D), row-major, terms in order, on `batch`.
+    public func jacobians(_ batch: Batch) throws -> (interior: [Double], boundary: [Double]) {
+        try forward(batch)
+        let D = network.numParameters
+        var interior: [Double] = [], boundary: [Double] = []
+        for ev in terms where ev.count > 0 {
+            var rows = [Double](repeating: 0, count: ev.count * D)
+            ev.pass.backward(seeds: ev.seeds.pointer)
+            rows.withUnsafeMutableBufferPointer { ev.pass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
+            if ev.kind.isInterior { interior += rows } else { boundary += rows }
+        }
+        return (interior, boundary)
+    }
+}

@@ -1,0 +1,93 @@
+import CKernels
+
+/// KFAC*'s step (Martens & Grosse 2015 §7; docs/math.md §6): with the preconditioned direction Δ
+/// and the previous update δ, minimise the damped quadratic model of the loss over span{Δ, δ},
+///
+///     M = [[ΔᵀGΔ + λ‖Δ‖², ΔᵀGδ + λΔᵀδ], [ΔᵀGδ + λΔᵀδ, δᵀGδ + λ‖δ‖²]],  b = [∇Lᵀ Δ, ∇Lᵀ δ],
+///     (α, μ) = −M⁻¹ b,  δ ← αΔ + μδ,  θ ← θ + δ,
+///
+/// G the exact GGN through Jacobian-vector products; the first step uses the 1-D model (μ = 0).
+extension KFAC {
+    func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
+        let D = network.numParameters
+        let (alpha, mu) = quadraticModelStep()
+        guard alpha.isFinite, mu.isFinite else {
+            throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
+        }
+        // One sweep: candidate δ = αΔ + μδ_prev, θ₀ = θ, θ ← θ + δ, ‖δ‖² and a finiteness sum.
+        let sums = candidate.withUnsafeMutableBufferPointer { c in
+            theta0.withUnsafeMutableBufferPointer { t0 in
+                previousUpdate.withUnsafeBufferPointer { prev in
+                    direction.withUnsafeBufferPointer { dir in
+                        network.withMutableParameters { theta in
+                            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2) { out in
+                                kernels_apply_update(kernelISA, D, alpha, dir.baseAddress!, mu, prev.baseAddress!, theta,
+                                                     t0.baseAddress!, c.baseAddress!, out.baseAddress!)
+                                return (squares: out[0], finite: out[1])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if sums.finite != 0, let error = network.parameters.withUnsafeBufferPointer({ nonFiniteUpdate($0.baseAddress!, D, "KFAC") }) {
+            network.assignParameters(theta0)
+            throw error
+        }
+        swap(&previousUpdate, &candidate)
+        hasPreviousUpdate = true
+        stats.stepSize = alpha
+        stats.momentum = mu
+        stats.updateNorm = sums.squares.squareRoot()
+        stats.accepted = true
+    }
+
+    /// (α, μ) of the damped quadratic model at the current forward pass and the Jacobian adjoints
+    /// of `gradientKeepingJacobianAdjoints`.
+    func quadraticModelStep() -> (alpha: Double, mu: Double) {
+        let c = quadraticModelCoefficients()
+        if hasPreviousUpdate {
+            let det = c.m11 * c.m22 - c.m12 * c.m12
+            if det > 0, det.isFinite {
+                let alpha = -(c.m22 * c.b1 - c.m12 * c.b2) / det
+                let mu = -(-c.m12 * c.b1 + c.m11 * c.b2) / det
+                return (alpha, mu)
+            }
+        }
+        // A zero direction (zero gradient) gives a zero model: no step.
+        return c.m11 > 0 ? (-c.b1 / c.m11, 0) : (0, 0)
+    }
+
+    /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the
+    /// step's gradient pass kept; with two library threads both at once, one per thread).
+    func quadraticModelCoefficients() -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double) {
+        let D = network.numParameters, lambda = options.damping
+        return direction.withUnsafeBufferPointer { dirp in
+            gradient.withUnsafeBufferPointer { gp in
+                previousUpdate.withUnsafeBufferPointer { pp in
+                    let dir = dirp.baseAddress!, g = gp.baseAddress!, prev = pp.baseAddress!
+                    struct Directions: @unchecked Sendable {
+                        let loss: PINNLoss, dir: UnsafePointer<Double>, prev: UnsafePointer<Double>
+                    }
+                    let directions = Directions(loss: loss, dir: dir, prev: prev)
+                    let count = hasPreviousUpdate ? 2 : 1, concurrent = count == 2 && BLAS.numThreads >= 2
+                    if concurrent { loss.setRunsConcurrently(true) }
+                    WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
+                        directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev, space: k)
+                    }
+                    if concurrent { loss.setRunsConcurrently(false) }
+                    // ΔᵀΔ, ∇ᵀΔ, Δᵀδ, δᵀδ, ∇ᵀδ in one sweep.
+                    let dots = withUnsafeTemporaryAllocation(of: Double.self, capacity: 5) { out in
+                        kernels_model_products(kernelISA, D, g, dir, prev, out.baseAddress!)
+                        return (dd: out[0], gd: out[1], dp: out[2], pp: out[3], gp: out[4])
+                    }
+                    let m11 = loss.ggnInner(0, 0) + lambda * dots.dd
+                    guard hasPreviousUpdate else { return (m11, 0, 0, dots.gd, 0) }
+                    let m12 = loss.ggnInner(0, 1) + lambda * dots.dp
+                    let m22 = loss.ggnInner(1, 1) + lambda * dots.pp
+                    return (m11, m12, m22, dots.gd, dots.gp)
+                }
+            }
+        }
+    }
+}
