@@ -21,9 +21,11 @@ let package = Package(
         ),
         // Elementwise kernels built for several x86-64 instruction sets, chosen at run time.
         .target(name: "CKernels"),
+        // The structs of the C interface (kfp_train_options, kfp_option_info).
+        .target(name: "KFPTypes"),
         .target(
             name: "KFACPINN",
-            dependencies: ["CBLAS", "CKernels"],
+            dependencies: ["CBLAS", "CKernels", "KFPTypes"],
             exclude: ["CAPI/exports.map"],
             linkerSettings: [
                 // Export only the kfp_* C ABI, and name the library by its file name.

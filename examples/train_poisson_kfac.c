@@ -68,9 +68,15 @@ int main(int argc, char **argv) {
     printf("%s on poisson2d_sin, network 2-64-1 (257 parameters), 900 interior / 120 boundary points\n",
            automatic ? "KFAC*" : "KFAC");
     printf("%6s  %8s  %12s  %12s  %10s\n", "step", "time [s]", "loss", "L2 error", "step size");
-    /* Records every 10 steps for the progress bar (the table shows every `every`); one fixed batch; seed 0. */
-    CHECK(kfp_train(opt, net, problem, p.steps, 0, 0, -1, NULL, 0, p.every % 10 == 0 ? 10 : p.every, 0, NULL, report, &p,
-                    &taken));
+    /* Records every 10 steps for the progress bar (the table shows every `every`); one fixed batch of
+     * the problem's default size; seed 0. */
+    kfp_train_options train;
+    CHECK(kfp_train_default_options(&train));
+    train.steps = p.steps;
+    train.log_every = p.every % 10 == 0 ? 10 : p.every;
+    train.callback = report;
+    train.user_data = &p;
+    CHECK(kfp_train(opt, net, problem, &train, &taken));
     if (p.terminal) fprintf(stderr, "\r%60s\r", "");
     kfp_optimizer_free(opt);
     kfp_operator_free(op);

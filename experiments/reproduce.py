@@ -79,7 +79,7 @@ def make_optimizer(name, net, op, h):
     if name == "KFAC*":
         return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], step="auto")
     if name == "ENGD":
-        return kp.ENGD(net, op, damping=h["damping"], ema=h["ema"], max_params=20000)
+        return kp.ENGD(net, op, damping=h["damping"], ema=h["ema"], max_parameters=20000)
     if name == "Adam":
         return kp.Adam(net, op, lr=h["lr"])
     if name == "SGD":

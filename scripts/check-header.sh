@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks include/kfacpinn.h: it is what the generator produces, it compiles as
-# strict C99 (gcc, clang) and as C++, and it declares exactly the functions
-# that libkfacpinn.so exports. Run after `swift build -c release`.
+# Checks include/kfacpinn.h (and bindings/python/kfacpinn/_abi.py): they are what the
+# generator produces, the header compiles as strict C99 (gcc, clang) and as C++, it
+# declares exactly the functions that libkfacpinn.so exports, and its example builds
+# with its own link line in another directory and runs. Run after `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/generate-header.py --check
@@ -18,4 +19,14 @@ if ! diff "$tmp/declared" "$tmp/exported" > "$tmp/diff"; then
     echo "header declarations and exported symbols differ (< header only, > library only):"; cat "$tmp/diff"; exit 1
 fi
 readelf -d .build/release/libkfacpinn.so | grep -q 'SONAME.*\[libkfacpinn.so\]' || { echo "libkfacpinn.so has no SONAME"; exit 1; }
-echo "header check: $(wc -l < "$tmp/declared") functions declared and exported; gcc, clang and g++ compile it"
+# The header's example, built with its own link line in another directory and run from /.
+python3 - "$tmp/example.c" <<'PY'
+import sys
+h = open("include/kfacpinn.h").read()
+lines = h[h.index(" *     #include <stdio.h>"):h.index(" * Build, with KFP")].splitlines()
+open(sys.argv[1], "w").write("\n".join(l[7:] if l.startswith(" *     ") else "" for l in lines) + "\n")
+PY
+link=$(grep -o 'cc prog.c .*' include/kfacpinn.h | sed 's/^cc prog.c //')
+(cd "$tmp" && KFP="$OLDPWD" eval "cc -std=c99 -Wall -Wextra -Werror example.c $link -o example")
+(cd / && "$tmp/example") | grep -q "L2 error" || { echo "the header's example did not train"; exit 1; }
+echo "header check: $(wc -l < "$tmp/declared") functions declared and exported; gcc, clang and g++ compile it; its example runs"

@@ -401,9 +401,69 @@ static void test_baselines(void) {
     EXPECT(kfp_optimizer_set_string(engd, KFP_OPT_VARIANT, "woodbury") == KFP_OK &&
                kfp_optimizer_step(engd, net, batch, NULL, 0) == KFP_OK, "%s", kfp_last_error());
     EXPECT_ERROR(kfp_optimizer_set_double(engd, KFP_OPT_EMA, 0.5), KFP_ERROR_INVALID_ARGUMENT, "woodbury");
-    EXPECT_ERROR(kfp_optimizer_set_int(hf, KFP_OPT_MAX_ITERATIONS, 0), KFP_ERROR_INVALID_ARGUMENT, "max_iterations");
+    EXPECT_ERROR(kfp_optimizer_set_int(hf, KFP_OPT_MAX_CG_ITERATIONS, 0), KFP_ERROR_INVALID_ARGUMENT, "max_cg_iterations");
     EXPECT(kfp_optimizer_set_double(hf, KFP_OPT_DAMPING, 500) == KFP_OK &&
                kfp_optimizer_get_double(hf, KFP_OPT_DAMPING, &v) == KFP_OK && v == 500, "damping %g", v);
+
+    /* Introspection, on new optimizers: each lists its keys; every listed key reads back its
+     * default with its type, the default lies in the range, a string default is a choice. */
+    kfp_status (*create[])(kfp_net *, kfp_operator *, kfp_optimizer **) = {
+        kfp_optimizer_create_sgd, kfp_optimizer_create_adam, kfp_optimizer_create_lbfgs, kfp_optimizer_create_engd,
+        kfp_optimizer_create_hessian_free, kfp_optimizer_create_kfac};
+    kfp_optimizer *all[6] = {NULL};
+    const int64_t counts[] = {3, 4, 3, 6, 2, 9};
+    for (int k = 0; k < 6; k++) {
+        EXPECT(create[k](net, op, &all[k]) == KFP_OK, "%s", kfp_last_error());
+        int64_t count = -1;
+        EXPECT(kfp_optimizer_option_count(all[k], &count) == KFP_OK && count == counts[k], "optimizer %d: %lld options",
+               k, (long long)count);
+        for (int64_t i = 0; i < count; i++) {
+            kfp_option_info info;
+            info.size = sizeof info;
+            EXPECT(kfp_optimizer_option_info(all[k], i, &info) == KFP_OK, "%s", kfp_last_error());
+            double dv = 0;
+            int64_t iv = 0, len = 0;
+            char text[64];
+            switch (info.type) {
+            case KFP_OPTION_DOUBLE:
+                EXPECT(kfp_optimizer_get_double(all[k], info.key, &dv) == KFP_OK && dv == info.default_double &&
+                           (info.minimum_exclusive ? dv > info.minimum : dv >= info.minimum) &&
+                           (info.maximum_exclusive ? dv < info.maximum : dv <= info.maximum),
+                       "%s: %g against default %g in [%g, %g]", info.name, dv, info.default_double, info.minimum, info.maximum);
+                break;
+            case KFP_OPTION_INT:
+                EXPECT(kfp_optimizer_get_int(all[k], info.key, &iv) == KFP_OK && iv == info.default_int &&
+                           iv >= info.minimum && iv <= info.maximum, "%s: %lld, default %lld", info.name, (long long)iv,
+                       (long long)info.default_int);
+                break;
+            case KFP_OPTION_STRING:
+                EXPECT(kfp_optimizer_get_string(all[k], info.key, text, sizeof text, &len) == KFP_OK &&
+                           len == (int64_t)strlen(text) && strcmp(text, info.default_string) == 0 &&
+                           strstr(info.choices, text) != NULL,
+                       "%s: '%s' among '%s'", info.name, text, info.choices);
+                break;
+            default:
+                EXPECT(0, "%s: type %d", info.name, info.type);
+            }
+            EXPECT(strlen(info.name) > 0 && strlen(info.description) > 0, "option %d of optimizer %d", info.key, k);
+        }
+        kfp_option_info info;
+        info.size = sizeof info;
+        EXPECT_ERROR(kfp_optimizer_option_info(all[k], count, &info), KFP_ERROR_INVALID_ARGUMENT, "out of range");
+        info.size = 8;
+        EXPECT_ERROR(kfp_optimizer_option_info(all[k], 0, &info), KFP_ERROR_INVALID_ARGUMENT, "sizeof(kfp_option_info)");
+        kfp_optimizer_free(all[k]);
+    }
+    char rule[8];
+    int64_t length = 0;
+    EXPECT(kfp_optimizer_get_string(engd, KFP_OPT_STEP_RULE, rule, sizeof rule, &length) == KFP_OK && length == 11 &&
+               strcmp(rule, "line_se") == 0, "truncated '%s', length %lld", rule, (long long)length);
+    EXPECT(kfp_optimizer_get_string(engd, KFP_OPT_STEP_RULE, NULL, 0, &length) == KFP_OK && length == 11, "length only");
+    EXPECT_ERROR(kfp_optimizer_get_string(engd, KFP_OPT_DAMPING, rule, sizeof rule, NULL), KFP_ERROR_INVALID_ARGUMENT,
+                 "takes a string");
+    EXPECT_ERROR(kfp_optimizer_get_string(engd, KFP_OPT_STEP_RULE, NULL, 4, NULL), KFP_ERROR_NULL_POINTER, "buffer");
+    EXPECT_ERROR(kfp_optimizer_set_double(sgd, 5, 1.0), KFP_ERROR_INVALID_ARGUMENT, "unknown option key 5");
+
     kfp_optimizer_free(sgd); kfp_optimizer_free(adam); kfp_optimizer_free(lbfgs);
     kfp_optimizer_free(engd); kfp_optimizer_free(hf);
     kfp_batch_free(batch);
@@ -422,6 +482,18 @@ static int32_t keep_losses(const double *record, int64_t count, void *user_data)
     (void)count;
     losses[record[KFP_LOG_STEP] == 0 ? 0 : 1] = record[KFP_LOG_LOSS];
     return 0;
+}
+
+/* kfp_train's options: the defaults with the given fields (a pointer to static storage). */
+static const kfp_train_options *train_options(int64_t steps, double seconds, int64_t num_interior, int64_t num_boundary,
+                                              const char *sampler, int64_t resample_every, int64_t log_every,
+                                              const char *csv_path, kfp_train_callback callback, void *user_data) {
+    static kfp_train_options o;
+    if (kfp_train_default_options(&o) != KFP_OK) return NULL;
+    o.steps = steps; o.seconds = seconds; o.num_interior = num_interior; o.num_boundary = num_boundary;
+    o.sampler = sampler; o.resample_every = resample_every; o.log_every = log_every; o.csv_path = csv_path;
+    o.callback = callback; o.user_data = user_data;
+    return &o;
 }
 
 static void test_problems(void) {
@@ -458,16 +530,23 @@ static void test_problems(void) {
     EXPECT(kfp_problem_errors(problem, net, 500, 1, &l2, &rel) == KFP_OK && l2 > 0 && rel > 0, "%s", kfp_last_error());
     EXPECT_ERROR(kfp_problem_errors(problem, net, -1, 1, &l2, NULL), KFP_ERROR_INVALID_ARGUMENT, "num_eval");
     int seen = 0;
-    EXPECT(kfp_train(opt, net, problem, 100, 0, 40, 10, NULL, 2, 2, 0, NULL, count_records, &seen, &taken) == KFP_OK &&
+    EXPECT(kfp_train(opt, net, problem, train_options(100, 0, 40, 10, NULL, 2, 2, NULL, count_records, &seen), &taken) == KFP_OK &&
                taken == 4 && seen == 4, "taken %lld, records %d: %s", (long long)taken, seen, kfp_last_error());
-    EXPECT_ERROR(kfp_train(opt, net, problem, 0, 0, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+    EXPECT_ERROR(kfp_train(opt, net, problem, train_options(0, 0, 40, 10, NULL, 0, 1, NULL, NULL, NULL), NULL), KFP_ERROR_INVALID_ARGUMENT,
                  "steps must be at least 1");
-    EXPECT_ERROR(kfp_train(opt, net, problem, 5, 0, 40, 10, NULL, 0, 1, 0, "/nonexistent/dir/log.csv", NULL, NULL, NULL),
+    EXPECT_ERROR(kfp_train(opt, net, problem, train_options(5, 0, 40, 10, NULL, 0, 1, "/nonexistent/dir/log.csv", NULL, NULL), NULL),
                  KFP_ERROR_INVALID_ARGUMENT, "cannot write the log");
-    EXPECT_ERROR(kfp_train(opt, net, NULL, 5, 0, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_NULL_POINTER,
+    EXPECT_ERROR(kfp_train(opt, net, NULL, train_options(5, 0, 40, 10, NULL, 0, 1, NULL, NULL, NULL), NULL), KFP_ERROR_NULL_POINTER,
                  "problem is NULL");
-    EXPECT_ERROR(kfp_train(opt, net, problem, 5, NAN, 40, 10, NULL, 0, 1, 0, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT,
+    EXPECT_ERROR(kfp_train(opt, net, problem, train_options(5, NAN, 40, 10, NULL, 0, 1, NULL, NULL, NULL), NULL), KFP_ERROR_INVALID_ARGUMENT,
                  "seconds is NaN");
+    kfp_train_options sized;
+    EXPECT(kfp_train_default_options(&sized) == KFP_OK && sized.size == (int64_t)sizeof sized && sized.steps == 1000 &&
+               sized.num_boundary == -1 && sized.log_every == 100 && sized.callback == NULL, "defaults");
+    sized.size = 16;
+    EXPECT_ERROR(kfp_train(opt, net, problem, &sized, NULL), KFP_ERROR_INVALID_ARGUMENT, "options->size is 16");
+    EXPECT_ERROR(kfp_train(opt, net, problem, NULL, NULL), KFP_ERROR_NULL_POINTER, "options is NULL");
+    EXPECT_ERROR(kfp_train_default_options(NULL), KFP_ERROR_NULL_POINTER, "out_options is NULL");
     kfp_optimizer_free(opt);
     kfp_operator_free(op);
     kfp_net_free(net);
@@ -485,7 +564,7 @@ static void test_problems(void) {
                    kfp_problem_operator(problem, &op) == KFP_OK && kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK,
                "%s: %s", names[i], kfp_last_error());
         double losses[2] = {0, 0};   /* loss of the first and the latest record */
-        EXPECT(kfp_train(opt, net, problem, 3, 0, 30, 12, "sobol", 0, 3, 0, NULL, keep_losses, losses, &taken) == KFP_OK &&
+        EXPECT(kfp_train(opt, net, problem, train_options(3, 0, 30, 12, "sobol", 0, 3, NULL, keep_losses, losses), &taken) == KFP_OK &&
                    taken == 3, "%s: %s", names[i], kfp_last_error());
         EXPECT(losses[1] < losses[0], "%s: loss %g -> %g", names[i], losses[0], losses[1]);
         EXPECT(kfp_problem_errors(problem, net, 100, 1, &l2, &rel) == KFP_OK && isfinite(l2) && isfinite(rel),

@@ -181,7 +181,7 @@ struct BaselineTests {
         let dense = denseSolve(m, grad.map { -$0 })
         var options = HessianFree.Options()
         options.damping = lambda
-        options.maxIterations = 200
+        options.maxCGIterations = 200
         let hf = try HessianFree(network: net, operator: op, options: options)
         _ = try hf.step(batch)
         let diff = maxRelativeDifference(hf.previous, dense)
@@ -313,10 +313,10 @@ struct BaselineTests {
             ("sgd", .learningRate, .double(-1), "learning rate"), ("sgd", .momentum, .double(1), "momentum"),
             ("sgd", .nesterov, .int(2), "0 or 1"), ("adam", .beta1, .double(1), "beta1"),
             ("adam", .beta2, .double(-0.1), "beta2"), ("adam", .epsilon, .double(0), "epsilon"),
-            ("lbfgs", .history, .int(0), "history"), ("lbfgs", .maxIterations, .int(0), "max_iterations"),
+            ("lbfgs", .history, .int(0), "history"), ("lbfgs", .maxEvaluations, .int(0), "max_evaluations"),
             ("engd", .damping, .double(.nan), "damping"), ("engd", .variant, .string("kfac"), "variant"),
             ("engd", .ema, .double(1), "ema"), ("hessian_free", .damping, .double(0), "damping"),
-            ("hessian_free", .maxIterations, .int(-3), "max_iterations"), ("adam", .history, .int(3), "does not apply"),
+            ("hessian_free", .maxCGIterations, .int(-3), "max_cg_iterations"), ("adam", .history, .int(3), "does not apply"),
         ]
         for (name, option, value, message) in cases {
             let optimizer = try makeBaseline(name, net)

@@ -1,39 +1,48 @@
-/// Keys of kfp_optimizer_set_* / kfp_optimizer_get_*. Values are fixed; new keys are only appended.
+import Glibc
+import KFPTypes
+import Synchronization
+
+/// Keys of kfp_optimizer_set_* / kfp_optimizer_get_*, numbered in ranges per family: 1xx step
+/// and update, 2xx curvature, 3xx adaptive moments, 4xx iteration limits. A key means one concept
+/// wherever it applies; kfp_optimizer_option_info tells which keys an optimizer has, with their
+/// type, range and default. Values are fixed; new keys are only added.
 @c public enum kfp_option: Int32 {
-    /// double > 0: damping lambda added to every Kronecker factor (KFAC default 1e-10).
-    case KFP_OPT_DAMPING = 0
-    /// double in [0, 1): exponential moving average of the factors (KFAC default 0.95).
-    case KFP_OPT_EMA = 1
-    /// double in [0, 1): heavy-ball momentum (KFAC line search and fixed steps; default 0).
-    case KFP_OPT_MOMENTUM = 2
-    /// double > 0: learning rate of the "fixed" step rule (default 1).
-    case KFP_OPT_LEARNING_RATE = 3
-    /// string: "line_search" (default), "auto" (KFAC*) or "fixed".
-    case KFP_OPT_STEP_RULE = 4
-    /// integer >= 1: update the Kronecker factors every this many steps (T_kfac, default 1).
-    case KFP_OPT_FACTOR_PERIOD = 5
-    /// integer >= 1: recompute the eigendecompositions every this many steps (T_inv, default 1).
-    case KFP_OPT_INVERSE_PERIOD = 6
-    /// string: "identity" (default) or "zero", the factors' initial value; before the first step only.
-    case KFP_OPT_FACTOR_INIT = 7
-    /// string: "expand" (default) or "reduce", the weight-sharing approximation of the factors.
-    case KFP_OPT_APPROXIMATION = 8
-    /// integer 0 or 1: Nesterov momentum (SGD; default 0).
-    case KFP_OPT_NESTEROV = 9
-    /// double in [0, 1): first-moment decay beta1 (Adam; default 0.9).
-    case KFP_OPT_BETA1 = 10
-    /// double in [0, 1): second-moment decay beta2 (Adam; default 0.999).
-    case KFP_OPT_BETA2 = 11
-    /// double > 0: epsilon of the Adam denominator (default 1e-8).
-    case KFP_OPT_EPSILON = 12
-    /// integer >= 1: number of stored (s, y) pairs (L-BFGS; default 10).
-    case KFP_OPT_HISTORY = 13
-    /// integer >= 1: CG iterations per step (Hessian-free; default 300) or evaluations per line search (L-BFGS; default 25).
-    case KFP_OPT_MAX_ITERATIONS = 14
-    /// string: "full" (default), "per_layer", "diagonal" or "woodbury", the ENGD Gramian.
-    case KFP_OPT_VARIANT = 15
-    /// integer >= 1: largest Gramian block ENGD forms (default 16384); larger networks are refused.
-    case KFP_OPT_MAX_PARAMETERS = 16
+    /// double > 0: learning rate of the "fixed" step rule (SGD, Adam: their step; L-BFGS: the first trial step).
+    case KFP_OPT_LEARNING_RATE = 100
+    /// double in [0, 1): heavy-ball momentum (KFAC line search and fixed steps, SGD).
+    case KFP_OPT_MOMENTUM = 101
+    /// integer 0 or 1: Nesterov momentum (SGD).
+    case KFP_OPT_NESTEROV = 102
+    /// string: "line_search", "auto" (KFAC*) or "fixed" (KFAC; ENGD without "auto").
+    case KFP_OPT_STEP_RULE = 103
+    /// double > 0: damping lambda of the curvature (KFAC: added to every Kronecker factor; ENGD; Hessian-free: initial).
+    case KFP_OPT_DAMPING = 200
+    /// double in [0, 1): exponential moving average of the curvature (KFAC factors, ENGD Gramian).
+    case KFP_OPT_EMA = 201
+    /// integer >= 1: update the Kronecker factors every this many steps (T_kfac).
+    case KFP_OPT_FACTOR_PERIOD = 202
+    /// integer >= 1: refactorise the damped Kronecker sums every this many steps (T_inv).
+    case KFP_OPT_INVERSE_PERIOD = 203
+    /// string: "identity" or "zero", the Kronecker factors' initial value; before the first step only.
+    case KFP_OPT_FACTOR_INIT = 204
+    /// string: "expand" or "reduce", the weight-sharing approximation of the Kronecker factors.
+    case KFP_OPT_APPROXIMATION = 205
+    /// string: "full", "per_layer", "diagonal" or "woodbury", the ENGD Gramian.
+    case KFP_OPT_VARIANT = 206
+    /// integer >= 1: largest Gramian block ENGD forms; larger networks are refused.
+    case KFP_OPT_MAX_PARAMETERS = 207
+    /// double in [0, 1): first-moment decay beta1 (Adam).
+    case KFP_OPT_BETA1 = 300
+    /// double in [0, 1): second-moment decay beta2 (Adam).
+    case KFP_OPT_BETA2 = 301
+    /// double > 0: epsilon of the Adam denominator.
+    case KFP_OPT_EPSILON = 302
+    /// integer >= 1: number of stored (s, y) pairs (L-BFGS).
+    case KFP_OPT_HISTORY = 400
+    /// integer >= 1: loss-and-gradient evaluations per line search (L-BFGS).
+    case KFP_OPT_MAX_EVALUATIONS = 401
+    /// integer >= 1: CG iterations per step (Hessian-free).
+    case KFP_OPT_MAX_CG_ITERATIONS = 402
 }
 
 /// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
@@ -57,27 +66,50 @@
 }
 
 extension OptimizerOption {
-    init(key: Int32) throws {
-        guard let k = kfp_option(rawValue: key) else { throw KFPError.invalidArgument("unknown option key \(key)") }
-        switch k {
-        case .KFP_OPT_DAMPING: self = .damping
-        case .KFP_OPT_EMA: self = .ema
-        case .KFP_OPT_MOMENTUM: self = .momentum
-        case .KFP_OPT_LEARNING_RATE: self = .learningRate
-        case .KFP_OPT_STEP_RULE: self = .stepRule
-        case .KFP_OPT_FACTOR_PERIOD: self = .factorPeriod
-        case .KFP_OPT_INVERSE_PERIOD: self = .inversePeriod
-        case .KFP_OPT_FACTOR_INIT: self = .factorInitialization
-        case .KFP_OPT_APPROXIMATION: self = .approximation
-        case .KFP_OPT_NESTEROV: self = .nesterov
-        case .KFP_OPT_BETA1: self = .beta1
-        case .KFP_OPT_BETA2: self = .beta2
-        case .KFP_OPT_EPSILON: self = .epsilon
-        case .KFP_OPT_HISTORY: self = .history
-        case .KFP_OPT_MAX_ITERATIONS: self = .maxIterations
-        case .KFP_OPT_VARIANT: self = .variant
-        case .KFP_OPT_MAX_PARAMETERS: self = .maxParameters
+    /// The C key: KFP_OPT_<NAME> for the option named <name> (a test checks the names).
+    var cKey: kfp_option {
+        switch self {
+        case .learningRate: return .KFP_OPT_LEARNING_RATE
+        case .momentum: return .KFP_OPT_MOMENTUM
+        case .nesterov: return .KFP_OPT_NESTEROV
+        case .stepRule: return .KFP_OPT_STEP_RULE
+        case .damping: return .KFP_OPT_DAMPING
+        case .ema: return .KFP_OPT_EMA
+        case .factorPeriod: return .KFP_OPT_FACTOR_PERIOD
+        case .inversePeriod: return .KFP_OPT_INVERSE_PERIOD
+        case .factorInitialization: return .KFP_OPT_FACTOR_INIT
+        case .approximation: return .KFP_OPT_APPROXIMATION
+        case .variant: return .KFP_OPT_VARIANT
+        case .maxParameters: return .KFP_OPT_MAX_PARAMETERS
+        case .beta1: return .KFP_OPT_BETA1
+        case .beta2: return .KFP_OPT_BETA2
+        case .epsilon: return .KFP_OPT_EPSILON
+        case .history: return .KFP_OPT_HISTORY
+        case .maxEvaluations: return .KFP_OPT_MAX_EVALUATIONS
+        case .maxCGIterations: return .KFP_OPT_MAX_CG_ITERATIONS
         }
+    }
+
+    /// The option of a C key.
+    init(key: Int32) throws {
+        guard let option = OptimizerOption.allCases.first(where: { $0.cKey.rawValue == key }) else {
+            throw KFPError.invalidArgument("unknown option key \(key)")
+        }
+        self = option
+    }
+}
+
+/// NUL-terminated copies of strings handed to C callers, kept for the life of the process (the
+/// option names, descriptions, defaults and choices: a small fixed set).
+private let staticStrings = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
+
+/// A static C string with the text of `s`.
+private func staticCString(_ s: String) -> UnsafePointer<CChar> {
+    staticStrings.withLock { table in
+        if let p = table[s] { return UnsafePointer(p) }
+        let p = strdup(s)!
+        table[s] = p
+        return UnsafePointer(p)
     }
 }
 
@@ -225,6 +257,81 @@ private func createOptimizer(
         let option = try OptimizerOption(key: key)
         let out = try required(out_value, "out_value")
         out.pointee = Int64(try opt.option(option).int(option))
+    }
+}
+
+/// Reads a string option into a caller buffer (NUL-terminated, truncated to fit).
+/// @param buffer receives the value; may be NULL when capacity is 0.
+/// @param capacity bytes available in `buffer`, >= 0.
+/// @param out_length receives the value's length in bytes without the NUL (may be NULL); a
+/// length >= capacity means the value was truncated.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not a string.
+@c public func kfp_optimizer_get_string(
+    _ optimizer: OpaquePointer?, _ key: Int32, _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int64,
+    _ out_length: UnsafeMutablePointer<Int64>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_get_string") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let option = try OptimizerOption(key: key)
+        let cap = try countArgument(capacity, "capacity", minimum: 0)
+        let out = cap > 0 ? try required(buffer, "buffer") : nil
+        let bytes = Array(try opt.option(option).string(option).utf8)
+        if let out {
+            let k = min(bytes.count, cap - 1)
+            for i in 0..<k { out[i] = CChar(bitPattern: bytes[i]) }
+            out[k] = 0
+        }
+        out_length?.pointee = Int64(bytes.count)
+    }
+}
+
+/// Number of options the optimizer accepts (the indices of kfp_optimizer_option_info).
+/// @param out_count receives the count.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+@c public func kfp_optimizer_option_count(_ optimizer: OpaquePointer?, _ out_count: UnsafeMutablePointer<Int64>?) -> kfp_status {
+    entryPoint("kfp_optimizer_option_count") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        try required(out_count, "out_count").pointee = Int64(opt.optionKeys.count)
+    }
+}
+
+/// Describes option `index` (0 <= index < kfp_optimizer_option_count) of the optimizer: its key,
+/// name, type, range, default and choices, so that a binding can list and check options.
+/// @param info receives the description; the caller sets info->size = sizeof(kfp_option_info)
+/// first. The strings it points to are static.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an index out of range or a size
+/// smaller than this version's struct.
+@c public func kfp_optimizer_option_info(
+    _ optimizer: OpaquePointer?, _ index: Int64, _ info: UnsafeMutablePointer<kfp_option_info>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_option_info") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let out = try required(info, "info")
+        guard out.pointee.size >= Int64(MemoryLayout<kfp_option_info>.size) else {
+            throw KFPError.invalidArgument("info->size is \(out.pointee.size), this library's kfp_option_info has \(MemoryLayout<kfp_option_info>.size) bytes; set it to sizeof(kfp_option_info)")
+        }
+        let keys = opt.optionKeys
+        guard index >= 0, index < Int64(keys.count) else {
+            throw KFPError.invalidArgument("option index \(index) out of range [0, \(keys.count))")
+        }
+        let option = keys[Int(index)], range = option.range, value = try opt.defaultOption(option)
+        var d = kfp_option_info()
+        d.size = Int64(MemoryLayout<kfp_option_info>.size)
+        d.key = option.cKey.rawValue
+        d.name = staticCString(option.rawValue)
+        d.description = staticCString(option.summary)
+        d.minimum = range.minimum
+        d.maximum = range.maximum
+        d.minimum_exclusive = range.minimumOpen ? 1 : 0
+        d.maximum_exclusive = range.maximumOpen ? 1 : 0
+        d.default_string = staticCString("")
+        d.choices = staticCString(try opt.optionChoices(option).joined(separator: ","))
+        switch value {
+        case .double(let v): d.type = Int32(KFP_OPTION_DOUBLE.rawValue); d.default_double = v
+        case .int(let v): d.type = Int32(KFP_OPTION_INT.rawValue); d.default_int = Int64(v)
+        case .string(let v): d.type = Int32(KFP_OPTION_STRING.rawValue); d.default_string = staticCString(v)
+        }
+        out.pointee = d
     }
 }
 

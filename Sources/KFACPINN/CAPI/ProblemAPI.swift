@@ -1,3 +1,4 @@
+import KFPTypes
 /// Box of a built-in problem behind a `kfp_problem` handle.
 final class ProblemHandle {
     let problem: Problem
@@ -159,50 +160,67 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
     }
 }
 
-/// Trains `net` with `optimizer` on `problem`: batches drawn with seed, seed + 1, ... (a new one
-/// every resample_every steps, or one fixed batch for 0); stops after `steps` steps or `seconds`
-/// of training time, whichever comes first, or when the callback returns nonzero. Evaluates the
-/// errors on 10 N_interior fresh points after step 0, 1, every log_every steps and the last.
-/// @param steps >= 1.
-/// @param seconds training-time budget; <= 0 for none.
-/// @param num_interior, num_boundary batch sizes; 0 and -1 for the problem's defaults.
-/// @param sampler "uniform" or "sobol" for the training batches, or NULL for uniform.
-/// @param csv_path file for the log as CSV (header: the KFP_LOG_* names in lower case), or NULL.
-/// @param callback called with each record (KFP_LOG_COUNT values) and user_data; nonzero stops; may be NULL.
+/// Fills `out_options` with the defaults of kfp_train (see kfp_train_options) and its `size`.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER.
+@c public func kfp_train_default_options(_ out_options: UnsafeMutablePointer<kfp_train_options>?) -> kfp_status {
+    entryPoint("kfp_train_default_options") {
+        var o = kfp_train_options()
+        o.size = Int64(MemoryLayout<kfp_train_options>.size)
+        o.steps = 1000
+        o.seconds = 0
+        o.num_interior = 0
+        o.num_boundary = -1
+        o.resample_every = 0
+        o.log_every = 100
+        o.seed = 0
+        try required(out_options, "out_options").pointee = o
+    }
+}
+
+/// Trains `net` with `optimizer` on `problem` as `options` says: batches drawn with seed,
+/// seed + 1, ... (a new one every resample_every steps, or one fixed batch for 0); stops after
+/// `steps` steps or `seconds` of training time, whichever comes first, or when the callback
+/// returns nonzero. Evaluates the errors on 10 N_interior fresh points after step 0, 1, every
+/// log_every steps and the last, and hands each record (KFP_LOG_COUNT values indexed by
+/// KFP_LOG_*) to the callback and the CSV file (header: the KFP_LOG_* names in lower case).
+/// @param options filled by kfp_train_default_options, then changed field by field.
 /// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
 /// @return KFP_OK; the status of a failing step (its records so far were delivered); KFP_ERROR_NULL_POINTER;
-///         KFP_ERROR_INVALID_ARGUMENT (counts, unwritable csv_path, net not the optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
+///         KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler, unwritable csv_path, net not the
+///         optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
 @c public func kfp_train(
-    _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ problem: OpaquePointer?, _ steps: Int64, _ seconds: Double,
-    _ num_interior: Int64, _ num_boundary: Int64, _ sampler: UnsafePointer<CChar>?, _ resample_every: Int64,
-    _ log_every: Int64, _ seed: UInt64, _ csv_path: UnsafePointer<CChar>?,
-    _ callback: (@convention(c) (UnsafePointer<Double>?, Int64, UnsafeMutableRawPointer?) -> Int32)?,
-    _ user_data: UnsafeMutableRawPointer?, _ out_steps: UnsafeMutablePointer<Int64>?
+    _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ problem: OpaquePointer?,
+    _ options: UnsafePointer<kfp_train_options>?, _ out_steps: UnsafeMutablePointer<Int64>?
 ) -> kfp_status {
     entryPoint("kfp_train") {
         let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
         let mlp = try object(net, MLP.self, "net")
         let p = try object(problem, ProblemHandle.self, "problem").problem
+        let o = try required(options, "options").pointee
+        guard o.size == Int64(MemoryLayout<kfp_train_options>.size) else {
+            throw KFPError.invalidArgument("options->size is \(o.size), this library's kfp_train_options has \(MemoryLayout<kfp_train_options>.size) bytes; fill the options with kfp_train_default_options")
+        }
         guard mlp === opt.network else {
             throw KFPError.invalidArgument("net is not the network this optimizer was created for")
         }
-        guard !seconds.isNaN else { throw KFPError.invalidArgument("seconds is NaN") }
-        var options = TrainingOptions()
-        options.steps = try countArgument(steps, "steps")
-        options.seconds = seconds > 0 && seconds.isFinite ? seconds : nil
-        options.interior = num_interior == 0 ? nil : try countArgument(num_interior, "num_interior")
-        options.boundary = num_boundary == -1 ? nil : try countArgument(num_boundary, "num_boundary", minimum: 0)
-        options.sampler = try samplerNamed(sampler)
-        options.resampleEvery = try countArgument(resample_every, "resample_every", minimum: 0)
-        options.logEvery = try countArgument(log_every, "log_every")
-        options.dataSeed = seed
-        options.csvPath = csv_path.map { String(cString: $0) }
+        guard !o.seconds.isNaN else { throw KFPError.invalidArgument("seconds is NaN") }
+        var settings = TrainingOptions()
+        settings.steps = try countArgument(o.steps, "steps")
+        settings.seconds = o.seconds > 0 && o.seconds.isFinite ? o.seconds : nil
+        settings.interior = o.num_interior == 0 ? nil : try countArgument(o.num_interior, "num_interior")
+        settings.boundary = o.num_boundary == -1 ? nil : try countArgument(o.num_boundary, "num_boundary", minimum: 0)
+        settings.sampler = try samplerNamed(o.sampler)
+        settings.resampleEvery = try countArgument(o.resample_every, "resample_every", minimum: 0)
+        settings.logEvery = try countArgument(o.log_every, "log_every")
+        settings.dataSeed = o.seed
+        settings.csvPath = o.csv_path.map { String(cString: $0) }
+        let callback = o.callback, userData = o.user_data
         var taken: Int64 = 0
         defer { out_steps?.pointee = taken }
-        try train(opt, on: p, options: options) { record in
+        try train(opt, on: p, options: settings) { record in
             taken = Int64(record.step)
             guard let callback else { return true }
-            return record.values.withUnsafeBufferPointer { callback($0.baseAddress, Int64($0.count), user_data) } == 0
+            return record.values.withUnsafeBufferPointer { callback($0.baseAddress, Int64($0.count), userData) } == 0
         }
     }
 }

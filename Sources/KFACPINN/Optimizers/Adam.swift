@@ -3,7 +3,10 @@ import Glibc
 /// Adam (Kingma & Ba) with bias correction, at step t = 1, 2, …:
 ///   m ← β₁ m + (1 − β₁) ∇L,  v ← β₂ v + (1 − β₂) ∇L²,
 ///   θ ← θ − lr · m̂ / (√v̂ + ε),  m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ).
-public final class Adam: Optimizer {
+public final class Adam: Optimizer, OptionTable {
+    static let displayName = "Adam"
+    static let defaultOptions = Options()
+
     public struct Options: Sendable, Equatable {
         /// lr > 0.
         public var learningRate = 1e-3
@@ -50,14 +53,6 @@ public final class Adam: Optimizer {
     public func setOptions(_ new: Options) throws {
         try new.validate()
         options = new
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, Adam.optionFields, optimizer: "Adam"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, Adam.optionFields, optimizer: "Adam")
     }
 
     public func step(_ batch: Batch) throws -> StepStatistics {

@@ -8,7 +8,10 @@ import Glibc
 /// learning rate). Variants: the full D × D Gramian, its per-layer diagonal blocks, its
 /// diagonal, and the sample-space (Woodbury) form Δ = −J̃ᵀ (J̃J̃ᵀ + λI)⁻¹ r̃, which needs an
 /// (N_Ω + N_∂)² system instead of D² and is exact: (J̃ᵀJ̃ + λI)⁻¹ J̃ᵀ = J̃ᵀ (J̃J̃ᵀ + λI)⁻¹.
-public final class ENGD: Optimizer {
+public final class ENGD: Optimizer, OptionTable {
+    static let displayName = "ENGD"
+    static let defaultOptions = Options()
+
     public enum Variant: String, CaseIterable, Sendable {
         case full, perLayer = "per_layer", diagonal, woodbury
     }
@@ -104,14 +107,6 @@ public final class ENGD: Optimizer {
             hasDiagonal = false
         }
         options = new
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, ENGD.optionFields, optimizer: "ENGD"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, ENGD.optionFields, optimizer: "ENGD")
     }
 
     public func step(_ batch: Batch) throws -> StepStatistics {

@@ -10,18 +10,21 @@
 /// while the loss keeps falling. λ follows Levenberg–Marquardt with ρ = (L(θ + x) − L(θ)) /
 /// (∇Lᵀx + ½xᵀGx): ρ < ¼ → λ ← 3λ/2, ρ > ¾ → λ ← 2λ/3. The step is θ ← θ + αx with α from an
 /// Armijo backtracking line search (α = 1, 0.8, 0.8², …; L(θ + αx) ≤ L(θ) + 10⁻² α ∇Lᵀx).
-public final class HessianFree: Optimizer {
+public final class HessianFree: Optimizer, OptionTable {
+    static let displayName = "Hessian-free"
+    static let defaultOptions = Options()
+
     public struct Options: Sendable, Equatable {
         /// λ > 0 at the next step (Levenberg–Marquardt changes it after every step).
         public var damping = 1.0
         /// CG iteration cap per step, ≥ 1.
-        public var maxIterations = 300
+        public var maxCGIterations = 300
 
         public init() {}
 
         func validate() throws {
             try requireDamping(damping)
-            guard maxIterations >= 1 else { throw KFPError.invalidArgument("max_iterations must be at least 1, got \(maxIterations)") }
+            guard maxCGIterations >= 1 else { throw KFPError.invalidArgument("max_cg_iterations must be at least 1, got \(maxCGIterations)") }
         }
     }
 
@@ -52,21 +55,13 @@ public final class HessianFree: Optimizer {
     }
 
     static var optionFields: [OptimizerOption: OptionField<Options>] {
-        [.damping: .double(\.damping), .maxIterations: .int(\.maxIterations)]
+        [.damping: .double(\.damping), .maxCGIterations: .int(\.maxCGIterations)]
     }
 
     /// Replaces all options at once (validated; nothing changes on failure).
     public func setOptions(_ new: Options) throws {
         try new.validate()
         options = new
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, HessianFree.optionFields, optimizer: "Hessian-free"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, HessianFree.optionFields, optimizer: "Hessian-free")
     }
 
     public func step(_ batch: Batch) throws -> StepStatistics {
@@ -173,7 +168,7 @@ public final class HessianFree: Optimizer {
                             }
                             p.update(from: r, count: D)
                             var rr = BLAS.dot(D, r, r), iterations = 0, lastKept = -1
-                            while iterations < options.maxIterations && rr > 0 {
+                            while iterations < options.maxCGIterations && rr > 0 {
                                 try applyA(p, ap)
                                 let pAp = BLAS.dot(D, p, ap)
                                 guard pAp > 0 else { break }

@@ -8,7 +8,10 @@ import CKernels
 /// schedule (T_kfac, T_inv) and the step: a grid line search on heavy-ball momentum (KFAC), a
 /// fixed learning rate, or the step size and momentum of the damped 2-D quadratic model
 /// (KFAC*, `QuadraticModel`).
-public final class KFAC: Optimizer {
+public final class KFAC: Optimizer, OptionTable {
+    static let displayName = "KFAC"
+    static let defaultOptions = Options()
+
     /// How the step is scaled.
     public enum StepRule: String, CaseIterable, Sendable {
         /// θ ← θ + α* m, α* minimising the batch loss over {2^−30, …, 2^0}.
@@ -109,14 +112,6 @@ public final class KFAC: Optimizer {
          .learningRate: .double(\.learningRate), .factorPeriod: .int(\.factorPeriod), .inversePeriod: .int(\.inversePeriod),
          .stepRule: .choice(\.stepRule, "step rule"), .factorInitialization: .choice(\.factorInitialization, "factor initialisation"),
          .approximation: .choice(\.approximation, "Kronecker approximation")]
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, KFAC.optionFields, optimizer: "KFAC"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, KFAC.optionFields, optimizer: "KFAC")
     }
 
     /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a

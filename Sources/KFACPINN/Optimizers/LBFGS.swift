@@ -8,21 +8,24 @@
 /// lr · min(1, 1/‖∇L‖₁)) with c₁ = 10⁻⁴, c₂ = 0.9; non-finite trial losses count as too
 /// large. If no trial lowers the loss the parameters do not move and the history is cleared.
 /// The gradient at the accepted point is reused by the next step on the same batch.
-public final class LBFGS: Optimizer {
+public final class LBFGS: Optimizer, OptionTable {
+    static let displayName = "L-BFGS"
+    static let defaultOptions = Options()
+
     public struct Options: Sendable, Equatable {
         /// Initial trial step of the line search, > 0.
         public var learningRate = 1.0
         /// Pairs kept, m ≥ 1.
         public var history = 10
         /// Loss-and-gradient evaluations per line search, ≥ 1.
-        public var maxIterations = 25
+        public var maxEvaluations = 25
 
         public init() {}
 
         func validate() throws {
             try requireLearningRate(learningRate)
             guard history >= 1 else { throw KFPError.invalidArgument("history must be at least 1, got \(history)") }
-            guard maxIterations >= 1 else { throw KFPError.invalidArgument("max_iterations must be at least 1, got \(maxIterations)") }
+            guard maxEvaluations >= 1 else { throw KFPError.invalidArgument("max_evaluations must be at least 1, got \(maxEvaluations)") }
         }
     }
 
@@ -48,7 +51,7 @@ public final class LBFGS: Optimizer {
     }
 
     static var optionFields: [OptimizerOption: OptionField<Options>] {
-        [.learningRate: .double(\.learningRate), .history: .int(\.history), .maxIterations: .int(\.maxIterations)]
+        [.learningRate: .double(\.learningRate), .history: .int(\.history), .maxEvaluations: .int(\.maxEvaluations)]
     }
 
     /// Replaces all options at once (validated; nothing changes on failure). A shorter
@@ -57,14 +60,6 @@ public final class LBFGS: Optimizer {
         try new.validate()
         if new.history < pairs.count { pairs.removeFirst(pairs.count - new.history) }
         options = new
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, LBFGS.optionFields, optimizer: "L-BFGS"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, LBFGS.optionFields, optimizer: "L-BFGS")
     }
 
     /// p = −H g by the two-loop recursion over `pairs` (H₀ = γI, γ = sᵀy/yᵀy of the newest pair, else 1).
@@ -185,7 +180,7 @@ public final class LBFGS: Optimizer {
         // Zoom on a bracket [lo, hi] (lo satisfies Armijo and has the lower value).
         func zoom(_ lo0: (t: Double, f: Double, slope: Double), _ hi0: (t: Double, f: Double, slope: Double)) {
             var lo = lo0, hi = hi0
-            while evaluations < options.maxIterations {
+            while evaluations < options.maxEvaluations {
                 let t = LBFGS.interpolate(lo, hi)
                 let (f, slope) = trial(t)
                 if !armijo(t, f) || f >= lo.f {
@@ -199,7 +194,7 @@ public final class LBFGS: Optimizer {
             }
         }
         var previous = (t: 0.0, f: f0, slope: slope0), t = initial
-        while evaluations < options.maxIterations {
+        while evaluations < options.maxEvaluations {
             let (f, slope) = trial(t)
             let current = (t: t, f: f, slope: slope)
             if !armijo(t, f) || (evaluations > 1 && f >= previous.f) {

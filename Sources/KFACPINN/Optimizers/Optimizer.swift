@@ -17,13 +17,70 @@ public struct StepStatistics: Sendable, Equatable {
     public var accepted: Bool
 }
 
-/// Options addressable by key (the C ABI's `kfp_option`); each optimizer accepts its own.
+/// Options addressable by key (the C ABI's `kfp_option`); a key means one concept wherever it
+/// applies, and each optimizer accepts its own set. The raw value is the key's name in C
+/// (`KFP_OPT_` + upper case) and Python.
 public enum OptimizerOption: String, CaseIterable, Sendable {
-    case damping, ema, momentum, learningRate = "learning_rate", stepRule = "step_rule"
-    case factorPeriod = "factor_period", inversePeriod = "inverse_period"
-    case factorInitialization = "factor_init", approximation
-    case nesterov, beta1, beta2, epsilon, history, maxIterations = "max_iterations", variant
-    case maxParameters = "max_parameters"
+    // Step and update.
+    case learningRate = "learning_rate", momentum, nesterov, stepRule = "step_rule"
+    // Curvature.
+    case damping, ema, factorPeriod = "factor_period", inversePeriod = "inverse_period"
+    case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters"
+    // Adaptive moments.
+    case beta1, beta2, epsilon
+    // Iteration limits.
+    case history, maxEvaluations = "max_evaluations", maxCGIterations = "max_cg_iterations"
+
+    /// The range of a numeric option's values: [minimum, maximum], each end open when marked.
+    public struct Range: Sendable, Equatable {
+        public var minimum: Double, maximum: Double, minimumOpen: Bool, maximumOpen: Bool
+
+        static let positive = Range(minimum: 0, maximum: .infinity, minimumOpen: true, maximumOpen: true)
+        static let unitInterval = Range(minimum: 0, maximum: 1, minimumOpen: false, maximumOpen: true)
+        static let atLeastOne = Range(minimum: 1, maximum: Double(Int64.max), minimumOpen: false, maximumOpen: false)
+        static let flag = Range(minimum: 0, maximum: 1, minimumOpen: false, maximumOpen: false)
+        static let none = Range(minimum: 0, maximum: 0, minimumOpen: false, maximumOpen: false)
+
+        /// Whether `v` lies in the range.
+        func contains(_ v: Double) -> Bool {
+            (minimumOpen ? v > minimum : v >= minimum) && (maximumOpen ? v < maximum : v <= maximum)
+        }
+    }
+
+    /// The values every optimizer accepts for this option (string options: `.none`).
+    public var range: Range {
+        switch self {
+        case .learningRate, .damping, .epsilon: return .positive
+        case .momentum, .ema, .beta1, .beta2: return .unitInterval
+        case .nesterov: return .flag
+        case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations: return .atLeastOne
+        case .stepRule, .factorInitialization, .approximation, .variant: return .none
+        }
+    }
+
+    /// One line: what the option means (its optimizers and defaults come from each optimizer).
+    public var summary: String {
+        switch self {
+        case .learningRate: return "learning rate of fixed steps (first trial step of L-BFGS)"
+        case .momentum: return "heavy-ball momentum of the update"
+        case .nesterov: return "1 for Nesterov momentum"
+        case .stepRule: return "how the step is scaled: line_search, auto (KFAC*) or fixed"
+        case .damping: return "damping lambda added to the curvature"
+        case .ema: return "exponential moving average of the curvature"
+        case .factorPeriod: return "update the Kronecker factors every this many steps (T_kfac)"
+        case .inversePeriod: return "refactorise the damped Kronecker sums every this many steps (T_inv)"
+        case .factorInitialization: return "initial value of the Kronecker factors (before the first step only)"
+        case .approximation: return "weight-sharing approximation of the Kronecker factors"
+        case .variant: return "ENGD's Gramian: full, per_layer, diagonal or woodbury"
+        case .maxParameters: return "largest Gramian block ENGD forms; larger networks are refused"
+        case .beta1: return "Adam's first-moment decay"
+        case .beta2: return "Adam's second-moment decay"
+        case .epsilon: return "Adam's denominator offset"
+        case .history: return "L-BFGS's stored (s, y) pairs"
+        case .maxEvaluations: return "L-BFGS's loss-and-gradient evaluations per line search"
+        case .maxCGIterations: return "Hessian-free's CG iterations per step"
+        }
+    }
 
     /// The error for an option the optimizer named `optimizer` does not have.
     func notApplicable(to optimizer: String) -> KFPError {
@@ -69,6 +126,12 @@ public protocol Optimizer: AnyObject {
     func setOption(_ option: OptimizerOption, _ value: OptionValue) throws
     /// The current value of an option.
     func option(_ option: OptimizerOption) throws -> OptionValue
+    /// The options this optimizer accepts, in key order.
+    var optionKeys: [OptimizerOption] { get }
+    /// The default value of one of its options.
+    func defaultOption(_ option: OptimizerOption) throws -> OptionValue
+    /// The allowed values of one of its string options.
+    func optionChoices(_ option: OptimizerOption) throws -> [String]
 }
 
 /// θ_new finite, or `.nonFinite` naming the optimizer.

@@ -4,8 +4,8 @@ enum OptionField<Options> {
     case int(WritableKeyPath<Options, Int>)
     /// An integer 0 or 1.
     case flag(WritableKeyPath<Options, Bool>)
-    /// A choice by name.
-    case choice(get: (Options) -> String, set: (inout Options, String) throws -> Void)
+    /// A choice by name among `names`.
+    case choice(get: (Options) -> String, set: (inout Options, String) throws -> Void, names: [String])
 
     /// A choice among the cases of a string enum; `what` names it in the error for an unknown name.
     static func choice<E: RawRepresentable & CaseIterable>(_ key: WritableKeyPath<Options, E>, _ what: String) -> OptionField
@@ -17,7 +17,7 @@ enum OptionField<Options> {
                 throw KFPError.invalidArgument("unknown \(what) '\(name)' (known: \(known))")
             }
             options[keyPath: key] = value
-        })
+        }, names: E.allCases.map(\.rawValue))
     }
 }
 
@@ -31,7 +31,7 @@ func updatedOptions<Options>(_ options: Options, _ option: OptimizerOption, _ va
     case .double(let key): o[keyPath: key] = try value.double(option)
     case .int(let key): o[keyPath: key] = try value.int(option)
     case .flag(let key): o[keyPath: key] = try value.bool(option)
-    case .choice(_, let set): try set(&o, try value.string(option))
+    case .choice(_, let set, _): try set(&o, try value.string(option))
     }
     return o
 }
@@ -44,6 +44,42 @@ func optionValue<Options>(_ options: Options, _ option: OptimizerOption,
     case .double(let key): return .double(options[keyPath: key])
     case .int(let key): return .int(options[keyPath: key])
     case .flag(let key): return .int(options[keyPath: key] ? 1 : 0)
-    case .choice(let get, _): return .string(get(options))
+    case .choice(let get, _, _): return .string(get(options))
+    }
+}
+
+/// An optimizer whose options are one `Options` value with a table of keyed fields: setting,
+/// reading and describing options by key work the same way for all of them.
+protocol OptionTable: Optimizer {
+    associatedtype Options
+    /// The name in error messages ("KFAC", "L-BFGS").
+    static var displayName: String { get }
+    static var optionFields: [OptimizerOption: OptionField<Options>] { get }
+    /// The defaults.
+    static var defaultOptions: Options { get }
+    var options: Options { get }
+    /// Replaces all options at once (validated; nothing changes on failure).
+    func setOptions(_ new: Options) throws
+}
+
+extension OptionTable {
+    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
+        try setOptions(try updatedOptions(options, option, value, Self.optionFields, optimizer: Self.displayName))
+    }
+
+    public func option(_ option: OptimizerOption) throws -> OptionValue {
+        try optionValue(options, option, Self.optionFields, optimizer: Self.displayName)
+    }
+
+    public var optionKeys: [OptimizerOption] { OptimizerOption.allCases.filter { Self.optionFields[$0] != nil } }
+
+    public func defaultOption(_ option: OptimizerOption) throws -> OptionValue {
+        try optionValue(Self.defaultOptions, option, Self.optionFields, optimizer: Self.displayName)
+    }
+
+    public func optionChoices(_ option: OptimizerOption) throws -> [String] {
+        guard let field = Self.optionFields[option] else { throw option.notApplicable(to: Self.displayName) }
+        if case .choice(_, _, let names) = field { return names }
+        return []
     }
 }

@@ -1,6 +1,9 @@
 /// Stochastic gradient descent with heavy-ball or Nesterov momentum (PyTorch's convention):
 ///   b ← μ b + ∇L (b = ∇L on the first step),  d = ∇L + μ b (Nesterov) or b,  θ ← θ − lr d.
-public final class SGD: Optimizer {
+public final class SGD: Optimizer, OptionTable {
+    static let displayName = "SGD"
+    static let defaultOptions = Options()
+
     public struct Options: Sendable, Equatable {
         /// lr > 0.
         public var learningRate = 1e-3
@@ -40,14 +43,6 @@ public final class SGD: Optimizer {
     public func setOptions(_ new: Options) throws {
         try new.validate()
         options = new
-    }
-
-    public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
-        try setOptions(try updatedOptions(options, option, value, SGD.optionFields, optimizer: "SGD"))
-    }
-
-    public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, SGD.optionFields, optimizer: "SGD")
     }
 
     public func step(_ batch: Batch) throws -> StepStatistics {

@@ -8,16 +8,18 @@ import sys
 
 import numpy as np
 
-from ._lib import lib, c_double_p, c_int64_p, train_callback
+from . import _abi
+from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMENT as INVALID_ARGUMENT,
+                   ERROR_DIMENSION_MISMATCH as DIMENSION_MISMATCH, ERROR_NUMERICAL as NUMERICAL, LOG_COLUMNS)
+from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
-
-# kfp_status values (include/kfacpinn.h).
-OK, NULL_POINTER, INVALID_ARGUMENT, DIMENSION_MISMATCH, NON_FINITE, WRONG_HANDLE, NUMERICAL = range(7)
+if __version__.split(".")[0] != str(_abi.VERSION_MAJOR):
+    raise ImportError(f"libkfacpinn {__version__} found, this binding needs ABI version {_abi.VERSION_MAJOR}.x")
 
 
 class Error(Exception):
@@ -285,45 +287,89 @@ def loss_and_gradient(net, op, batch):
     return value.value, grad
 
 
-# kfp_option keys and kfp_stat indices (include/kfacpinn.h).
-_OPTIONS = {"damping": 0, "ema": 1, "momentum": 2, "learning_rate": 3, "step_rule": 4,
-            "T_kfac": 5, "T_inv": 6, "init": 7, "approximation": 8, "nesterov": 9, "beta1": 10,
-            "beta2": 11, "epsilon": 12, "history": 13, "max_iterations": 14, "variant": 15,
-            "max_parameters": 16}
-_INT_OPTIONS = {"T_kfac", "T_inv", "nesterov", "history", "max_iterations", "max_parameters"}
-_STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm", "accepted"]
-
-
 class Optimizer(_Handle):
-    """Common part of the optimizers: options by name and `step(batch)`."""
+    """Common part of the optimizers: options by their C names and `step(batch)`."""
 
     _free = staticmethod(lib.kfp_optimizer_free)
 
     def __init__(self, handle, net, op):
         super().__init__(handle)
         self.net, self.op = net, op
+        self._info = None
 
-    def _set(self, name, value):
-        key = _OPTIONS[name]
-        if isinstance(value, str):
-            _check(lib.kfp_optimizer_set_string(self.handle, key, value.encode()))
-        elif name in _INT_OPTIONS:
+    def _option_info(self):
+        """{name: kfp_option_info} of the options this optimizer accepts (from the library)."""
+        if self._info is None:
+            count = ctypes.c_int64()
+            _check(lib.kfp_optimizer_option_count(self.handle, ctypes.byref(count)))
+            infos = {}
+            for i in range(count.value):
+                info = _abi.OptionInfo()
+                info.size = ctypes.sizeof(_abi.OptionInfo)
+                _check(lib.kfp_optimizer_option_info(self.handle, i, ctypes.byref(info)))
+                infos[info.name.decode()] = info
+            self._info = infos
+        return self._info
+
+    def _lookup(self, name):
+        info = self._option_info().get(name)
+        if info is None:
+            known = ", ".join(self._option_info())
+            raise InputError(f"{type(self).__name__} has no option {name!r} (its options: {known})")
+        return info
+
+    def set(self, name, value):
+        """Sets option `name` (the C key's name, e.g. "damping"); the library checks the value."""
+        info = self._lookup(name)
+        if info.type == _abi.OPTION_STRING:
+            if not isinstance(value, str):
+                raise InputError(f"{name} takes a string, got {value!r}")
+            _check(lib.kfp_optimizer_set_string(self.handle, info.key, value.encode()))
+        elif info.type == _abi.OPTION_INT:
             if isinstance(value, (float, np.floating)) and not float(value).is_integer():
                 raise InputError(f"{name} takes an integer, got {value}")
-            _check(lib.kfp_optimizer_set_int(self.handle, key, int(value)))
+            if isinstance(value, str) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InputError(f"{name} takes an integer, got {value!r}")
+            _check(lib.kfp_optimizer_set_int(self.handle, info.key, int(value)))
         else:
-            _check(lib.kfp_optimizer_set_double(self.handle, key, float(value)))
+            if isinstance(value, str) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InputError(f"{name} takes a number, got {value!r}")
+            _check(lib.kfp_optimizer_set_double(self.handle, info.key, float(value)))
+
+    _set = set
 
     def get(self, name):
-        """The current value of a numeric option."""
-        key = _OPTIONS[name]
-        if name in _INT_OPTIONS:
+        """The current value of option `name`."""
+        info = self._lookup(name)
+        if info.type == _abi.OPTION_STRING:
+            length = ctypes.c_int64()
+            _check(lib.kfp_optimizer_get_string(self.handle, info.key, None, 0, ctypes.byref(length)))
+            buffer = ctypes.create_string_buffer(length.value + 1)
+            _check(lib.kfp_optimizer_get_string(self.handle, info.key, buffer, len(buffer), ctypes.byref(length)))
+            return buffer.value.decode()
+        if info.type == _abi.OPTION_INT:
             v = ctypes.c_int64()
-            _check(lib.kfp_optimizer_get_int(self.handle, key, ctypes.byref(v)))
+            _check(lib.kfp_optimizer_get_int(self.handle, info.key, ctypes.byref(v)))
         else:
             v = ctypes.c_double()
-            _check(lib.kfp_optimizer_get_double(self.handle, key, ctypes.byref(v)))
+            _check(lib.kfp_optimizer_get_double(self.handle, info.key, ctypes.byref(v)))
         return v.value
+
+    def options(self):
+        """{name: current value} of every option of this optimizer."""
+        return {name: self.get(name) for name in self._option_info()}
+
+    def option_info(self):
+        """{name: dict(key, type, description, minimum, maximum, default, choices)} from the library."""
+        out = {}
+        for name, i in self._option_info().items():
+            kind = {_abi.OPTION_DOUBLE: "double", _abi.OPTION_INT: "int", _abi.OPTION_STRING: "string"}[i.type]
+            default = {"double": i.default_double, "int": i.default_int, "string": i.default_string.decode()}[kind]
+            out[name] = {"key": i.key, "type": kind, "description": i.description.decode(), "minimum": i.minimum,
+                         "maximum": i.maximum, "minimum_exclusive": bool(i.minimum_exclusive),
+                         "maximum_exclusive": bool(i.maximum_exclusive), "default": default,
+                         "choices": [c for c in i.choices.decode().split(",") if c]}
+        return out
 
     def _configure(self, options):
         """Sets `options` (name → value) in order; closes the handle and re-raises on failure."""
@@ -337,9 +383,9 @@ class Optimizer(_Handle):
     def step(self, batch):
         """One step on `batch`; returns a dict of the step's statistics (loss before the step,
         loss_interior, loss_boundary, step_size, momentum, update_norm, accepted)."""
-        stats = np.zeros(len(_STATS))
+        stats = np.zeros(len(_abi.STATS))
         _check(lib.kfp_optimizer_step(self.handle, self.net.handle, batch.handle, _ptr(stats), stats.size))
-        out = dict(zip(_STATS, stats.tolist()))
+        out = dict(zip(_abi.STATS, stats.tolist()))
         out["accepted"] = bool(out["accepted"])
         return out
 
@@ -353,11 +399,11 @@ class KFAC(Optimizer):
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.95, momentum=0.0, step="line_search",
-                 T_kfac=1, T_inv=1, init="identity", approximation="expand"):
+                 factor_period=1, inverse_period=1, factor_init="identity", approximation="expand"):
         super().__init__(_create(lib.kfp_optimizer_create_kfac, net.handle, op.handle), net, op)
         self._configure(_step_rule(step) + [("damping", damping), ("ema", ema), ("momentum", momentum),
-                                            ("T_kfac", T_kfac), ("T_inv", T_inv), ("init", init),
-                                            ("approximation", approximation)])
+                                            ("factor_period", factor_period), ("inverse_period", inverse_period),
+                                            ("factor_init", factor_init), ("approximation", approximation)])
 
 
 def _step_rule(step):
@@ -378,21 +424,21 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction."""
 
-    def __init__(self, net, op, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, net, op, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
         super().__init__(_create(lib.kfp_optimizer_create_adam, net.handle, op.handle), net, op)
-        self._configure([("learning_rate", lr), ("beta1", betas[0]), ("beta2", betas[1]), ("epsilon", eps)])
+        self._configure([("learning_rate", lr), ("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon)])
 
 
 class LBFGS(Optimizer):
     """L-BFGS with a strong-Wolfe line search; one iteration per step.
 
-    lr: first trial step of the line search; history: stored pairs; max_evals: loss-and-gradient
-    evaluations per line search.
+    lr: first trial step of the line search; history: stored pairs; max_evaluations:
+    loss-and-gradient evaluations per line search.
     """
 
-    def __init__(self, net, op, lr=1.0, history=10, max_evals=25):
+    def __init__(self, net, op, lr=1.0, history=10, max_evaluations=25):
         super().__init__(_create(lib.kfp_optimizer_create_lbfgs, net.handle, op.handle), net, op)
-        self._configure([("learning_rate", lr), ("history", history), ("max_iterations", max_evals)])
+        self._configure([("learning_rate", lr), ("history", history), ("max_evaluations", max_evaluations)])
 
 
 class ENGD(Optimizer):
@@ -400,13 +446,13 @@ class ENGD(Optimizer):
 
     variant: "full" (D x D Gramian), "per_layer", "diagonal" or "woodbury" (sample space,
     (N_interior + N_boundary)^2 system). step: "line_search" or a float learning rate.
-    max_params: largest Gramian block formed; larger networks raise kp.Error.
+    max_parameters: largest Gramian block formed; larger networks raise kp.Error.
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.0, variant="full", step="line_search",
-                 max_params=16384):
+                 max_parameters=16384):
         super().__init__(_create(lib.kfp_optimizer_create_engd, net.handle, op.handle), net, op)
-        self._configure([("max_parameters", max_params), ("variant", variant), ("damping", damping),
+        self._configure([("max_parameters", max_parameters), ("variant", variant), ("damping", damping),
                          ("ema", ema)] + _step_rule(step))
 
 
@@ -415,9 +461,9 @@ class HessianFree(Optimizer):
     Levenberg-Marquardt damping (initial `damping`), Armijo line search, warm start.
     """
 
-    def __init__(self, net, op, damping=1.0, max_cg=300):
+    def __init__(self, net, op, damping=1.0, max_cg_iterations=300):
         super().__init__(_create(lib.kfp_optimizer_create_hessian_free, net.handle, op.handle), net, op)
-        self._configure([("damping", damping), ("max_iterations", max_cg)])
+        self._configure([("damping", damping), ("max_cg_iterations", max_cg_iterations)])
 
 
 class Problem(_Handle):
@@ -471,9 +517,6 @@ class Problem(_Handle):
         return f"Problem({self.name!r}, dim={self.dim})"
 
 
-LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_error", "relative_l2_error",
-               "step_size"]
-
 
 def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=None, sampler="uniform",
           resample_every=0, log_every=100, seed=0, csv=None, callback=None, progress=True):
@@ -503,13 +546,21 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
             failure.append(error)
             return 1
 
-    c_callback = train_callback(on_record)
+    options = _abi.TrainOptions()
+    _check(lib.kfp_train_default_options(ctypes.byref(options)))
+    options.steps = int(steps)
+    options.seconds = float(seconds or 0)
+    options.num_interior = 0 if n_interior is None else int(n_interior)
+    options.num_boundary = -1 if n_boundary is None else int(n_boundary)
+    options.sampler = str(sampler).encode()
+    options.resample_every = int(resample_every)
+    options.log_every = int(log_every)
+    options.seed = int(seed)
+    options.csv_path = None if csv is None else str(csv).encode()
+    options.callback = _abi.train_callback(on_record)
     taken = ctypes.c_int64()
     try:
-        _check(lib.kfp_train(opt.handle, net.handle, prob.handle, int(steps), float(seconds or 0),
-                             0 if n_interior is None else int(n_interior), -1 if n_boundary is None else int(n_boundary),
-                             str(sampler).encode(), int(resample_every), int(log_every), int(seed), None if csv is None else str(csv).encode(),
-                             c_callback, None, ctypes.byref(taken)))
+        _check(lib.kfp_train(opt.handle, net.handle, prob.handle, ctypes.byref(options), ctypes.byref(taken)))
     finally:
         if show:
             sys.stderr.write("\n")

@@ -10,7 +10,7 @@ BASELINES = {
     "Adam": dict(lr=0.01),
     "LBFGS": dict(lr=0.5, history=20),
     "ENGD": dict(damping=1e-8),
-    "HessianFree": dict(damping=1.0, max_cg=100),
+    "HessianFree": dict(damping=1.0, max_cg_iterations=100),
 }
 
 
@@ -31,7 +31,7 @@ def test_adam_first_step_by_hand():
     batch = poisson_batch(50, 20)
     theta = net.get_params()
     _, g = kp.loss_and_gradient(net, op, batch)
-    kp.Adam(net, op, lr=0.1, betas=(0.5, 0.75), eps=1e-3).step(batch)
+    kp.Adam(net, op, lr=0.1, beta1=0.5, beta2=0.75, epsilon=1e-3).step(batch)
     # t = 1: m̂ = g, v̂ = g², θ ← θ − lr g / (|g| + ε).
     expected = theta - 0.1 * g / (np.abs(g) + 1e-3)
     np.testing.assert_allclose(net.get_params(), expected, rtol=0, atol=1e-15)
@@ -52,11 +52,11 @@ def test_baseline_options_are_validated():
     net = kp.MLP([2, 8, 1], seed=4)
     op = kp.Operator.poisson(2)
     for cls, kwargs, message in [(kp.SGD, {"lr": -1.0}, "learning rate"), (kp.SGD, {"momentum": 1.0}, "momentum"),
-                                 (kp.Adam, {"betas": (1.0, 0.9)}, "beta1"), (kp.Adam, {"eps": 0.0}, "epsilon"),
-                                 (kp.LBFGS, {"history": 0}, "history"), (kp.LBFGS, {"max_evals": 2.5}, "integer"),
+                                 (kp.Adam, {"beta1": 1.0}, "beta1"), (kp.Adam, {"epsilon": 0.0}, "epsilon"),
+                                 (kp.LBFGS, {"history": 0}, "history"), (kp.LBFGS, {"max_evaluations": 2.5}, "integer"),
                                  (kp.ENGD, {"variant": "dense"}, "variant"), (kp.ENGD, {"damping": float("nan")}, "damping"),
                                  (kp.ENGD, {"variant": "woodbury", "ema": 0.5}, "woodbury"),
-                                 (kp.HessianFree, {"max_cg": 0}, "max_iterations")]:
+                                 (kp.HessianFree, {"max_cg_iterations": 0}, "max_cg_iterations")]:
         with pytest.raises(kp.Error, match=message):
             cls(net, op, **kwargs)
     opt = kp.LBFGS(net, op, history=7)
@@ -65,7 +65,7 @@ def test_baseline_options_are_validated():
 
 def test_engd_size_limit_is_a_clear_error():
     net = kp.MLP([2, 16, 16, 1], seed=5)
-    opt = kp.ENGD(net, kp.Operator.poisson(2), max_params=300)
+    opt = kp.ENGD(net, kp.Operator.poisson(2), max_parameters=300)
     theta = net.get_params()
     with pytest.raises(kp.Error, match="337 × 337 Gramian"):
         opt.step(poisson_batch(20, 5))

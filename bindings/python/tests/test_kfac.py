@@ -1,4 +1,6 @@
 """KFAC through the Python binding."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -30,14 +32,14 @@ def test_kfac_lowers_the_loss(step):
 def test_options_round_trip_and_validation():
     net = kp.MLP([2, 8, 1], seed=2)
     op = kp.Operator.poisson(2)
-    opt = kp.KFAC(net, op, damping=1e-6, ema=0.5, momentum=0.3, T_kfac=2, T_inv=4)
+    opt = kp.KFAC(net, op, damping=1e-6, ema=0.5, momentum=0.3, factor_period=2, inverse_period=4)
     assert (opt.get("damping"), opt.get("ema"), opt.get("momentum")) == (1e-6, 0.5, 0.3)
-    assert (opt.get("T_kfac"), opt.get("T_inv")) == (2, 4)
+    assert (opt.get("factor_period"), opt.get("inverse_period")) == (2, 4)
     for kwargs, message in [({"damping": 0.0}, "damping"), ({"damping": -1e-3}, "damping"),
                             ({"damping": float("nan")}, "damping"), ({"ema": 1.0}, "ema"), ({"ema": -0.5}, "ema"),
                             ({"step": "newton"}, "step rule"), ({"step": -1.0}, "learning rate"),
-                            ({"T_inv": 0}, "inverse_period"), ({"approximation": "diag"}, "approximation"),
-                            ({"init": "random"}, "initialisation")]:
+                            ({"inverse_period": 0}, "inverse_period"), ({"approximation": "diag"}, "approximation"),
+                            ({"factor_init": "random"}, "initialisation")]:
         with pytest.raises(kp.Error, match=message):
             kp.KFAC(net, op, **kwargs)
 
@@ -103,3 +105,22 @@ def test_steps_in_a_forked_child_after_threaded_steps():
     assert status == 0, "the forked child failed"
     child = ast.literal_eval(data.decode())
     assert child == parent, f"child {child} vs parent {parent}"
+
+
+def test_option_names_are_the_c_keys():
+    net = kp.MLP([2, 8, 1], seed=1)
+    opt = kp.KFAC(net, kp.Operator.poisson(2), factor_period=3, step="auto")
+    options = opt.options()
+    # The keywords are the C names: KFP_OPT_<NAME> in include/kfacpinn.h.
+    header = (pathlib.Path(__file__).resolve().parents[3] / "include" / "kfacpinn.h").read_text()
+    for name in options:
+        assert f"KFP_OPT_{name.upper()} = " in header, name
+    assert options["factor_period"] == 3 and options["step_rule"] == "auto" and options["damping"] == 1e-10
+    info = opt.option_info()
+    assert info["ema"]["default"] == 0.95 and info["ema"]["maximum_exclusive"] and not info["ema"]["minimum_exclusive"]
+    assert info["approximation"]["choices"] == ["expand", "reduce"]
+    assert set(info) == set(options)
+    with pytest.raises(kp.InputError, match="has no option 'T_kfac'"):
+        opt.set("T_kfac", 2)
+    with pytest.raises(kp.InputError, match="takes a string"):
+        opt.set("step_rule", 1)

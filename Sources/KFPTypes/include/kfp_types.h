@@ -1,0 +1,52 @@
+/* The structs of the C interface (include/kfacpinn.h copies this section). */
+#ifndef KFP_TYPES_H
+#define KFP_TYPES_H
+
+#include <stdint.h>
+
+/* Receives one training-log record (values indexed by KFP_LOG_*, `count` of them) and the
+ * caller's user_data; return nonzero to stop training. */
+typedef int32_t (*kfp_train_callback)(const double *record, int64_t count, void *user_data);
+
+/* Settings of kfp_train. Fill with kfp_train_default_options, then change fields; `size` must
+ * stay what that function wrote (fields added in later versions come after the last one). */
+typedef struct kfp_train_options {
+    int64_t size;               /* sizeof(kfp_train_options), written by kfp_train_default_options */
+    int64_t steps;              /* steps to take, >= 1 (default 1000) */
+    double seconds;             /* training-time budget in seconds; <= 0 for none (default 0) */
+    int64_t num_interior;       /* interior points per batch; 0 for the problem's default (default 0) */
+    int64_t num_boundary;       /* condition points per batch; -1 for the problem's default (default -1) */
+    const char *sampler;        /* "uniform" or "sobol"; NULL for uniform (default NULL) */
+    int64_t resample_every;     /* a new batch every this many steps; 0 for one fixed batch (default 0) */
+    int64_t log_every;          /* log after steps 0, 1, every this many steps and the last, >= 1 (default 100) */
+    uint64_t seed;              /* seed of the batches: seed, seed + 1, ... (default 0) */
+    const char *csv_path;       /* file for the log as CSV, or NULL (default NULL) */
+    kfp_train_callback callback; /* receives every log record, or NULL (default NULL) */
+    void *user_data;            /* passed to the callback (default NULL) */
+} kfp_train_options;
+
+/* Type of an optimizer option's value. */
+typedef enum kfp_option_type {
+    KFP_OPTION_DOUBLE = 0,      /* kfp_optimizer_set_double / kfp_optimizer_get_double */
+    KFP_OPTION_INT = 1,         /* kfp_optimizer_set_int / kfp_optimizer_get_int */
+    KFP_OPTION_STRING = 2       /* kfp_optimizer_set_string / kfp_optimizer_get_string */
+} kfp_option_type;
+
+/* What an optimizer accepts for one option (kfp_optimizer_option_info). The strings are static. */
+typedef struct kfp_option_info {
+    int64_t size;               /* sizeof(kfp_option_info), set by the caller */
+    int32_t key;                /* the kfp_option key */
+    int32_t type;               /* its kfp_option_type */
+    const char *name;           /* the key's name, e.g. "damping" (Python's keyword) */
+    const char *description;    /* one line: meaning and range */
+    double minimum;             /* numeric options: the range's lower end */
+    double maximum;             /* numeric options: the range's upper end (may be infinite) */
+    int32_t minimum_exclusive;  /* 1 if the lower end itself is not allowed */
+    int32_t maximum_exclusive;  /* 1 if the upper end itself is not allowed */
+    double default_double;      /* the optimizer's default of a KFP_OPTION_DOUBLE option */
+    int64_t default_int;        /* the optimizer's default of a KFP_OPTION_INT option */
+    const char *default_string; /* the optimizer's default of a KFP_OPTION_STRING option, else "" */
+    const char *choices;        /* KFP_OPTION_STRING: the allowed values, comma-separated, else "" */
+} kfp_option_info;
+
+#endif
