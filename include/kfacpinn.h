@@ -94,7 +94,7 @@ int32_t kfp_version_number(void);
 
 /// Static text describing `status` (never NULL, never free it); unknown values give "unknown status".
 /// @param status a value returned by a kfp_* function.
-char const *kfp_status_string(int32_t status);
+char const *kfp_status_string(kfp_status status);
 
 /// Detail of the calling thread's most recent kfp_* call: the error message if it failed,
 /// "" if it succeeded. Valid until the next kfp_* call on the same thread; never free it.
@@ -418,28 +418,28 @@ void kfp_optimizer_free(kfp_optimizer *optimizer);
 /// Sets a real-valued option. On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking a double.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
-kfp_status kfp_optimizer_set_double(kfp_optimizer *optimizer, int32_t key, double value);
+kfp_status kfp_optimizer_set_double(kfp_optimizer *optimizer, kfp_option key, double value);
 
 /// Sets an integer option. On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking an integer.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or a value out of range.
-kfp_status kfp_optimizer_set_int(kfp_optimizer *optimizer, int32_t key, int64_t value);
+kfp_status kfp_optimizer_set_int(kfp_optimizer *optimizer, kfp_option key, int64_t value);
 
 /// Sets a string option (a choice by name). On failure the options are unchanged.
 /// @param key a KFP_OPT_* value taking a string.
 /// @param value NUL-terminated name.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key, a key of another type or an unknown name.
-kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, int32_t key, char const *value);
+kfp_status kfp_optimizer_set_string(kfp_optimizer *optimizer, kfp_option key, char const *value);
 
 /// Reads a real-valued option.
 /// @param out_value receives the value.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not a double.
-kfp_status kfp_optimizer_get_double(kfp_optimizer *optimizer, int32_t key, double *out_value);
+kfp_status kfp_optimizer_get_double(kfp_optimizer *optimizer, kfp_option key, double *out_value);
 
 /// Reads an integer option.
 /// @param out_value receives the value.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not an integer.
-kfp_status kfp_optimizer_get_int(kfp_optimizer *optimizer, int32_t key, int64_t *out_value);
+kfp_status kfp_optimizer_get_int(kfp_optimizer *optimizer, kfp_option key, int64_t *out_value);
 
 /// Reads a string option into a caller buffer (NUL-terminated, truncated to fit).
 /// @param buffer receives the value; may be NULL when capacity is 0.
@@ -447,7 +447,7 @@ kfp_status kfp_optimizer_get_int(kfp_optimizer *optimizer, int32_t key, int64_t 
 /// @param out_length receives the value's length in bytes without the NUL (may be NULL); a
 /// length >= capacity means the value was truncated.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown key or a key that is not a string.
-kfp_status kfp_optimizer_get_string(kfp_optimizer *optimizer, int32_t key, char *buffer, int64_t capacity, int64_t *out_length);
+kfp_status kfp_optimizer_get_string(kfp_optimizer *optimizer, kfp_option key, char *buffer, int64_t capacity, int64_t *out_length);
 
 /// Number of options the optimizer accepts (the indices of kfp_optimizer_option_info).
 /// @param out_count receives the count.

@@ -162,6 +162,11 @@ def param_type(param):
             raise SystemExit(f"no handle type for parameter {m.group(1)}")
         USED_HANDLES.add(HANDLES[m.group(1)])
         return f"{HANDLES[m.group(1)]} *{m.group(1)}"
+    # Integer parameters that carry an enum's values are declared with the enum's type (an int,
+    # the same size as int32_t); the library checks the value.
+    m = re.fullmatch(r"int32_t (key|status)", param)
+    if m:
+        return {"key": "kfp_option key", "status": "kfp_status status"}[m.group(1)]
     return re.sub(r" \* ", " *", param)
 
 
@@ -270,7 +275,8 @@ def ctype(c, structs):
     pointers = c.count("*")
     base = c.replace("*", "").strip()
     simple = {"double": "ctypes.c_double", "int64_t": "ctypes.c_int64", "int32_t": "ctypes.c_int32",
-              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "void": "None"}
+              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "kfp_option": "ctypes.c_int32",
+              "void": "None"}
     if base == "char" and pointers == 1:
         return "ctypes.c_char_p"
     if base in HANDLES.values():

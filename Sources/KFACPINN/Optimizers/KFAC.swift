@@ -1,5 +1,3 @@
-import CKernels
-
 /// KFAC for PINN losses (Dangel, Müller, Zeinhofer 2024), docs/math.md §5–6.
 ///
 /// One `KroneckerBlock` per linear layer keeps the Kronecker factors of the interior and
