@@ -1,7 +1,7 @@
 /* Elementwise kernels compiled for several x86-64 instruction sets and chosen at run time.
  * The Swift code of the library is compiled for baseline x86-64 (2-wide SSE2, no FMA);
- * the activation rules of the Taylor pass are its hottest loops and run about 3× (AVX2+FMA)
- * to 5× (AVX-512) faster when built for those.
+ * the activation rules of the Taylor pass are its hottest loops and gain most from AVX2+FMA
+ * and AVX-512.
  *
  * The kernels are in files by the pass they serve: taylor_rules.c (activation, forward Laplacian,
  * its reverse and tangent rules, linear-layer helpers), fused_tanh.c (one-pass tanh kernels),

@@ -42,9 +42,8 @@ public enum BLAS {
     /// thread ends). Inside, the library's own T threads do all parallel work: `gemm` and `syrk`
     /// split large products over them, the optimizers run layers and line-search trials at once.
     /// One pool of threads instead of two: after each threaded call OpenBLAS 0.3.21 keeps its
-    /// workers spinning on sched_yield for a while, and they took a third of the two cores from
-    /// the library's threads (measured, 2-d small KFAC step). Single-threaded dsygvd is also
-    /// faster than two-threaded at every factor size measured (n = 65, 129, 257).
+    /// workers spinning on sched_yield for a while, taking cores from the library's threads
+    /// (docs/performance.md, design choices).
     static func onLibraryThreads<R>(_ body: () throws -> R) rethrows -> R {
         threading.withLock { if let t = $0.enter() { openblas_set_num_threads(Int32(t)) } }
         defer { threading.withLock { if let t = $0.leave() { openblas_set_num_threads(Int32(t)) } } }

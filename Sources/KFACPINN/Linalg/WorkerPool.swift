@@ -6,11 +6,10 @@ import Synchronization
 /// The library's own threads: T − 1 persistent workers (T = `BLAS.numThreads`) that run the
 /// iterations of `parallelFor` together with the calling thread.
 ///
-/// Why not Dispatch's concurrentPerform: waking a sleeping thread took about 30 µs on the
-/// two-core virtual machines measured, and splitting two 30 µs halves over two threads took
-/// longer (92 µs) than running them one after the other (57 µs). A worker here spins for
-/// `spinSeconds` after its last job before it sleeps, so the jobs of one optimizer step (tens
-/// of them, 10 µs to ms each) start at once.
+/// A worker spins for `spinSeconds` after its last job before it sleeps, so that the jobs of one
+/// optimizer step (tens of them, from microseconds to milliseconds each) start at once; waking
+/// a sleeping thread costs about as much as the shortest jobs (docs/performance.md, design
+/// choices).
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 

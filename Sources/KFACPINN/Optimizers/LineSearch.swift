@@ -122,21 +122,17 @@ final class GridLineSearch {
     static let minimumTrialChunk = 32
 
     /// Multiply-adds of a trial's forward pass (n·S·Σ_l h_l h_{l+1}) from which the trials start
-    /// with a small chunk to stop early on. Below it the extra pass costs more than it saves.
-    /// Measured, 2-d KFAC training with a new batch per step, ms per step without and with the
-    /// small chunk: small network (0.7·10^6) 2.8 against 2.9; medium (3.5·10^7) 36.8–37.5
-    /// against 32.3–33.9.
+    /// with a small chunk to stop early on. Below it the extra pass costs more than it saves
+    /// (docs/performance.md, design choices).
     static let earlyStopWork = 5e6
 
     /// Most interior points per trial chunk.
     ///
     /// A chunk whose hidden-layer Taylor block (h × S·n values) is about 2^20 values (8 MiB), at
-    /// least 256 points, stays in cache (measured: the 5-d big KFAC step, 3000 points in 6 chunks,
-    /// 2.6 → 2.0 s; smaller chunks slowed the GEMM-bound 100-d case). With two library threads,
-    /// two trials run at once, each entirely on its own thread (inside `BLAS.onLibraryThreads`
-    /// OpenBLAS runs on the calling thread). Measured, 2-d KFAC step, two trials at a time against
-    /// one trial with its products split over two threads: small network 4.8 against 8.6 ms,
-    /// medium 42 against 66 ms, big 323 against 390 ms.
+    /// least 256 points, stays in cache. With two library threads, two trials run at once, each
+    /// entirely on its own thread (inside `BLAS.onLibraryThreads` OpenBLAS runs on the calling
+    /// thread), which beats one trial with its products split over two threads
+    /// (docs/performance.md, design choices).
     private var trialChunkPoints: Int {
         let w = network.widths.map(Double.init), s = w[0] + 2
         return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
