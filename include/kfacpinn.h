@@ -236,6 +236,16 @@ kfp_status kfp_operator_residual(kfp_operator *op, kfp_net *net, double const *x
  * Batch and terms
  * ========================================================================================== */
 
+/// Kinds of loss terms (docs/math.md, section 9). Values are fixed; new kinds are only added.
+typedef enum kfp_term_kind {
+    /// r = (operator applied to u) - f at the points; `values` are f.
+    KFP_TERM_INTERIOR = 0,
+    /// r = u - g: boundary and initial values; `values` are g.
+    KFP_TERM_DIRICHLET = 1,
+    /// r = u - y: measurements y of the solution; `values` are y.
+    KFP_TERM_OBSERVATION = 2,
+} kfp_term_kind;
+
 /// Creates a batch of training points (the data is copied).
 /// @param x_interior interior points, row-major num_interior x dim.
 /// @param f_interior num_interior source values f(x).
@@ -248,21 +258,55 @@ kfp_status kfp_operator_residual(kfp_operator *op, kfp_net *net, double const *x
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER, KFP_ERROR_INVALID_ARGUMENT (sizes), KFP_ERROR_NON_FINITE (NaN or inf in any array).
 kfp_status kfp_batch_create(double const *x_interior, double const *f_interior, int64_t num_interior, double const *x_boundary, double const *g_boundary, int64_t num_boundary, int64_t dim, kfp_batch **out_batch);
 
+/// Creates a batch without terms, to be filled with kfp_batch_add_term. A loss, gradient or
+/// optimizer step needs at least one interior point.
+/// @param dim point dimension >= 1.
+/// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (dim).
+kfp_status kfp_batch_create_empty(int64_t dim, kfp_batch **out_batch);
+
+/// Appends a loss term to a batch (the data is copied): its points, their values (f, g or y,
+/// by `kind`) and its weight w; the term adds w/(2N) sum_n r_n^2 to the loss. On failure the
+/// batch is unchanged.
+/// @param kind a kfp_term_kind.
+/// @param x points, row-major num_points x dim (dim of the batch); may be NULL when num_points is 0.
+/// @param values num_points values.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (kind, num_points, weight);
+/// KFP_ERROR_NON_FINITE (NaN or inf in x or values; the message names the term).
+kfp_status kfp_batch_add_term(kfp_batch *batch, kfp_term_kind kind, double const *x, double const *values, int64_t num_points, double weight);
+
+/// Number of terms of a batch (kfp_batch_create makes one interior term and, with condition
+/// points, one Dirichlet term).
+/// @param out_count receives the count.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_batch_num_terms(kfp_batch *batch, int64_t *out_count);
+
+/// Describes term `index` of a batch and copies its arrays out; any output may be NULL.
+/// @param out_kind receives its kfp_term_kind.
+/// @param out_num_points receives N, its number of points.
+/// @param out_weight receives its weight.
+/// @param x receives N x dim values, row-major.
+/// @param values receives N values.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an index out of range; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_batch_term(kfp_batch *batch, int64_t index, int32_t *out_kind, int64_t *out_num_points, double *out_weight, double *x, double *values);
+
 /// Frees a batch. NULL is a no-op.
 void kfp_batch_free(kfp_batch *batch);
 
 /// Sizes of a batch.
-/// @param out_num_interior receives N_interior (may be NULL).
-/// @param out_num_boundary receives N_boundary (may be NULL).
+/// @param out_num_interior receives N_interior, the points of all interior terms (may be NULL).
+/// @param out_num_boundary receives N_boundary, the points of all other terms (may be NULL).
 /// @param out_dim receives the point dimension (may be NULL).
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 kfp_status kfp_batch_sizes(kfp_batch *batch, int64_t *out_num_interior, int64_t *out_num_boundary, int64_t *out_dim);
 
-/// Copies a batch's arrays out (sizes from kfp_batch_sizes); any destination may be NULL.
-/// @param x_interior receives N_interior x dim values, row-major.
+/// Copies a batch's arrays out (sizes from kfp_batch_sizes), terms in order; any destination may be NULL.
+/// @param x_interior receives N_interior x dim values, row-major (the interior terms' points).
 /// @param f_interior receives N_interior source values.
-/// @param x_boundary receives N_boundary x dim values, row-major.
-/// @param g_boundary receives N_boundary prescribed values.
+/// @param x_boundary receives N_boundary x dim values, row-major (the other terms' points).
+/// @param g_boundary receives N_boundary values (g of Dirichlet terms, y of observation terms).
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 kfp_status kfp_batch_data(kfp_batch *batch, double *x_interior, double *f_interior, double *x_boundary, double *g_boundary);
 

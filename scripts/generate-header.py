@@ -30,7 +30,7 @@ SECTIONS = [
     ("Version, errors and threads", r"kfp_version_\w+|kfp_status\w*|kfp_last_error|kfp_\w+_num_threads"),
     ("Network", r"kfp_net_\w+"),
     ("Operator", r"kfp_operator_\w+"),
-    ("Batch and terms", r"kfp_batch_\w+"),
+    ("Batch and terms", r"kfp_batch_\w+|kfp_term_kind"),
     ("Loss", r"kfp_loss\w*"),
     ("Optimizers and options", r"kfp_optimizer_\w+|kfp_option\w*|kfp_stat"),
     ("Problems", r"kfp_problem_\w+"),
@@ -164,9 +164,9 @@ def param_type(param):
         return f"{HANDLES[m.group(1)]} *{m.group(1)}"
     # Integer parameters that carry an enum's values are declared with the enum's type (an int,
     # the same size as int32_t); the library checks the value.
-    m = re.fullmatch(r"int32_t (key|status)", param)
+    m = re.fullmatch(r"int32_t (key|status|kind)", param)
     if m:
-        return {"key": "kfp_option key", "status": "kfp_status status"}[m.group(1)]
+        return {"key": "kfp_option key", "status": "kfp_status status", "kind": "kfp_term_kind kind"}[m.group(1)]
     return re.sub(r" \* ", " *", param)
 
 
@@ -275,7 +275,7 @@ def ctype(c, structs):
     pointers = c.count("*")
     base = c.replace("*", "").strip()
     simple = {"double": "ctypes.c_double", "int64_t": "ctypes.c_int64", "int32_t": "ctypes.c_int32",
-              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "kfp_option": "ctypes.c_int32",
+              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "kfp_option": "ctypes.c_int32", "kfp_term_kind": "ctypes.c_int32",
               "void": "None"}
     if base == "char" and pointers == 1:
         return "ctypes.c_char_p"
@@ -313,6 +313,8 @@ def generate_python(enums, functions, blocks):
         out.append(f"{name.upper()} = {value}")
     out += ["", "# kfp_option: name -> key (the names are the Python keywords).", "OPTION_KEYS = {"]
     out += [f'    "{n}": {v},' for n, v, _ in constants("kfp_option", "KFP_OPT_")]
+    out += ["}", "", "# kfp_term_kind: name -> value", "TERM_KINDS = {"]
+    out += [f'    "{n}": {v},' for n, v, _ in constants("kfp_term_kind", "KFP_TERM_")]
     out += ["}", "", "# kfp_option_type"]
     option_types = next(text for name, text, _ in blocks if name == "kfp_option_type")
     out += [f"{c[len('KFP_'):]} = {v}" for c, v in re.findall(r"(KFP_OPTION_\w+) = (\d+)", option_types)]

@@ -176,6 +176,43 @@ static void test_loss(void) {
     int64_t ni = 0, nb = 0, bd = 0;
     EXPECT(kfp_batch_sizes(batch, &ni, &nb, &bd) == KFP_OK && ni == 3 && nb == 2 && bd == 2, "sizes");
 
+    /* The same batch term by term: the same loss to the bit; an observation term of weight 4
+     * adds 4/(2M) sum (u - y)^2; bad terms leave the batch unchanged. */
+    kfp_batch *terms = NULL;
+    double same = 0, plain = 0, with_data = 0, u_obs[2];
+    const double yo[] = {0.25, -0.5};
+    EXPECT(kfp_batch_create_empty(2, &terms) == KFP_OK &&
+               kfp_batch_add_term(terms, KFP_TERM_INTERIOR, xi, fi, 3, 1.0) == KFP_OK &&
+               kfp_batch_add_term(terms, KFP_TERM_DIRICHLET, xb, gb, 2, 1.0) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_loss(net, op, batch, &plain, NULL, NULL) == KFP_OK && kfp_loss(net, op, terms, &same, NULL, NULL) == KFP_OK &&
+               same == plain, "term by term %.17g, plain %.17g", same, plain);
+    EXPECT(kfp_batch_add_term(terms, KFP_TERM_OBSERVATION, xb, yo, 2, 4.0) == KFP_OK &&
+               kfp_loss(net, op, terms, &with_data, NULL, NULL) == KFP_OK && kfp_net_eval(net, xb, 2, 2, u_obs) == KFP_OK,
+           "%s", kfp_last_error());
+    double data = 4.0 / 4 * ((u_obs[0] - yo[0]) * (u_obs[0] - yo[0]) + (u_obs[1] - yo[1]) * (u_obs[1] - yo[1]));
+    EXPECT(fabs(with_data - plain - data) < 1e-14, "observation term %g, expected %g", with_data - plain, data);
+    int64_t count = 0, points = 0;
+    int32_t kind = -1;
+    double weight = 0, y_back[2];
+    EXPECT(kfp_batch_num_terms(terms, &count) == KFP_OK && count == 3 &&
+               kfp_batch_term(terms, 2, &kind, &points, &weight, NULL, y_back) == KFP_OK && kind == KFP_TERM_OBSERVATION &&
+               points == 2 && weight == 4.0 && y_back[1] == yo[1], "term 2: kind %d, %lld points, weight %g", kind,
+           (long long)points, weight);
+    const double nan_values[] = {0.1, NAN};
+    EXPECT_ERROR(kfp_batch_add_term(terms, KFP_TERM_OBSERVATION, xb, nan_values, 2, 1.0), KFP_ERROR_NON_FINITE,
+                 "term 3 (observation) observations y");
+    EXPECT_ERROR(kfp_batch_add_term(terms, KFP_TERM_DIRICHLET, xb, gb, 2, -1.0), KFP_ERROR_INVALID_ARGUMENT, "weight");
+    EXPECT_ERROR(kfp_batch_add_term(terms, (kfp_term_kind)7, xb, gb, 2, 1.0), KFP_ERROR_INVALID_ARGUMENT, "unknown term kind 7");
+    EXPECT_ERROR(kfp_batch_term(terms, 3, &kind, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT, "out of range");
+    EXPECT(kfp_batch_num_terms(terms, &count) == KFP_OK && count == 3, "a failed add changed the batch: %lld terms",
+           (long long)count);
+    kfp_batch_free(terms);
+    terms = NULL;
+    EXPECT(kfp_batch_create_empty(2, &terms) == KFP_OK &&
+               kfp_batch_add_term(terms, KFP_TERM_OBSERVATION, xb, yo, 2, 1.0) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_loss(net, op, terms, &same, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT, "no interior point");
+    kfp_batch_free(terms);
+
     /* Residual r = -lap u - f. */
     double r[3], lap[3];
     EXPECT(kfp_operator_residual(op, net, xi, 3, 2, fi, r) == KFP_OK, "%s", kfp_last_error());

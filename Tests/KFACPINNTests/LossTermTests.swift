@@ -1,14 +1,14 @@
 import Testing
 @testable import KFACPINN
 
-/// A batch of four weighted terms: two interior terms and two Dirichlet terms of different sizes.
+/// A batch of four weighted terms of different sizes: two interior terms, a Dirichlet and an observation term.
 private func weightedBatch(seed: UInt64) throws -> Batch {
     var rng = RandomSource(seed: seed)
     func term(_ kind: LossTermKind, _ n: Int, _ weight: Double, _ s: UInt64) -> LossTerm {
         LossTerm(kind: kind, points: randomPoints(n, 2, seed: s), targets: (0..<n).map { _ in rng.uniform(-1, 1) }, weight: weight)
     }
     return try Batch(dimension: 2, terms: [term(.interior, 5, 2, seed), term(.dirichlet, 3, 0.5, seed + 1),
-                                           term(.interior, 4, 1, seed + 2), term(.dirichlet, 2, 3, seed + 3)])
+                                           term(.interior, 4, 1, seed + 2), term(.observation, 2, 3, seed + 3)])
 }
 
 /// Each term's residuals at the network's parameters, from the operator and the network directly.
@@ -16,7 +16,7 @@ private func termResiduals(_ net: MLP, _ op: Operator, _ batch: Batch) throws ->
     try batch.terms.map { t in
         switch t.kind {
         case .interior: return try op.residual(network: net, points: t.points, count: t.count, source: t.targets)
-        case .dirichlet: return zip(try net.evaluate(t.points, count: t.count), t.targets).map { $0 - $1 }
+        case .dirichlet, .observation: return zip(try net.evaluate(t.points, count: t.count), t.targets).map { $0 - $1 }
         }
     }
 }
@@ -83,7 +83,7 @@ struct LossTermTests {
         #expect(maxRelativeDifference(gv, dense) < 1e-7, "G v against dense: \(maxRelativeDifference(gv, dense))")
     }
 
-    @Test("merged factors: product 2 of two weighted Dirichlet terms is A = Σ w_t A_t / Σ w_t, B = Σ w_t B_t of the terms' own factors; one weighted point gives A ⊗ B = the exact GGN block")
+    @Test("merged factors: product 2 of a weighted Dirichlet and observation term is A = Σ w_t A_t / Σ w_t, B = Σ w_t B_t of the terms' own factors; one weighted point gives A ⊗ B = the exact GGN block")
     func mergedFactors() throws {
         let net = try MLP(widths: [2, 5, 4, 1], seed: 8), op = try Operator.poisson(dimension: 2)
         let batch = try weightedBatch(seed: 40), loss = try PINNLoss(network: net, operator: op)
@@ -129,8 +129,10 @@ struct LossTermTests {
         #expect(throws: KFPError.self) {
             try Batch(dimension: 2, terms: [LossTerm(kind: .interior, points: [0, 0], targets: [.nan])])
         }
-        #expect(throws: KFPError.invalidArgument("a batch needs at least one interior point")) {
-            try Batch(dimension: 2, terms: [LossTerm(kind: .dirichlet, points: [0, 0], targets: [1])])
+        let noInterior = try Batch(dimension: 2, terms: [LossTerm(kind: .dirichlet, points: [0, 0], targets: [1])])
+        let loss = try PINNLoss(network: try MLP(widths: [2, 3, 1], seed: 1), operator: try Operator.poisson(dimension: 2))
+        #expect(throws: KFPError.invalidArgument("the batch has no interior point: a PINN loss needs an interior term with points")) {
+            try loss.loss(noInterior)
         }
     }
 

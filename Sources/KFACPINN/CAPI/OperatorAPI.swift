@@ -136,14 +136,117 @@
     }
 }
 
+/// Kinds of loss terms (docs/math.md, section 9). Values are fixed; new kinds are only added.
+@c public enum kfp_term_kind: Int32 {
+    /// r = (operator applied to u) - f at the points; `values` are f.
+    case KFP_TERM_INTERIOR = 0
+    /// r = u - g: boundary and initial values; `values` are g.
+    case KFP_TERM_DIRICHLET = 1
+    /// r = u - y: measurements y of the solution; `values` are y.
+    case KFP_TERM_OBSERVATION = 2
+}
+
+extension LossTermKind {
+    init(key: Int32) throws {
+        switch kfp_term_kind(rawValue: key) {
+        case .KFP_TERM_INTERIOR: self = .interior
+        case .KFP_TERM_DIRICHLET: self = .dirichlet
+        case .KFP_TERM_OBSERVATION: self = .observation
+        case nil: throw KFPError.invalidArgument("unknown term kind \(key)")
+        }
+    }
+
+    var cKind: Int32 {
+        switch self {
+        case .interior: return kfp_term_kind.KFP_TERM_INTERIOR.rawValue
+        case .dirichlet: return kfp_term_kind.KFP_TERM_DIRICHLET.rawValue
+        case .observation: return kfp_term_kind.KFP_TERM_OBSERVATION.rawValue
+        }
+    }
+}
+
+/// Creates a batch without terms, to be filled with kfp_batch_add_term. A loss, gradient or
+/// optimizer step needs at least one interior point.
+/// @param dim point dimension >= 1.
+/// @param out_batch receives the new handle (NULL on failure). Free it with kfp_batch_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (dim).
+@c public func kfp_batch_create_empty(_ dim: Int64, _ out_batch: UnsafeMutablePointer<OpaquePointer?>?) -> kfp_status {
+    entryPoint("kfp_batch_create_empty") {
+        let out = try required(out_batch, "out_batch")
+        out.pointee = nil
+        publish(BatchHandle(try Batch(dimension: try countArgument(dim, "dim"))), to: out)
+    }
+}
+
+/// Appends a loss term to a batch (the data is copied): its points, their values (f, g or y,
+/// by `kind`) and its weight w; the term adds w/(2N) sum_n r_n^2 to the loss. On failure the
+/// batch is unchanged.
+/// @param kind a kfp_term_kind.
+/// @param x points, row-major num_points x dim (dim of the batch); may be NULL when num_points is 0.
+/// @param values num_points values.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (kind, num_points, weight);
+///         KFP_ERROR_NON_FINITE (NaN or inf in x or values; the message names the term).
+@c public func kfp_batch_add_term(
+    _ batch: OpaquePointer?, _ kind: Int32, _ x: UnsafePointer<Double>?, _ values: UnsafePointer<Double>?,
+    _ num_points: Int64, _ weight: Double
+) -> kfp_status {
+    entryPoint("kfp_batch_add_term") {
+        let handle = try object(batch, BatchHandle.self, "batch")
+        let termKind = try LossTermKind(key: kind)
+        let n = try countArgument(num_points, "num_points", minimum: 0), d = handle.batch.dimension
+        let term = LossTerm(kind: termKind, points: try array(x, try checkedProduct(n, d, "x"), "x"),
+                            targets: try array(values, n, "values"), weight: weight)
+        handle.batch = try handle.batch.adding(term)
+    }
+}
+
+/// Number of terms of a batch (kfp_batch_create makes one interior term and, with condition
+/// points, one Dirichlet term).
+/// @param out_count receives the count.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+@c public func kfp_batch_num_terms(_ batch: OpaquePointer?, _ out_count: UnsafeMutablePointer<Int64>?) -> kfp_status {
+    entryPoint("kfp_batch_num_terms") {
+        let b = try object(batch, BatchHandle.self, "batch").batch
+        try required(out_count, "out_count").pointee = Int64(b.terms.count)
+    }
+}
+
+/// Describes term `index` of a batch and copies its arrays out; any output may be NULL.
+/// @param out_kind receives its kfp_term_kind.
+/// @param out_num_points receives N, its number of points.
+/// @param out_weight receives its weight.
+/// @param x receives N x dim values, row-major.
+/// @param values receives N values.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an index out of range; KFP_ERROR_WRONG_HANDLE.
+@c public func kfp_batch_term(
+    _ batch: OpaquePointer?, _ index: Int64, _ out_kind: UnsafeMutablePointer<Int32>?,
+    _ out_num_points: UnsafeMutablePointer<Int64>?, _ out_weight: UnsafeMutablePointer<Double>?,
+    _ x: UnsafeMutablePointer<Double>?, _ values: UnsafeMutablePointer<Double>?
+) -> kfp_status {
+    entryPoint("kfp_batch_term") {
+        let b = try object(batch, BatchHandle.self, "batch").batch
+        guard index >= 0, index < Int64(b.terms.count) else {
+            throw KFPError.invalidArgument("term index \(index) out of range [0, \(b.terms.count))")
+        }
+        let term = b.terms[Int(index)]
+        out_kind?.pointee = term.kind.cKind
+        out_num_points?.pointee = Int64(term.count)
+        out_weight?.pointee = term.weight
+        if let x { term.points.withUnsafeBufferPointer { if let p = $0.baseAddress { x.update(from: p, count: $0.count) } } }
+        if let values { term.targets.withUnsafeBufferPointer { if let p = $0.baseAddress { values.update(from: p, count: $0.count) } } }
+    }
+}
+
 /// Frees a batch. NULL is a no-op.
 @c public func kfp_batch_free(_ batch: OpaquePointer?) {
     releaseHandle(batch, BatchHandle.self)
 }
 
 /// Sizes of a batch.
-/// @param out_num_interior receives N_interior (may be NULL).
-/// @param out_num_boundary receives N_boundary (may be NULL).
+/// @param out_num_interior receives N_interior, the points of all interior terms (may be NULL).
+/// @param out_num_boundary receives N_boundary, the points of all other terms (may be NULL).
 /// @param out_dim receives the point dimension (may be NULL).
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 @c public func kfp_batch_sizes(
@@ -158,11 +261,11 @@
     }
 }
 
-/// Copies a batch's arrays out (sizes from kfp_batch_sizes); any destination may be NULL.
-/// @param x_interior receives N_interior x dim values, row-major.
+/// Copies a batch's arrays out (sizes from kfp_batch_sizes), terms in order; any destination may be NULL.
+/// @param x_interior receives N_interior x dim values, row-major (the interior terms' points).
 /// @param f_interior receives N_interior source values.
-/// @param x_boundary receives N_boundary x dim values, row-major.
-/// @param g_boundary receives N_boundary prescribed values.
+/// @param x_boundary receives N_boundary x dim values, row-major (the other terms' points).
+/// @param g_boundary receives N_boundary values (g of Dirichlet terms, y of observation terms).
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE for a bad handle.
 @c public func kfp_batch_data(
     _ batch: OpaquePointer?, _ x_interior: UnsafeMutablePointer<Double>?, _ f_interior: UnsafeMutablePointer<Double>?,

@@ -165,7 +165,7 @@ final class OperatorHandle {
 
 /// Box of a `Batch` value behind a `kfp_batch` handle.
 final class BatchHandle {
-    let batch: Batch
+    var batch: Batch
     init(_ batch: Batch) { self.batch = batch }
 }
 

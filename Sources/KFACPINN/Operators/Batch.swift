@@ -4,22 +4,27 @@ public struct Batch: Sendable, Equatable {
     public let dimension: Int
     public let terms: [LossTerm]
 
-    /// Validates every term against `dimension` (shapes, finiteness, weight); at least one
-    /// interior point in all.
-    public init(dimension d: Int, terms: [LossTerm]) throws {
+    /// Validates every term against `dimension` (shapes, finiteness, weight). A loss needs at
+    /// least one interior point (`PINNLoss` refuses a batch without); a batch may be built up
+    /// term by term (`adding`).
+    public init(dimension d: Int, terms: [LossTerm] = []) throws {
         guard d >= 1 else { throw KFPError.invalidArgument("batch dimension must be at least 1, got \(d)") }
         for (t, term) in terms.enumerated() { try term.validate(dimension: d, index: t) }
-        guard terms.contains(where: { $0.kind.isInterior && $0.count > 0 }) else {
-            throw KFPError.invalidArgument("a batch needs at least one interior point")
-        }
         dimension = d
         self.terms = terms
+    }
+
+    /// This batch with `term` appended (validated as term number `terms.count`).
+    public func adding(_ term: LossTerm) throws -> Batch {
+        try term.validate(dimension: dimension, index: terms.count)
+        return Batch(validated: dimension, terms: terms + [term])
     }
 
     /// An interior term (points x_n, source f(x_n)) and, with condition points, a Dirichlet
     /// term (points x_m^b, values g(x_m^b)), both of weight 1: the paper's two-term loss.
     public init(dimension d: Int, interiorPoints: [Double], source: [Double],
                 boundaryPoints: [Double] = [], boundaryValues: [Double] = []) throws {
+        guard source.count >= 1 else { throw KFPError.invalidArgument("a batch needs at least one interior point") }
         var terms = [LossTerm(kind: .interior, points: interiorPoints, targets: source)]
         if !boundaryValues.isEmpty || !boundaryPoints.isEmpty {
             terms.append(LossTerm(kind: .dirichlet, points: boundaryPoints, targets: boundaryValues))

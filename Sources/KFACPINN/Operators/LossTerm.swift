@@ -6,22 +6,34 @@ public enum LossTermKind: String, CaseIterable, Sendable {
     case interior
     /// r = u − g (S = 1): boundary values, and initial values on t = 0.
     case dirichlet
+    /// r = u − y (S = 1): measurements y of the solution.
+    case observation
 
     /// Whether the term's curvature is Kronecker product 1 (interior operator terms) or
     /// product 2 (all other terms, merged; docs/math.md §9).
     public var isInterior: Bool { self == .interior }
 
+    /// The targets' name in messages.
+    var targetName: String {
+        switch self {
+        case .interior: return "source f"
+        case .dirichlet: return "values g"
+        case .observation: return "observations y"
+        }
+    }
+
     /// Taylor columns S per point in inputs of dimension d.
     func columns(dimension d: Int) -> Int {
         switch self {
         case .interior: return d + 2
-        case .dirichlet: return 1
+        case .dirichlet, .observation: return 1
         }
     }
 }
 
 /// One term of a batch: N_t points with their targets (the source f of an interior term, the
-/// prescribed values g of a condition) and the weight w_t ≥ 0 of its mean squared residual.
+/// prescribed values g of a condition, the measured values y of an observation term) and the
+/// weight w_t ≥ 0 of its mean squared residual.
 public struct LossTerm: Sendable, Equatable {
     public let kind: LossTermKind
     /// Points, row-major N_t × d.
@@ -47,7 +59,7 @@ public struct LossTerm: Sendable, Equatable {
             throw KFPError.dimensionMismatch("\(what): \(points.count) point values for \(count) points of dimension \(d)")
         }
         try requireFinite(points, "\(what) points")
-        try requireFinite(targets, kind.isInterior ? "\(what) source f" : "\(what) values g")
+        try requireFinite(targets, "\(what) \(kind.targetName)")
         guard weight.isFinite, weight >= 0 else {
             throw KFPError.invalidArgument("\(what): the weight must be finite and non-negative, got \(weight)")
         }

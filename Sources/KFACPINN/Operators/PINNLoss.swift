@@ -35,6 +35,9 @@ public final class PINNLoss {
         guard batch.dimension == network.inputDimension else {
             throw KFPError.dimensionMismatch("the batch has \(batch.dimension)-dimensional points, the network expects \(network.inputDimension)")
         }
+        guard batch.interiorCount > 0 else {
+            throw KFPError.invalidArgument("the batch has no interior point: a PINN loss needs an interior term with points")
+        }
     }
 
     /// Forward passes and residuals of every term of `batch`; returns the loss. At `theta` (D
@@ -175,7 +178,7 @@ final class TermEvaluation {
                                  count: n, residuals: r, seeds: js)
                 }
             }
-        case .dirichlet:
+        case .dirichlet, .observation:
             try pass.forward(term.points, count: n, mode: .value, parameters: theta)
             let r = residuals.reserve(n), js = seeds.reserve(n), u = pass.output
             for k in 0..<n {

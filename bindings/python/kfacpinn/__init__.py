@@ -13,7 +13,7 @@ from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMEN
                    ERROR_DIMENSION_MISMATCH as DIMENSION_MISMATCH, ERROR_NUMERICAL as NUMERICAL, LOG_COLUMNS)
 from ._lib import lib, c_double_p, c_int64_p
 
-__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
+__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
@@ -230,8 +230,44 @@ class Operator(_Handle):
         return f"Operator.{self.name}(dim={self.dim})" if self._handle is not None else "Operator(closed)"
 
 
+class _Term:
+    """A loss term: points (N, d), their values (N,) and a weight w >= 0; it adds
+    w/(2N) sum_n r_n^2 to the loss."""
+
+    kind = None
+
+    def __init__(self, x, values, weight=1.0):
+        self.x = _points(x, f"{type(self).__name__} points")
+        self.values = _array(values, f"{type(self).__name__} values", (self.x.shape[0],))
+        self.weight = float(weight)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n={self.x.shape[0]}, weight={self.weight})"
+
+
+class Interior(_Term):
+    """Interior term: r = (operator applied to u)(x) - f(x); values are f."""
+    kind = "interior"
+
+
+class Dirichlet(_Term):
+    """Dirichlet term (boundary or initial values): r = u(x) - g(x); values are g."""
+    kind = "dirichlet"
+
+
+class Observation(_Term):
+    """Observation term (measurements): r = u(x) - y; values are y."""
+    kind = "observation"
+
+
+_TERM_CLASSES = {cls.kind: cls for cls in (Interior, Dirichlet, Observation)}
+
+
 class Batch(_Handle):
-    """Interior points with source values and condition points with prescribed values (copied)."""
+    """Training points as loss terms (copied). `Batch(x_interior, f_interior, x_boundary,
+    g_boundary)` makes an interior term and a Dirichlet term of weight 1; `Batch.from_terms`
+    any list of terms. Attributes: `terms`, and x_interior, f_interior (all interior terms)
+    and x_boundary, g_boundary (all other terms), in term order."""
 
     _free = staticmethod(lib.kfp_batch_free)
 
@@ -246,28 +282,66 @@ class Batch(_Handle):
             gb = _array(g_boundary if g_boundary is not None else [], "g_boundary", (xb.shape[0],))
         super().__init__(_create(lib.kfp_batch_create, _ptr(xi), _ptr(fi), n,
                                  _ptr(xb) if xb.size else None, _ptr(gb) if gb.size else None, xb.shape[0], d))
-        self.x_interior, self.f_interior, self.x_boundary, self.g_boundary = xi, fi, xb, gb
+        self._read_back()
+
+    @classmethod
+    def from_terms(cls, terms):
+        """A batch of the given terms (Interior, Dirichlet, Observation), all of one dimension."""
+        terms = list(terms)
+        if not terms or not all(isinstance(t, _Term) for t in terms):
+            raise InputError("from_terms takes a non-empty list of kp.Interior, kp.Dirichlet and kp.Observation terms")
+        d = terms[0].x.shape[1]
+        batch = cls.__new__(cls)
+        _Handle.__init__(batch, _create(lib.kfp_batch_create_empty, d))
+        try:
+            for t in terms:
+                if t.x.shape[1] != d:
+                    raise InputError(f"{t!r} has {t.x.shape[1]}-dimensional points, the first term {d}",
+                                     DIMENSION_MISMATCH)
+                _check(lib.kfp_batch_add_term(batch.handle, _abi.TERM_KINDS[t.kind], _ptr(t.x), _ptr(t.values),
+                                              t.x.shape[0], t.weight))
+        except Exception:
+            batch.close()
+            raise
+        batch._read_back()
+        return batch
 
     @classmethod
     def _from_handle(cls, handle):
-        """Wraps a batch handle made by the library, copying its arrays out."""
+        """Wraps a batch handle made by the library."""
         batch = cls.__new__(cls)
         _Handle.__init__(batch, handle)
-        n, m, d = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()
-        _check(lib.kfp_batch_sizes(batch.handle, ctypes.byref(n), ctypes.byref(m), ctypes.byref(d)))
-        xi, fi = np.empty((n.value, d.value)), np.empty(n.value)
-        xb, gb = np.empty((m.value, d.value)), np.empty(m.value)
-        _check(lib.kfp_batch_data(batch.handle, _ptr(xi), _ptr(fi), _ptr(xb) if m.value else None,
-                                  _ptr(gb) if m.value else None))
-        batch.x_interior, batch.f_interior, batch.x_boundary, batch.g_boundary = xi, fi, xb, gb
+        batch._read_back()
         return batch
+
+    def _read_back(self):
+        """The terms and the interior/other arrays, copied out of the library's batch."""
+        count, d = ctypes.c_int64(), ctypes.c_int64()
+        _check(lib.kfp_batch_num_terms(self.handle, ctypes.byref(count)))
+        _check(lib.kfp_batch_sizes(self.handle, None, None, ctypes.byref(d)))
+        self.terms = []
+        for i in range(count.value):
+            kind, n, weight = ctypes.c_int32(), ctypes.c_int64(), ctypes.c_double()
+            _check(lib.kfp_batch_term(self.handle, i, ctypes.byref(kind), ctypes.byref(n), ctypes.byref(weight),
+                                      None, None))
+            x, values = np.empty((n.value, d.value)), np.empty(n.value)
+            _check(lib.kfp_batch_term(self.handle, i, None, None, None, _ptr(x) if n.value else None,
+                                      _ptr(values) if n.value else None))
+            name = next(k for k, v in _abi.TERM_KINDS.items() if v == kind.value)
+            self.terms.append(_TERM_CLASSES[name](x, values, weight.value))
+        interior = [t for t in self.terms if t.kind == "interior"]
+        other = [t for t in self.terms if t.kind != "interior"]
+        self.x_interior = np.concatenate([t.x for t in interior]) if interior else np.empty((0, d.value))
+        self.f_interior = np.concatenate([t.values for t in interior]) if interior else np.empty(0)
+        self.x_boundary = np.concatenate([t.x for t in other]) if other else np.empty((0, d.value))
+        self.g_boundary = np.concatenate([t.values for t in other]) if other else np.empty(0)
 
     @property
     def dim(self):
         return self.x_interior.shape[1]
 
     def __repr__(self):
-        return f"Batch(n_interior={self.x_interior.shape[0]}, n_boundary={self.x_boundary.shape[0]}, dim={self.dim})"
+        return f"Batch(terms={self.terms!r}, dim={self.dim})"
 
 
 def loss(net, op, batch, terms=False):
