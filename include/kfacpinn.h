@@ -244,6 +244,10 @@ typedef enum kfp_term_kind {
     KFP_TERM_DIRICHLET = 1,
     /// r = u - y: measurements y of the solution; `values` are y.
     KFP_TERM_OBSERVATION = 2,
+    /// r = n . grad u - g with a unit vector n per point (kfp_batch_add_neumann); `values` are g.
+    KFP_TERM_NEUMANN = 3,
+    /// r = a u + b n . grad u - g (kfp_batch_add_robin); `values` are g.
+    KFP_TERM_ROBIN = 4,
 } kfp_term_kind;
 
 /// Creates a batch of training points (the data is copied).
@@ -268,7 +272,8 @@ kfp_status kfp_batch_create_empty(int64_t dim, kfp_batch **out_batch);
 /// Appends a loss term to a batch (the data is copied): its points, their values (f, g or y,
 /// by `kind`) and its weight w; the term adds w/(2N) sum_n r_n^2 to the loss. On failure the
 /// batch is unchanged.
-/// @param kind a kfp_term_kind.
+/// @param kind KFP_TERM_INTERIOR, KFP_TERM_DIRICHLET or KFP_TERM_OBSERVATION (Neumann and Robin
+/// terms: kfp_batch_add_neumann, kfp_batch_add_robin).
 /// @param x points, row-major num_points x dim (dim of the batch); may be NULL when num_points is 0.
 /// @param values num_points values.
 /// @param num_points >= 0.
@@ -277,11 +282,40 @@ kfp_status kfp_batch_create_empty(int64_t dim, kfp_batch **out_batch);
 /// KFP_ERROR_NON_FINITE (NaN or inf in x or values; the message names the term).
 kfp_status kfp_batch_add_term(kfp_batch *batch, kfp_term_kind kind, double const *x, double const *values, int64_t num_points, double weight);
 
+/// Appends a Neumann term r = n . grad u - g (the data is copied); with n = e_t on t = 0 it
+/// prescribes an initial velocity. On failure the batch is unchanged.
+/// @param x points, row-major num_points x dim.
+/// @param g num_points values.
+/// @param normals a unit vector per point (length 1 within 1e-8), row-major num_points x dim.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (a normal not of unit length, the
+/// weight); KFP_ERROR_NON_FINITE.
+kfp_status kfp_batch_add_neumann(kfp_batch *batch, double const *x, double const *g, double const *normals, int64_t num_points, double weight);
+
+/// Appends a Robin term r = a u + b n . grad u - g (the data is copied). On failure the batch
+/// is unchanged.
+/// @param x points, row-major num_points x dim.
+/// @param g num_points values.
+/// @param normals a unit vector per point, row-major num_points x dim.
+/// @param a num_points coefficients of u.
+/// @param b num_points coefficients of the normal derivative; a and b are not both 0 at a point.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (normals, a = b = 0, the weight);
+/// KFP_ERROR_NON_FINITE.
+kfp_status kfp_batch_add_robin(kfp_batch *batch, double const *x, double const *g, double const *normals, double const *a, double const *b, int64_t num_points, double weight);
+
 /// Number of terms of a batch (kfp_batch_create makes one interior term and, with condition
 /// points, one Dirichlet term).
 /// @param out_count receives the count.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_batch_num_terms(kfp_batch *batch, int64_t *out_count);
+
+/// Copies the normals (N x dim) and, for a Robin term, a and b (N each) of term `index` out;
+/// any output may be NULL. Terms without them leave the outputs untouched.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an index out of range; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_batch_term_normals(kfp_batch *batch, int64_t index, double *normals, double *a, double *b);
 
 /// Describes term `index` of a batch and copies its arrays out; any output may be NULL.
 /// @param out_kind receives its kfp_term_kind.

@@ -206,6 +206,22 @@ static void test_loss(void) {
     EXPECT_ERROR(kfp_batch_term(terms, 3, &kind, NULL, NULL, NULL, NULL), KFP_ERROR_INVALID_ARGUMENT, "out of range");
     EXPECT(kfp_batch_num_terms(terms, &count) == KFP_OK && count == 3, "a failed add changed the batch: %lld terms",
            (long long)count);
+    /* Neumann and Robin terms: normals required and of unit length; a = b = 0 refused; read back. */
+    const double normals[] = {0.6, 0.8, -1.0, 0.0}, bad_normals[] = {0.6, 0.8, 2.0, 0.0}, ra[] = {1.0, 0.0}, rb[] = {0.5, 2.0};
+    double normals_back[4] = {0}, rb_back[2] = {0};
+    EXPECT(kfp_batch_add_neumann(terms, xb, gb, normals, 2, 1.0) == KFP_OK &&
+               kfp_batch_add_robin(terms, xb, gb, normals, ra, rb, 2, 0.5) == KFP_OK &&
+               kfp_batch_term_normals(terms, 4, normals_back, NULL, rb_back) == KFP_OK && normals_back[2] == -1.0 &&
+               rb_back[1] == 2.0 && kfp_loss(net, op, terms, &with_data, NULL, NULL) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_batch_add_term(terms, KFP_TERM_NEUMANN, xb, gb, 2, 1.0), KFP_ERROR_INVALID_ARGUMENT,
+                 "kfp_batch_add_neumann");
+    EXPECT_ERROR(kfp_batch_add_neumann(terms, xb, gb, NULL, 2, 1.0), KFP_ERROR_NULL_POINTER, "normals");
+    EXPECT_ERROR(kfp_batch_add_neumann(terms, xb, gb, bad_normals, 2, 1.0), KFP_ERROR_INVALID_ARGUMENT,
+                 "term 5 (neumann): the normal of point 1 has length 2");
+    const double zero[] = {0.0, 0.0}, b_first[] = {0.5, 0.0};
+    EXPECT_ERROR(kfp_batch_add_robin(terms, xb, gb, normals, zero, b_first, 2, 1.0), KFP_ERROR_INVALID_ARGUMENT,
+                 "a = b = 0 at point 1");
+    EXPECT(kfp_batch_num_terms(terms, &count) == KFP_OK && count == 5, "%lld terms after the failures", (long long)count);
     kfp_batch_free(terms);
     terms = NULL;
     EXPECT(kfp_batch_create_empty(2, &terms) == KFP_OK &&

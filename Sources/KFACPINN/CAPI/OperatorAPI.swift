@@ -144,6 +144,10 @@
     case KFP_TERM_DIRICHLET = 1
     /// r = u - y: measurements y of the solution; `values` are y.
     case KFP_TERM_OBSERVATION = 2
+    /// r = n . grad u - g with a unit vector n per point (kfp_batch_add_neumann); `values` are g.
+    case KFP_TERM_NEUMANN = 3
+    /// r = a u + b n . grad u - g (kfp_batch_add_robin); `values` are g.
+    case KFP_TERM_ROBIN = 4
 }
 
 extension LossTermKind {
@@ -152,6 +156,8 @@ extension LossTermKind {
         case .KFP_TERM_INTERIOR: self = .interior
         case .KFP_TERM_DIRICHLET: self = .dirichlet
         case .KFP_TERM_OBSERVATION: self = .observation
+        case .KFP_TERM_NEUMANN: self = .neumann
+        case .KFP_TERM_ROBIN: self = .robin
         case nil: throw KFPError.invalidArgument("unknown term kind \(key)")
         }
     }
@@ -161,6 +167,8 @@ extension LossTermKind {
         case .interior: return kfp_term_kind.KFP_TERM_INTERIOR.rawValue
         case .dirichlet: return kfp_term_kind.KFP_TERM_DIRICHLET.rawValue
         case .observation: return kfp_term_kind.KFP_TERM_OBSERVATION.rawValue
+        case .neumann: return kfp_term_kind.KFP_TERM_NEUMANN.rawValue
+        case .robin: return kfp_term_kind.KFP_TERM_ROBIN.rawValue
         }
     }
 }
@@ -181,7 +189,8 @@ extension LossTermKind {
 /// Appends a loss term to a batch (the data is copied): its points, their values (f, g or y,
 /// by `kind`) and its weight w; the term adds w/(2N) sum_n r_n^2 to the loss. On failure the
 /// batch is unchanged.
-/// @param kind a kfp_term_kind.
+/// @param kind KFP_TERM_INTERIOR, KFP_TERM_DIRICHLET or KFP_TERM_OBSERVATION (Neumann and Robin
+/// terms: kfp_batch_add_neumann, kfp_batch_add_robin).
 /// @param x points, row-major num_points x dim (dim of the batch); may be NULL when num_points is 0.
 /// @param values num_points values.
 /// @param num_points >= 0.
@@ -193,13 +202,62 @@ extension LossTermKind {
     _ num_points: Int64, _ weight: Double
 ) -> kfp_status {
     entryPoint("kfp_batch_add_term") {
-        let handle = try object(batch, BatchHandle.self, "batch")
         let termKind = try LossTermKind(key: kind)
-        let n = try countArgument(num_points, "num_points", minimum: 0), d = handle.batch.dimension
-        let term = LossTerm(kind: termKind, points: try array(x, try checkedProduct(n, d, "x"), "x"),
-                            targets: try array(values, n, "values"), weight: weight)
-        handle.batch = try handle.batch.adding(term)
+        guard !termKind.hasNormals else {
+            throw KFPError.invalidArgument("a \(termKind.rawValue) term needs normals: add it with kfp_batch_add_\(termKind.rawValue)")
+        }
+        try addTerm(batch, termKind, x, values, nil, nil, nil, num_points, weight)
     }
+}
+
+/// Appends a term built from C arrays to the batch behind `batch` (see kfp_batch_add_term).
+private func addTerm(
+    _ batch: OpaquePointer?, _ kind: LossTermKind, _ x: UnsafePointer<Double>?, _ values: UnsafePointer<Double>?,
+    _ normals: UnsafePointer<Double>?, _ a: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?, _ num_points: Int64,
+    _ weight: Double
+) throws {
+    let handle = try object(batch, BatchHandle.self, "batch")
+    let n = try countArgument(num_points, "num_points", minimum: 0), d = handle.batch.dimension
+    let nd = try checkedProduct(n, d, "x")
+    let term = LossTerm(kind: kind, points: try array(x, nd, "x"), targets: try array(values, n, "values"), weight: weight,
+                        normals: kind.hasNormals ? try array(try required(normals, "normals"), nd, "normals") : [],
+                        robinA: kind == .robin ? try array(try required(a, "a"), n, "a") : [],
+                        robinB: kind == .robin ? try array(try required(b, "b"), n, "b") : [])
+    handle.batch = try handle.batch.adding(term)
+}
+
+/// Appends a Neumann term r = n . grad u - g (the data is copied); with n = e_t on t = 0 it
+/// prescribes an initial velocity. On failure the batch is unchanged.
+/// @param x points, row-major num_points x dim.
+/// @param g num_points values.
+/// @param normals a unit vector per point (length 1 within 1e-8), row-major num_points x dim.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (a normal not of unit length, the
+///         weight); KFP_ERROR_NON_FINITE.
+@c public func kfp_batch_add_neumann(
+    _ batch: OpaquePointer?, _ x: UnsafePointer<Double>?, _ g: UnsafePointer<Double>?, _ normals: UnsafePointer<Double>?,
+    _ num_points: Int64, _ weight: Double
+) -> kfp_status {
+    entryPoint("kfp_batch_add_neumann") { try addTerm(batch, .neumann, x, g, normals, nil, nil, num_points, weight) }
+}
+
+/// Appends a Robin term r = a u + b n . grad u - g (the data is copied). On failure the batch
+/// is unchanged.
+/// @param x points, row-major num_points x dim.
+/// @param g num_points values.
+/// @param normals a unit vector per point, row-major num_points x dim.
+/// @param a num_points coefficients of u.
+/// @param b num_points coefficients of the normal derivative; a and b are not both 0 at a point.
+/// @param num_points >= 0.
+/// @param weight w >= 0 and finite.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (normals, a = b = 0, the weight);
+///         KFP_ERROR_NON_FINITE.
+@c public func kfp_batch_add_robin(
+    _ batch: OpaquePointer?, _ x: UnsafePointer<Double>?, _ g: UnsafePointer<Double>?, _ normals: UnsafePointer<Double>?,
+    _ a: UnsafePointer<Double>?, _ b: UnsafePointer<Double>?, _ num_points: Int64, _ weight: Double
+) -> kfp_status {
+    entryPoint("kfp_batch_add_robin") { try addTerm(batch, .robin, x, g, normals, a, b, num_points, weight) }
 }
 
 /// Number of terms of a batch (kfp_batch_create makes one interior term and, with condition
@@ -211,6 +269,31 @@ extension LossTermKind {
         let b = try object(batch, BatchHandle.self, "batch").batch
         try required(out_count, "out_count").pointee = Int64(b.terms.count)
     }
+}
+
+/// Copies the normals (N x dim) and, for a Robin term, a and b (N each) of term `index` out;
+/// any output may be NULL. Terms without them leave the outputs untouched.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT for an index out of range; KFP_ERROR_WRONG_HANDLE.
+@c public func kfp_batch_term_normals(
+    _ batch: OpaquePointer?, _ index: Int64, _ normals: UnsafeMutablePointer<Double>?,
+    _ a: UnsafeMutablePointer<Double>?, _ b: UnsafeMutablePointer<Double>?
+) -> kfp_status {
+    entryPoint("kfp_batch_term_normals") {
+        let term = try batchTerm(batch, index)
+        for (source, destination) in [(term.normals, normals), (term.robinA, a), (term.robinB, b)] {
+            guard let destination else { continue }
+            source.withUnsafeBufferPointer { if let p = $0.baseAddress { destination.update(from: p, count: $0.count) } }
+        }
+    }
+}
+
+/// Term `index` of the batch behind `batch`.
+private func batchTerm(_ batch: OpaquePointer?, _ index: Int64) throws -> LossTerm {
+    let b = try object(batch, BatchHandle.self, "batch").batch
+    guard index >= 0, index < Int64(b.terms.count) else {
+        throw KFPError.invalidArgument("term index \(index) out of range [0, \(b.terms.count))")
+    }
+    return b.terms[Int(index)]
 }
 
 /// Describes term `index` of a batch and copies its arrays out; any output may be NULL.
@@ -226,11 +309,7 @@ extension LossTermKind {
     _ x: UnsafeMutablePointer<Double>?, _ values: UnsafeMutablePointer<Double>?
 ) -> kfp_status {
     entryPoint("kfp_batch_term") {
-        let b = try object(batch, BatchHandle.self, "batch").batch
-        guard index >= 0, index < Int64(b.terms.count) else {
-            throw KFPError.invalidArgument("term index \(index) out of range [0, \(b.terms.count))")
-        }
-        let term = b.terms[Int(index)]
+        let term = try batchTerm(batch, index)
         out_kind?.pointee = term.kind.cKind
         out_num_points?.pointee = Int64(term.count)
         out_weight?.pointee = term.weight

@@ -53,6 +53,12 @@ extension TaylorPass {
         }
     }
 
+    /// The input columns of linear layer l (h_in × N·S) for the general branch: the previous
+    /// activation, or in a `.directional` pass [x | n] for l = 0.
+    private func layerInput(_ l: Int) -> UnsafePointer<Double> {
+        isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
+    }
+
     private func layerFactors(_ l: Int, _ approximation: KroneckerApproximation, _ a: UnsafeMutablePointer<Double>,
                               _ b: UnsafeMutablePointer<Double>, _ workspace: FactorWorkspace, threads: Int) {
         let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
@@ -61,19 +67,20 @@ extension TaylorPass {
         if approximation == .expand || s == 1 {
             // A = 1/(N S) Σ_{n,s} z̃ z̃ᵀ with z̃ = [z; 1 in the value column, 0 elsewhere].
             a.update(repeating: 0, count: h1 * h1)
-            if l == 0 {
+            if l == 0 && !isDirectional {
                 // Input columns x_n, e_i (i = 1..d), 0: Σ z zᵀ = XᵀX + N·I.
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
-            } else if l == 1 && s > 1 {
+            } else if l == 1 && s > 1 && !isDirectional {
                 firstHiddenGram(a, h1, workspace, threads: threads)
             } else {
-                BLAS.syrk(n: hin, k: ns, a: post[l - 1].pointer, lda: ns, c: a, ldc: h1, threads: threads)
+                BLAS.syrk(n: hin, k: ns, a: layerInput(l), lda: ns, c: a, ldc: h1, threads: threads)
             }
             // Bias column: Σ_n of each input's value row (in the last row first, which is below the
             // diagonal and overwritten by the symmetrisation).
-            let input = l == 0 ? UnsafePointer(points.pointer) : UnsafePointer(post[l - 1].pointer)
-            kernels_row_sums(kernelISA, hin, n, input, l == 0 ? n : ns, a + hin * h1)
+            let plainPoints = l == 0 && !isDirectional
+            let input = plainPoints ? UnsafePointer(points.pointer) : layerInput(l)
+            kernels_row_sums(kernelISA, hin, n, input, plainPoints ? n : ns, a + hin * h1)
             for i in 0..<hin { a[i * h1 + hin] = a[hin * h1 + i] }
             a[h1 * h1 - 1] = Double(n)
             BLAS.scal(h1 * h1, 1 / Double(ns), a)
@@ -84,12 +91,12 @@ extension TaylorPass {
             // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
             let zbar = workspace.reducedInputs.reserve(h1 * n)
             for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
-            if l == 0 {
+            if l == 0 && !isDirectional {
                 for i in 0..<d {
                     for k in 0..<n { zbar[i * n + k] = (points.pointer[i * n + k] + 1) / Double(s) }
                 }
             } else {
-                let z = post[l - 1].pointer
+                let z = layerInput(l)
                 for i in 0..<hin {
                     for k in 0..<n {
                         var sum = 0.0

@@ -3,8 +3,15 @@
 extension PINNLoss {
     /// After `forward`: J_t v of every term's residuals (N_t values, in the term's `jv[space]`) by
     /// forward tangent passes in tangent space `space` (calls with spaces 0 and 1 may run at once).
+    /// A term with a directional pass (Neumann, Robin) takes its products from the adjoints of a
+    /// backward pass with its Jacobian seeds instead.
     func jacobianVectorProducts(_ v: UnsafePointer<Double>, space: Int = 0) {
         for ev in terms where ev.count > 0 {
+            if ev.pass.isDirectional {
+                ev.pass.backward(seeds: ev.seeds.pointer)
+                ev.pass.jacobianVectorProductsFromAdjoints(v, into: ev.jv[space].reserve(ev.count), space: space)
+                continue
+            }
             let n = ev.count, s = ev.pass.columnsPerSample
             let t = ev.pass.tangent(v, space: space), seeds = ev.seeds.pointer, jv = ev.jv[space].reserve(n)
             for k in 0..<n {

@@ -8,6 +8,11 @@ public enum LossTermKind: String, CaseIterable, Sendable {
     case dirichlet
     /// r = u − y (S = 1): measurements y of the solution.
     case observation
+    /// r = nᵀ∇u − g (S = 2: the value and the derivative along the point's unit vector n);
+    /// with n = e_t an initial velocity.
+    case neumann
+    /// r = a u + b nᵀ∇u − g (S = 2), a and b per point, not both zero.
+    case robin
 
     /// Whether the term's curvature is Kronecker product 1 (interior operator terms) or
     /// product 2 (all other terms, merged; docs/math.md §9).
@@ -19,6 +24,7 @@ public enum LossTermKind: String, CaseIterable, Sendable {
         case .interior: return "source f"
         case .dirichlet: return "values g"
         case .observation: return "observations y"
+        case .neumann, .robin: return "values g"
         }
     }
 
@@ -27,8 +33,12 @@ public enum LossTermKind: String, CaseIterable, Sendable {
         switch self {
         case .interior: return d + 2
         case .dirichlet, .observation: return 1
+        case .neumann, .robin: return 2
         }
     }
+
+    /// Whether the term's points carry unit vectors n (its residual reads nᵀ∇u).
+    var hasNormals: Bool { self == .neumann || self == .robin }
 }
 
 /// One term of a batch: N_t points with their targets (the source f of an interior term, the
@@ -42,12 +52,20 @@ public struct LossTerm: Sendable, Equatable {
     public let targets: [Double]
     /// w_t: the term contributes w_t/(2N_t) Σ_n r_n².
     public let weight: Double
+    /// Neumann and Robin terms: a unit vector n per point (row-major N_t × d), else empty.
+    public let normals: [Double]
+    /// Robin terms: a and b per point (N_t each), else empty.
+    public let robinA: [Double], robinB: [Double]
 
-    public init(kind: LossTermKind, points: [Double], targets: [Double], weight: Double = 1) {
+    public init(kind: LossTermKind, points: [Double], targets: [Double], weight: Double = 1, normals: [Double] = [],
+                robinA: [Double] = [], robinB: [Double] = []) {
         self.kind = kind
         self.points = points
         self.targets = targets
         self.weight = weight
+        self.normals = normals
+        self.robinA = robinA
+        self.robinB = robinB
     }
 
     public var count: Int { targets.count }
@@ -63,11 +81,39 @@ public struct LossTerm: Sendable, Equatable {
         guard weight.isFinite, weight >= 0 else {
             throw KFPError.invalidArgument("\(what): the weight must be finite and non-negative, got \(weight)")
         }
+        if kind.hasNormals {
+            guard normals.count == points.count else {
+                throw KFPError.dimensionMismatch("\(what): \(normals.count) normal values for \(count) points of dimension \(d) (a unit vector per point is required)")
+            }
+            try requireFinite(normals, "\(what) normals")
+            for k in 0..<count {
+                let norm = (0..<d).reduce(0.0) { $0 + normals[k * d + $1] * normals[k * d + $1] }.squareRoot()
+                guard abs(norm - 1) <= 1e-8 else {
+                    throw KFPError.invalidArgument("\(what): the normal of point \(k) has length \(norm), not 1")
+                }
+            }
+        } else if !normals.isEmpty {
+            throw KFPError.invalidArgument("\(what): a \(kind.rawValue) term takes no normals")
+        }
+        if kind == .robin {
+            guard robinA.count == count, robinB.count == count else {
+                throw KFPError.dimensionMismatch("\(what): \(robinA.count) values of a and \(robinB.count) of b for \(count) points")
+            }
+            try requireFinite(robinA, "\(what) a")
+            try requireFinite(robinB, "\(what) b")
+            if let k = (0..<count).first(where: { robinA[$0] == 0 && robinB[$0] == 0 }) {
+                throw KFPError.invalidArgument("\(what): a = b = 0 at point \(k) (the Robin condition a u + b ∂u/∂n = g needs one of them)")
+            }
+        } else if !robinA.isEmpty || !robinB.isEmpty {
+            throw KFPError.invalidArgument("\(what): a \(kind.rawValue) term takes no Robin coefficients")
+        }
     }
 
     /// Points `range` of the term (no checks).
     func slice(_ range: Range<Int>, dimension d: Int) -> LossTerm {
-        LossTerm(kind: kind, points: Array(points[(range.lowerBound * d)..<(range.upperBound * d)]),
-                 targets: Array(targets[range]), weight: weight)
+        let rows = (range.lowerBound * d)..<(range.upperBound * d)
+        return LossTerm(kind: kind, points: Array(points[rows]), targets: Array(targets[range]), weight: weight,
+                        normals: normals.isEmpty ? [] : Array(normals[rows]),
+                        robinA: robinA.isEmpty ? [] : Array(robinA[range]), robinB: robinB.isEmpty ? [] : Array(robinB[range]))
     }
 }

@@ -185,6 +185,17 @@ final class TermEvaluation {
                 r[k] = u[k] - term.targets[k]
                 js[k] = 1
             }
+        case .neumann, .robin:
+            // Output columns [u | ∂u/∂n]; r = a u + b ∂u/∂n − g with (a, b) = (0, 1) for Neumann,
+            // seeds ∂r/∂u = a, ∂r/∂(∂u/∂n) = b.
+            try pass.forward(term.points, count: n, mode: .directional(term.normals), parameters: theta)
+            let r = residuals.reserve(n), js = seeds.reserve(2 * n), u = pass.output, robin = term.kind == .robin
+            for k in 0..<n {
+                let a = robin ? term.robinA[k] : 0, b = robin ? term.robinB[k] : 1
+                r[k] = a * u[k] + b * u[n + k] - term.targets[k]
+                js[k] = a
+                js[n + k] = b
+            }
         }
         squares = sumOfSquares(n, residuals.pointer)
     }

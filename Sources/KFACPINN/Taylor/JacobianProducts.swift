@@ -15,7 +15,7 @@ extension TaylorPass {
             for k in 0..<n {
                 let row = rows + k * ld
                 for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
-                if l == 0 {
+                if l == 0 && !isDirectional {
                     let x = points.pointer + k
                     for j in 0..<hout {
                         let gv = scale * g[j * ns + k], out = row + wo + j * d
@@ -23,7 +23,7 @@ extension TaylorPass {
                     }
                 } else {
                     // This sample's columns gathered (h_out × S, h_in × S), then one small GEMM.
-                    let z = post[l - 1].pointer
+                    let z = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
                     for c in 0..<s {
                         for j in 0..<hout { gk[j * s + c] = g[j * ns + c * n + k] }
                         for i in 0..<hin { zk[i * s + c] = z[i * ns + c * n + k] }
@@ -53,16 +53,20 @@ extension TaylorPass {
             func accumulate(_ h: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) {
                 forEachRowRange(h, ns) { rows, part in body(rows, part == 0 ? out : partial) }
             }
-            let g0 = UnsafePointer(adjoints[0].pointer), h1 = widths[1]
-            let dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0), x = UnsafePointer(points.pointer)
-            accumulate(h1) { rows, sums in
-                kernels_first_adjoint_products(kernelISA, rows.count, n, d, s, g0 + rows.lowerBound * ns,
-                                               dw0 + rows.lowerBound * d, db0 + rows.lowerBound, x, sums)
+            // Layer 0 from its input columns x_n, e_i, 0 (a `.directional` pass: a GEMM as every layer).
+            if !isDirectional {
+                let g0 = UnsafePointer(adjoints[0].pointer), h1 = widths[1]
+                let dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0), x = UnsafePointer(points.pointer)
+                accumulate(h1) { rows, sums in
+                    kernels_first_adjoint_products(kernelISA, rows.count, n, d, s, g0 + rows.lowerBound * ns,
+                                                   dw0 + rows.lowerBound * d, db0 + rows.lowerBound, x, sums)
+                }
             }
-            for l in 1..<net.numLayers {
+            for l in (isDirectional ? 0 : 1)..<net.numLayers {
                 let hin = widths[l], hout = widths[l + 1]
                 let p = work.pre.reserve(hout * ns), g = UnsafePointer(adjoints[l].pointer)
-                BLAS.gemm(m: hout, n: ns, k: hin, a: v + net.weightOffset(l), lda: hin, b: post[l - 1].pointer,
+                let input = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
+                BLAS.gemm(m: hout, n: ns, k: hin, a: v + net.weightOffset(l), lda: hin, b: input,
                           ldb: ns, c: p, ldc: ns, threads: elementwiseThreads)
                 let db = v + net.biasOffset(l), pc = UnsafePointer(p)
                 accumulate(hout) { rows, sums in

@@ -13,23 +13,33 @@ import Glibc
 ///
 /// The first layer is not a GEMM over S columns: its input columns are x_n,
 /// e_i and 0, so W J_i is column i of W and T = 0.
+///
+/// In `.directional` mode (docs/math.md §9) S = 2, Z_n = [v, J] with J = ∂_{n_k} v the
+/// derivative along a direction n_k of its own per point k: the input columns [x_k | n_k]
+/// (d × 2N) go through every layer as a GEMM, and an activation maps (v, J) to
+/// (σ(v), σ'(v) J).
 final class TaylorPass {
     enum Mode {
         case value
         case taylor(Coefficients)
+        /// Per-point directions, row-major N × d.
+        case directional([Double])
     }
 
     let network: MLP
     private(set) var count = 0              // N
     private(set) var columnsPerSample = 1   // S
+    /// Whether the last forward pass was in `.directional` mode.
+    private(set) var isDirectional = false
 
-    /// Input points as d rows of N values (row i: coordinate i of every point).
+    /// Input points as d rows of N values (row i: coordinate i of every point); in
+    /// `.directional` mode d rows of 2N, [x_{·,i} | n_{·,i}]: the first layer's input columns.
     let points = Buffer()
     /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N (activations other than tanh, whose
     /// kernels form them block by block).
     let firstValues = Buffer()
     /// Per hidden layer l: pre-activation (h × N·S); the reverse and tangent passes read its J and T
-    /// blocks (a tanh pass leaves the bias out of the value block). pre[0] is unused.
+    /// blocks (a tanh pass leaves the bias out of the value block). pre[0] is used by `.directional` passes only.
     private(set) var pre: [Buffer] = []
     /// Per hidden layer l: post-activation σ(·) columns (h × N·S), the input of layer l+1.
     private(set) var post: [Buffer] = []
@@ -95,6 +105,7 @@ final class TaylorPass {
         switch mode {
         case .value: s = 1
         case .taylor: s = d + 2
+        case .directional: s = 2
         }
         // Every BLAS dimension must fit in 32 bits; N·S is the column count of each GEMM.
         guard n <= Int(Int32.max) / s else {
@@ -115,6 +126,25 @@ final class TaylorPass {
             let cp = coefficientValues.reserve(values.count)
             for (i, v) in values.enumerated() { cp[i] = v }
         }
+        if case .directional(let directions) = mode {
+            isDirectional = true
+            let zp = points.reserve(2 * n * d)
+            for k in 0..<n {
+                for i in 0..<d {
+                    zp[i * 2 * n + k] = x[k * d + i]
+                    zp[i * 2 * n + n + k] = directions[k * d + i]
+                }
+            }
+            BLAS.onLibraryThreads {
+                if let theta {
+                    forwardDirectional(theta)
+                } else {
+                    network.parameters.withUnsafeBufferPointer { forwardDirectional($0.baseAddress!) }
+                }
+            }
+            return
+        }
+        isDirectional = false
         let xp = points.reserve(n * d)
         for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
         BLAS.onLibraryThreads {
@@ -242,6 +272,42 @@ final class TaylorPass {
         }
     }
 
+    /// `.directional` mode: every layer l is one GEMM over the 2N columns of its input
+    /// (`directionalInput`), the bias on the value block; an activation keeps z = [v | J] in
+    /// pre[l] and σ', σ'', σ''' in slopes[l], and writes [σ(v) | σ'(v) J] to post[l].
+    private func forwardDirectional(_ theta: UnsafePointer<Double>) {
+        let net = network, widths = net.widths, n = count, ns = 2 * n, L = net.numLayers, act = net.activation
+        for l in 0..<L {
+            let hin = widths[l], hout = widths[l + 1]
+            let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l), input = directionalInput(l)
+            let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
+            if hout == 1 {
+                kernels_row_combination(kernelISA, hin, ns, w, input, ns, z)
+            } else {
+                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: input, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
+            }
+            for j in 0..<hout {
+                let row = z + j * ns, bj = b[j]
+                for k in 0..<n { row[k] += bj }
+            }
+            if l == L - 1 { return }
+            let out = post[l].reserve(hout * ns), hn = hout * n, sl = slopes[l].reserve(3 * hn)
+            forEachRowRange(hout, n) { rows, _ in
+                for j in rows {
+                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn
+                    act.evaluate(n, zj, value: o, d1: s1, d2: s2, d3: s2 + hn)
+                    for k in 0..<n { o[n + k] = s1[k] * zj[n + k] }
+                }
+            }
+        }
+    }
+
+    /// The input of linear layer l in a `.directional` pass (h_in × 2N): [x | n] for l = 0, else
+    /// the previous activation's columns.
+    func directionalInput(_ l: Int) -> UnsafePointer<Double> {
+        l == 0 ? UnsafePointer(points.pointer) : UnsafePointer(post[l - 1].pointer)
+    }
+
     /// Runs `body(rows, part)` over the rows 0..<rows of an h × n block: in two halves on two
     /// threads (part 0 and 1) when the block is large and the pass may use two threads, else
     /// at once (part 0). The halves must write disjoint memory.
@@ -309,12 +375,20 @@ final class TaylorPass {
             let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
             // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
             // (layer 0's pre-activation: J_i = W₀[j, i], T = 0, Q = q_j).
+            let directional = isDirectional, zd = UnsafePointer(pre[l - 1].pointer)
             forEachRowRange(hin, n) { rows, part in
                 let wk = work + part * (d + 2) * n
                 for j in rows {
                     let u = outer ? up : up + j * ns, scale = outer ? w[j] : 1, o = g + j * ns, e = j * n
                     let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
-                    if s == 1 {
+                    if directional {
+                        // J̄ = σ' J̄', v̄ = σ' v̄' + σ'' J J̄' (J: the pre-activation's directional column).
+                        let jz = zd + j * ns + n
+                        for k in 0..<n {
+                            o[k] = scale * (s1[k] * u[k] + s2[k] * jz[k] * u[n + k])
+                            o[n + k] = scale * (s1[k] * u[n + k])
+                        }
+                    } else if s == 1 {
                         for k in 0..<n { o[k] = scale * (s1[k] * u[k]) }
                     } else if let z {
                         kernels_taylor_rule_adjoint(kernelISA, n, d, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, scale,
@@ -342,7 +416,8 @@ final class TaylorPass {
             let scaled = weights == nil ? nil : scratch.reserve(hout * ns), g = scaled.map { UnsafePointer($0) } ?? unscaled
             // Row sums of the value block (the bias's input row is 1 there, 0 elsewhere) and, for
             // layer 0, of the J_i blocks (its input columns e_i): block b's sums at sums[b·hout...].
-            let blocks = l == 0 && s > 1 ? 1 + d : 1, sums = rowSums.reserve(blocks * hout)
+            let plainPoints = l == 0 && !isDirectional
+            let blocks = plainPoints && s > 1 ? 1 + d : 1, sums = rowSums.reserve(blocks * hout)
             forEachRowRange(hout, ns) { rows, _ in
                 if let weights, let scaled {
                     for r in (rows.lowerBound * s)..<(rows.upperBound * s) {
@@ -356,15 +431,16 @@ final class TaylorPass {
             }
             let gw = grad + net.weightOffset(l), gb = grad + net.biasOffset(l)
             for j in 0..<hout { gb[j] += sums[j] }
-            if l == 0 {
+            if plainPoints {
                 // Input columns x_n, e_i, 0: ∇W₀ += G_v X + [Σ_n Ḡ_{J_i}]_i, G_v the value blocks.
                 BLAS.gemm(transB: true, m: hout, n: d, k: n, a: g, lda: ns, b: points.pointer, ldb: n, beta: 1, c: gw, ldc: d)
                 for i in 0..<(blocks - 1) {
                     for j in 0..<hout { gw[j * d + i] += sums[(1 + i) * hout + j] }
                 }
             } else {
+                let input = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
                 BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
-                          b: post[l - 1].pointer, ldb: ns, beta: 1, c: gw, ldc: hin, threads: elementwiseThreads)
+                          b: input, ldb: ns, beta: 1, c: gw, ldc: hin, threads: elementwiseThreads)
             }
         }
     }

@@ -13,7 +13,8 @@ from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMEN
                    ERROR_DIMENSION_MISMATCH as DIMENSION_MISMATCH, ERROR_NUMERICAL as NUMERICAL, LOG_COLUMNS)
 from ._lib import lib, c_double_p, c_int64_p
 
-__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
+__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
+           "Robin", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
@@ -260,7 +261,29 @@ class Observation(_Term):
     kind = "observation"
 
 
-_TERM_CLASSES = {cls.kind: cls for cls in (Interior, Dirichlet, Observation)}
+class Neumann(_Term):
+    """Neumann term: r = n.grad u(x) - g(x) with a unit vector n per point (normals (N, d));
+    values are g. With n = e_t on t = 0 it prescribes an initial velocity."""
+    kind = "neumann"
+
+    def __init__(self, x, values, normals, weight=1.0):
+        super().__init__(x, values, weight)
+        self.normals = _array(normals, "Neumann normals", self.x.shape)
+
+
+class Robin(_Term):
+    """Robin term: r = a u(x) + b n.grad u(x) - g(x); a, b scalars or (N,) arrays, not both 0."""
+    kind = "robin"
+
+    def __init__(self, x, values, normals, a, b, weight=1.0):
+        super().__init__(x, values, weight)
+        n = self.x.shape[0]
+        self.normals = _array(normals, "Robin normals", self.x.shape)
+        self.a = _array(np.broadcast_to(np.asarray(a, dtype=float), (n,)), "Robin a", (n,))
+        self.b = _array(np.broadcast_to(np.asarray(b, dtype=float), (n,)), "Robin b", (n,))
+
+
+_TERM_CLASSES = {cls.kind: cls for cls in (Interior, Dirichlet, Observation, Neumann, Robin)}
 
 
 class Batch(_Handle):
@@ -286,10 +309,12 @@ class Batch(_Handle):
 
     @classmethod
     def from_terms(cls, terms):
-        """A batch of the given terms (Interior, Dirichlet, Observation), all of one dimension."""
+        """A batch of the given terms (Interior, Dirichlet, Observation, Neumann, Robin), all of one
+        dimension; errors name the term and, for a bad normal or a = b = 0, the point."""
         terms = list(terms)
         if not terms or not all(isinstance(t, _Term) for t in terms):
-            raise InputError("from_terms takes a non-empty list of kp.Interior, kp.Dirichlet and kp.Observation terms")
+            raise InputError("from_terms takes a non-empty list of kp.Interior, kp.Dirichlet, kp.Observation, "
+                             "kp.Neumann and kp.Robin terms")
         d = terms[0].x.shape[1]
         batch = cls.__new__(cls)
         _Handle.__init__(batch, _create(lib.kfp_batch_create_empty, d))
@@ -298,8 +323,15 @@ class Batch(_Handle):
                 if t.x.shape[1] != d:
                     raise InputError(f"{t!r} has {t.x.shape[1]}-dimensional points, the first term {d}",
                                      DIMENSION_MISMATCH)
-                _check(lib.kfp_batch_add_term(batch.handle, _abi.TERM_KINDS[t.kind], _ptr(t.x), _ptr(t.values),
-                                              t.x.shape[0], t.weight))
+                n = t.x.shape[0]
+                if t.kind == "neumann":
+                    _check(lib.kfp_batch_add_neumann(batch.handle, _ptr(t.x), _ptr(t.values), _ptr(t.normals), n, t.weight))
+                elif t.kind == "robin":
+                    _check(lib.kfp_batch_add_robin(batch.handle, _ptr(t.x), _ptr(t.values), _ptr(t.normals), _ptr(t.a),
+                                                   _ptr(t.b), n, t.weight))
+                else:
+                    _check(lib.kfp_batch_add_term(batch.handle, _abi.TERM_KINDS[t.kind], _ptr(t.x), _ptr(t.values), n,
+                                                  t.weight))
         except Exception:
             batch.close()
             raise
@@ -328,7 +360,15 @@ class Batch(_Handle):
             _check(lib.kfp_batch_term(self.handle, i, None, None, None, _ptr(x) if n.value else None,
                                       _ptr(values) if n.value else None))
             name = next(k for k, v in _abi.TERM_KINDS.items() if v == kind.value)
-            self.terms.append(_TERM_CLASSES[name](x, values, weight.value))
+            if name in ("neumann", "robin"):
+                normals, a, b = np.empty((n.value, d.value)), np.empty(n.value), np.empty(n.value)
+                _check(lib.kfp_batch_term_normals(self.handle, i, _ptr(normals) if n.value else None,
+                                                  _ptr(a) if n.value else None, _ptr(b) if n.value else None))
+                term = Neumann(x, values, normals, weight.value) if name == "neumann" else \
+                    Robin(x, values, normals, a, b, weight.value)
+            else:
+                term = _TERM_CLASSES[name](x, values, weight.value)
+            self.terms.append(term)
         interior = [t for t in self.terms if t.kind == "interior"]
         other = [t for t in self.terms if t.kind != "interior"]
         self.x_interior = np.concatenate([t.x for t in interior]) if interior else np.empty((0, d.value))

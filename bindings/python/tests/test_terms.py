@@ -64,3 +64,44 @@ def test_bad_terms_are_clear_errors():
     only_data = kp.Batch.from_terms([kp.Observation(x, np.ones(3))])
     with pytest.raises(kp.InputError, match="no interior point"):
         kp.loss(kp.MLP([2, 4, 1]), kp.Operator.poisson(2), only_data)
+
+
+def unit(rng, n, d=2):
+    v = rng.standard_normal((n, d))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_neumann_and_robin_terms_match_their_definition():
+    rng = np.random.default_rng(5)
+    net, op = kp.MLP([2, 8, 1], seed=2), kp.Operator.poisson(2)
+    xi, xn, xr = rng.random((6, 2)), rng.random((3, 2)), rng.random((4, 2))
+    nn, nr = unit(rng, 3), unit(rng, 4)
+    g_n, g_r, a, b = rng.random(3), rng.random(4), rng.random(4) + 0.5, rng.random(4)
+    batch = kp.Batch.from_terms([kp.Interior(xi, np.ones(6)), kp.Neumann(xn, g_n, nn, weight=2.0),
+                                 kp.Robin(xr, g_r, nr, a, b)])
+    np.testing.assert_array_equal(batch.terms[2].normals, nr)
+    np.testing.assert_array_equal(batch.terms[2].b, b)
+    # ∂u/∂n from the Taylor-mode gradient, independently of the directional pass.
+    u_n, grad_n, _ = net.derivatives(xn)
+    u_r, grad_r, _ = net.derivatives(xr)
+    r_n = np.sum(grad_n * nn, axis=1) - g_n
+    r_r = a * u_r + b * np.sum(grad_r * nr, axis=1) - g_r
+    expected = 2.0 / 6 * np.sum(r_n ** 2) + 1.0 / 8 * np.sum(r_r ** 2)
+    total, interior, other = kp.loss(net, op, batch, terms=True)
+    assert other == pytest.approx(expected, rel=1e-13)
+    opt = kp.KFAC(net, op, step="auto")
+    first = opt.step(batch)["loss"]
+    for _ in range(10):
+        last = opt.step(batch)["loss"]
+    assert last < first
+
+
+def test_bad_conditions_are_clear_errors():
+    x = np.random.rand(2, 2)
+    interior = kp.Interior(x, np.ones(2))
+    with pytest.raises(kp.InputError, match=r"term 1 \(neumann\): the normal of point 1 has length"):
+        kp.Batch.from_terms([interior, kp.Neumann(x, np.zeros(2), [[1.0, 0.0], [0.5, 0.5]])])
+    with pytest.raises(kp.InputError, match="a = b = 0 at point 0"):
+        kp.Batch.from_terms([interior, kp.Robin(x, np.zeros(2), [[1.0, 0.0], [0.0, 1.0]], 0.0, [0.0, 1.0])])
+    with pytest.raises(kp.InputError, match="shape"):
+        kp.Neumann(x, np.zeros(2), [[1.0, 0.0]])
