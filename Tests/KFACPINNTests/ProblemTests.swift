@@ -20,6 +20,7 @@ struct ProblemTests {
     @Test("samplers put points where they belong and are deterministic per seed", arguments: Problem.names)
     func samplers(_ name: String) throws {
         let p = try Problem(name: name)
+        guard p.conditions != .faces else { return }   // faceConditions: tested below
         let d = p.dimension, n = 300, m = 200
         let batch = try p.sample(interior: n, boundary: m, seed: 7)
         #expect(batch.interiorPoints.count == n * d && batch.boundaryPoints.count == m * d)
@@ -46,6 +47,7 @@ struct ProblemTests {
         case .boundary: #expect(faces == m)
         case .initial: #expect(initial == m)
         case .boundaryAndInitial: #expect(initial == m / 2 && faces == m / 2)
+        case .faces: break
         }
         // g = u* at the condition points; f at the interior points.
         #expect(batch.boundaryValues == (try p.exact(batch.boundaryPoints, count: m)))
@@ -53,6 +55,58 @@ struct ProblemTests {
         let again = try p.sample(interior: n, boundary: m, seed: 7), other = try p.sample(interior: n, boundary: m, seed: 8)
         #expect(again.interiorPoints == batch.interiorPoints && again.boundaryPoints == batch.boundaryPoints)
         #expect(other.interiorPoints != batch.interiorPoints)
+    }
+
+    @Test("face conditions: a term per condition with points on its faces, split by area, outward normals (or the condition's direction), and u* satisfies each condition (central differences for ∂u*/∂n)",
+          arguments: ["poisson2d_mixed", "wave1d"])
+    func faceConditions(_ name: String) throws {
+        let p = try Problem(name: name)
+        let d = p.dimension, m = 200, h = 1e-6
+        let batch = try p.sample(interior: 50, boundary: m, seed: 9)
+        #expect(batch.terms.count == 1 + p.faceConditions.count && batch.terms[0].kind == .interior)
+        let areas = p.faceConditions.map { $0.faces.reduce(0.0) { $0 + p.faceArea($1.coordinate) } }
+        let total = areas.reduce(0, +)
+        for (condition, (term, area)) in zip(p.faceConditions, zip(batch.terms.dropFirst(), areas)) {
+            #expect(abs(Double(term.count) - Double(m) * area / total) < 1, "\(name): \(term.count) points for area \(area)")
+            for k in 0..<term.count {
+                let x = Array(term.points[(k * d)..<((k + 1) * d)])
+                let onFace = (0..<d).filter { x[$0] == p.lower[$0] || x[$0] == p.upper[$0] }
+                #expect(onFace.count == 1, "\(name): point \(k) lies on \(onFace.count) faces")
+                guard let i = onFace.first, let face = condition.faces.first(where: { $0.coordinate == i && (x[i] == p.upper[i]) == $0.upper })
+                else { Issue.record("\(name): point \(k) is not on a face of its condition"); continue }
+                let u = try p.exact(x, count: 1)[0]
+                var residual = u - term.targets[k]
+                if term.kind != .dirichlet {
+                    let n = Array(term.normals[(k * d)..<((k + 1) * d)])
+                    let outward = (0..<d).map { $0 == i ? (face.upper ? 1.0 : -1.0) : 0 }
+                    #expect(n == (condition.direction ?? outward), "\(name): normal \(n) at point \(k)")
+                    let du = (try p.exact(zip(x, n).map { $0 + h * $1 }, count: 1)[0]
+                              - (try p.exact(zip(x, n).map { $0 - h * $1 }, count: 1)[0])) / (2 * h)
+                    residual = term.kind == .neumann ? du - term.targets[k]
+                        : term.robinA[k] * u + term.robinB[k] * du - term.targets[k]
+                }
+                #expect(abs(residual) < 1e-7, "\(name): \(term.kind) residual of u* \(residual) at point \(k)")
+            }
+        }
+    }
+
+    @Test("KFAC* trains the problems with Neumann, Robin and initial-velocity conditions (500 steps, small network)",
+          arguments: ["poisson2d_mixed", "wave1d"])
+    func conditionsTrain(_ name: String) throws {
+        let p = try Problem(name: name)
+        let net = try MLP(widths: try p.networkWidths(size: "small"), seed: 0)
+        var options = KFAC.Options()
+        options.stepRule = .automatic
+        var training = TrainingOptions()
+        training.steps = 500
+        training.logEvery = 500
+        var last = Double.infinity
+        try train(try KFAC(network: net, operator: p.op, options: options), on: p, options: training) { record in
+            last = record.l2Error
+            return true
+        }
+        print("\(name): KFAC* L2 error after 500 steps \(last)")
+        #expect(last < 5e-3, "\(name): L2 error \(last) after 500 steps")
     }
 
     /// 𝓛u* − f at interior points by central differences of u* (second differences for 𝒟_C,

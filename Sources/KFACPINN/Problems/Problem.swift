@@ -12,6 +12,8 @@ public struct Problem: Sendable {
         case boundaryAndInitial
         /// At t = 0 only.
         case initial
+        /// Per face of the box, as `faceConditions` lists them (a loss term per condition).
+        case faces
     }
 
     /// How points are drawn.
@@ -31,6 +33,8 @@ public struct Problem: Sendable {
     public let defaultInterior: Int, defaultBoundary: Int
     /// Hidden widths of the default networks by size (small, medium, big, huge as available).
     public let networks: [(size: String, hidden: [Int])]
+    /// The conditions on the box's faces when `conditions` is `.faces`, else empty.
+    public let faceConditions: [FaceCondition]
     /// u*(x) and f(x) at one point (d values).
     let exactSolution: @Sendable (UnsafePointer<Double>) -> Double
     let sourceTerm: @Sendable (UnsafePointer<Double>) -> Double
@@ -39,7 +43,7 @@ public struct Problem: Sendable {
 
     /// The names of the built-in problems.
     public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
-                               "heat1d", "heat4d", "logfp9d"]
+                               "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d"]
 
     /// The built-in problem `name` (see `names`).
     public init(name: String) throws {
@@ -51,6 +55,7 @@ public struct Problem: Sendable {
             ([Double](repeating: 0, count: d), [Double](repeating: 1, count: d))
         }
         self.name = name
+        var faceConditions: [FaceCondition] = []
         switch name {
         case "poisson2d_sin":
             // u* = sin πx₁ sin πx₂, −Δu* = 2π² u*.
@@ -121,9 +126,42 @@ public struct Problem: Sendable {
                 return -4.5 * log(2 * pi * v) - r2 / (2 * v)
             }
             sourceTerm = { _ in 0 }
+        case "poisson2d_mixed":
+            // −Δu = f on [0,1]², u* = sin πx₁ sin πx₂ + x₂: Dirichlet on x0−, x0+; Neumann on x1−
+            // (∂u/∂n = −∂₂u = −π sin πx₁ − 1); Robin u + ∂u/∂n = g on x1+ (∂u/∂n = ∂₂u).
+            op = try .poisson(dimension: 2)
+            (lower, upper) = unitBox(2)
+            conditions = .faces
+            (defaultInterior, defaultBoundary) = (900, 120)
+            networks = standardNetworks
+            let u: @Sendable (UnsafePointer<Double>) -> Double = { x in sin(pi * x[0]) * sin(pi * x[1]) + x[1] }
+            let du2: @Sendable (UnsafePointer<Double>) -> Double = { x in pi * sin(pi * x[0]) * cos(pi * x[1]) + 1 }
+            exactSolution = u
+            sourceTerm = { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
+            faceConditions = [
+                FaceCondition(faces: [(0, false), (0, true)], kind: .dirichlet, value: u),
+                FaceCondition(faces: [(1, false)], kind: .neumann, value: { x in -du2(x) }),
+                FaceCondition(faces: [(1, true)], kind: .robin(a: 1, b: 1), value: { x in u(x) + du2(x) }),
+            ]
+        case "wave1d":
+            // (t, x) ∈ [0,1]²: u_tt = u_xx (C = diag(1, −1)), u* = sin πx cos πt; u(0, x) = sin πx,
+            // u_t(0, x) = 0 (a Neumann condition along +e_t on t = 0), u = 0 at x = 0 and 1.
+            op = try Operator(name: "wave", dimension: 2, secondOrder: .diagonal([1, -1]))
+            (lower, upper) = unitBox(2)
+            conditions = .faces
+            (defaultInterior, defaultBoundary) = (2000, 400)
+            networks = standardNetworks
+            exactSolution = { x in sin(pi * x[1]) * cos(pi * x[0]) }
+            sourceTerm = { _ in 0 }
+            faceConditions = [
+                FaceCondition(faces: [(0, false)], kind: .dirichlet, value: { x in sin(pi * x[1]) }),
+                FaceCondition(faces: [(0, false)], kind: .neumann, direction: [1, 0], value: { _ in 0 }),
+                FaceCondition(faces: [(1, false), (1, true)], kind: .dirichlet, value: { _ in 0 }),
+            ]
         default:
             throw KFPError.invalidArgument("unknown problem '\(name)' (known: \(Problem.names.joined(separator: ", ")))")
         }
+        self.faceConditions = faceConditions
     }
 
     /// Widths d → hidden → 1 of the default network of `size` ("small", "medium", "big", "huge").
@@ -165,20 +203,14 @@ public struct Problem: Sendable {
         guard n >= 1, m >= 0 else {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
+        if conditions == .faces { return try sampleFaces(interior: n, boundary: m, seed: seed, sampler: sampler) }
         let d = dimension
         var rng = RandomSource(seed: seed)
         // Points of the open unit cube: uniform (53 random bits, offset by half a step) or Sobol'.
         let interiorSobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed) : nil
         let boundarySobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed ^ 0x5DEE_CE66_D1CE_F00D) : nil
         var unit = [Double](repeating: 0, count: d)
-        func point(_ index: Int, _ sobol: SobolSequence?) -> [Double] {
-            if let sobol {
-                sobol.point(index, into: &unit)
-            } else {
-                for i in 0..<d { unit[i] = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
-            }
-            return (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * unit[$0] }
-        }
+        func point(_ index: Int, _ sobol: SobolSequence?) -> [Double] { boxPoint(index, sobol, &rng, &unit) }
         var xi = [Double](), xb = [Double]()
         xi.reserveCapacity(n * d)
         for k in 0..<n { xi += point(k, interiorSobol) }
@@ -186,7 +218,7 @@ public struct Problem: Sendable {
             var p = point(k, boundarySobol)
             let initial: Bool
             switch conditions {
-            case .boundary: initial = false
+            case .boundary, .faces: initial = false
             case .initial: initial = true
             case .boundaryAndInitial: initial = k % 2 == 1
             }
@@ -202,6 +234,18 @@ public struct Problem: Sendable {
         }
         return try Batch(dimension: d, interiorPoints: xi, source: try source(xi, count: n),
                          boundaryPoints: xb, boundaryValues: try exact(xb, count: m))
+    }
+
+    /// A point of the box: Sobol' point `index` of `sobol`, or uniform from `rng` (53 random bits,
+    /// offset by half a step, so never on a face); `unit` is work space of d values.
+    func boxPoint(_ index: Int, _ sobol: SobolSequence?, _ rng: inout RandomSource, _ unit: inout [Double]) -> [Double] {
+        let d = dimension
+        if let sobol {
+            sobol.point(index, into: &unit)
+        } else {
+            for i in 0..<d { unit[i] = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
+        }
+        return (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * unit[$0] }
     }
 
     /// Fresh interior points drawn with `seed` and u* there, for the errors.

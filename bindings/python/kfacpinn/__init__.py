@@ -581,8 +581,9 @@ class HessianFree(Optimizer):
 
 
 class Problem(_Handle):
-    """A built-in problem of the paper's experiments: "poisson2d_sin", "poisson5d_cos",
-    "poisson10d_pairs", "poisson100d_sq", "heat1d", "heat4d", "logfp9d"."""
+    """A built-in problem: the paper's "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
+    "poisson100d_sq", "heat1d", "heat4d", "logfp9d", and "poisson2d_mixed" (Dirichlet, Neumann
+    and Robin faces), "wave1d" (initial value and velocity)."""
 
     _free = staticmethod(lib.kfp_problem_free)
 
