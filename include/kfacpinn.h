@@ -556,6 +556,12 @@ kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch 
  * Problems
  * ========================================================================================== */
 
+/* A scalar function of points (a source, a condition's values, an exact solution): writes
+ * out[k] = f(x_k) for the num_points points of x (row-major num_points x dim). user_data is the
+ * pointer given with the function. It may be called from any thread the library uses, one call
+ * at a time per problem. A NaN or infinite value is reported as an error naming the point. */
+typedef void (*kfp_point_function)(void *user_data, const double *x, int64_t num_points, int64_t dim, double *out);
+
 /// Creates a built-in problem: "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
 /// "poisson100d_sq", "heat1d", "heat4d", "logfp9d" (the paper's), "poisson2d_mixed" (Dirichlet,
 /// Neumann and Robin faces) or "wave1d" (initial value and velocity) (operator, domain,
@@ -564,6 +570,56 @@ kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch 
 /// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown name.
 kfp_status kfp_problem_create(char const *name, kfp_problem **out_problem);
+
+/// Creates a problem of your own on a box: the operator `op` (its dimension is the box's),
+/// lower[i] < upper[i], and the source f. Add conditions with kfp_problem_add_condition and, for
+/// the logged errors, the exact solution with kfp_problem_set_exact. The problem keeps the
+/// function pointers and user data (they must stay valid while it is used) and a copy of `op`.
+/// Default batch: 1000 interior and 200 condition points (kfp_problem_set_sizes).
+/// @param lower, upper dim bounds each.
+/// @param source f, with source_data passed to it.
+/// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH (dim and the operator);
+/// KFP_ERROR_INVALID_ARGUMENT (bounds); KFP_ERROR_NON_FINITE.
+kfp_status kfp_problem_create_box(kfp_operator *op, double const *lower, double const *upper, int64_t dim, kfp_point_function source, void *source_data, kfp_problem **out_problem);
+
+/// Creates a problem of your own on the ball |x - center| < radius (see kfp_problem_create_box);
+/// its one face is named "boundary" (or "all"), with outward normals (x - center)/radius.
+/// @param center dim coordinates.
+/// @param radius > 0.
+/// @return as kfp_problem_create_box.
+kfp_status kfp_problem_create_ball(kfp_operator *op, double const *center, double radius, int64_t dim, kfp_point_function source, void *source_data, kfp_problem **out_problem);
+
+/// Adds a condition to a problem of your own: Dirichlet u = g, Neumann du/dn = g or Robin
+/// a u + b du/dn = g on the named faces, along the outward normal. On failure the problem is unchanged.
+/// @param faces "x<i>-" / "x<i>+" (coordinate i at its lower / upper bound), several separated by
+/// commas, or "all" (the faces no other condition names); a ball's face is "boundary".
+/// @param kind KFP_TERM_DIRICHLET, KFP_TERM_NEUMANN or KFP_TERM_ROBIN.
+/// @param value g, with user_data passed to it.
+/// @param a, b Robin's coefficients (not both 0); ignored for the other kinds.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (kind, an unknown face, a face
+/// given two conditions, a = b = 0, a built-in problem).
+kfp_status kfp_problem_add_condition(kfp_problem *problem, char const *faces, kfp_term_kind kind, kfp_point_function value, void *user_data, double a, double b);
+
+/// Adds initial conditions on the face t = lower[0] (time is coordinate 0): the value u = g
+/// (a Dirichlet condition on "x0-") and, if `velocity` is not NULL, du/dt = v (a Neumann
+/// condition along +e_t), for equations of second order in time. On failure the problem is unchanged.
+/// @param value g(x) at t = 0, with value_data.
+/// @param velocity v(x) at t = 0 with velocity_data, or NULL.
+/// @return as kfp_problem_add_condition.
+kfp_status kfp_problem_add_initial(kfp_problem *problem, kfp_point_function value, void *value_data, kfp_point_function velocity, void *velocity_data);
+
+/// Sets the exact solution of a problem of your own: the training log then has its errors.
+/// @param exact u*, with user_data passed to it.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for a built-in problem.
+kfp_status kfp_problem_set_exact(kfp_problem *problem, kfp_point_function exact, void *user_data);
+
+/// Sets the default batch sizes of a problem of your own (kfp_train's and kfp_problem_sample's
+/// defaults).
+/// @param num_interior >= 1.
+/// @param num_boundary >= 0.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT.
+kfp_status kfp_problem_set_sizes(kfp_problem *problem, int64_t num_interior, int64_t num_boundary);
 
 /// Frees a problem. NULL is a no-op.
 void kfp_problem_free(kfp_problem *problem);

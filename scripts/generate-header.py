@@ -33,7 +33,7 @@ SECTIONS = [
     ("Batch and terms", r"kfp_batch_\w+|kfp_term_kind"),
     ("Loss", r"kfp_loss\w*"),
     ("Optimizers and options", r"kfp_optimizer_\w+|kfp_option\w*|kfp_stat"),
-    ("Problems", r"kfp_problem_\w+"),
+    ("Problems", r"kfp_problem_\w+|kfp_point_function"),
     ("Training", r"kfp_train\w*|kfp_log_column"),
 ]
 
@@ -148,6 +148,9 @@ def split_params(params):
 def param_type(param):
     """Maps one printed parameter to C99, turning void * handles into typed ones."""
     param = re.sub(r"\s*_Null(able|_unspecified)|\s*_Nonnull", "", param).strip()
+    m = re.fullmatch(r"void \* (\w+_data)", param)
+    if m:
+        return f"void *{m.group(1)}"   # the caller's own data, passed back to its function
     m = re.fullmatch(r"void \* \* (\w+)", param)
     if m:
         name = m.group(1)
@@ -283,8 +286,8 @@ def ctype(c, structs):
         return "ctypes.c_void_p" if pointers == 1 else "ctypes.POINTER(ctypes.c_void_p)"
     if base == "void" and pointers == 1:
         return "ctypes.c_void_p"
-    if base == "kfp_train_callback":
-        return "train_callback"
+    if base in ("kfp_train_callback", "kfp_point_function"):
+        return base[len("kfp_"):]
     if base in structs:
         inner = structs[base]
     elif base in simple:
@@ -323,10 +326,12 @@ def generate_python(enums, functions, blocks):
     logs = [n for n, _, _ in sorted(constants("kfp_log_column", "KFP_LOG_"), key=lambda t: t[1]) if n != "count"]
     out += ["# kfp_stat, in index order", "STATS = [" + ", ".join(f'"{n}"' for n in stats) + "]", ""]
     out += ["# kfp_log_column, in index order", "LOG_COLUMNS = [" + ", ".join(f'"{n}"' for n in logs) + "]", ""]
-    callback = next(text for name, text, _ in blocks if name == "kfp_train_callback")
-    m = re.search(r"typedef\s+(\w+)\s*\(\s*\*\s*\w+\)\s*\((.*)\);", callback)
-    args = [ctype(re.sub(r"\s*\w+$", "", a.strip()), structs) for a in m.group(2).split(",")]
-    out += ["# kfp_train_callback", f"train_callback = ctypes.CFUNCTYPE({ctype(m.group(1), structs)}, {', '.join(args)})", ""]
+    for name, text, _ in blocks:
+        m = re.search(r"typedef\s+(\w+)\s*\(\s*\*\s*(\w+)\)\s*\((.*)\);", text)
+        if not m:
+            continue
+        args = [ctype(re.sub(r"\s*\w+$", "", a.strip()), structs) for a in m.group(3).split(",")]
+        out += [f"# {name}", f"{name[len('kfp_'):]} = ctypes.CFUNCTYPE({ctype(m.group(1), structs)}, {', '.join(args)})", ""]
     for name, _, fields in blocks:
         if name in structs:
             out += ["", f"class {structs[name]}(ctypes.Structure):", f'    """{name}"""', "    _fields_ = ["]

@@ -23,6 +23,7 @@ for src in examples/*.c Tests/C/*.c; do
     case "$src" in
         */train_poisson_kfac.c) "$exe" 300 100 && "$exe" 300 100 auto ;;   # short runs; scripts/demo.sh trains fully
         */compare_optimizers.c) "$exe" 100 50 engd adam && "$exe" 20 10 hessian_free lbfgs ;;
+        */own_problem.c) (cd / && "$OLDPWD/$exe" 300) ;;
         *) "$exe" ;;
     esac
 done

@@ -537,6 +537,23 @@ static int32_t keep_losses(const double *record, int64_t count, void *user_data)
     return 0;
 }
 
+/* Functions of points for problems of your own: a constant 1, u = x0 + x1, and a NaN. */
+static void one(void *user_data, const double *x, int64_t num_points, int64_t dim, double *out) {
+    (void)user_data; (void)x; (void)dim;
+    for (int64_t k = 0; k < num_points; k++) out[k] = 1.0;
+}
+
+static void plane(void *user_data, const double *x, int64_t num_points, int64_t dim, double *out) {
+    int *calls = user_data;
+    if (calls) (*calls)++;
+    for (int64_t k = 0; k < num_points; k++) out[k] = x[k * dim] + x[k * dim + 1];
+}
+
+static void not_a_number(void *user_data, const double *x, int64_t num_points, int64_t dim, double *out) {
+    (void)user_data; (void)x; (void)dim;
+    for (int64_t k = 0; k < num_points; k++) out[k] = k == 2 ? NAN : 0.0;
+}
+
 /* kfp_train's options: the defaults with the given fields (a pointer to static storage). */
 static const kfp_train_options *train_options(int64_t steps, double seconds, int64_t num_interior, int64_t num_boundary,
                                               const char *sampler, int64_t resample_every, int64_t log_every,
@@ -605,6 +622,49 @@ static void test_problems(void) {
     kfp_net_free(net);
     kfp_problem_free(problem);
     kfp_problem_free(NULL);
+
+    /* A problem of your own: -lap u = 0 on [0,1] x [0,2], u* = x0 + x1 (harmonic): Dirichlet on
+     * x0- and x0+, Neumann du/dn = -1 on x1-, Robin u + du/dn = u* + 1 on x1+. */
+    {
+        const double lower[] = {0, 0}, upper[] = {1, 2};
+        kfp_operator *poisson = NULL;
+        kfp_problem *own = NULL;
+        int calls = 0;
+        EXPECT(kfp_operator_create_poisson(2, &poisson) == KFP_OK, "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_create_box(poisson, lower, upper, 2, NULL, NULL, &own), KFP_ERROR_NULL_POINTER, "source is NULL");
+        EXPECT(kfp_problem_create_box(poisson, lower, upper, 2, not_a_number, NULL, &own) == KFP_OK &&
+                   kfp_problem_add_condition(own, "all", KFP_TERM_DIRICHLET, plane, &calls, 0, 0) == KFP_OK,
+               "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_sample(own, 10, 4, 0, NULL, &batch), KFP_ERROR_NON_FINITE, "the source f is nan at point 2");
+        kfp_problem_free(own);
+        own = NULL;
+        EXPECT(kfp_problem_create_box(poisson, lower, upper, 2, one, NULL, &own) == KFP_OK &&
+                   kfp_problem_add_condition(own, "x0-,x0+", KFP_TERM_DIRICHLET, plane, &calls, 0, 0) == KFP_OK &&
+                   kfp_problem_add_condition(own, "x1+", KFP_TERM_ROBIN, plane, NULL, 1.0, 1.0) == KFP_OK,
+               "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_add_condition(own, "x1+", KFP_TERM_NEUMANN, plane, NULL, 0, 0), KFP_ERROR_INVALID_ARGUMENT,
+                     "face 'x1+' is given two conditions");
+        EXPECT_ERROR(kfp_problem_add_condition(own, "x3-", KFP_TERM_NEUMANN, plane, NULL, 0, 0), KFP_ERROR_INVALID_ARGUMENT,
+                     "unknown face 'x3-'");
+        EXPECT_ERROR(kfp_problem_add_condition(own, "x1-", KFP_TERM_OBSERVATION, plane, NULL, 0, 0), KFP_ERROR_INVALID_ARGUMENT,
+                     "KFP_TERM_DIRICHLET");
+        double point[2] = {0.5, 0.5}, u_star = 0;
+        EXPECT_ERROR(kfp_problem_exact(own, point, 1, 2, &u_star), KFP_ERROR_INVALID_ARGUMENT, "no exact solution");
+        EXPECT(kfp_problem_add_condition(own, "all", KFP_TERM_NEUMANN, not_a_number, NULL, 0, 0) == KFP_OK &&
+                   kfp_problem_set_sizes(own, 40, 30) == KFP_OK, "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_sample(own, 0, -1, 0, NULL, &batch), KFP_ERROR_NON_FINITE, "condition 2 (x1-)");
+        EXPECT_ERROR(kfp_problem_add_condition(NULL, "x1-", KFP_TERM_NEUMANN, plane, NULL, 0, 0), KFP_ERROR_NULL_POINTER,
+                     "problem is NULL");
+        kfp_problem_free(own);
+        own = NULL;
+        EXPECT_ERROR(kfp_problem_create_ball(poisson, lower, -1.0, 2, one, NULL, &own), KFP_ERROR_INVALID_ARGUMENT, "radius");
+        problem = NULL;
+        EXPECT(kfp_problem_create("heat1d", &problem) == KFP_OK, "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_set_exact(problem, plane, NULL), KFP_ERROR_INVALID_ARGUMENT, "built in");
+        kfp_problem_free(problem);
+        EXPECT(calls > 0, "the Dirichlet function was called %d times", calls);
+        kfp_operator_free(poisson);
+    }
 
     /* Every built-in problem trains end to end: 3 KFAC steps of a small network, loss falls. */
     const char *names[] = {"poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",

@@ -64,7 +64,7 @@ struct ProblemTests {
         let d = p.dimension, m = 200, h = 1e-6
         let batch = try p.sample(interior: 50, boundary: m, seed: 9)
         #expect(batch.terms.count == 1 + p.faceConditions.count && batch.terms[0].kind == .interior)
-        let areas = p.faceConditions.map { $0.faces.reduce(0.0) { $0 + p.faceArea($1.coordinate) } }
+        let areas = p.faceConditions.map { $0.faces.reduce(0.0) { $0 + p.faceArea($1) } }
         let total = areas.reduce(0, +)
         for (condition, (term, area)) in zip(p.faceConditions, zip(batch.terms.dropFirst(), areas)) {
             #expect(abs(Double(term.count) - Double(m) * area / total) < 1, "\(name): \(term.count) points for area \(area)")
@@ -72,13 +72,13 @@ struct ProblemTests {
                 let x = Array(term.points[(k * d)..<((k + 1) * d)])
                 let onFace = (0..<d).filter { x[$0] == p.lower[$0] || x[$0] == p.upper[$0] }
                 #expect(onFace.count == 1, "\(name): point \(k) lies on \(onFace.count) faces")
-                guard let i = onFace.first, let face = condition.faces.first(where: { $0.coordinate == i && (x[i] == p.upper[i]) == $0.upper })
+                guard let i = onFace.first, condition.faces.contains(.side(coordinate: i, upper: x[i] == p.upper[i]))
                 else { Issue.record("\(name): point \(k) is not on a face of its condition"); continue }
                 let u = try p.exact(x, count: 1)[0]
                 var residual = u - term.targets[k]
                 if term.kind != .dirichlet {
                     let n = Array(term.normals[(k * d)..<((k + 1) * d)])
-                    let outward = (0..<d).map { $0 == i ? (face.upper ? 1.0 : -1.0) : 0 }
+                    let outward = (0..<d).map { $0 == i ? (x[i] == p.upper[i] ? 1.0 : -1.0) : 0 }
                     #expect(n == (condition.direction ?? outward), "\(name): normal \(n) at point \(k)")
                     let du = (try p.exact(zip(x, n).map { $0 + h * $1 }, count: 1)[0]
                               - (try p.exact(zip(x, n).map { $0 - h * $1 }, count: 1)[0])) / (2 * h)
@@ -312,5 +312,83 @@ struct ProblemTests {
             return net.parameters
         }
         #expect(try run() == run())
+    }
+}
+
+struct CustomProblemTests {
+    static let poisson = try! Operator.poisson(dimension: 2)
+
+    @Test("a ball's condition points lie on its sphere with normals (x − c)/r; interior points inside; sizes and 'all' resolve")
+    func ballSampling() throws {
+        let center = [0.5, -1.0], r = 2.0
+        let p = try Problem(custom: "disk", operator: Self.poisson, ball: (center, r), source: .constant(1),
+                            conditions: [ConditionSpec(faces: "all", kind: .robin(a: 1, b: 2), value: .constant(0))],
+                            interior: 100, boundary: 40)
+        #expect(p.faceConditions.map(\.faces) == [[.sphere]])
+        for sampler in [Problem.Sampler.uniform, .sobol] {
+            let batch = try p.sample(interior: 100, boundary: 40, seed: 4, sampler: sampler)
+            let robin = batch.terms[1]
+            #expect(robin.kind == .robin && robin.count == 40 && robin.robinB.allSatisfy { $0 == 2 })
+            for k in 0..<40 {
+                let x = [robin.points[2 * k] - center[0], robin.points[2 * k + 1] - center[1]]
+                let norm = (x[0] * x[0] + x[1] * x[1]).squareRoot()
+                #expect(abs(norm - r) < 1e-14, "point \(k) at distance \(norm)")
+                #expect(abs(robin.normals[2 * k] - x[0] / r) < 1e-14 && abs(robin.normals[2 * k + 1] - x[1] / r) < 1e-14)
+            }
+            for k in 0..<100 {
+                let dx = batch.terms[0].points[2 * k] - center[0], dy = batch.terms[0].points[2 * k + 1] - center[1]
+                #expect(dx * dx + dy * dy < r * r, "interior point \(k) outside the ball")
+            }
+        }
+    }
+
+    @Test("a box problem's conditions: 'all' takes the faces no other condition names; errors name the face")
+    func boxConditions() throws {
+        func make(_ specs: [ConditionSpec], op: Operator = Self.poisson, box: ([Double], [Double]) = ([0, 0], [1, 2])) throws -> Problem {
+            try Problem(custom: "box", operator: op, box: box, source: .constant(0), conditions: specs)
+        }
+        let p = try make([ConditionSpec(faces: "x1+", kind: .neumann, value: .constant(0)),
+                          ConditionSpec(faces: "all", kind: .dirichlet, value: .constant(0))])
+        #expect(p.faceConditions[1].faces == [.side(coordinate: 0, upper: false), .side(coordinate: 0, upper: true),
+                                              .side(coordinate: 1, upper: false)])
+        // Areas: x1+ has length 1, the three others 2 + 2 + 1 = 5: 200 points split 33 / 167.
+        let batch = try p.sample(interior: 10, boundary: 200, seed: 1)
+        #expect(batch.terms[1].count == 33 && batch.terms[2].count == 167)
+        #expect(throws: KFPError.invalidArgument("unknown face 'x2+' (this domain's faces: x0-, x0+, x1-, x1+, all)")) {
+            try make([ConditionSpec(faces: "x2+", kind: .dirichlet, value: .constant(0))])
+        }
+        #expect(throws: KFPError.invalidArgument("face 'x0-' is given two conditions")) {
+            try make([ConditionSpec(faces: "x0-", kind: .dirichlet, value: .constant(0)),
+                      ConditionSpec(faces: "x0-,x1-", kind: .neumann, value: .constant(0))])
+        }
+        #expect(throws: KFPError.invalidArgument("the Robin condition on 'x0-' has a = b = 0")) {
+            try make([ConditionSpec(faces: "x0-", kind: .robin(a: 0, b: 0), value: .constant(0))])
+        }
+        #expect(throws: KFPError.dimensionMismatch("the box has 3 lower and 3 upper bounds, the operator is 2-dimensional")) {
+            try make([], box: ([0, 0, 0], [1, 1, 1]))
+        }
+        // An initial velocity (a fixed direction) may share the face of the initial value.
+        let wave = try make([ConditionSpec(faces: "x0-", kind: .dirichlet, value: .constant(0)),
+                             ConditionSpec(faces: "x0-", kind: .neumann, direction: [1, 0], value: .constant(0))])
+        #expect(wave.faceConditions.count == 2)
+        #expect(throws: KFPError.self) { try Problem(name: "poisson2d_sin").adding(faces: "x0-", kind: .dirichlet, direction: nil, value: .constant(0)) }
+    }
+
+    @Test("a callback's NaN is an error naming the function and the point; a problem without exact solution trains and logs NaN errors")
+    func callbacks() throws {
+        let p = try Problem(custom: "nan", operator: Self.poisson, box: ([0, 0], [1, 1]),
+                            source: PointFunction { x in x[0] > 0.5 ? .nan : 1 },
+                            conditions: [ConditionSpec(faces: "all", kind: .dirichlet, value: .constant(0))])
+        #expect(throws: KFPError.self) { try p.sample(interior: 50, boundary: 10, seed: 0) }
+        do { _ = try p.sample(interior: 50, boundary: 10, seed: 0) } catch let KFPError.nonFinite(message) {
+            #expect(message.hasPrefix("the source f is nan at point"), "\(message)")
+        }
+        let q = try Problem(custom: "plain", operator: Self.poisson, box: ([0, 0], [1, 1]), source: .constant(1),
+                            conditions: [ConditionSpec(faces: "all", kind: .dirichlet, value: .constant(0))])
+        let net = try MLP(widths: [2, 6, 1], seed: 1)
+        var options = TrainingOptions()
+        options.steps = 5
+        let records = try train(try KFAC(network: net, operator: Self.poisson), on: q, options: options)
+        #expect(records.count >= 2 && records.allSatisfy { $0.l2Error.isNaN } && records.last!.loss < records.first!.loss)
     }
 }

@@ -1,7 +1,7 @@
 import KFPTypes
 /// Box of a built-in problem behind a `kfp_problem` handle.
 final class ProblemHandle {
-    let problem: Problem
+    var problem: Problem
     init(_ problem: Problem) { self.problem = problem }
 }
 
@@ -39,6 +39,142 @@ final class ProblemHandle {
         let out = try required(out_problem, "out_problem")
         out.pointee = nil
         publish(ProblemHandle(try Problem(name: String(cString: try required(name, "name")))), to: out)
+    }
+}
+
+/// A C function of points as a PointFunction (the pointer and user data are the caller's).
+private func pointFunction(_ f: kfp_point_function?, _ user_data: UnsafeMutableRawPointer?, _ name: String) throws -> PointFunction {
+    guard let f else { throw KFPError.nullPointer("\(name) is NULL") }
+    struct Callback: @unchecked Sendable { let f: kfp_point_function, data: UnsafeMutableRawPointer? }
+    let callback = Callback(f: f, data: user_data)
+    return PointFunction(batch: { x, n, d, out in
+        out.update(repeating: .nan, count: n)
+        callback.f(callback.data, x, Int64(n), Int64(d), out)
+    })
+}
+
+/// Creates a problem of your own on a box: the operator `op` (its dimension is the box's),
+/// lower[i] < upper[i], and the source f. Add conditions with kfp_problem_add_condition and, for
+/// the logged errors, the exact solution with kfp_problem_set_exact. The problem keeps the
+/// function pointers and user data (they must stay valid while it is used) and a copy of `op`.
+/// Default batch: 1000 interior and 200 condition points (kfp_problem_set_sizes).
+/// @param lower, upper dim bounds each.
+/// @param source f, with source_data passed to it.
+/// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH (dim and the operator);
+///         KFP_ERROR_INVALID_ARGUMENT (bounds); KFP_ERROR_NON_FINITE.
+@c public func kfp_problem_create_box(
+    _ op: OpaquePointer?, _ lower: UnsafePointer<Double>?, _ upper: UnsafePointer<Double>?, _ dim: Int64,
+    _ source: kfp_point_function?, _ source_data: UnsafeMutableRawPointer?, _ out_problem: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createCustom("kfp_problem_create_box", op, dim, source, source_data, out_problem) { o, d, f in
+        let box = (lower: try array(try required(lower, "lower"), d, "lower"), upper: try array(try required(upper, "upper"), d, "upper"))
+        return try Problem(custom: "custom", operator: o, box: box, source: f, conditions: [])
+    }
+}
+
+/// A problem of your own behind `out_problem`, made by `make` from the operator, the dimension
+/// and the source.
+private func createCustom(
+    _ name: StaticString, _ op: OpaquePointer?, _ dim: Int64, _ source: kfp_point_function?,
+    _ source_data: UnsafeMutableRawPointer?, _ out_problem: UnsafeMutablePointer<OpaquePointer?>?,
+    _ make: (Operator, Int, PointFunction) throws -> Problem
+) -> kfp_status {
+    entryPoint(name) {
+        let out = try required(out_problem, "out_problem")
+        out.pointee = nil
+        let o = try object(op, OperatorHandle.self, "op").op, d = try countArgument(dim, "dim")
+        publish(ProblemHandle(try make(o, d, try pointFunction(source, source_data, "source"))), to: out)
+    }
+}
+
+/// Creates a problem of your own on the ball |x - center| < radius (see kfp_problem_create_box);
+/// its one face is named "boundary" (or "all"), with outward normals (x - center)/radius.
+/// @param center dim coordinates.
+/// @param radius > 0.
+/// @return as kfp_problem_create_box.
+@c public func kfp_problem_create_ball(
+    _ op: OpaquePointer?, _ center: UnsafePointer<Double>?, _ radius: Double, _ dim: Int64,
+    _ source: kfp_point_function?, _ source_data: UnsafeMutableRawPointer?, _ out_problem: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createCustom("kfp_problem_create_ball", op, dim, source, source_data, out_problem) { o, d, f in
+        let ball = (center: try array(try required(center, "center"), d, "center"), radius: radius)
+        return try Problem(custom: "custom", operator: o, ball: ball, source: f, conditions: [])
+    }
+}
+
+/// Adds a condition to a problem of your own: Dirichlet u = g, Neumann du/dn = g or Robin
+/// a u + b du/dn = g on the named faces, along the outward normal. On failure the problem is unchanged.
+/// @param faces "x<i>-" / "x<i>+" (coordinate i at its lower / upper bound), several separated by
+/// commas, or "all" (the faces no other condition names); a ball's face is "boundary".
+/// @param kind KFP_TERM_DIRICHLET, KFP_TERM_NEUMANN or KFP_TERM_ROBIN.
+/// @param value g, with user_data passed to it.
+/// @param a, b Robin's coefficients (not both 0); ignored for the other kinds.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (kind, an unknown face, a face
+///         given two conditions, a = b = 0, a built-in problem).
+@c public func kfp_problem_add_condition(
+    _ problem: OpaquePointer?, _ faces: UnsafePointer<CChar>?, _ kind: Int32, _ value: kfp_point_function?,
+    _ user_data: UnsafeMutableRawPointer?, _ a: Double, _ b: Double
+) -> kfp_status {
+    entryPoint("kfp_problem_add_condition") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        let names = String(cString: try required(faces, "faces"))
+        let conditionKind: FaceCondition.Kind
+        switch try LossTermKind(key: kind) {
+        case .dirichlet: conditionKind = .dirichlet
+        case .neumann: conditionKind = .neumann
+        case .robin: conditionKind = .robin(a: a, b: b)
+        case .interior, .observation:
+            throw KFPError.invalidArgument("a condition is KFP_TERM_DIRICHLET, KFP_TERM_NEUMANN or KFP_TERM_ROBIN")
+        }
+        handle.problem = try handle.problem.adding(faces: names, kind: conditionKind, direction: nil,
+                                                   value: try pointFunction(value, user_data, "value"))
+    }
+}
+
+/// Adds initial conditions on the face t = lower[0] (time is coordinate 0): the value u = g
+/// (a Dirichlet condition on "x0-") and, if `velocity` is not NULL, du/dt = v (a Neumann
+/// condition along +e_t), for equations of second order in time. On failure the problem is unchanged.
+/// @param value g(x) at t = 0, with value_data.
+/// @param velocity v(x) at t = 0 with velocity_data, or NULL.
+/// @return as kfp_problem_add_condition.
+@c public func kfp_problem_add_initial(
+    _ problem: OpaquePointer?, _ value: kfp_point_function?, _ value_data: UnsafeMutableRawPointer?,
+    _ velocity: kfp_point_function?, _ velocity_data: UnsafeMutableRawPointer?
+) -> kfp_status {
+    entryPoint("kfp_problem_add_initial") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        var p = try handle.problem.adding(faces: "x0-", kind: .dirichlet, direction: nil, value: try pointFunction(value, value_data, "value"))
+        if velocity != nil {
+            let et = [1.0] + [Double](repeating: 0, count: p.dimension - 1)
+            p = try p.adding(faces: "x0-", kind: .neumann, direction: et, value: try pointFunction(velocity, velocity_data, "velocity"))
+        }
+        handle.problem = p
+    }
+}
+
+/// Sets the exact solution of a problem of your own: the training log then has its errors.
+/// @param exact u*, with user_data passed to it.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for a built-in problem.
+@c public func kfp_problem_set_exact(
+    _ problem: OpaquePointer?, _ exact: kfp_point_function?, _ user_data: UnsafeMutableRawPointer?
+) -> kfp_status {
+    entryPoint("kfp_problem_set_exact") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        handle.problem = try handle.problem.withExact(try pointFunction(exact, user_data, "exact"))
+    }
+}
+
+/// Sets the default batch sizes of a problem of your own (kfp_train's and kfp_problem_sample's
+/// defaults).
+/// @param num_interior >= 1.
+/// @param num_boundary >= 0.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT.
+@c public func kfp_problem_set_sizes(_ problem: OpaquePointer?, _ num_interior: Int64, _ num_boundary: Int64) -> kfp_status {
+    entryPoint("kfp_problem_set_sizes") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        handle.problem = try handle.problem.withSizes(interior: try countArgument(num_interior, "num_interior"),
+                                                      boundary: try countArgument(num_boundary, "num_boundary", minimum: 0))
     }
 }
 

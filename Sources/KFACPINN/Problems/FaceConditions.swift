@@ -1,21 +1,90 @@
-/// A condition on faces of a problem's box: Dirichlet u = g, Neumann ∂u/∂n = g or Robin
-/// a u + b ∂u/∂n = g (docs/math.md §9). The derivative is along the face's outward normal, or
-/// along a fixed unit `direction` (an initial velocity: +e_t on t = 0).
+import Glibc
+
+/// A scalar function of points, evaluated a batch at a time: x (n points, row-major n × d) → n
+/// values. Built from a Swift closure per point, or from a function of whole batches (the C and
+/// Python callbacks).
+public struct PointFunction: Sendable {
+    let body: @Sendable (UnsafePointer<Double>, Int, Int, UnsafeMutablePointer<Double>) throws -> Void
+
+    /// f(x) at one point (d values).
+    public init(_ f: @escaping @Sendable (UnsafePointer<Double>) -> Double) {
+        body = { x, n, d, out in for k in 0..<n { out[k] = f(x + k * d) } }
+    }
+
+    /// out[k] = f(x_k) for the n points of x (n × d); may throw.
+    public init(batch: @escaping @Sendable (UnsafePointer<Double>, Int, Int, UnsafeMutablePointer<Double>) throws -> Void) {
+        body = batch
+    }
+
+    /// A constant.
+    public static func constant(_ c: Double) -> PointFunction { PointFunction { _ in c } }
+
+    /// The values at `count` points; a non-finite value is an error naming `what`, the point and its coordinates.
+    func values(_ x: [Double], count n: Int, dimension d: Int, what: @autoclosure () -> String) throws -> [Double] {
+        var out = [Double](repeating: .nan, count: n)
+        guard n > 0 else { return out }
+        try x.withUnsafeBufferPointer { xp in
+            try out.withUnsafeMutableBufferPointer { try body(xp.baseAddress!, n, d, $0.baseAddress!) }
+        }
+        if let k = out.firstIndex(where: { !$0.isFinite }) {
+            let point = x[(k * d)..<(k * d + d)].map { "\($0)" }.joined(separator: ", ")
+            throw KFPError.nonFinite("\(what()) is \(out[k]) at point \(k) (\(point))")
+        }
+        return out
+    }
+}
+
+/// Where a condition holds: a face of a box (coordinate i at its lower or upper bound), or the
+/// sphere that bounds a ball.
+public enum Face: Sendable, Equatable, CustomStringConvertible {
+    case side(coordinate: Int, upper: Bool)
+    case sphere
+
+    /// "x0-", "x2+", "boundary".
+    public var description: String {
+        switch self {
+        case .side(let i, let upper): return "x\(i)\(upper ? "+" : "-")"
+        case .sphere: return "boundary"
+        }
+    }
+}
+
+/// A condition on faces of a problem's domain: Dirichlet u = g, Neumann ∂u/∂n = g or Robin
+/// a u + b ∂u/∂n = g (docs/math.md §9). The derivative is along the outward normal, or along a
+/// fixed unit `direction` (an initial velocity: +e_t on t = 0).
 public struct FaceCondition: Sendable {
     public enum Kind: Sendable {
         case dirichlet, neumann
         case robin(a: Double, b: Double)
     }
 
-    /// The faces: coordinate i at its lower (`upper` false) or upper bound.
-    public let faces: [(coordinate: Int, upper: Bool)]
+    public let faces: [Face]
     public let kind: Kind
     public let direction: [Double]?
-    /// g at one point (d values).
-    let value: @Sendable (UnsafePointer<Double>) -> Double
+    /// g.
+    let value: PointFunction
 
-    public init(faces: [(coordinate: Int, upper: Bool)], kind: Kind, direction: [Double]? = nil,
+    public init(faces: [Face], kind: Kind, direction: [Double]? = nil, value: PointFunction) {
+        self.faces = faces
+        self.kind = kind
+        self.direction = direction
+        self.value = value
+    }
+
+    public init(faces: [Face], kind: Kind, direction: [Double]? = nil,
                 value: @escaping @Sendable (UnsafePointer<Double>) -> Double) {
+        self.init(faces: faces, kind: kind, direction: direction, value: PointFunction(value))
+    }
+}
+
+/// A condition as the user names it: faces by name ("x0-", "x1+,x2-", "all", "boundary").
+public struct ConditionSpec: Sendable {
+    public var faces: String
+    public var kind: FaceCondition.Kind
+    public var direction: [Double]?
+    public var value: PointFunction
+
+    public init(faces: String, kind: FaceCondition.Kind, direction: [Double]? = nil, value: PointFunction) {
         self.faces = faces
         self.kind = kind
         self.direction = direction
@@ -24,12 +93,123 @@ public struct FaceCondition: Sendable {
 }
 
 extension Problem {
-    /// The (d − 1)-dimensional area of the face where coordinate i is fixed.
-    func faceArea(_ i: Int) -> Double {
-        (0..<dimension).reduce(1.0) { $1 == i ? $0 : $0 * (upper[$1] - lower[$1]) }
+    /// A problem of the user's: an operator on a box or ball, a source f, conditions and,
+    /// optionally, the exact solution (for the logged errors). Conditions name their faces:
+    /// "x<i>-" / "x<i>+" (coordinate i at its lower / upper bound) or "all" (every face no other
+    /// condition names) for a box, "boundary" or "all" for a ball; several as "x0-,x1+". A face
+    /// takes one condition, except that a condition with a fixed `direction` (an initial
+    /// velocity) may share its face.
+    public init(custom name: String = "custom", operator op: Operator, box: (lower: [Double], upper: [Double])? = nil,
+                ball: (center: [Double], radius: Double)? = nil, source: PointFunction,
+                conditions: [ConditionSpec], exact: PointFunction? = nil, interior: Int = 1000, boundary: Int = 200) throws {
+        let d = op.dimension
+        switch (box, ball) {
+        case (let box?, nil):
+            guard box.lower.count == d, box.upper.count == d else {
+                throw KFPError.dimensionMismatch("the box has \(box.lower.count) lower and \(box.upper.count) upper bounds, the operator is \(d)-dimensional")
+            }
+            try requireFinite(box.lower + box.upper, "box bounds")
+            for i in 0..<d where !(box.lower[i] < box.upper[i]) {
+                throw KFPError.invalidArgument("the box's coordinate \(i) has lower bound \(box.lower[i]) not below its upper bound \(box.upper[i])")
+            }
+            (lower, upper) = (box.lower, box.upper)
+        case (nil, let ball?):
+            guard ball.center.count == d else {
+                throw KFPError.dimensionMismatch("the ball's center has \(ball.center.count) coordinates, the operator is \(d)-dimensional")
+            }
+            try requireFinite(ball.center, "ball center")
+            guard ball.radius.isFinite, ball.radius > 0 else {
+                throw KFPError.invalidArgument("the ball's radius must be positive and finite, got \(ball.radius)")
+            }
+            lower = ball.center.map { $0 - ball.radius }
+            upper = ball.center.map { $0 + ball.radius }
+        default:
+            throw KFPError.invalidArgument("a problem's domain is a box or a ball: give exactly one")
+        }
+        guard interior >= 1, boundary >= 0 else {
+            throw KFPError.invalidArgument("default sizes must be at least 1 interior and 0 condition points, got \(interior) and \(boundary)")
+        }
+        self.name = name
+        self.op = op
+        self.ball = ball
+        self.conditions = .faces
+        (defaultInterior, defaultBoundary) = (interior, boundary)
+        networks = [("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128])]
+        exactSolution = exact
+        sourceTerm = source
+        conditionSpecs = conditions
+        let all: [Face] = ball == nil ? (0..<d).flatMap { [Face.side(coordinate: $0, upper: false), .side(coordinate: $0, upper: true)] } : [.sphere]
+        // Faces by name; "all" resolved last, to the faces no other condition names.
+        var named: [[Face]?] = [], taken: [Face] = []
+        for c in conditions {
+            if let direction = c.direction {
+                guard direction.count == d else {
+                    throw KFPError.dimensionMismatch("the direction of the condition on '\(c.faces)' has \(direction.count) entries, the domain is \(d)-dimensional")
+                }
+                let norm = direction.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                guard abs(norm - 1) <= 1e-8 else {
+                    throw KFPError.invalidArgument("the direction of the condition on '\(c.faces)' has length \(norm), not 1")
+                }
+            }
+            if case .robin(let a, let b) = c.kind, a == 0 && b == 0 {
+                throw KFPError.invalidArgument("the Robin condition on '\(c.faces)' has a = b = 0")
+            }
+            let names = c.faces.split(separator: ",").map { $0.trimmingCharacters() }
+            guard !names.isEmpty else { throw KFPError.invalidArgument("a condition names no face") }
+            if names == ["all"] { named.append(nil); continue }
+            var faces: [Face] = []
+            for n in names {
+                guard let face = all.first(where: { $0.description == n || (ball != nil && n == "all") }) else {
+                    throw KFPError.invalidArgument("unknown face '\(n)' (this domain's faces: \(all.map(\.description).joined(separator: ", ")), all)")
+                }
+                if c.direction == nil {
+                    guard !taken.contains(face) else { throw KFPError.invalidArgument("face '\(n)' is given two conditions") }
+                    taken.append(face)
+                }
+                faces.append(face)
+            }
+            named.append(faces)
+        }
+        let rest = all.filter { !taken.contains($0) }
+        if named.filter({ $0 == nil }).count > 1 { throw KFPError.invalidArgument("two conditions name 'all'") }
+        faceConditions = try zip(conditions, named).map { c, faces in
+            let resolved = faces ?? rest
+            guard !resolved.isEmpty else { throw KFPError.invalidArgument("'all' names no face: every face has a condition already") }
+            return FaceCondition(faces: resolved, kind: c.kind, direction: c.direction, value: c.value)
+        }
     }
 
-    /// `sample` for `.faces` problems: the interior points as for every problem, and the m
+    /// This problem of the user's with one more condition (validated as `init(custom:)` does).
+    public func adding(faces: String, kind: FaceCondition.Kind, direction: [Double]?, value: PointFunction) throws -> Problem {
+        try rebuilt(conditions: (conditionSpecs ?? []) + [ConditionSpec(faces: faces, kind: kind, direction: direction, value: value)])
+    }
+
+    /// This problem of the user's with the exact solution `exact`.
+    public func withExact(_ exact: PointFunction) throws -> Problem { try rebuilt(exact: exact) }
+
+    /// This problem of the user's with other default batch sizes.
+    public func withSizes(interior: Int, boundary: Int) throws -> Problem { try rebuilt(interior: interior, boundary: boundary) }
+
+    private func rebuilt(conditions: [ConditionSpec]? = nil, exact: PointFunction? = nil, interior: Int? = nil,
+                         boundary: Int? = nil) throws -> Problem {
+        guard isCustom else { throw KFPError.invalidArgument("problem \(name) is built in: only a problem of your own takes conditions, an exact solution or sizes") }
+        return try Problem(custom: name, operator: op, box: ball == nil ? (lower, upper) : nil, ball: ball, source: sourceTerm,
+                           conditions: conditions ?? conditionSpecs ?? [], exact: exact ?? exactSolution,
+                           interior: interior ?? defaultInterior, boundary: boundary ?? defaultBoundary)
+    }
+
+    /// The (d − 1)-dimensional area of a face: of a box side, the product of the other sides; of
+    /// a ball's sphere, 2π^{d/2} r^{d−1} / Γ(d/2).
+    func faceArea(_ face: Face) -> Double {
+        switch face {
+        case .side(let i, _): return (0..<dimension).reduce(1.0) { $1 == i ? $0 : $0 * (upper[$1] - lower[$1]) }
+        case .sphere:
+            let d = Double(dimension), r = ball?.radius ?? 1
+            return 2 * pow(Double.pi, d / 2) * pow(r, d - 1) / tgamma(d / 2)
+        }
+    }
+
+    /// `sample` for `.faces` problems: interior points strictly inside the domain, and the m
     /// condition points split over the conditions by the area of their faces (largest
     /// remainders), each point on a face of its condition chosen by area, with the face's
     /// outward normal (or the condition's direction). One loss term per condition, weight 1.
@@ -38,32 +218,47 @@ extension Problem {
         var rng = RandomSource(seed: seed), unit = [Double](repeating: 0, count: d)
         let interiorSobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed) : nil
         let boundarySobol = sampler == .sobol ? SobolSequence(dimension: d, seed: seed ^ 0x5DEE_CE66_D1CE_F00D) : nil
-        var xi = [Double]()
+        var xi = [Double](), index = 0
         xi.reserveCapacity(n * d)
-        for k in 0..<n { xi += boxPoint(k, interiorSobol, &rng, &unit) }
+        for _ in 0..<n { xi += domainPoint(&index, interiorSobol, &rng, &unit) }
         var terms = [LossTerm(kind: .interior, points: xi, targets: try source(xi, count: n))]
         // Points per condition: m · (its faces' area) / (all conditions' area), largest remainders first.
-        let areas = faceConditions.map { c in c.faces.reduce(0.0) { $0 + faceArea($1.coordinate) } }
-        let total = areas.reduce(0, +), shares = areas.map { Double(m) * $0 / total }
+        let areas = faceConditions.map { c in c.faces.reduce(0.0) { $0 + faceArea($1) } }
+        let total = areas.reduce(0, +), shares = areas.map { total > 0 ? Double(m) * $0 / total : 0 }
         var counts = shares.map { Int($0) }
         let byRemainder = shares.indices.sorted { (shares[$0] - Double(counts[$0]), $1) > (shares[$1] - Double(counts[$1]), $0) }
-        for c in byRemainder.prefix(m - counts.reduce(0, +)) { counts[c] += 1 }
-        var index = 0
-        for (condition, count) in zip(faceConditions, counts) {
+        for c in byRemainder.prefix(max(0, m - counts.reduce(0, +))) { counts[c] += 1 }
+        index = 0
+        for (t, (condition, count)) in zip(faceConditions, counts).enumerated() {
             var points = [Double](), normals = [Double]()
-            let faceAreas = condition.faces.map { faceArea($0.coordinate) }, faceTotal = faceAreas.reduce(0, +)
+            let faceAreas = condition.faces.map { faceArea($0) }, faceTotal = faceAreas.reduce(0, +)
             for _ in 0..<count {
                 var p = boxPoint(index, boundarySobol, &rng, &unit)
                 index += 1
                 // A face of the condition with probability proportional to its area.
                 var r = Double(rng.next() >> 11) * 0x1.0p-53 * faceTotal, f = 0
                 while f < faceAreas.count - 1 && r >= faceAreas[f] { r -= faceAreas[f]; f += 1 }
-                let face = condition.faces[f]
-                p[face.coordinate] = face.upper ? upper[face.coordinate] : lower[face.coordinate]
+                var normal = [Double](repeating: 0, count: d)
+                switch condition.faces[f] {
+                case .side(let i, let isUpper):
+                    p[i] = isUpper ? upper[i] : lower[i]
+                    normal[i] = isUpper ? 1 : -1
+                case .sphere:
+                    // A direction from a Gaussian vector (Box–Muller on the point's coordinates).
+                    let ball = self.ball!
+                    var g = (0..<d).map { i -> Double in
+                        let u1 = (p[i] - lower[i]) / (upper[i] - lower[i]), u2 = Double(rng.next() >> 11) * 0x1.0p-53
+                        return (-2 * log(max(u1, 0x1.0p-60))).squareRoot() * cos(2 * Double.pi * u2)
+                    }
+                    let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    if norm == 0 { g = [1] + [Double](repeating: 0, count: d - 1) }
+                    normal = g.map { $0 / max(norm, 1e-300) }
+                    p = (0..<d).map { ball.center[$0] + ball.radius * normal[$0] }
+                }
                 points += p
-                normals += condition.direction ?? (0..<d).map { $0 == face.coordinate ? (face.upper ? 1 : -1) : 0 }
+                normals += condition.direction ?? normal
             }
-            let g = points.withUnsafeBufferPointer { x in (0..<count).map { condition.value(x.baseAddress! + $0 * d) } }
+            let g = try condition.value.values(points, count: count, dimension: d, what: "the value g of condition \(t) (\(condition.faces.map(\.description).joined(separator: ",")))")
             switch condition.kind {
             case .dirichlet: terms.append(LossTerm(kind: .dirichlet, points: points, targets: g))
             case .neumann: terms.append(LossTerm(kind: .neumann, points: points, targets: g, normals: normals))
@@ -73,5 +268,12 @@ extension Problem {
             }
         }
         return try Batch(dimension: d, terms: terms)
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces.
+    func trimmingCharacters() -> String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

@@ -35,9 +35,14 @@ public struct Problem: Sendable {
     public let networks: [(size: String, hidden: [Int])]
     /// The conditions on the box's faces when `conditions` is `.faces`, else empty.
     public let faceConditions: [FaceCondition]
-    /// u*(x) and f(x) at one point (d values).
-    let exactSolution: @Sendable (UnsafePointer<Double>) -> Double
-    let sourceTerm: @Sendable (UnsafePointer<Double>) -> Double
+    /// u* (nil when the problem has no exact solution) and f.
+    let exactSolution: PointFunction?
+    let sourceTerm: PointFunction
+    /// A ball domain (center, radius) instead of the box; `lower`, `upper` are then its bounding box.
+    public let ball: (center: [Double], radius: Double)?
+    /// A problem of the user's (`init(custom:)`): its conditions as named; nil for a built-in one.
+    let conditionSpecs: [ConditionSpec]?
+    var isCustom: Bool { conditionSpecs != nil }
 
     public var dimension: Int { op.dimension }
 
@@ -56,6 +61,8 @@ public struct Problem: Sendable {
         }
         self.name = name
         var faceConditions: [FaceCondition] = []
+        ball = nil
+        conditionSpecs = nil
         switch name {
         case "poisson2d_sin":
             // u* = sin πx₁ sin πx₂, −Δu* = 2π² u*.
@@ -64,8 +71,8 @@ public struct Problem: Sendable {
             conditions = .boundary
             (defaultInterior, defaultBoundary) = (900, 120)
             networks = standardNetworks
-            exactSolution = { x in sin(pi * x[0]) * sin(pi * x[1]) }
-            sourceTerm = { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
+            exactSolution = PointFunction { x in sin(pi * x[0]) * sin(pi * x[1]) }
+            sourceTerm = PointFunction { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
         case "poisson5d_cos":
             // u* = Σ cos πx_i, −Δu* = π² u*.
             op = try .poisson(dimension: 5)
@@ -73,8 +80,8 @@ public struct Problem: Sendable {
             conditions = .boundary
             (defaultInterior, defaultBoundary) = (3000, 500)
             networks = standardNetworks
-            exactSolution = { x in (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
-            sourceTerm = { x in pi * pi * (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
+            exactSolution = PointFunction { x in (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
+            sourceTerm = PointFunction { x in pi * pi * (0..<5).reduce(0) { $0 + cos(pi * x[$1]) } }
         case "poisson10d_pairs":
             // u* = Σ_k x_{2k−1} x_{2k} (harmonic), f = 0.
             op = try .poisson(dimension: 10)
@@ -82,8 +89,8 @@ public struct Problem: Sendable {
             conditions = .boundary
             (defaultInterior, defaultBoundary) = (3000, 1000)
             networks = [("big", [256, 256, 128, 128])]
-            exactSolution = { x in (0..<5).reduce(0) { $0 + x[2 * $1] * x[2 * $1 + 1] } }
-            sourceTerm = { _ in 0 }
+            exactSolution = PointFunction { x in (0..<5).reduce(0) { $0 + x[2 * $1] * x[2 * $1 + 1] } }
+            sourceTerm = PointFunction { _ in 0 }
         case "poisson100d_sq":
             // u* = ‖x‖², −Δu* = −2d.
             op = try .poisson(dimension: 100)
@@ -91,8 +98,8 @@ public struct Problem: Sendable {
             conditions = .boundary
             (defaultInterior, defaultBoundary) = (100, 50)
             networks = [("huge", [768, 768, 512, 512])]
-            exactSolution = { x in (0..<100).reduce(0) { $0 + x[$1] * x[$1] } }
-            sourceTerm = { _ in -200 }
+            exactSolution = PointFunction { x in (0..<100).reduce(0) { $0 + x[$1] * x[$1] } }
+            sourceTerm = PointFunction { _ in -200 }
         case "heat1d":
             // (t, x): ∂_t u = ¼ ∂²_x u, u* = e^{−π²t/4} sin πx.
             op = try .heat(spaceDimension: 1, kappa: 0.25)
@@ -100,8 +107,8 @@ public struct Problem: Sendable {
             conditions = .boundaryAndInitial
             (defaultInterior, defaultBoundary) = (900, 120)
             networks = standardNetworks
-            exactSolution = { x in exp(-pi * pi * x[0] / 4) * sin(pi * x[1]) }
-            sourceTerm = { _ in 0 }
+            exactSolution = PointFunction { x in exp(-pi * pi * x[0] / 4) * sin(pi * x[1]) }
+            sourceTerm = PointFunction { _ in 0 }
         case "heat4d":
             // (t, x) ∈ [0,1]⁵: ∂_t u = ¼ Δ_x u, u* = e^{−t} Σ sin 2x_i (¼·4 = 1).
             op = try .heat(spaceDimension: 4, kappa: 0.25)
@@ -109,8 +116,8 @@ public struct Problem: Sendable {
             conditions = .boundaryAndInitial
             (defaultInterior, defaultBoundary) = (3000, 500)
             networks = standardNetworks
-            exactSolution = { x in exp(-x[0]) * (1...4).reduce(0) { $0 + sin(2 * x[$1]) } }
-            sourceTerm = { _ in 0 }
+            exactSolution = PointFunction { x in exp(-x[0]) * (1...4).reduce(0) { $0 + sin(2 * x[$1]) } }
+            sourceTerm = PointFunction { _ in 0 }
         case "logfp9d":
             // q = log p for dX = −X/2 dt + √2 dW from N(0, I): p(t) = N(0, v(t) I),
             // v(t) = e^{−t} + 2(1 − e^{−t}); q = −(d/2) log(2πv) − ‖x‖²/(2v).
@@ -120,12 +127,12 @@ public struct Problem: Sendable {
             conditions = .initial
             (defaultInterior, defaultBoundary) = (3000, 1000)
             networks = [("big", [256, 256, 128, 128])]
-            exactSolution = { x in
+            exactSolution = PointFunction { x in
                 let v = exp(-x[0]) + 2 * (1 - exp(-x[0]))
                 let r2 = (1...9).reduce(0) { $0 + x[$1] * x[$1] }
                 return -4.5 * log(2 * pi * v) - r2 / (2 * v)
             }
-            sourceTerm = { _ in 0 }
+            sourceTerm = PointFunction { _ in 0 }
         case "poisson2d_mixed":
             // −Δu = f on [0,1]², u* = sin πx₁ sin πx₂ + x₂: Dirichlet on x0−, x0+; Neumann on x1−
             // (∂u/∂n = −∂₂u = −π sin πx₁ − 1); Robin u + ∂u/∂n = g on x1+ (∂u/∂n = ∂₂u).
@@ -136,12 +143,12 @@ public struct Problem: Sendable {
             networks = standardNetworks
             let u: @Sendable (UnsafePointer<Double>) -> Double = { x in sin(pi * x[0]) * sin(pi * x[1]) + x[1] }
             let du2: @Sendable (UnsafePointer<Double>) -> Double = { x in pi * sin(pi * x[0]) * cos(pi * x[1]) + 1 }
-            exactSolution = u
-            sourceTerm = { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
+            exactSolution = PointFunction(u)
+            sourceTerm = PointFunction { x in 2 * pi * pi * sin(pi * x[0]) * sin(pi * x[1]) }
             faceConditions = [
-                FaceCondition(faces: [(0, false), (0, true)], kind: .dirichlet, value: u),
-                FaceCondition(faces: [(1, false)], kind: .neumann, value: { x in -du2(x) }),
-                FaceCondition(faces: [(1, true)], kind: .robin(a: 1, b: 1), value: { x in u(x) + du2(x) }),
+                FaceCondition(faces: [.side(coordinate: 0, upper: false), .side(coordinate: 0, upper: true)], kind: .dirichlet, value: u),
+                FaceCondition(faces: [.side(coordinate: 1, upper: false)], kind: .neumann, value: { x in -du2(x) }),
+                FaceCondition(faces: [.side(coordinate: 1, upper: true)], kind: .robin(a: 1, b: 1), value: { x in u(x) + du2(x) }),
             ]
         case "wave1d":
             // (t, x) ∈ [0,1]²: u_tt = u_xx (C = diag(1, −1)), u* = sin πx cos πt; u(0, x) = sin πx,
@@ -151,12 +158,12 @@ public struct Problem: Sendable {
             conditions = .faces
             (defaultInterior, defaultBoundary) = (2000, 400)
             networks = standardNetworks
-            exactSolution = { x in sin(pi * x[1]) * cos(pi * x[0]) }
-            sourceTerm = { _ in 0 }
+            exactSolution = PointFunction { x in sin(pi * x[1]) * cos(pi * x[0]) }
+            sourceTerm = PointFunction { _ in 0 }
             faceConditions = [
-                FaceCondition(faces: [(0, false)], kind: .dirichlet, value: { x in sin(pi * x[1]) }),
-                FaceCondition(faces: [(0, false)], kind: .neumann, direction: [1, 0], value: { _ in 0 }),
-                FaceCondition(faces: [(1, false), (1, true)], kind: .dirichlet, value: { _ in 0 }),
+                FaceCondition(faces: [.side(coordinate: 0, upper: false)], kind: .dirichlet, value: { x in sin(pi * x[1]) }),
+                FaceCondition(faces: [.side(coordinate: 0, upper: false)], kind: .neumann, direction: [1, 0], value: { _ in 0 }),
+                FaceCondition(faces: [.side(coordinate: 1, upper: false), .side(coordinate: 1, upper: true)], kind: .dirichlet, value: { _ in 0 }),
             ]
         default:
             throw KFPError.invalidArgument("unknown problem '\(name)' (known: \(Problem.names.joined(separator: ", ")))")
@@ -175,14 +182,18 @@ public struct Problem: Sendable {
     /// u* at `count` points (row-major count × d).
     public func exact(_ x: [Double], count n: Int) throws -> [Double] {
         try requirePoints(x, count: n)
-        return evaluate(exactSolution, x, n)
+        guard let exactSolution else { throw KFPError.invalidArgument("problem \(name) has no exact solution") }
+        return try exactSolution.values(x, count: n, dimension: dimension, what: "the exact solution")
     }
 
     /// f at `count` points (row-major count × d).
     public func source(_ x: [Double], count n: Int) throws -> [Double] {
         try requirePoints(x, count: n)
-        return evaluate(sourceTerm, x, n)
+        return try sourceTerm.values(x, count: n, dimension: dimension, what: "the source f")
     }
+
+    /// Whether the problem has an exact solution (errors are logged only then).
+    public var hasExactSolution: Bool { exactSolution != nil }
 
     private func requirePoints(_ x: [Double], count n: Int) throws {
         guard n >= 0, x.count == (try checkedProduct(n, dimension, "points")) else {
@@ -191,9 +202,6 @@ public struct Problem: Sendable {
         try requireFinite(x, "points")
     }
 
-    private func evaluate(_ f: (UnsafePointer<Double>) -> Double, _ x: [Double], _ n: Int) -> [Double] {
-        x.withUnsafeBufferPointer { p in (0..<n).map { f(p.baseAddress! + $0 * dimension) } }
-    }
 
     /// A training batch: `interior` points strictly inside the box, `boundary` condition points
     /// as `conditions` says (a point of the box with one coordinate set to a face), with f and
@@ -204,6 +212,7 @@ public struct Problem: Sendable {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
         if conditions == .faces { return try sampleFaces(interior: n, boundary: m, seed: seed, sampler: sampler) }
+        // The paper's problems: u* gives g.
         let d = dimension
         var rng = RandomSource(seed: seed)
         // Points of the open unit cube: uniform (53 random bits, offset by half a step) or Sobol'.
@@ -246,6 +255,19 @@ public struct Problem: Sendable {
             for i in 0..<d { unit[i] = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53 }
         }
         return (0..<d).map { lower[$0] + (upper[$0] - lower[$0]) * unit[$0] }
+    }
+
+    /// A point of the domain's interior: `boxPoint` for a box; for a ball, box points of its
+    /// bounding box until one lies strictly inside (rejection keeps uniform and Sobol' points
+    /// uniform in the ball).
+    func domainPoint(_ index: inout Int, _ sobol: SobolSequence?, _ rng: inout RandomSource, _ unit: inout [Double]) -> [Double] {
+        while true {
+            let p = boxPoint(index, sobol, &rng, &unit)
+            index += 1
+            guard let ball else { return p }
+            let r2 = zip(p, ball.center).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            if r2 < ball.radius * ball.radius { return p }
+        }
     }
 
     /// Fresh interior points drawn with `seed` and u* there, for the errors.

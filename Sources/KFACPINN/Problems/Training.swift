@@ -70,7 +70,13 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         throw KFPError.dimensionMismatch("the network has \(net.inputDimension) inputs, problem \(problem.name) is \(problem.dimension)-dimensional")
     }
     let n = options.interior ?? problem.defaultInterior, m = options.boundary ?? problem.defaultBoundary
-    let evaluation = try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed)
+    // Errors against the exact solution, when the problem has one (else NaN in the log).
+    let evaluation = problem.hasExactSolution
+        ? try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed) : nil
+    func currentErrors() throws -> (l2: Double, relativeL2: Double) {
+        guard let evaluation else { return (.nan, .nan) }
+        return try problem.errors(net, on: evaluation)
+    }
     var csv: UnsafeMutablePointer<FILE>? = nil
     if let path = options.csvPath {
         guard let f = fopen(path, "w") else {
@@ -90,7 +96,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     var batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed, sampler: options.sampler)
     var resamples: UInt64 = 0
     let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
-    var errors = try problem.errors(net, on: evaluation)
+    var errors = try currentErrors()
     log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
                        lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0))
     var seconds = 0.0, step = 0
@@ -105,7 +111,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         step += 1
         let last = step == options.steps || seconds >= (options.seconds ?? .infinity)
         if step == 1 || step % options.logEvery == 0 || last {
-            errors = try problem.errors(net, on: evaluation)
+            errors = try currentErrors()
             log(TrainingRecord(step: step, seconds: seconds, loss: stats.loss, lossInterior: stats.lossInterior,
                                lossBoundary: stats.lossBoundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2,
                                stepSize: stats.stepSize))

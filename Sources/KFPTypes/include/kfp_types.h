@@ -8,6 +8,12 @@
  * caller's user_data; return nonzero to stop training. */
 typedef int32_t (*kfp_train_callback)(const double *record, int64_t count, void *user_data);
 
+/* A scalar function of points (a source, a condition's values, an exact solution): writes
+ * out[k] = f(x_k) for the num_points points of x (row-major num_points x dim). user_data is the
+ * pointer given with the function. It may be called from any thread the library uses, one call
+ * at a time per problem. A NaN or infinite value is reported as an error naming the point. */
+typedef void (*kfp_point_function)(void *user_data, const double *x, int64_t num_points, int64_t dim, double *out);
+
 /* Settings of kfp_train. Fill with kfp_train_default_options, then change fields; `size` must
  * stay what that function wrote (fields added in later versions come after the last one). */
 typedef struct kfp_train_options {

@@ -14,7 +14,7 @@ from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMEN
 from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
-           "Robin", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
+           "Robin", "Box", "Ball", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
@@ -580,6 +580,62 @@ class HessianFree(Optimizer):
         self._configure([("damping", damping), ("max_cg_iterations", max_cg_iterations)])
 
 
+class Box:
+    """The box [lower_0, upper_0] x ... x [lower_{d-1}, upper_{d-1}]; faces "x<i>-" and "x<i>+"."""
+
+    def __init__(self, lower, upper):
+        self.lower, self.upper = _array(lower, "Box lower", (None,)), _array(upper, "Box upper", (None,))
+        if self.lower.shape != self.upper.shape:
+            raise InputError(f"Box: {self.lower.size} lower and {self.upper.size} upper bounds", DIMENSION_MISMATCH)
+
+    @property
+    def dim(self):
+        return self.lower.size
+
+
+class Ball:
+    """The ball |x - center| < radius; its face is "boundary" (normals (x - center)/radius)."""
+
+    def __init__(self, center, radius):
+        self.center, self.radius = _array(center, "Ball center", (None,)), float(radius)
+
+    @property
+    def dim(self):
+        return self.center.size
+
+
+class _Condition:
+    def __init__(self, faces, value):
+        self.faces = faces if isinstance(faces, str) else ",".join(faces)
+        self.value = value
+
+
+class DirichletCondition(_Condition):
+    """u = value on `faces` ("x0-", ["x0-", "x1+"], "all", or a ball's "boundary")."""
+    kind = "dirichlet"
+
+
+class NeumannCondition(_Condition):
+    """du/dn = value on `faces` (outward normal)."""
+    kind = "neumann"
+
+
+class RobinCondition(_Condition):
+    """a u + b du/dn = value on `faces`; a, b constants, not both 0."""
+    kind = "robin"
+
+    def __init__(self, faces, value, a, b):
+        super().__init__(faces, value)
+        self.a, self.b = float(a), float(b)
+
+
+class InitialCondition:
+    """u(0, x) = value and, if given, du/dt(0, x) = velocity, on the face t = lower_0 (time first)."""
+
+    def __init__(self, value, velocity=None):
+        self.value, self.velocity = value, velocity
+
+
 class Problem(_Handle):
     """A built-in problem: the paper's "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
     "poisson100d_sq", "heat1d", "heat4d", "logfp9d", and "poisson2d_mixed" (Dirichlet, Neumann
@@ -589,11 +645,87 @@ class Problem(_Handle):
 
     def __init__(self, name):
         super().__init__(_create(lib.kfp_problem_create, str(name).encode()))
+        self._setup(name)
+
+    def _setup(self, name):
         self.name = name
+        self._callbacks, self._callback_errors = [], []
         d = ctypes.c_int64()
         _check(lib.kfp_problem_dim(self.handle, ctypes.byref(d)))
         self.dim = d.value
         self.operator = Operator(_create(lib.kfp_problem_operator, self.handle), name)
+
+    def _function(self, f, what):
+        """A kfp_point_function calling f on (N, d) points (a number: a constant). An exception
+        inside it, or values of the wrong shape, fill `out` with NaN and are re-raised by
+        `_check_callbacks` after the library call."""
+        def call(_user, x, n, d, out):
+            try:
+                points = np.ctypeslib.as_array(x, shape=(n, d)).copy()
+                values = np.full(n, float(f)) if isinstance(f, (int, float)) else np.asarray(f(points), dtype=np.float64)
+                if values.shape != (n,):
+                    raise InputError(f"{what} returned shape {values.shape} for {n} points; expected ({n},)",
+                                     DIMENSION_MISMATCH)
+                np.ctypeslib.as_array(out, shape=(n,))[:] = values
+            except BaseException as error:   # cannot cross the C boundary: recorded, re-raised after the call
+                self._callback_errors.append(error)
+                np.ctypeslib.as_array(out, shape=(n,))[:] = np.nan
+        function = _abi.point_function(call)
+        self._callbacks.append(function)   # alive as long as the problem
+        return function
+
+    def _check_callbacks(self, status):
+        """Re-raises the first exception of a Python function during the last call, else checks `status`."""
+        if self._callback_errors:
+            error = self._callback_errors[0]
+            self._callback_errors.clear()
+            raise error
+        _check(status)
+
+    @classmethod
+    def custom(cls, dim, operator, source, domain, conditions=(), exact=None, n_interior=1000, n_boundary=200):
+        """A problem of your own: `operator` on `domain` (kp.Box or kp.Ball) with source f, the
+        `conditions` (kp.DirichletCondition, kp.NeumannCondition, kp.RobinCondition,
+        kp.InitialCondition) and, for the logged errors, the exact solution. Functions are
+        vectorised: (N, d) points -> (N,) values; numbers are constants."""
+        if int(dim) != domain.dim:
+            raise InputError(f"dim is {dim}, the domain is {domain.dim}-dimensional", DIMENSION_MISMATCH)
+        problem = cls.__new__(cls)
+        _Handle.__init__(problem, None)
+        problem._callbacks, problem._callback_errors = [], []
+        source_function = problem._function(source, "source")
+        if isinstance(domain, Box):
+            handle = _create(lib.kfp_problem_create_box, operator.handle, _ptr(domain.lower), _ptr(domain.upper), domain.dim,
+                             source_function, None)
+        elif isinstance(domain, Ball):
+            handle = _create(lib.kfp_problem_create_ball, operator.handle, _ptr(domain.center), domain.radius, domain.dim,
+                             source_function, None)
+        else:
+            raise InputError("domain must be a kp.Box or a kp.Ball")
+        problem._handle = handle
+        callbacks = problem._callbacks
+        problem._setup("custom")
+        problem._callbacks = callbacks + problem._callbacks
+        try:
+            for c in conditions:
+                if isinstance(c, InitialCondition):
+                    velocity = None if c.velocity is None else problem._function(c.velocity, "initial velocity")
+                    _check(lib.kfp_problem_add_initial(problem.handle, problem._function(c.value, "initial value"), None,
+                                                       velocity, None))
+                elif isinstance(c, _Condition):
+                    a, b = (c.a, c.b) if isinstance(c, RobinCondition) else (0.0, 0.0)
+                    _check(lib.kfp_problem_add_condition(problem.handle, c.faces.encode(), _abi.TERM_KINDS[c.kind],
+                                                         problem._function(c.value, f"{c.kind} condition on {c.faces}"),
+                                                         None, a, b))
+                else:
+                    raise InputError(f"unknown condition {c!r}")
+            if exact is not None:
+                _check(lib.kfp_problem_set_exact(problem.handle, problem._function(exact, "exact solution"), None))
+            _check(lib.kfp_problem_set_sizes(problem.handle, int(n_interior), int(n_boundary)))
+        except Exception:
+            problem.close()
+            raise
+        return problem
 
     def network_widths(self, size="small"):
         """Widths [d, hidden..., 1] of the default network of `size` (small, medium, big, huge)."""
@@ -605,21 +737,23 @@ class Problem(_Handle):
         """A training batch (interior points strictly inside, condition points as the problem
         defines, f and g = u*); the problem's default sizes when None; sampler "uniform" or
         "sobol" (quasi-random); deterministic per seed."""
-        handle = _create(lib.kfp_problem_sample, self.handle, 0 if n_interior is None else int(n_interior),
-                         -1 if n_boundary is None else int(n_boundary), int(seed), str(sampler).encode())
-        return Batch._from_handle(handle)
+        out = ctypes.c_void_p()
+        self._check_callbacks(lib.kfp_problem_sample(self.handle, 0 if n_interior is None else int(n_interior),
+                                                     -1 if n_boundary is None else int(n_boundary), int(seed),
+                                                     str(sampler).encode(), ctypes.byref(out)))
+        return Batch._from_handle(out)
 
     def exact(self, x):
         """u*(x) for points (N, d)."""
         x = _points(x)
         u = np.empty(x.shape[0])
-        _check(lib.kfp_problem_exact(self.handle, _ptr(x), x.shape[0], x.shape[1], _ptr(u)))
+        self._check_callbacks(lib.kfp_problem_exact(self.handle, _ptr(x), x.shape[0], x.shape[1], _ptr(u)))
         return u
 
     def errors(self, net, n_eval=None, seed=1):
         """(L2 (RMS) error, relative L2 error) of `net` on n_eval fresh interior points (default 10 N_interior)."""
         l2, rel = ctypes.c_double(), ctypes.c_double()
-        _check(lib.kfp_problem_errors(self.handle, net.handle, 0 if n_eval is None else int(n_eval), int(seed), ctypes.byref(l2), ctypes.byref(rel)))
+        self._check_callbacks(lib.kfp_problem_errors(self.handle, net.handle, 0 if n_eval is None else int(n_eval), int(seed), ctypes.byref(l2), ctypes.byref(rel)))
         return l2.value, rel.value
 
     def l2_error(self, net, n_eval=None, seed=1):
@@ -675,7 +809,8 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     options.callback = _abi.train_callback(on_record)
     taken = ctypes.c_int64()
     try:
-        _check(lib.kfp_train(opt.handle, net.handle, prob.handle, ctypes.byref(options), ctypes.byref(taken)))
+        prob._check_callbacks(lib.kfp_train(opt.handle, net.handle, prob.handle, ctypes.byref(options),
+                                            ctypes.byref(taken)))
     finally:
         if show:
             sys.stderr.write("\n")

@@ -61,6 +61,9 @@ LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_
 # kfp_train_callback
 train_callback = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_void_p)
 
+# kfp_point_function
+point_function = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_double))
+
 
 class TrainOptions(ctypes.Structure):
     """kfp_train_options"""
@@ -153,6 +156,12 @@ SIGNATURES = {
     "kfp_optimizer_option_info": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(OptionInfo)]),
     "kfp_optimizer_step": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64]),
     "kfp_problem_create": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_problem_create_box": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_problem_create_ball": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_double, ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_problem_add_condition": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, point_function, ctypes.c_void_p, ctypes.c_double, ctypes.c_double]),
+    "kfp_problem_add_initial": (ctypes.c_int32, [ctypes.c_void_p, point_function, ctypes.c_void_p, point_function, ctypes.c_void_p]),
+    "kfp_problem_set_exact": (ctypes.c_int32, [ctypes.c_void_p, point_function, ctypes.c_void_p]),
+    "kfp_problem_set_sizes": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]),
     "kfp_problem_free": (None, [ctypes.c_void_p]),
     "kfp_problem_dim": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]),
     "kfp_problem_operator": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
