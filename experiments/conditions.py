@@ -1,6 +1,6 @@
 """Neumann, Robin and initial-velocity conditions trained to accuracy: the built-in problems
-poisson2d_mixed (Dirichlet, Neumann and Robin faces) and wave1d (initial value and velocity,
-Dirichlet walls), small network (one hidden layer of 64), one fixed batch of the problem's
+poisson2d_mixed (Dirichlet, Neumann and Robin faces), wave1d (initial value and velocity,
+Dirichlet walls) and disk_robin (Robin on the unit circle), small network (one hidden layer of 64), one fixed batch of the problem's
 default size, with KFAC*, KFAC, ENGD and Adam for the same number of steps. Prints the L2 error
 at a few steps and the time, and writes the table to --out (markdown).
 
@@ -27,7 +27,7 @@ OPTIMIZERS = {
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problems", default="poisson2d_mixed:2000,wave1d:5000")
+    parser.add_argument("--problems", default="poisson2d_mixed:2000,wave1d:5000,disk_robin:2000")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

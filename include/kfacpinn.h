@@ -564,8 +564,9 @@ typedef void (*kfp_point_function)(void *user_data, const double *x, int64_t num
 
 /// Creates a built-in problem: "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
 /// "poisson100d_sq", "heat1d", "heat4d", "logfp9d" (the paper's), "poisson2d_mixed" (Dirichlet,
-/// Neumann and Robin faces) or "wave1d" (initial value and velocity) (operator, domain,
-/// samplers, exact solution; batches hold one term per condition).
+/// Neumann and Robin faces), "wave1d" (initial value and velocity) or "disk_robin" (a Robin
+/// condition on the unit circle) (operator, domain, samplers, exact solution; batches hold one
+/// term per condition).
 /// @param name NUL-terminated problem name.
 /// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for an unknown name.

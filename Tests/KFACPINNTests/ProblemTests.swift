@@ -91,7 +91,7 @@ struct ProblemTests {
     }
 
     @Test("KFAC* trains the problems with Neumann, Robin and initial-velocity conditions (500 steps, small network)",
-          arguments: ["poisson2d_mixed", "wave1d"])
+          arguments: ["poisson2d_mixed", "wave1d", "disk_robin"])
     func conditionsTrain(_ name: String) throws {
         let p = try Problem(name: name)
         let net = try MLP(widths: try p.networkWidths(size: "small"), seed: 0)

@@ -48,7 +48,7 @@ public struct Problem: Sendable {
 
     /// The names of the built-in problems.
     public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
-                               "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d"]
+                               "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d", "disk_robin"]
 
     /// The built-in problem `name` (see `names`).
     public init(name: String) throws {
@@ -58,6 +58,18 @@ public struct Problem: Sendable {
         ]
         func unitBox(_ d: Int) -> ([Double], [Double]) {
             ([Double](repeating: 0, count: d), [Double](repeating: 1, count: d))
+        }
+        if name == "disk_robin" {
+            // −Δu + u = f on the unit disk, u* = e^{x₁+x₂}: f = −u*; Robin u + ∂u/∂n = g on the
+            // circle, where n = x, so g = u* (1 + x₁ + x₂).
+            let u: @Sendable (UnsafePointer<Double>) -> Double = { x in exp(x[0] + x[1]) }
+            self = try Problem(custom: name, operator: try Operator(name: "screened_poisson", dimension: 2,
+                                                                   secondOrder: .diagonal([-1, -1]), reaction: 1),
+                               ball: ([0, 0], 1), source: PointFunction { x in -u(x) },
+                               conditions: [ConditionSpec(faces: "boundary", kind: .robin(a: 1, b: 1),
+                                                          value: PointFunction { x in u(x) * (1 + x[0] + x[1]) })],
+                               exact: PointFunction(u), interior: 900, boundary: 120)
+            return
         }
         self.name = name
         var faceConditions: [FaceCondition] = []

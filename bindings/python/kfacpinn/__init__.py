@@ -639,7 +639,7 @@ class InitialCondition:
 class Problem(_Handle):
     """A built-in problem: the paper's "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
     "poisson100d_sq", "heat1d", "heat4d", "logfp9d", and "poisson2d_mixed" (Dirichlet, Neumann
-    and Robin faces), "wave1d" (initial value and velocity)."""
+    and Robin faces), "wave1d" (initial value and velocity), "disk_robin" (Robin on the unit circle)."""
 
     _free = staticmethod(lib.kfp_problem_free)
 
