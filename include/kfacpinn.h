@@ -610,6 +610,14 @@ kfp_status kfp_problem_add_condition(kfp_problem *problem, char const *faces, kf
 /// @return as kfp_problem_add_condition.
 kfp_status kfp_problem_add_initial(kfp_problem *problem, kfp_point_function value, void *value_data, kfp_point_function velocity, void *velocity_data);
 
+/// Gives condition `index` of a problem of your own (in the order added; kfp_problem_add_initial
+/// adds one or two) a fixed number of points per batch; the other conditions share the rest of
+/// the batch's condition points by face area (if every condition has a count, the counts make
+/// the batch). On failure the problem is unchanged.
+/// @param num_points >= 0, or -1 for a share by area (the default).
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT (index, num_points, a built-in problem).
+kfp_status kfp_problem_set_condition_points(kfp_problem *problem, int64_t index, int64_t num_points);
+
 /// Sets the exact solution of a problem of your own: the training log then has its errors.
 /// @param exact u*, with user_data passed to it.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for a built-in problem.

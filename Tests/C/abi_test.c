@@ -650,6 +650,15 @@ static void test_problems(void) {
                      "KFP_TERM_DIRICHLET");
         double point[2] = {0.5, 0.5}, u_star = 0;
         EXPECT_ERROR(kfp_problem_exact(own, point, 1, 2, &u_star), KFP_ERROR_INVALID_ARGUMENT, "no exact solution");
+        kfp_batch *counted = NULL;
+        int64_t counted_terms = 0, counted_points = 0;
+        EXPECT(kfp_problem_set_condition_points(own, 1, 9) == KFP_OK && kfp_problem_sample(own, 5, 20, 0, NULL, &counted) == KFP_OK &&
+                   kfp_batch_num_terms(counted, &counted_terms) == KFP_OK && counted_terms == 3 &&
+                   kfp_batch_term(counted, 2, NULL, &counted_points, NULL, NULL, NULL) == KFP_OK && counted_points == 9,
+               "Robin term with %lld points: %s", (long long)counted_points, kfp_last_error());
+        kfp_batch_free(counted);
+        EXPECT_ERROR(kfp_problem_set_condition_points(own, 5, 9), KFP_ERROR_INVALID_ARGUMENT, "condition index 5 out of range");
+        EXPECT_ERROR(kfp_problem_set_condition_points(own, 0, -2), KFP_ERROR_INVALID_ARGUMENT, "num_points");
         EXPECT(kfp_problem_add_condition(own, "all", KFP_TERM_NEUMANN, not_a_number, NULL, 0, 0) == KFP_OK &&
                    kfp_problem_set_sizes(own, 40, 30) == KFP_OK, "%s", kfp_last_error());
         EXPECT_ERROR(kfp_problem_sample(own, 0, -1, 0, NULL, &batch), KFP_ERROR_NON_FINITE, "condition 2 (x1-)");

@@ -367,6 +367,11 @@ struct CustomProblemTests {
         #expect(throws: KFPError.dimensionMismatch("the box has 3 lower and 3 upper bounds, the operator is 2-dimensional")) {
             try make([], box: ([0, 0, 0], [1, 1, 1]))
         }
+        // A count fixes a condition's points; the others share the rest by area.
+        let counted = try p.withConditionPoints(0, 50)
+        #expect(try counted.sample(interior: 10, boundary: 200, seed: 1).terms.map(\.count) == [10, 50, 150])
+        #expect(throws: KFPError.self) { try counted.sample(interior: 10, boundary: 20, seed: 1) }
+        #expect(throws: KFPError.self) { try p.withConditionPoints(2, 5) }
         // An initial velocity (a fixed direction) may share the face of the initial value.
         let wave = try make([ConditionSpec(faces: "x0-", kind: .dirichlet, value: .constant(0)),
                              ConditionSpec(faces: "x0-", kind: .neumann, direction: [1, 0], value: .constant(0))])

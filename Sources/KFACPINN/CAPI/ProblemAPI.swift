@@ -154,6 +154,21 @@ private func createCustom(
     }
 }
 
+/// Gives condition `index` of a problem of your own (in the order added; kfp_problem_add_initial
+/// adds one or two) a fixed number of points per batch; the other conditions share the rest of
+/// the batch's condition points by face area (if every condition has a count, the counts make
+/// the batch). On failure the problem is unchanged.
+/// @param num_points >= 0, or -1 for a share by area (the default).
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT (index, num_points, a built-in problem).
+@c public func kfp_problem_set_condition_points(_ problem: OpaquePointer?, _ index: Int64, _ num_points: Int64) -> kfp_status {
+    entryPoint("kfp_problem_set_condition_points") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        let count = num_points == -1 ? nil : try countArgument(num_points, "num_points", minimum: 0)
+        guard let i = Int(exactly: index) else { throw KFPError.invalidArgument("condition index \(index) out of range") }
+        handle.problem = try handle.problem.withConditionPoints(i, count)
+    }
+}
+
 /// Sets the exact solution of a problem of your own: the training log then has its errors.
 /// @param exact u*, with user_data passed to it.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT for a built-in problem.

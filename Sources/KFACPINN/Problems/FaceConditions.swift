@@ -63,12 +63,15 @@ public struct FaceCondition: Sendable {
     public let direction: [Double]?
     /// g.
     let value: PointFunction
+    /// Points per batch, or nil for a share of the condition points by face area.
+    public let count: Int?
 
-    public init(faces: [Face], kind: Kind, direction: [Double]? = nil, value: PointFunction) {
+    public init(faces: [Face], kind: Kind, direction: [Double]? = nil, value: PointFunction, count: Int? = nil) {
         self.faces = faces
         self.kind = kind
         self.direction = direction
         self.value = value
+        self.count = count
     }
 
     public init(faces: [Face], kind: Kind, direction: [Double]? = nil,
@@ -83,12 +86,15 @@ public struct ConditionSpec: Sendable {
     public var kind: FaceCondition.Kind
     public var direction: [Double]?
     public var value: PointFunction
+    /// Points per batch, or nil for a share of the condition points by face area.
+    public var count: Int?
 
-    public init(faces: String, kind: FaceCondition.Kind, direction: [Double]? = nil, value: PointFunction) {
+    public init(faces: String, kind: FaceCondition.Kind, direction: [Double]? = nil, value: PointFunction, count: Int? = nil) {
         self.faces = faces
         self.kind = kind
         self.direction = direction
         self.value = value
+        self.count = count
     }
 }
 
@@ -151,6 +157,9 @@ extension Problem {
                     throw KFPError.invalidArgument("the direction of the condition on '\(c.faces)' has length \(norm), not 1")
                 }
             }
+            if let count = c.count, count < 0 {
+                throw KFPError.invalidArgument("the condition on '\(c.faces)' asks for \(count) points")
+            }
             if case .robin(let a, let b) = c.kind, a == 0 && b == 0 {
                 throw KFPError.invalidArgument("the Robin condition on '\(c.faces)' has a = b = 0")
             }
@@ -175,13 +184,24 @@ extension Problem {
         faceConditions = try zip(conditions, named).map { c, faces in
             let resolved = faces ?? rest
             guard !resolved.isEmpty else { throw KFPError.invalidArgument("'all' names no face: every face has a condition already") }
-            return FaceCondition(faces: resolved, kind: c.kind, direction: c.direction, value: c.value)
+            return FaceCondition(faces: resolved, kind: c.kind, direction: c.direction, value: c.value, count: c.count)
         }
     }
 
     /// This problem of the user's with one more condition (validated as `init(custom:)` does).
     public func adding(faces: String, kind: FaceCondition.Kind, direction: [Double]?, value: PointFunction) throws -> Problem {
         try rebuilt(conditions: (conditionSpecs ?? []) + [ConditionSpec(faces: faces, kind: kind, direction: direction, value: value)])
+    }
+
+    /// This problem of the user's with condition `index` (in the order added) given `count`
+    /// points per batch (nil: a share by area).
+    public func withConditionPoints(_ index: Int, _ count: Int?) throws -> Problem {
+        var specs = conditionSpecs ?? []
+        guard specs.indices.contains(index) else {
+            throw KFPError.invalidArgument("condition index \(index) out of range [0, \(specs.count))")
+        }
+        specs[index].count = count
+        return try rebuilt(conditions: specs)
     }
 
     /// This problem of the user's with the exact solution `exact`.
@@ -210,9 +230,10 @@ extension Problem {
     }
 
     /// `sample` for `.faces` problems: interior points strictly inside the domain, and the m
-    /// condition points split over the conditions by the area of their faces (largest
-    /// remainders), each point on a face of its condition chosen by area, with the face's
-    /// outward normal (or the condition's direction). One loss term per condition, weight 1.
+    /// condition points split over the conditions: a condition with a count takes that many, the
+    /// others share the rest by the area of their faces (largest remainders); each point lies on
+    /// a face of its condition chosen by area, with the face's outward normal (or the condition's
+    /// direction). One loss term per condition, weight 1.
     func sampleFaces(interior n: Int, boundary m: Int, seed: UInt64, sampler: Sampler) throws -> Batch {
         let d = dimension
         var rng = RandomSource(seed: seed), unit = [Double](repeating: 0, count: d)
@@ -222,12 +243,20 @@ extension Problem {
         xi.reserveCapacity(n * d)
         for _ in 0..<n { xi += domainPoint(&index, interiorSobol, &rng, &unit) }
         var terms = [LossTerm(kind: .interior, points: xi, targets: try source(xi, count: n))]
-        // Points per condition: m · (its faces' area) / (all conditions' area), largest remainders first.
-        let areas = faceConditions.map { c in c.faces.reduce(0.0) { $0 + faceArea($1) } }
-        let total = areas.reduce(0, +), shares = areas.map { total > 0 ? Double(m) * $0 / total : 0 }
-        var counts = shares.map { Int($0) }
-        let byRemainder = shares.indices.sorted { (shares[$0] - Double(counts[$0]), $1) > (shares[$1] - Double(counts[$1]), $0) }
-        for c in byRemainder.prefix(max(0, m - counts.reduce(0, +))) { counts[c] += 1 }
+        // Points per condition: its count, or (m − the counts) · (its faces' area) / (the area of all
+        // conditions without a count), largest remainders first.
+        let fixed = faceConditions.reduce(0) { $0 + ($1.count ?? 0) }
+        guard fixed <= m || faceConditions.allSatisfy({ $0.count != nil }) else {
+            throw KFPError.invalidArgument("the conditions' point counts add up to \(fixed), more than the \(m) condition points of the batch")
+        }
+        let areas = faceConditions.map { c in c.count == nil ? c.faces.reduce(0.0) { $0 + faceArea($1) } : 0 }
+        let rest = max(0, m - fixed), total = areas.reduce(0, +)
+        let shares = areas.map { total > 0 ? Double(rest) * $0 / total : 0 }
+        var counts = zip(faceConditions, shares).map { $0.count ?? Int($1) }
+        let free = shares.indices.filter { faceConditions[$0].count == nil }
+        let byRemainder = free.sorted { (shares[$0] - Double(counts[$0]), $1) > (shares[$1] - Double(counts[$1]), $0) }
+        let assigned = free.reduce(0) { $0 + counts[$1] }
+        for c in byRemainder.prefix(max(0, rest - assigned)) { counts[c] += 1 }
         index = 0
         for (t, (condition, count)) in zip(faceConditions, counts).enumerated() {
             var points = [Double](), normals = [Double]()

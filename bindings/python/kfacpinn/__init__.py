@@ -605,9 +605,10 @@ class Ball:
 
 
 class _Condition:
-    def __init__(self, faces, value):
+    def __init__(self, faces, value, n_points=None):
         self.faces = faces if isinstance(faces, str) else ",".join(faces)
         self.value = value
+        self.n_points = n_points
 
 
 class DirichletCondition(_Condition):
@@ -624,16 +625,17 @@ class RobinCondition(_Condition):
     """a u + b du/dn = value on `faces`; a, b constants, not both 0."""
     kind = "robin"
 
-    def __init__(self, faces, value, a, b):
-        super().__init__(faces, value)
+    def __init__(self, faces, value, a, b, n_points=None):
+        super().__init__(faces, value, n_points)
         self.a, self.b = float(a), float(b)
 
 
 class InitialCondition:
-    """u(0, x) = value and, if given, du/dt(0, x) = velocity, on the face t = lower_0 (time first)."""
+    """u(0, x) = value and, if given, du/dt(0, x) = velocity, on the face t = lower_0 (time first);
+    n_points: points per batch of each (default: a share by area)."""
 
-    def __init__(self, value, velocity=None):
-        self.value, self.velocity = value, velocity
+    def __init__(self, value, velocity=None, n_points=None):
+        self.value, self.velocity, self.n_points = value, velocity, n_points
 
 
 class Problem(_Handle):
@@ -687,7 +689,8 @@ class Problem(_Handle):
         """A problem of your own: `operator` on `domain` (kp.Box or kp.Ball) with source f, the
         `conditions` (kp.DirichletCondition, kp.NeumannCondition, kp.RobinCondition,
         kp.InitialCondition) and, for the logged errors, the exact solution. Functions are
-        vectorised: (N, d) points -> (N,) values; numbers are constants."""
+        vectorised: (N, d) points -> (N,) values; numbers are constants. A condition's
+        n_points fixes its points per batch; the others share the rest by face area."""
         if int(dim) != domain.dim:
             raise InputError(f"dim is {dim}, the domain is {domain.dim}-dimensional", DIMENSION_MISMATCH)
         problem = cls.__new__(cls)
@@ -707,18 +710,25 @@ class Problem(_Handle):
         problem._setup("custom")
         problem._callbacks = callbacks + problem._callbacks
         try:
+            added = 0
             for c in conditions:
                 if isinstance(c, InitialCondition):
                     velocity = None if c.velocity is None else problem._function(c.velocity, "initial velocity")
                     _check(lib.kfp_problem_add_initial(problem.handle, problem._function(c.value, "initial value"), None,
                                                        velocity, None))
+                    parts = 1 if velocity is None else 2
                 elif isinstance(c, _Condition):
                     a, b = (c.a, c.b) if isinstance(c, RobinCondition) else (0.0, 0.0)
                     _check(lib.kfp_problem_add_condition(problem.handle, c.faces.encode(), _abi.TERM_KINDS[c.kind],
                                                          problem._function(c.value, f"{c.kind} condition on {c.faces}"),
                                                          None, a, b))
+                    parts = 1
                 else:
                     raise InputError(f"unknown condition {c!r}")
+                for index in range(added, added + parts):
+                    if c.n_points is not None:
+                        _check(lib.kfp_problem_set_condition_points(problem.handle, index, int(c.n_points)))
+                added += parts
             if exact is not None:
                 _check(lib.kfp_problem_set_exact(problem.handle, problem._function(exact, "exact solution"), None))
             _check(lib.kfp_problem_set_sizes(problem.handle, int(n_interior), int(n_boundary)))

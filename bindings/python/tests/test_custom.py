@@ -81,3 +81,12 @@ def test_initial_condition_and_the_example():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "own_problem.py"), "300"], capture_output=True,
                          text=True, check=True).stdout
     assert "step   300" in out
+
+
+def test_condition_point_counts():
+    prob = kp.Problem.custom(2, kp.Operator.poisson(2), source=0.0, domain=kp.Box([0, 0], [1, 1]),
+                             conditions=[kp.DirichletCondition("x0-", 0.0, n_points=7), kp.NeumannCondition("all", 0.0),
+                                         ])
+    assert [len(t.values) for t in prob.sample(n_interior=5, n_boundary=40).terms] == [5, 7, 33]
+    with pytest.raises(kp.InputError, match="add up to 7, more than the 3"):
+        prob.sample(n_interior=5, n_boundary=3)
