@@ -591,6 +591,14 @@ kfp_status kfp_problem_create_box(kfp_operator *op, double const *lower, double 
 /// @return as kfp_problem_create_box.
 kfp_status kfp_problem_create_ball(kfp_operator *op, double const *center, double radius, int64_t dim, kfp_point_function source, void *source_data, kfp_problem **out_problem);
 
+/// Creates a problem on points you supply: every training batch is `batch` (any geometry: its
+/// terms carry points, values, normals and weights; see kfp_batch_add_term). With an exact
+/// solution (kfp_problem_set_exact) the errors are evaluated on the batch's interior points.
+/// @param batch copied; needs an interior term with points.
+/// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH; KFP_ERROR_INVALID_ARGUMENT.
+kfp_status kfp_problem_create_points(kfp_operator *op, kfp_batch *batch, kfp_problem **out_problem);
+
 /// Adds a condition to a problem of your own: Dirichlet u = g, Neumann du/dn = g or Robin
 /// a u + b du/dn = g on the named faces, along the outward normal. On failure the problem is unchanged.
 /// @param faces "x<i>-" / "x<i>+" (coordinate i at its lower / upper bound), several separated by

@@ -667,6 +667,17 @@ static void test_problems(void) {
         kfp_problem_free(own);
         own = NULL;
         EXPECT_ERROR(kfp_problem_create_ball(poisson, lower, -1.0, 2, one, NULL, &own), KFP_ERROR_INVALID_ARGUMENT, "radius");
+        /* Points of your own: every batch is the given one. */
+        kfp_batch *given = NULL, *again = NULL;
+        const double px[] = {0.1, 0.2, 0.3, 0.4}, pf[] = {1, 2}, pb[] = {0.0, 0.0}, pg[] = {0.5};
+        int64_t gi = 0, gb = 0;
+        EXPECT(kfp_batch_create(px, pf, 2, pb, pg, 1, 2, &given) == KFP_OK && kfp_problem_create_points(poisson, given, &own) == KFP_OK &&
+                   kfp_problem_sample(own, 100, 50, 3, NULL, &again) == KFP_OK &&
+                   kfp_batch_sizes(again, &gi, &gb, NULL) == KFP_OK && gi == 2 && gb == 1, "%s", kfp_last_error());
+        EXPECT_ERROR(kfp_problem_add_condition(own, "all", KFP_TERM_DIRICHLET, plane, NULL, 0, 0), KFP_ERROR_INVALID_ARGUMENT,
+                     "add terms to the batch");
+        kfp_batch_free(again); kfp_batch_free(given); kfp_problem_free(own);
+        own = NULL;
         problem = NULL;
         EXPECT(kfp_problem_create("heat1d", &problem) == KFP_OK, "%s", kfp_last_error());
         EXPECT_ERROR(kfp_problem_set_exact(problem, plane, NULL), KFP_ERROR_INVALID_ARGUMENT, "built in");

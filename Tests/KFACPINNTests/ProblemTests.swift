@@ -47,7 +47,7 @@ struct ProblemTests {
         case .boundary: #expect(faces == m)
         case .initial: #expect(initial == m)
         case .boundaryAndInitial: #expect(initial == m / 2 && faces == m / 2)
-        case .faces: break
+        case .faces, .points: break
         }
         // g = u* at the condition points; f at the interior points.
         #expect(batch.boundaryValues == (try p.exact(batch.boundaryPoints, count: m)))
@@ -377,6 +377,17 @@ struct CustomProblemTests {
                              ConditionSpec(faces: "x0-", kind: .neumann, direction: [1, 0], value: .constant(0))])
         #expect(wave.faceConditions.count == 2)
         #expect(throws: KFPError.self) { try Problem(name: "poisson2d_sin").adding(faces: "x0-", kind: .dirichlet, direction: nil, value: .constant(0)) }
+    }
+
+    @Test("a problem on points returns its batch for every sample and evaluates its errors on the batch's interior points")
+    func pointSet() throws {
+        let batch = try smallBatch(2, interior: 30, boundary: 10, seed: 3)
+        let p = try Problem(custom: "points", operator: Self.poisson, points: batch, exact: PointFunction { x in x[0] * x[1] })
+        #expect(try p.sample(interior: 5, boundary: 1, seed: 9) == batch && p.defaultInterior == 30 && p.defaultBoundary == 10)
+        let set = try p.evaluationSet(count: 300, seed: 1)
+        #expect(set.points == batch.interiorPoints && set.exact.count == 30)
+        #expect(throws: KFPError.self) { try p.adding(faces: "all", kind: .dirichlet, direction: nil, value: .constant(0)) }
+        #expect(throws: KFPError.self) { try Problem(custom: "points", operator: try Operator.poisson(dimension: 3), points: batch) }
     }
 
     @Test("a callback's NaN is an error naming the function and the point; a problem without exact solution trains and logs NaN errors")

@@ -104,6 +104,23 @@ private func createCustom(
     }
 }
 
+/// Creates a problem on points you supply: every training batch is `batch` (any geometry: its
+/// terms carry points, values, normals and weights; see kfp_batch_add_term). With an exact
+/// solution (kfp_problem_set_exact) the errors are evaluated on the batch's interior points.
+/// @param batch copied; needs an interior term with points.
+/// @param out_problem receives the new handle (NULL on failure). Free it with kfp_problem_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_DIMENSION_MISMATCH; KFP_ERROR_INVALID_ARGUMENT.
+@c public func kfp_problem_create_points(
+    _ op: OpaquePointer?, _ batch: OpaquePointer?, _ out_problem: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    entryPoint("kfp_problem_create_points") {
+        let out = try required(out_problem, "out_problem")
+        out.pointee = nil
+        let o = try object(op, OperatorHandle.self, "op").op, b = try object(batch, BatchHandle.self, "batch").batch
+        publish(ProblemHandle(try Problem(custom: "points", operator: o, points: b)), to: out)
+    }
+}
+
 /// Adds a condition to a problem of your own: Dirichlet u = g, Neumann du/dn = g or Robin
 /// a u + b du/dn = g on the named faces, along the outward normal. On failure the problem is unchanged.
 /// @param faces "x<i>-" / "x<i>+" (coordinate i at its lower / upper bound), several separated by

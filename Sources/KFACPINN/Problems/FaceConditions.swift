@@ -139,6 +139,7 @@ extension Problem {
         self.op = op
         self.ball = ball
         self.conditions = .faces
+        pointSet = nil
         (defaultInterior, defaultBoundary) = (interior, boundary)
         networks = [("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128])]
         exactSolution = exact
@@ -188,6 +189,30 @@ extension Problem {
         }
     }
 
+    /// A problem on points the user supplies: every batch is `points` (any geometry, its terms
+    /// with their targets, normals and weights); the errors, given `exact`, are on its interior
+    /// points.
+    public init(custom name: String = "custom", operator op: Operator, points: Batch, exact: PointFunction? = nil) throws {
+        guard points.dimension == op.dimension else {
+            throw KFPError.dimensionMismatch("the points are \(points.dimension)-dimensional, the operator \(op.dimension)-dimensional")
+        }
+        guard points.interiorCount > 0 else { throw KFPError.invalidArgument("the points have no interior term with points") }
+        let all = points.terms.flatMap(\.points), d = points.dimension
+        lower = (0..<d).map { i in stride(from: i, to: all.count, by: d).map { all[$0] }.min()! }
+        upper = (0..<d).map { i in stride(from: i, to: all.count, by: d).map { all[$0] }.max()! }
+        self.name = name
+        self.op = op
+        ball = nil
+        conditions = .points
+        pointSet = points
+        (defaultInterior, defaultBoundary) = (points.interiorCount, points.boundaryCount)
+        networks = [("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128])]
+        exactSolution = exact
+        sourceTerm = PointFunction { _ in .nan }   // unused: the points carry their targets
+        conditionSpecs = nil
+        faceConditions = []
+    }
+
     /// This problem of the user's with one more condition (validated as `init(custom:)` does).
     public func adding(faces: String, kind: FaceCondition.Kind, direction: [Double]?, value: PointFunction) throws -> Problem {
         try rebuilt(conditions: (conditionSpecs ?? []) + [ConditionSpec(faces: faces, kind: kind, direction: direction, value: value)])
@@ -205,13 +230,19 @@ extension Problem {
     }
 
     /// This problem of the user's with the exact solution `exact`.
-    public func withExact(_ exact: PointFunction) throws -> Problem { try rebuilt(exact: exact) }
+    public func withExact(_ exact: PointFunction) throws -> Problem {
+        if let pointSet { return try Problem(custom: name, operator: op, points: pointSet, exact: exact) }
+        return try rebuilt(exact: exact)
+    }
 
     /// This problem of the user's with other default batch sizes.
     public func withSizes(interior: Int, boundary: Int) throws -> Problem { try rebuilt(interior: interior, boundary: boundary) }
 
     private func rebuilt(conditions: [ConditionSpec]? = nil, exact: PointFunction? = nil, interior: Int? = nil,
                          boundary: Int? = nil) throws -> Problem {
+        guard pointSet == nil else {
+            throw KFPError.invalidArgument("a problem on points takes its conditions and sizes from its batch: add terms to the batch")
+        }
         guard isCustom else { throw KFPError.invalidArgument("problem \(name) is built in: only a problem of your own takes conditions, an exact solution or sizes") }
         return try Problem(custom: name, operator: op, box: ball == nil ? (lower, upper) : nil, ball: ball, source: sourceTerm,
                            conditions: conditions ?? conditionSpecs ?? [], exact: exact ?? exactSolution,

@@ -14,6 +14,8 @@ public struct Problem: Sendable {
         case initial
         /// Per face of the box, as `faceConditions` lists them (a loss term per condition).
         case faces
+        /// Points the user supplies (`pointSet`), with their terms.
+        case points
     }
 
     /// How points are drawn.
@@ -42,6 +44,8 @@ public struct Problem: Sendable {
     public let ball: (center: [Double], radius: Double)?
     /// A problem of the user's (`init(custom:)`): its conditions as named; nil for a built-in one.
     let conditionSpecs: [ConditionSpec]?
+    /// A problem on points the user supplies (`init(custom:operator:points:)`): every batch is this one.
+    public let pointSet: Batch?
     var isCustom: Bool { conditionSpecs != nil }
 
     public var dimension: Int { op.dimension }
@@ -75,6 +79,7 @@ public struct Problem: Sendable {
         var faceConditions: [FaceCondition] = []
         ball = nil
         conditionSpecs = nil
+        pointSet = nil
         switch name {
         case "poisson2d_sin":
             // u* = sin πx₁ sin πx₂, −Δu* = 2π² u*.
@@ -223,6 +228,7 @@ public struct Problem: Sendable {
         guard n >= 1, m >= 0 else {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
+        if let pointSet { return pointSet }
         if conditions == .faces { return try sampleFaces(interior: n, boundary: m, seed: seed, sampler: sampler) }
         // The paper's problems: u* gives g.
         let d = dimension
@@ -239,7 +245,7 @@ public struct Problem: Sendable {
             var p = point(k, boundarySobol)
             let initial: Bool
             switch conditions {
-            case .boundary, .faces: initial = false
+            case .boundary, .faces, .points: initial = false
             case .initial: initial = true
             case .boundaryAndInitial: initial = k % 2 == 1
             }
@@ -289,8 +295,9 @@ public struct Problem: Sendable {
 
     public func evaluationSet(count: Int, seed: UInt64) throws -> EvaluationSet {
         guard count >= 1 else { throw KFPError.invalidArgument("the error needs at least one evaluation point, got \(count)") }
-        let points = try sample(interior: count, boundary: 0, seed: seed).interiorPoints
-        return EvaluationSet(points: points, exact: try exact(points, count: count))
+        // A point set has no other points: its interior points are the evaluation points.
+        let points = try pointSet?.interiorPoints ?? sample(interior: count, boundary: 0, seed: seed).interiorPoints
+        return EvaluationSet(points: points, exact: try exact(points, count: points.count / dimension))
     }
 
     /// The L2 (RMS) error √(mean (u_θ − u*)²) and the relative L2 error ‖u_θ − u*‖/‖u*‖ on

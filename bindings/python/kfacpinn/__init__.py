@@ -14,7 +14,7 @@ from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMEN
 from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
-           "Robin", "Box", "Ball", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
+           "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
@@ -604,6 +604,20 @@ class Ball:
         return self.center.size
 
 
+class Points:
+    """Points you supply as a domain: every training batch is `batch` (a kp.Batch, e.g. from
+    kp.Batch.from_terms); the errors, given an exact solution, are on its interior points."""
+
+    def __init__(self, batch):
+        if not isinstance(batch, Batch):
+            raise InputError("kp.Points takes a kp.Batch")
+        self.batch = batch
+
+    @property
+    def dim(self):
+        return self.batch.dim
+
+
 class _Condition:
     def __init__(self, faces, value, n_points=None):
         self.faces = faces if isinstance(faces, str) else ",".join(faces)
@@ -686,7 +700,8 @@ class Problem(_Handle):
 
     @classmethod
     def custom(cls, dim, operator, source, domain, conditions=(), exact=None, n_interior=1000, n_boundary=200):
-        """A problem of your own: `operator` on `domain` (kp.Box or kp.Ball) with source f, the
+        """A problem of your own: `operator` on `domain` (kp.Box, kp.Ball, or kp.Points: your own
+        batch, whose terms carry the data; `source` and `conditions` then unused) with source f, the
         `conditions` (kp.DirichletCondition, kp.NeumannCondition, kp.RobinCondition,
         kp.InitialCondition) and, for the logged errors, the exact solution. Functions are
         vectorised: (N, d) points -> (N,) values; numbers are constants. A condition's
@@ -696,6 +711,14 @@ class Problem(_Handle):
         problem = cls.__new__(cls)
         _Handle.__init__(problem, None)
         problem._callbacks, problem._callback_errors = [], []
+        if isinstance(domain, Points):
+            if conditions:
+                raise InputError("a problem on kp.Points takes its conditions as terms of its batch")
+            problem._handle = _create(lib.kfp_problem_create_points, operator.handle, domain.batch.handle)
+            problem._setup("points")
+            if exact is not None:
+                _check(lib.kfp_problem_set_exact(problem.handle, problem._function(exact, "exact solution"), None))
+            return problem
         source_function = problem._function(source, "source")
         if isinstance(domain, Box):
             handle = _create(lib.kfp_problem_create_box, operator.handle, _ptr(domain.lower), _ptr(domain.upper), domain.dim,

@@ -158,6 +158,7 @@ SIGNATURES = {
     "kfp_problem_create": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_create_box": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_create_ball": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_double, ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_problem_create_points": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_add_condition": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, point_function, ctypes.c_void_p, ctypes.c_double, ctypes.c_double]),
     "kfp_problem_add_initial": (ctypes.c_int32, [ctypes.c_void_p, point_function, ctypes.c_void_p, point_function, ctypes.c_void_p]),
     "kfp_problem_set_condition_points": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]),

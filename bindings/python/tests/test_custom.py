@@ -90,3 +90,24 @@ def test_condition_point_counts():
     assert [len(t.values) for t in prob.sample(n_interior=5, n_boundary=40).terms] == [5, 7, 33]
     with pytest.raises(kp.InputError, match="add up to 7, more than the 3"):
         prob.sample(n_interior=5, n_boundary=3)
+
+
+def test_points_domain_trains_on_the_given_batch():
+    rng = np.random.default_rng(1)
+    x = rng.random((200, 2))
+    theta = rng.random(40) * 2 * np.pi
+    xb = 0.5 + 0.5 * np.stack([np.cos(theta), np.sin(theta)], axis=1)   # a circle: any geometry
+    normals = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    exact = lambda p: p[:, 0] ** 2 - p[:, 1] ** 2   # noqa: E731  harmonic, -lap u = 0
+    grad_n = lambda p, n: 2 * p[:, 0] * n[:, 0] - 2 * p[:, 1] * n[:, 1]  # noqa: E731
+    inside = np.linalg.norm(x - 0.5, axis=1) < 0.5
+    batch = kp.Batch.from_terms([kp.Interior(x[inside], np.zeros(inside.sum())),
+                                 kp.Robin(xb, exact(xb) + grad_n(xb, normals), normals, 1.0, 1.0)])
+    prob = kp.Problem.custom(2, kp.Operator.poisson(2), None, kp.Points(batch), exact=exact)
+    sampled = prob.sample(seed=5)
+    np.testing.assert_array_equal(sampled.terms[1].x, xb)
+    net = kp.MLP([2, 16, 1], seed=0)
+    log = kp.train(net, prob, kp.KFAC(net, prob.operator, step="auto"), steps=100, log_every=50, progress=False)
+    assert log["l2_error"][-1] < 0.1 * log["l2_error"][0]
+    with pytest.raises(kp.InputError, match="conditions as terms"):
+        kp.Problem.custom(2, kp.Operator.poisson(2), None, kp.Points(batch), conditions=[kp.DirichletCondition("all", 0)])
