@@ -386,6 +386,9 @@ struct CustomProblemTests {
         #expect(try p.sample(interior: 5, boundary: 1, seed: 9) == batch && p.defaultInterior == 30 && p.defaultBoundary == 10)
         let set = try p.evaluationSet(count: 300, seed: 1)
         #expect(set.points == batch.interiorPoints && set.exact.count == 30)
+        #expect(throws: KFPError.invalidArgument("a problem on points has no source function: its batch carries the values")) {
+            try p.source([0.5, 0.5], count: 1)
+        }
         #expect(throws: KFPError.self) { try p.adding(faces: "all", kind: .dirichlet, direction: nil, value: .constant(0)) }
         #expect(throws: KFPError.self) { try Problem(custom: "points", operator: try Operator.poisson(dimension: 3), points: batch) }
     }

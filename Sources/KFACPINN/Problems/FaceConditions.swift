@@ -208,7 +208,9 @@ extension Problem {
         (defaultInterior, defaultBoundary) = (points.interiorCount, points.boundaryCount)
         networks = [("small", [64]), ("medium", [64, 64, 48, 48]), ("big", [256, 256, 128, 128])]
         exactSolution = exact
-        sourceTerm = PointFunction { _ in .nan }   // unused: the points carry their targets
+        sourceTerm = PointFunction(batch: { _, _, _, _ in
+            throw KFPError.invalidArgument("a problem on points has no source function: its batch carries the values")
+        })
         conditionSpecs = nil
         faceConditions = []
     }
