@@ -1,6 +1,7 @@
 /// The kinds of loss terms (docs/math.md §9). A kind fixes the term's residual, the Taylor
-/// columns its pass carries and the Kronecker product its curvature joins; adding a kind
-/// touches this file and the residuals in `PINNLoss.forward`, nothing in the optimizers.
+/// columns its pass carries (S = d + 2 interior, 1 Dirichlet and observation, 2 Neumann and
+/// Robin: the pass mode `TermEvaluation.forward` picks) and the Kronecker product its curvature
+/// joins; adding a kind touches this file and `TermEvaluation.forward`, nothing in the optimizers.
 public enum LossTermKind: String, CaseIterable, Sendable {
     /// r = 𝒟_C u + βᵀ∇u + c u + N(u, ∇u) − f, the loss's operator at the points (S = d + 2).
     case interior
@@ -25,15 +26,6 @@ public enum LossTermKind: String, CaseIterable, Sendable {
         case .dirichlet: return "values g"
         case .observation: return "observations y"
         case .neumann, .robin: return "values g"
-        }
-    }
-
-    /// Taylor columns S per point in inputs of dimension d.
-    func columns(dimension d: Int) -> Int {
-        switch self {
-        case .interior: return d + 2
-        case .dirichlet, .observation: return 1
-        case .neumann, .robin: return 2
         }
     }
 

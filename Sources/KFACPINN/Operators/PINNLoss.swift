@@ -156,9 +156,6 @@ final class TermEvaluation {
 
     init(network: MLP) { pass = TaylorPass(network: network) }
 
-    /// w_t/N_t: the factor of the term's Gauss–Newton block, 1/N_t Σ_n w_t J_nᵀJ_n.
-    var scale: Double { count > 0 ? weight / Double(count) : 0 }
-
     /// The term's pass and residuals at the network's parameters or at `theta`.
     func forward(_ term: LossTerm, _ op: Operator, at theta: UnsafePointer<Double>?) throws {
         kind = term.kind
