@@ -39,11 +39,21 @@ static int32_t report(const double *record, int64_t count, void *user_data) {
     return 0;
 }
 
+/* Parses a whole decimal integer >= 1 (and at most 10^9); 0 on anything else. */
+static int64_t positive_count(const char *text) {
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    return end != text && *end == '\0' && v >= 1 && v <= 1000000000LL ? (int64_t)v : 0;
+}
+
 int main(int argc, char **argv) {
-    progress p = {argc > 1 ? atoll(argv[1]) : 3000, argc > 2 ? atoll(argv[2]) : 250, isatty(STDERR_FILENO)};
-    int automatic = argc > 3 && strcmp(argv[3], "auto") == 0;
-    if (p.steps < 1 || p.every < 1) {
-        fprintf(stderr, "usage: %s [steps] [print every] [auto]\n", argv[0]);
+    progress p = {3000, 250, isatty(STDERR_FILENO)};
+    int automatic = 0, valid = argc <= 4;
+    if (valid && argc > 1) valid = (p.steps = positive_count(argv[1])) > 0;
+    if (valid && argc > 2) valid = (p.every = positive_count(argv[2])) > 0;
+    if (valid && argc > 3) valid = automatic = strcmp(argv[3], "auto") == 0;
+    if (!valid) {
+        fprintf(stderr, "usage: %s [steps (1..1e9)] [print every (1..1e9)] [auto]\n", argv[0]);
         return 2;
     }
     kfp_problem *problem = NULL;

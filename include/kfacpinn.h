@@ -84,6 +84,14 @@ typedef enum kfp_status {
     KFP_ERROR_WRONG_HANDLE = 5,
     /// A numerical routine failed.
     KFP_ERROR_NUMERICAL = 6,
+    /// Memory sized by the input could not be allocated; the message names the bytes.
+    KFP_ERROR_OUT_OF_MEMORY = 7,
+    /// A checkpoint is truncated, damaged, of another kind or of an incompatible shape.
+    KFP_ERROR_CORRUPT = 8,
+    /// Training diverged (non-finite loss or growth beyond the allowed factor); the step was undone.
+    KFP_ERROR_DIVERGED = 9,
+    /// A file could not be opened, read or written.
+    KFP_ERROR_IO = 10,
 } kfp_status;
 
 /// Version string "MAJOR.MINOR.PATCH" (static storage; never free it).
@@ -105,8 +113,8 @@ char const *kfp_last_error(void);
 /// runs on the calling thread and the library splits the work itself). The library's T - 1
 /// worker threads start on first use and, after a job, wait (spinning) up to 1 ms for the next
 /// one before they sleep; workers beyond the number of processors sleep at once.
-/// @param num_threads at least 1.
-/// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
+/// @param num_threads 1 to 1024.
+/// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads is outside 1..1024.
 kfp_status kfp_set_num_threads(int32_t num_threads);
 
 /// Number of threads set by kfp_set_num_threads (process-wide; at first OpenBLAS's own count).

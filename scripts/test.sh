@@ -21,7 +21,11 @@ for src in examples/*.c Tests/C/*.c; do
     scripts/build-c.sh "$src" "$exe"
     echo "-- $exe"
     case "$src" in
-        */train_poisson_kfac.c) "$exe" 300 100 && "$exe" 300 100 auto ;;   # short runs; scripts/demo.sh trains fully
+        */train_poisson_kfac.c)   # short runs (scripts/demo.sh trains fully); malformed arguments are refused
+            "$exe" 300 100 && "$exe" 300 100 auto
+            for bad in "300 100 nonsense" "300 abc" "0 10" "300 100 auto extra"; do
+                if "$exe" $bad > /dev/null 2>&1; then echo "accepted bad arguments: $bad"; exit 1; fi
+            done ;;
         */compare_optimizers.c) "$exe" 100 50 engd adam && "$exe" 20 10 hessian_free lbfgs ;;
         */own_problem.c) (cd / && "$OLDPWD/$exe" 300) ;;
         *) "$exe" ;;

@@ -151,10 +151,10 @@ struct BLASTests {
     }
 
     @Test("buffers are 64-byte aligned, also after growing")
-    func bufferAlignment() {
-        let buffer = Buffer(3)
+    func bufferAlignment() throws {
+        let buffer = try Buffer(3)
         var addresses = [Int(bitPattern: buffer.pointer)]
-        for count in [100, 12_345, 1 << 20] { addresses.append(Int(bitPattern: buffer.reserve(count))) }
+        for count in [100, 12_345, 1 << 20] { addresses.append(Int(bitPattern: try buffer.reserve(count))) }
         #expect(addresses.allSatisfy { $0 % 64 == 0 }, "addresses modulo 64: \(addresses.map { $0 % 64 })")
     }
 }

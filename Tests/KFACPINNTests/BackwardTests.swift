@@ -18,12 +18,12 @@ struct BackwardTests {
         for k in 0..<n { for c in 0..<s { scaled[c * n + k] *= weights[k] } }
         var viaWeights = [Double](repeating: 0, count: net.numParameters)
         var viaSeeds = viaWeights
-        pass.backward(seeds: seeds)
-        weights.withUnsafeBufferPointer { w in
-            viaWeights.withUnsafeMutableBufferPointer { pass.accumulateGradient(into: $0.baseAddress!, weights: w.baseAddress!) }
+        try pass.backward(seeds: seeds)
+        try weights.withUnsafeBufferPointer { w in
+            try viaWeights.withUnsafeMutableBufferPointer { try pass.accumulateGradient(into: $0.baseAddress!, weights: w.baseAddress!) }
         }
-        pass.backward(seeds: scaled)
-        viaSeeds.withUnsafeMutableBufferPointer { pass.accumulateGradient(into: $0.baseAddress!, weights: nil) }
+        try pass.backward(seeds: scaled)
+        try viaSeeds.withUnsafeMutableBufferPointer { try pass.accumulateGradient(into: $0.baseAddress!, weights: nil) }
         let diff = maxRelativeDifference(viaWeights, viaSeeds)
         #expect(diff < 1e-14, "max difference \(diff)")
         #expect(viaSeeds.contains { abs($0) > 1e-3 })

@@ -69,8 +69,8 @@ func denseJacobians(_ net: MLP, _ op: Operator, _ batch: Batch, h: Double = 1e-6
 }
 
 /// Batch factors of every layer of a pass.
-func factors(_ pass: TaylorPass, _ approximation: KroneckerApproximation = .expand) -> [(a: [Double], b: [Double])] {
-    (0..<pass.network.numLayers).map { pass.kroneckerFactors(layer: $0, approximation: approximation) }
+func factors(_ pass: TaylorPass, _ approximation: KroneckerApproximation = .expand) throws -> [(a: [Double], b: [Double])] {
+    try (0..<pass.network.numLayers).map { try pass.kroneckerFactors(layer: $0, approximation: approximation) }
 }
 
 // MARK: - Tests
@@ -84,8 +84,8 @@ struct CurvatureTests {
         let loss = try PINNLoss(network: net, operator: op)
         try loss.forward(batch)
         var g = [Double](repeating: 0, count: net.numParameters)
-        g.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
-        let f = factors(loss.terms[1].pass)
+        try g.withUnsafeMutableBufferPointer { try loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        let f = try factors(loss.terms[1].pass)
         let jb = try denseJacobians(net, op, batch).boundary
         for l in 0..<net.numLayers {
             let h1 = net.widths[l] + 1, ho = net.widths[l + 1]
@@ -108,8 +108,8 @@ struct CurvatureTests {
         let batch = try smallBatch(2, interior: 7, boundary: 3, seed: 2)
         try loss.forward(batch)
         var g = [Double](repeating: 0, count: net.numParameters)
-        g.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
-        let f = factors(loss.terms[0].pass)
+        try g.withUnsafeMutableBufferPointer { try loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        let f = try factors(loss.terms[0].pass)
         for l in 0..<net.numLayers {
             let h1 = net.widths[l] + 1
             #expect(abs(f[l].a[h1 * h1 - 1] - 0.25) < 1e-15, "layer \(l): \(f[l].a[h1 * h1 - 1])")
@@ -127,8 +127,8 @@ struct CurvatureTests {
         let loss = try PINNLoss(network: net, operator: op)
         try loss.forward(batch)
         var grad = [Double](repeating: 0, count: net.numParameters)
-        grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
-        let expand = factors(loss.terms[0].pass, .expand), reduce = factors(loss.terms[0].pass, .reduce)
+        try grad.withUnsafeMutableBufferPointer { try loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        let expand = try factors(loss.terms[0].pass, .expand), reduce = try factors(loss.terms[0].pass, .reduce)
         let jac = try denseJacobians(net, op, batch).interior
         let D = net.numParameters
         for l in 0..<net.numLayers {
@@ -147,7 +147,7 @@ struct CurvatureTests {
                                      residuals: &r, seeds: &seeds)
                     }
                 }
-                seeds.withUnsafeBufferPointer { single.backward(seeds: $0.baseAddress!) }
+                try seeds.withUnsafeBufferPointer { try single.backward(seeds: $0.baseAddress!) }
                 var z = [Double](repeating: 0, count: h1 * s)
                 for c in 0..<s {
                     if l == 0 {
@@ -265,11 +265,11 @@ struct CurvatureTests {
         // Several products after one backward pass (as in CG): the kept adjoints stay valid.
         let w = (0..<D).map { _ in rng.uniform(-1, 1) }
         try loss.forward(batch)
-        loss.keepJacobianAdjoints()
+        try loss.keepJacobianAdjoints()
         for u in [w, v, w] {
             var got = [Double](repeating: .nan, count: D), dense = [Double](repeating: 0, count: D)
-            u.withUnsafeBufferPointer { up in
-                got.withUnsafeMutableBufferPointer { loss.ggnVectorProduct(up.baseAddress!, into: $0.baseAddress!) }
+            try u.withUnsafeBufferPointer { up in
+                try got.withUnsafeMutableBufferPointer { try loss.ggnVectorProduct(up.baseAddress!, into: $0.baseAddress!) }
             }
             for k in 0..<n {
                 let jk = (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * u[$1] }
@@ -299,13 +299,13 @@ struct CurvatureTests {
         // The step's state: forward pass, gradient keeping the Jacobian adjoints, direction.
         try kfac.loss.forward(batch)
         var grad = [Double](repeating: 0, count: D)
-        grad.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        try grad.withUnsafeMutableBufferPointer { try kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
         #expect(maxRelativeDifference(grad, try kfac.loss.lossAndGradient(batch).gradient) < 1e-12)
         try kfac.loss.forward(batch)
-        grad.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        try grad.withUnsafeMutableBufferPointer { try kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
         kfac.direction = delta
         kfac.gradient = grad
-        let c = kfac.quadraticModelCoefficients()
+        let c = try kfac.quadraticModelCoefficients()
         let (ji, jb) = try denseJacobians(net, op, batch)
         let prev = kfac.previousUpdate
         func gInner(_ a: [Double], _ b: [Double]) -> Double {
@@ -336,11 +336,11 @@ struct CurvatureTests {
             #expect(maxRelativeDifference(stored, dense) < 1e-9, "space \(space): J v differs from the dense product")
         }
         for _ in 0..<20 {
-            let again = kfac.quadraticModelCoefficients()
+            let again = try kfac.quadraticModelCoefficients()
             #expect([again.m11, again.m12, again.m22, again.b1, again.b2] == got, "a repeated evaluation differs")
         }
         // The automatic step minimises the model: (α, μ) = −M⁻¹ b.
-        let (alpha, mu) = kfac.quadraticModelStep()
+        let (alpha, mu) = try kfac.quadraticModelStep()
         let sol = denseSolve([expected[0], expected[1], expected[1], expected[2]], [-expected[3], -expected[4]])
         #expect(maxRelativeDifference([alpha, mu], sol) < 1e-7, "(α, μ) = (\(alpha), \(mu)), dense \(sol)")
     }
@@ -360,9 +360,9 @@ struct CurvatureTests {
             let (ji, jb) = try denseJacobians(net, op, batch)
             try loss.forward(batch)
             var grad = [Double](repeating: 0, count: D)
-            grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+            try grad.withUnsafeMutableBufferPointer { try loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
             for space in 0..<2 {
-                v.withUnsafeBufferPointer { loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, space: space) }
+                try v.withUnsafeBufferPointer { try loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, space: space) }
                 let (gotI, gotB) = loss.storedJacobianVectorProducts(space: space)
                 let denseI = (0..<7).map { k in (0..<D).reduce(0.0) { $0 + ji[k * D + $1] * v[$1] } }
                 let denseB = (0..<3).map { k in (0..<D).reduce(0.0) { $0 + jb[k * D + $1] * v[$1] } }
@@ -376,10 +376,10 @@ struct CurvatureTests {
         let loss = try PINNLoss(network: net, operator: op)
         let v = (0..<net.numParameters).map { _ in rng.uniform(-1, 1) }
         try loss.forward(batch)
-        v.withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, space: 1) }
+        try v.withUnsafeBufferPointer { try loss.jacobianVectorProducts($0.baseAddress!, space: 1) }
         var grad = [Double](repeating: 0, count: net.numParameters)
-        grad.withUnsafeMutableBufferPointer { loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
-        v.withUnsafeBufferPointer { loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, space: 0) }
+        try grad.withUnsafeMutableBufferPointer { try loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        try v.withUnsafeBufferPointer { try loss.jacobianVectorProductsFromAdjoints($0.baseAddress!, space: 0) }
         func products(_ space: Int) -> [Double] {
             let (interior, boundary) = loss.storedJacobianVectorProducts(space: space)
             return interior + boundary
@@ -401,16 +401,16 @@ struct CurvatureTests {
             let (interior, boundary) = loss.storedJacobianVectorProducts(space: space)
             return interior + boundary
         }
-        for k in 0..<2 { directions[k].withUnsafeBufferPointer { loss.jacobianVectorProducts($0.baseAddress!, space: k) } }
+        for k in 0..<2 { try directions[k].withUnsafeBufferPointer { try loss.jacobianVectorProducts($0.baseAddress!, space: k) } }
         let expected = [products(0), products(1)]
         struct Shared: @unchecked Sendable { let loss: PINNLoss, batch: Batch, directions: [[Double]] }
         let shared = Shared(loss: loss, batch: batch, directions: directions)
         for _ in 0..<10 {
             loss.setRunsConcurrently(true)
-            BLAS.onLibraryThreads {
-                WorkerPool.shared.parallelFor(2, threads: 2) { k in
-                    shared.directions[k].withUnsafeBufferPointer {
-                        shared.loss.jacobianVectorProducts($0.baseAddress!, space: k)
+            try BLAS.onLibraryThreads {
+                try WorkerPool.shared.parallelFor(2, threads: 2) { k in
+                    try shared.directions[k].withUnsafeBufferPointer {
+                        try shared.loss.jacobianVectorProducts($0.baseAddress!, space: k)
                     }
                 }
             }
@@ -434,8 +434,8 @@ struct CurvatureTests {
         let (_, grad) = try kfac.loss.lossAndGradient(batch)
         try kfac.loss.forward(batch)
         var scratch = grad
-        scratch.withUnsafeMutableBufferPointer { kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
-        let fi = factors(kfac.loss.terms[0].pass), fb = factors(kfac.loss.terms[1].pass)
+        try scratch.withUnsafeMutableBufferPointer { try kfac.loss.gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        let fi = try factors(kfac.loss.terms[0].pass), fb = try factors(kfac.loss.terms[1].pass)
         let stats = try kfac.step(batch)
         #expect(stats.accepted && stats.stepSize == 0.5)
         for l in 0..<net.numLayers {

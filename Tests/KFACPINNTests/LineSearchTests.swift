@@ -28,16 +28,16 @@ struct LineSearchTests {
             let trials = try Self.sequentialTrials(loss, batch, theta0, p)
             var expected = 0.0, best = current
             for (alpha, trial) in zip(lineSearchGrid, trials) where trial < best { best = trial; expected = alpha }
-            let alpha = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+            let alpha = try theta0.withUnsafeBufferPointer { t in
+                try p.withUnsafeBufferPointer { try search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
             }
             #expect(alpha == expected, "grid search picked \(alpha), the sequential evaluation \(expected) (trials \(trials))")
             #expect(net.parameters == theta0, "the line search changed the network's parameters")
             // Below the smallest trial loss nothing is accepted (the trials' output-only pass sums in
             // another order than the full pass: a margin of 1e-12 relative).
             let floor = trials.min()! * (1 - 1e-12)
-            let none = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: floor) }
+            let none = try theta0.withUnsafeBufferPointer { t in
+                try p.withUnsafeBufferPointer { try search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: floor) }
             }
             #expect(none == 0, "a search below every trial loss returned α = \(none)")
         }
@@ -73,7 +73,7 @@ extension LineSearchTests {
             #expect(chunks.count == (301 + size - 1) / size)
             #expect(chunks.map(\.interiorCount).reduce(0, +) == 301 && chunks.map(\.boundaryCount).reduce(0, +) == 45)
             #expect(chunks.flatMap(\.interiorPoints) == batch.interiorPoints && chunks.flatMap(\.boundaryValues) == batch.boundaryValues)
-            let chunked = net.parameters.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) }
+            let chunked = try net.parameters.withUnsafeBufferPointer { try loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) }
             let difference = abs((chunked ?? .nan) - whole) / whole
             #expect(difference < 1e-13, "\(chunks.count) chunks: relative difference \(difference) from the whole batch's loss")
         }
@@ -138,15 +138,15 @@ extension LineSearchTests {
         let directions = [gradient.map { -$0 }, theta0.map { _ in rng.uniform(-1, 1) }, theta0.map { _ in 3 * rng.uniform(-1, 1) }]
         let search = GridLineSearch(loss: loss)
         for (k, p) in directions.enumerated() {
-            let alpha = theta0.withUnsafeBufferPointer { t in
-                p.withUnsafeBufferPointer { search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+            let alpha = try theta0.withUnsafeBufferPointer { t in
+                try p.withUnsafeBufferPointer { try search.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
             }
             let chunks = try #require(search.trialChunks?.chunks)
             #expect(chunks.map(\.interiorCount) == [50, 350], "trial chunks \(chunks.map(\.interiorCount))")
             // Every trial in full, over the same chunks.
-            let full = lineSearchGrid.map { a in
+            let full = try lineSearchGrid.map { a in
                 let theta = zip(theta0, p).map { $0 + a * $1 }
-                return theta.withUnsafeBufferPointer { loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) } ?? .infinity
+                return try theta.withUnsafeBufferPointer { try loss.loss(chunks, at: $0.baseAddress!, squares: Buffer()) } ?? .infinity
             }
             var expected = 0.0, best = current
             for (a, value) in zip(lineSearchGrid, full) where value < best { best = value; expected = a }

@@ -111,7 +111,7 @@ struct LossTermTests {
         let batch = try weightedBatch(seed: 40), loss = try PINNLoss(network: net, operator: op)
         let merged = try loss.kroneckerFactors(batch)
         // Each term's own factors (1/(N S) Σ z̃z̃ᵀ, 1/N Σ g gᵀ) from its pass.
-        let own = batch.terms.indices.map { factors(loss.terms[$0].pass) }
+        let own = try batch.terms.indices.map { try factors(loss.terms[$0].pass) }
         let w = batch.terms.map(\.weight)
         for l in 0..<net.numLayers {
             for (product, members) in [[0, 2], [1, 3, 4, 5]].enumerated() {
@@ -191,8 +191,8 @@ struct DirectionalPassTests {
             #expect(abs(pass.output[n + k] - fd) < 1e-8 * max(1, abs(fd)), "\(activation) point \(k): \(pass.output[n + k]) against \(fd)")
             #expect(abs(pass.output[k] - (try value(net, xk))) < 1e-14, "value of point \(k)")
         }
-        pass.backward(seeds: [Double](repeating: 1, count: 2 * n))
-        let f = factors(pass)
+        try pass.backward(seeds: [Double](repeating: 1, count: 2 * n))
+        let f = try factors(pass)
         let h1 = net.widths[1] + 1
         #expect(abs(f[1].a[h1 * h1 - 1] - 0.5) < 1e-15, "bias–bias entry \(f[1].a[h1 * h1 - 1])")
     }

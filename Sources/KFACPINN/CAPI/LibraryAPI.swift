@@ -26,12 +26,12 @@
 /// runs on the calling thread and the library splits the work itself). The library's T - 1
 /// worker threads start on first use and, after a job, wait (spinning) up to 1 ms for the next
 /// one before they sleep; workers beyond the number of processors sleep at once.
-/// @param num_threads at least 1.
-/// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads < 1.
+/// @param num_threads 1 to 1024.
+/// @return KFP_OK, or KFP_ERROR_INVALID_ARGUMENT if num_threads is outside 1..1024.
 @c public func kfp_set_num_threads(_ num_threads: Int32) -> kfp_status {
     entryPoint("kfp_set_num_threads") {
-        guard num_threads >= 1 else {
-            throw KFPError.invalidArgument("num_threads must be at least 1, got \(num_threads)")
+        guard num_threads >= 1, num_threads <= 1024 else {
+            throw KFPError.invalidArgument("num_threads must be between 1 and 1024, got \(num_threads)")
         }
         BLAS.numThreads = Int(num_threads)
     }

@@ -15,6 +15,14 @@ import Glibc
     case KFP_ERROR_WRONG_HANDLE = 5
     /// A numerical routine failed.
     case KFP_ERROR_NUMERICAL = 6
+    /// Memory sized by the input could not be allocated; the message names the bytes.
+    case KFP_ERROR_OUT_OF_MEMORY = 7
+    /// A checkpoint is truncated, damaged, of another kind or of an incompatible shape.
+    case KFP_ERROR_CORRUPT = 8
+    /// Training diverged (non-finite loss or growth beyond the allowed factor); the step was undone.
+    case KFP_ERROR_DIVERGED = 9
+    /// A file could not be opened, read or written.
+    case KFP_ERROR_IO = 10
 }
 
 extension kfp_status {
@@ -26,6 +34,10 @@ extension kfp_status {
         case .nonFinite: self = .KFP_ERROR_NON_FINITE
         case .wrongHandle: self = .KFP_ERROR_WRONG_HANDLE
         case .numerical: self = .KFP_ERROR_NUMERICAL
+        case .outOfMemory: self = .KFP_ERROR_OUT_OF_MEMORY
+        case .corrupt: self = .KFP_ERROR_CORRUPT
+        case .diverged: self = .KFP_ERROR_DIVERGED
+        case .io: self = .KFP_ERROR_IO
         }
     }
 
@@ -39,6 +51,10 @@ extension kfp_status {
         case .KFP_ERROR_NON_FINITE: return "non-finite value"
         case .KFP_ERROR_WRONG_HANDLE: return "wrong handle type"
         case .KFP_ERROR_NUMERICAL: return "numerical failure"
+        case .KFP_ERROR_OUT_OF_MEMORY: return "out of memory"
+        case .KFP_ERROR_CORRUPT: return "corrupt or incompatible checkpoint"
+        case .KFP_ERROR_DIVERGED: return "training diverged"
+        case .KFP_ERROR_IO: return "file input/output failed"
         }
     }
 }

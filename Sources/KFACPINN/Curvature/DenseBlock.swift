@@ -15,8 +15,8 @@ final class DenseBlock {
 
     /// Candidate G = β G_current + (1 − β) J̃[:, range]ᵀ J̃[:, range] for `rows` Jacobian rows
     /// (row-major, leading dimension `ld`); β = 0 before the first commit.
-    func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double) {
-        let p = range.count, beta = hasGramian ? ema : 0, G = candidate.reserve(p * p)
+    func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double) throws {
+        let p = range.count, beta = hasGramian ? ema : 0, G = try candidate.reserve(p * p)
         if beta > 0 { G.update(from: gramian.pointer, count: p * p) }
         BLAS.syrk(trans: true, n: p, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: ld, beta: beta, c: G, ldc: p)
     }
@@ -25,7 +25,7 @@ final class DenseBlock {
     /// vectors in θ's layout).
     func multiplyInverse(_ gradient: UnsafePointer<Double>, into direction: UnsafeMutablePointer<Double>,
                          damping: Double, scale: Double) throws {
-        let p = range.count, x = solution.reserve(p)
+        let p = range.count, x = try solution.reserve(p)
         try dampedSymmetricSolve(candidate.pointer, n: p, damping: damping, gradient + range.lowerBound, into: x, work: work)
         for i in 0..<p { direction[range.lowerBound + i] = scale * x[i] }
     }

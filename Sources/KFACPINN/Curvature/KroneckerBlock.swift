@@ -41,6 +41,17 @@ final class KroneckerBlock {
         candidate = state
     }
 
+    /// Values a block of layer l stores: current and candidate state (four factors and the
+    /// inverse each) and its work space (a batch's and a term's factors, the solve).
+    static func storage(network: MLP, layer l: Int, method: KroneckerSumInverse.Method? = nil) throws -> Int {
+        let rows = network.widths[l + 1], columns = network.widths[l] + 1, what = "the Kronecker factors of layer \(l)"
+        let factors = try Memory.total([Memory.product(rows, rows, what: what), Memory.product(columns, columns, what: what)], what)
+        let inverse = try KroneckerSumInverse.storage(
+            rows: rows, columns: columns, method: method ?? KroneckerSumInverse.defaultMethod(rows: rows, columns: columns))
+        let state = try Memory.total([factors, factors, inverse], what)
+        return try Memory.total([state, state, factors, factors, Memory.product(rows, columns, 2, what: what)], what)
+    }
+
     static func initialFactor(_ n: Int, _ kind: FactorInitialization) -> [Double] {
         var m = [Double](repeating: 0, count: n * n)
         if kind == .identity { for i in 0..<n { m[i * n + i] = 1 } }
@@ -76,8 +87,8 @@ final class KroneckerBlock {
     /// Candidate factors F = β F_current + (1 − β) F_batch from the terms of `loss`'s last forward
     /// and backward passes with the Jacobian seeds; a product without terms in this batch keeps
     /// its current factors.
-    func updateFactors(from loss: PINNLoss, ema beta: Double, approximation: KroneckerApproximation, threads: Int) {
-        let a = batchA.reserve(columns * columns), b = batchB.reserve(rows * rows)
+    func updateFactors(from loss: PINNLoss, ema beta: Double, approximation: KroneckerApproximation, threads: Int) throws {
+        let a = try batchA.reserve(columns * columns), b = try batchB.reserve(rows * rows)
         func blend(_ f: inout [Double], _ old: [Double], _ batch: UnsafePointer<Double>) {
             f.withUnsafeMutableBufferPointer { p in
                 old.withUnsafeBufferPointer { o in
@@ -85,7 +96,7 @@ final class KroneckerBlock {
                 }
             }
         }
-        if loss.productFactors(layer: layer, interior: true, approximation: approximation, a: a, b: b,
+        if try loss.productFactors(layer: layer, interior: true, approximation: approximation, a: a, b: b,
                                term: termFactors, workspace: workspace, threads: threads) {
             blend(&candidate.a1, state.a1, a)
             blend(&candidate.b1, state.b1, b)
@@ -93,7 +104,7 @@ final class KroneckerBlock {
             copyValues(state.a1, into: &candidate.a1)
             copyValues(state.b1, into: &candidate.b1)
         }
-        if loss.productFactors(layer: layer, interior: false, approximation: approximation, a: a, b: b,
+        if try loss.productFactors(layer: layer, interior: false, approximation: approximation, a: a, b: b,
                                term: termFactors, workspace: workspace, threads: threads) {
             blend(&candidate.a2, state.a2, a)
             blend(&candidate.b2, state.b2, b)
@@ -115,10 +126,10 @@ final class KroneckerBlock {
 
     /// direction[W̃] = scale · X, X solving the candidate's damped Kronecker sum for the layer's
     /// part of `gradient` (both in θ's layout).
-    func multiplyInverse(_ gradient: UnsafePointer<Double>, into direction: UnsafeMutablePointer<Double>, scale: Double) {
+    func multiplyInverse(_ gradient: UnsafePointer<Double>, into direction: UnsafeMutablePointer<Double>, scale: Double) throws {
         let hin = columns - 1, hout = rows, h1 = columns, size = hout * h1
         let wo = weightOffset, bo = biasOffset
-        let g = solveWork.reserve(3 * size), x = g + size, w = x + size
+        let g = try solveWork.reserve(3 * size), x = g + size, w = x + size
         for j in 0..<hout {
             for i in 0..<hin { g[j * h1 + i] = gradient[wo + j * hin + i] }
             g[j * h1 + hin] = gradient[bo + j]

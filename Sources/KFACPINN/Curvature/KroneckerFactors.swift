@@ -30,9 +30,9 @@ extension TaylorPass {
     /// symmetric. For a `.value` pass (S = 1) expand and reduce coincide. `threads`: 1 when
     /// called for several layers at once, else the pass's threads.
     func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation, a: UnsafeMutablePointer<Double>,
-                          b: UnsafeMutablePointer<Double>, workspace: FactorWorkspace, threads: Int? = nil) {
-        BLAS.onLibraryThreads {
-            layerFactors(l, approximation, a, b, workspace, threads: threads ?? elementwiseThreads)
+                          b: UnsafeMutablePointer<Double>, workspace: FactorWorkspace, threads: Int? = nil) throws {
+        try BLAS.onLibraryThreads {
+            try layerFactors(l, approximation, a, b, workspace, threads: threads ?? elementwiseThreads)
         }
     }
 
@@ -40,12 +40,12 @@ extension TaylorPass {
     /// Taylor columns of the first hidden layer, z = [σ(v); σ'(v) W₀[:, i] (i = 1..d); σ''(v) q]:
     /// the gradient blocks sum to (Σ_n σ'_n σ'_nᵀ) ⊙ (W₀W₀ᵀ), so three Grams over N columns (value,
     /// σ', Laplacian block) replace one over (d+2)·N.
-    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int, _ workspace: FactorWorkspace, threads: Int) {
+    private func firstHiddenGram(_ a: UnsafeMutablePointer<Double>, _ lda: Int, _ workspace: FactorWorkspace, threads: Int) throws {
         let h = network.widths[1], d = network.widths[0], n = count, ns = n * columnsPerSample
         let z = UnsafePointer(post[0].pointer)
         BLAS.syrk(n: h, k: n, a: z, lda: ns, c: a, ldc: lda, threads: threads)
         BLAS.syrk(n: h, k: n, a: z + (d + 1) * n, lda: ns, beta: 1, c: a, ldc: lda, threads: threads)
-        let slopes = workspace.gram.reserve(2 * h * h), weights = slopes + h * h
+        let slopes = try workspace.gram.reserve(2 * h * h), weights = slopes + h * h
         BLAS.syrk(n: h, k: n, a: self.slopes[0].pointer, lda: n, c: slopes, ldc: h, threads: threads)
         BLAS.syrk(n: h, k: d, a: firstWeights.pointer, lda: d, c: weights, ldc: h)
         for j in 0..<h {
@@ -60,7 +60,7 @@ extension TaylorPass {
     }
 
     private func layerFactors(_ l: Int, _ approximation: KroneckerApproximation, _ a: UnsafeMutablePointer<Double>,
-                              _ b: UnsafeMutablePointer<Double>, _ workspace: FactorWorkspace, threads: Int) {
+                              _ b: UnsafeMutablePointer<Double>, _ workspace: FactorWorkspace, threads: Int) throws {
         let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
         let hin = widths[l], hout = widths[l + 1], h1 = hin + 1, d = widths[0]
         let g = UnsafePointer(adjoints[l].pointer)
@@ -72,7 +72,7 @@ extension TaylorPass {
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
             } else if l == 1 && s > 1 && !isDirectional {
-                firstHiddenGram(a, h1, workspace, threads: threads)
+                try firstHiddenGram(a, h1, workspace, threads: threads)
             } else {
                 BLAS.syrk(n: hin, k: ns, a: layerInput(l), lda: ns, c: a, ldc: h1, threads: threads)
             }
@@ -89,7 +89,7 @@ extension TaylorPass {
             BLAS.scal(hout * hout, 1 / Double(n), b)
         } else {
             // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
-            let zbar = workspace.reducedInputs.reserve(h1 * n)
+            let zbar = try workspace.reducedInputs.reserve(h1 * n)
             for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
             if l == 0 && !isDirectional {
                 for i in 0..<d {
@@ -106,7 +106,7 @@ extension TaylorPass {
                 }
             }
             BLAS.syrk(n: h1, k: n, alpha: 1 / Double(n), a: zbar, lda: n, c: a, ldc: h1, threads: threads)
-            let gbar = workspace.reducedAdjoints.reserve(hout * n)
+            let gbar = try workspace.reducedAdjoints.reserve(hout * n)
             for j in 0..<hout {
                 for k in 0..<n {
                     var sum = 0.0
@@ -136,7 +136,7 @@ extension PINNLoss {
     /// false, writing nothing, when the product has no term with points and positive weight.
     func productFactors(layer l: Int, interior: Bool, approximation: KroneckerApproximation,
                         a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
-                        term: (a: Buffer, b: Buffer), workspace: FactorWorkspace, threads: Int) -> Bool {
+                        term: (a: Buffer, b: Buffer), workspace: FactorWorkspace, threads: Int) throws -> Bool {
         func member(_ ev: TermEvaluation) -> Bool { ev.kind.isInterior == interior && ev.count > 0 && ev.weight > 0 }
         let totalWeight = terms.reduce(0) { member($1) ? $0 + $1.weight : $0 }
         guard totalWeight > 0 else { return false }
@@ -144,8 +144,8 @@ extension PINNLoss {
         var i = 0
         for ev in terms where member(ev) {
             defer { i += 1 }
-            let ta = i == 0 ? a : term.a.reserve(h1 * h1), tb = i == 0 ? b : term.b.reserve(hout * hout)
-            ev.pass.kroneckerFactors(layer: l, approximation: approximation, a: ta, b: tb, workspace: workspace,
+            let ta = i == 0 ? a : try term.a.reserve(h1 * h1), tb = i == 0 ? b : try term.b.reserve(hout * hout)
+            try ev.pass.kroneckerFactors(layer: l, approximation: approximation, a: ta, b: tb, workspace: workspace,
                                      threads: threads)
             let wa = ev.weight / totalWeight, wb = ev.weight
             if i == 0 {
@@ -163,21 +163,21 @@ extension PINNLoss {
     public func kroneckerFactors(_ batch: Batch, approximation: KroneckerApproximation = .expand) throws -> [LayerFactors] {
         try forward(batch)
         var gradient = [Double](repeating: 0, count: network.numParameters)
-        gradient.withUnsafeMutableBufferPointer { gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
+        try gradient.withUnsafeMutableBufferPointer { try gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
         let workspace = FactorWorkspace(), term = (a: Buffer(), b: Buffer())
-        return (0..<network.numLayers).map { l in
+        return try (0..<network.numLayers).map { l in
             let h1 = network.widths[l] + 1, hout = network.widths[l + 1]
-            func product(_ interior: Bool) -> (a: [Double], b: [Double]) {
+            func product(_ interior: Bool) throws -> (a: [Double], b: [Double]) {
                 var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: hout * hout)
-                let present = a.withUnsafeMutableBufferPointer { ap in
-                    b.withUnsafeMutableBufferPointer { bp in
-                        productFactors(layer: l, interior: interior, approximation: approximation, a: ap.baseAddress!,
+                let present = try a.withUnsafeMutableBufferPointer { ap in
+                    try b.withUnsafeMutableBufferPointer { bp in
+                        try productFactors(layer: l, interior: interior, approximation: approximation, a: ap.baseAddress!,
                                        b: bp.baseAddress!, term: term, workspace: workspace, threads: BLAS.numThreads)
                     }
                 }
                 return present ? (a, b) : ([], [])
             }
-            let (ai, bi) = product(true), (ab, bb) = product(false)
+            let (ai, bi) = try product(true), (ab, bb) = try product(false)
             return LayerFactors(interiorA: ai, interiorB: bi, boundaryA: ab, boundaryB: bb)
         }
     }
@@ -185,12 +185,12 @@ extension PINNLoss {
 
 extension TaylorPass {
     /// The factors A and B of layer l as new arrays (see `kroneckerFactors(layer:approximation:a:b:workspace:threads:)`).
-    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation) -> (a: [Double], b: [Double]) {
+    func kroneckerFactors(layer l: Int, approximation: KroneckerApproximation) throws -> (a: [Double], b: [Double]) {
         let h1 = network.widths[l] + 1, ho = network.widths[l + 1]
         var a = [Double](repeating: 0, count: h1 * h1), b = [Double](repeating: 0, count: ho * ho)
-        a.withUnsafeMutableBufferPointer { ap in
-            b.withUnsafeMutableBufferPointer { bp in
-                kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!,
+        try a.withUnsafeMutableBufferPointer { ap in
+            try b.withUnsafeMutableBufferPointer { bp in
+                try kroneckerFactors(layer: l, approximation: approximation, a: ap.baseAddress!, b: bp.baseAddress!,
                                  workspace: FactorWorkspace())
             }
         }

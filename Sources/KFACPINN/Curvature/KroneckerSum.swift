@@ -36,11 +36,25 @@ struct KroneckerSumInverse {
     private let definiteWork = Buffer()
     private let eigenWork = EigenWorkspace()
 
+    /// The method chosen for a layer of this shape.
+    static func defaultMethod(rows: Int, columns: Int) -> Method {
+        min(rows, columns) > Self.narrowLimit ? .eigen : rows < columns ? .narrowRows : .narrowColumns
+    }
+
+    /// Values the factorisation stores (K, s and the narrow methods' Cholesky factors).
+    static func storage(rows: Int, columns: Int, method: Method) throws -> Int {
+        let what = "the inverse of a \(rows) × \(columns) Kronecker sum"
+        switch method {
+        case .eigen: return try Memory.total([Memory.product(rows, rows, what: what), Memory.product(columns, columns, what: what), rows, columns], what)
+        case .narrowColumns: return try Memory.total([Memory.product(columns, columns + 1, what: what), Memory.product(columns, rows, rows, what: what)], what)
+        case .narrowRows: return try Memory.total([Memory.product(rows, rows + 1, what: what), Memory.product(rows, columns, columns, what: what)], what)
+        }
+    }
+
     init(rows: Int, columns: Int, method: Method? = nil) {
         self.rows = rows
         self.columns = columns
-        let narrow = min(rows, columns)
-        self.method = method ?? (narrow > Self.narrowLimit ? .eigen : rows < columns ? .narrowRows : .narrowColumns)
+        self.method = method ?? Self.defaultMethod(rows: rows, columns: columns)
         let sides = (one: self.method != .narrowColumns, two: self.method != .narrowRows)
         k1 = [Double](repeating: 0, count: sides.one ? rows * rows : 0)
         s1 = [Double](repeating: 0, count: sides.one ? rows : 0)
@@ -96,7 +110,7 @@ struct KroneckerSumInverse {
     private static func generalizedEigen(n: Int, definite: [Double], other: [Double]?, damping: Double,
                                          vectors: inout [Double], values: inout [Double], work: Buffer,
                                          eigenWork: EigenWorkspace, what: FactorName) throws {
-        let b = work.reserve(n * n)
+        let b = try work.reserve(n * n)
         b.update(from: definite, count: n * n)
         for i in 0..<n { b[i * n + i] += damping }
         let info = vectors.withUnsafeMutableBufferPointer { v in

@@ -1,29 +1,39 @@
+import Glibc
+
 /// A growable contiguous Double buffer that is reused across calls:
-/// `reserve` only allocates when a larger size is asked for.
+/// `reserve` only allocates when a larger size is asked for, and reports a failed
+/// allocation as `.outOfMemory` (the buffer keeps its old storage then).
 final class Buffer {
     private(set) var pointer: UnsafeMutablePointer<Double>
     private(set) var capacity: Int
 
-    init(_ count: Int = 0) {
-        capacity = max(count, 1)
-        pointer = Buffer.allocate(capacity)
+    init() {
+        capacity = 1
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).bindMemory(to: Double.self, capacity: 8)
         pointer.initialize(repeating: 0, count: capacity)
     }
 
-    /// Storage aligned to 64 bytes (a cache line, one AVX-512 vector).
-    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Double> {
-        UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 64).bindMemory(to: Double.self, capacity: count)
+    /// A buffer of `count` zeros.
+    convenience init(_ count: Int) throws {
+        self.init()
+        try reserve(count)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { free(pointer) }
 
     /// Makes room for `count` values; the contents are undefined after growing.
     @discardableResult
-    func reserve(_ count: Int) -> UnsafeMutablePointer<Double> {
+    func reserve(_ count: Int) throws -> UnsafeMutablePointer<Double> {
         if count > capacity {
-            UnsafeMutableRawPointer(pointer).deallocate()
+            let bytes = try Memory.bytes(doubles: count, "a work buffer")
+            var raw: UnsafeMutableRawPointer? = nil
+            // Storage aligned to 64 bytes (a cache line, one AVX-512 vector).
+            guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+                throw KFPError.outOfMemory("a work buffer of \(bytes) bytes (\(Memory.formatted(bytes))) could not be allocated")
+            }
+            free(pointer)
             capacity = count
-            pointer = Buffer.allocate(count)
+            pointer = raw.bindMemory(to: Double.self, capacity: count)
             pointer.initialize(repeating: 0, count: count)
         }
         return pointer

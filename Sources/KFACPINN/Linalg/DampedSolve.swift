@@ -4,7 +4,7 @@
 /// below n·ε·max|w| are dropped). `work` holds n² + 2n values. Throws `.numerical` if LAPACK fails.
 func dampedSymmetricSolve(_ g: UnsafePointer<Double>, n: Int, damping lambda: Double, _ b: UnsafePointer<Double>,
                           into x: UnsafeMutablePointer<Double>, work: Buffer) throws {
-    let a = work.reserve(n * n + 2 * n), w = a + n * n, c = w + n
+    let a = try work.reserve(n * n + 2 * n), w = a + n * n, c = w + n
     func loadMatrix() {
         a.update(from: g, count: n * n)
         for i in 0..<n { a[i * n + i] += lambda }

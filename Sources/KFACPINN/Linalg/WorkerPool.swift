@@ -86,6 +86,16 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// `parallelFor` with a throwing body: every iteration runs, then the first error thrown
+    /// (in completion order) is rethrown.
+    func parallelFor(_ n: Int, threads: Int = BLAS.numThreads, _ body: (Int) throws -> Void) throws {
+        let failure = Mutex<(any Error)?>(nil)
+        parallelFor(n, threads: threads) { (i: Int) -> Void in
+            do { try body(i) } catch { failure.withLock { if $0 == nil { $0 = error } } }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
     private func runIterations() {
         while true {
             let i = nextIndex.add(1, ordering: .relaxed).oldValue

@@ -54,7 +54,7 @@ public final class MLP {
         }
         self.widths = widths
         self.activation = activation
-        self.parameters = [Double](repeating: 0, count: count)
+        self.parameters = try Memory.zeros(count, "a network of \(count) parameters")
         var rng = RandomSource(seed: seed)
         for l in 0..<numLayers {
             let (hin, hout) = (widths[l], widths[l + 1])

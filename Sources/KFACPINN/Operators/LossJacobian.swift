@@ -5,15 +5,15 @@ extension PINNLoss {
     /// forward tangent passes in tangent space `space` (calls with spaces 0 and 1 may run at once).
     /// A term with a directional pass (Neumann, Robin) takes its products from the adjoints of a
     /// backward pass with its Jacobian seeds instead.
-    func jacobianVectorProducts(_ v: UnsafePointer<Double>, space: Int = 0) {
+    func jacobianVectorProducts(_ v: UnsafePointer<Double>, space: Int = 0) throws {
         for ev in terms where ev.count > 0 {
             if ev.pass.isDirectional {
-                ev.pass.backward(seeds: ev.seeds.pointer)
-                ev.pass.jacobianVectorProductsFromAdjoints(v, into: ev.jv[space].reserve(ev.count), space: space)
+                try ev.pass.backward(seeds: ev.seeds.pointer)
+                try ev.pass.jacobianVectorProductsFromAdjoints(v, into: try ev.jv[space].reserve(ev.count), space: space)
                 continue
             }
             let n = ev.count, s = ev.pass.columnsPerSample
-            let t = ev.pass.tangent(v, space: space), seeds = ev.seeds.pointer, jv = ev.jv[space].reserve(n)
+            let t = try ev.pass.tangent(v, space: space), seeds = ev.seeds.pointer, jv = try ev.jv[space].reserve(n)
             for k in 0..<n {
                 // J_n v = Σ_c ∂r_n/∂(out_c) · (out_c)˙
                 var sum = 0.0
@@ -26,9 +26,9 @@ extension PINNLoss {
     /// `jacobianVectorProducts` from the adjoints that `keepJacobianAdjoints` or
     /// `gradientKeepingJacobianAdjoints` left in the passes (no other pass in between): one GEMM
     /// per layer instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
-    func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, space: Int = 0) {
+    func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, space: Int = 0) throws {
         for ev in terms where ev.count > 0 {
-            ev.pass.jacobianVectorProductsFromAdjoints(v, into: ev.jv[space].reserve(ev.count), space: space)
+            try ev.pass.jacobianVectorProductsFromAdjoints(v, into: try ev.jv[space].reserve(ev.count), space: space)
         }
     }
 
@@ -57,7 +57,7 @@ extension PINNLoss {
     public func jacobianVectorProduct(_ batch: Batch, _ v: [Double]) throws -> (interior: [Double], boundary: [Double]) {
         try requireDirection(v)
         try forward(batch)
-        v.withUnsafeBufferPointer { jacobianVectorProducts($0.baseAddress!) }
+        try v.withUnsafeBufferPointer { try jacobianVectorProducts($0.baseAddress!) }
         return storedJacobianVectorProducts()
     }
 
@@ -65,10 +65,10 @@ extension PINNLoss {
     public func ggnVectorProduct(_ batch: Batch, _ v: [Double]) throws -> [Double] {
         try requireDirection(v)
         try forward(batch)
-        keepJacobianAdjoints()
+        try keepJacobianAdjoints()
         var out = [Double](repeating: 0, count: network.numParameters)
-        v.withUnsafeBufferPointer { vp in
-            out.withUnsafeMutableBufferPointer { ggnVectorProduct(vp.baseAddress!, into: $0.baseAddress!) }
+        try v.withUnsafeBufferPointer { vp in
+            try out.withUnsafeMutableBufferPointer { try ggnVectorProduct(vp.baseAddress!, into: $0.baseAddress!) }
         }
         return out
     }
@@ -77,13 +77,13 @@ extension PINNLoss {
     /// `gradientKeepingJacobianAdjoints`): J v (`jacobianVectorProductsFromAdjoints`), then
     /// J_tᵀ(J_t v) w_t/N_t as a gradient with the per-sample weights w_t (J_n v)/N_t. Two GEMMs per
     /// layer; the adjoints stay, so any number of products can follow one backward pass.
-    func ggnVectorProduct(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) {
-        jacobianVectorProductsFromAdjoints(v)
+    func ggnVectorProduct(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
+        try jacobianVectorProductsFromAdjoints(v)
         out.update(repeating: 0, count: network.numParameters)
         for ev in terms where ev.count > 0 {
-            let n = ev.count, w = scaledSeeds.reserve(n), jv = ev.jv[0].pointer
+            let n = ev.count, w = try scaledSeeds.reserve(n), jv = ev.jv[0].pointer
             for k in 0..<n { w[k] = ev.weight * jv[k] / Double(n) }
-            ev.pass.accumulateGradient(into: out, weights: w)
+            try ev.pass.accumulateGradient(into: out, weights: w)
         }
     }
 
@@ -100,13 +100,13 @@ extension PINNLoss {
     /// After `forward`: the scaled Jacobian J̃ (Σ_t N_t × D, row-major; term t's rows scaled by
     /// √(w_t/N_t), terms in order) and the scaled residuals r̃, so that G = J̃ᵀJ̃, ∇L = J̃ᵀr̃ and
     /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds.
-    func scaledJacobian(rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) {
+    func scaledJacobian(rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) throws {
         let D = network.numParameters
         var offset = 0
         for ev in terms where ev.count > 0 {
             let n = ev.count, scale = ev.weight.squareRoot() / Double(n).squareRoot()
-            ev.pass.backward(seeds: ev.seeds.pointer)
-            ev.pass.jacobianRows(into: rows + offset * D, ld: D, scale: scale)
+            try ev.pass.backward(seeds: ev.seeds.pointer)
+            try ev.pass.jacobianRows(into: rows + offset * D, ld: D, scale: scale)
             for k in 0..<n { residuals[offset + k] = scale * ev.residuals.pointer[k] }
             offset += n
         }
@@ -116,12 +116,13 @@ extension PINNLoss {
     /// ∂r_m/∂θ (N_∂ × D), row-major, terms in order, on `batch`.
     public func jacobians(_ batch: Batch) throws -> (interior: [Double], boundary: [Double]) {
         try forward(batch)
-        let D = network.numParameters
+        let D = network.numParameters, what = "the Jacobian of \(residualCount) residuals and \(D) parameters"
+        try Memory.require(doubles: Memory.product(2, residualCount, D, what: what), what)
         var interior: [Double] = [], boundary: [Double] = []
         for ev in terms where ev.count > 0 {
             var rows = [Double](repeating: 0, count: ev.count * D)
-            ev.pass.backward(seeds: ev.seeds.pointer)
-            rows.withUnsafeMutableBufferPointer { ev.pass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
+            try ev.pass.backward(seeds: ev.seeds.pointer)
+            try rows.withUnsafeMutableBufferPointer { try ev.pass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
             if ev.kind.isInterior { interior += rows } else { boundary += rows }
         }
         return (interior, boundary)

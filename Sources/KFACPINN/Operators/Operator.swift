@@ -158,7 +158,7 @@ public struct Operator: Sendable {
         let pass = TaylorPass(network: network)
         try pass.forward(x, count: n, mode: .taylor(coefficients))
         var r = [Double](repeating: 0, count: n)
-        let seeds = Buffer(n * (dimension + 2))
+        let seeds = try Buffer(n * (dimension + 2))
         x.withUnsafeBufferPointer { xp in
             f.withUnsafeBufferPointer { fp in
                 r.withUnsafeMutableBufferPointer { rp in

@@ -66,9 +66,9 @@ public final class PINNLoss {
     /// nil if it is not finite, or as soon as the sum over the chunks so far exceeds `stopAbove()`
     /// (a lower bound of L: every chunk adds non-negative terms). `squares` is work space.
     func loss(_ chunks: [Batch], at theta: UnsafePointer<Double>, squares: Buffer,
-              stopAbove: () -> Double = { .infinity }) -> Double? {
+              stopAbove: () -> Double = { .infinity }) throws -> Double? {
         guard let first = chunks.first else { return nil }
-        let T = first.terms.count, sums = squares.reserve(2 * T), totals = sums + T
+        let T = first.terms.count, sums = try squares.reserve(2 * T), totals = sums + T
         sums.update(repeating: 0, count: T)
         for t in 0..<T { totals[t] = Double(chunks.reduce(0) { $0 + $1.terms[t].count }) }
         var sum = 0.0
@@ -101,13 +101,13 @@ public final class PINNLoss {
         grad.update(repeating: 0, count: network.numParameters)
         for ev in terms where ev.count > 0 {
             let n = ev.count, s = ev.pass.columnsPerSample
-            let seeds = scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
+            let seeds = try scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
             for k in 0..<n {
                 let w = ev.weight * r[k] / Double(n)
                 for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
             }
-            ev.pass.backward(seeds: seeds)
-            ev.pass.accumulateGradient(into: grad, weights: nil)
+            try ev.pass.backward(seeds: seeds)
+            try ev.pass.accumulateGradient(into: grad, weights: nil)
         }
         if let i = firstNonFinite(grad, network.numParameters) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
@@ -119,20 +119,20 @@ public final class PINNLoss {
     /// Jacobian seeds ∂r_n/∂(output columns) that the Kronecker factors and the Jacobian products
     /// read. The gradient weights each sample by w_t r_n/N_t afterwards (the backward pass is
     /// linear in its seeds).
-    func gradientKeepingJacobianAdjoints(into grad: UnsafeMutablePointer<Double>) {
+    func gradientKeepingJacobianAdjoints(into grad: UnsafeMutablePointer<Double>) throws {
         grad.update(repeating: 0, count: network.numParameters)
         for ev in terms where ev.count > 0 {
-            let n = ev.count, w = scaledSeeds.reserve(n), r = ev.residuals.pointer
+            let n = ev.count, w = try scaledSeeds.reserve(n), r = ev.residuals.pointer
             for k in 0..<n { w[k] = ev.weight * r[k] / Double(n) }
-            ev.pass.backward(seeds: ev.seeds.pointer)
-            ev.pass.accumulateGradient(into: grad, weights: w)
+            try ev.pass.backward(seeds: ev.seeds.pointer)
+            try ev.pass.accumulateGradient(into: grad, weights: w)
         }
     }
 
     /// After `forward`: the backward passes with the unscaled Jacobian seeds, so that the passes
     /// hold the adjoints the Jacobian products read.
-    func keepJacobianAdjoints() {
-        for ev in terms where ev.count > 0 { ev.pass.backward(seeds: ev.seeds.pointer) }
+    func keepJacobianAdjoints() throws {
+        for ev in terms where ev.count > 0 { try ev.pass.backward(seeds: ev.seeds.pointer) }
     }
 
     /// Whether the passes run on one thread of several (a parallel line search).
@@ -168,7 +168,7 @@ final class TermEvaluation {
         case .interior:
             pass.outputGradientUsed = op.readsGradient
             try pass.forward(term.points, count: n, mode: .taylor(op.coefficients), parameters: theta)
-            let r = residuals.reserve(n), js = seeds.reserve(n * pass.columnsPerSample)
+            let r = try residuals.reserve(n), js = try seeds.reserve(n * pass.columnsPerSample)
             term.points.withUnsafeBufferPointer { x in
                 term.targets.withUnsafeBufferPointer { f in
                     op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!,
@@ -177,7 +177,7 @@ final class TermEvaluation {
             }
         case .dirichlet, .observation:
             try pass.forward(term.points, count: n, mode: .value, parameters: theta)
-            let r = residuals.reserve(n), js = seeds.reserve(n), u = pass.output
+            let r = try residuals.reserve(n), js = try seeds.reserve(n), u = pass.output
             for k in 0..<n {
                 r[k] = u[k] - term.targets[k]
                 js[k] = 1
@@ -186,7 +186,7 @@ final class TermEvaluation {
             // Output columns [u | ∂u/∂n]; r = a u + b ∂u/∂n − g with (a, b) = (0, 1) for Neumann,
             // seeds ∂r/∂u = a, ∂r/∂(∂u/∂n) = b.
             try pass.forward(term.points, count: n, mode: .directional(term.normals), parameters: theta)
-            let r = residuals.reserve(n), js = seeds.reserve(2 * n), u = pass.output, robin = term.kind == .robin
+            let r = try residuals.reserve(n), js = try seeds.reserve(2 * n), u = pass.output, robin = term.kind == .robin
             for k in 0..<n {
                 let a = robin ? term.robinA[k] : 0, b = robin ? term.robinB[k] : 1
                 r[k] = a * u[k] + b * u[n + k] - term.targets[k]

@@ -114,8 +114,8 @@ public final class ENGD: Optimizer, OptionTable {
         let value = try loss.forward(batch)
         let D = network.numParameters, rows = loss.residualCount
         try requireMemory(rows: rows)
-        let J = jacobian.reserve(rows * D), r = residuals.reserve(rows)
-        loss.scaledJacobian(rows: J, residuals: r)
+        let J = try jacobian.reserve(rows * D), r = try residuals.reserve(rows)
+        try loss.scaledJacobian(rows: J, residuals: r)
         // ∇L = J̃ᵀ r̃.
         try gradient.withUnsafeMutableBufferPointer { g in
             BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
@@ -132,8 +132,8 @@ public final class ENGD: Optimizer, OptionTable {
         theta0 = network.parameters
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
-            alpha = theta0.withUnsafeBufferPointer { t in
-                direction.withUnsafeBufferPointer { lineSearch.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
+            alpha = try theta0.withUnsafeBufferPointer { t in
+                try direction.withUnsafeBufferPointer { try lineSearch.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
             }
         }
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
@@ -159,14 +159,26 @@ public final class ENGD: Optimizer, OptionTable {
         return stats
     }
 
-    /// Refuses a batch whose scaled Jacobian (and, for woodbury, kernel) would not fit in memory.
+    /// Refuses (`.outOfMemory`) a batch whose scaled Jacobian, kernel (woodbury) and Gramian
+    /// blocks (full, per-layer) would not fit: more than half the machine's memory, or more than
+    /// can be allocated now.
     private func requireMemory(rows: Int) throws {
-        let D = Double(network.numParameters), n = Double(rows)
-        let bytes = 8 * (n * D + (options.variant == .woodbury ? 2 * n * n : 0))
-        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        guard bytes < physical / 2 else {
-            throw KFPError.invalidArgument("ENGD: the \(rows) × \(network.numParameters) Jacobian of this batch needs about \(Int((bytes / 1073741824).rounded())) GiB, more than half the machine's memory")
+        let D = network.numParameters, what = "ENGD (\(options.variant.rawValue)) on \(rows) residuals and \(D) parameters"
+        var counts = [try Memory.product(rows, D, what: what)]
+        switch options.variant {
+        case .woodbury: counts.append(try Memory.product(2, rows, rows, what: what))
+        case .diagonal: counts.append(try Memory.product(3, D, what: what))
+        case .full, .perLayer:
+            if blocks.isEmpty {
+                for r in ENGD.blocks(network, options.variant) { counts.append(try Memory.product(2, r.count, r.count, what: what)) }
+            }
         }
+        let bytes = try Memory.bytes(doubles: Memory.total(counts, what), what)
+        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        guard Double(bytes) < physical / 2 else {
+            throw KFPError.outOfMemory("\(what) needs \(bytes) bytes (\(Memory.formatted(bytes))), more than half the machine's memory")
+        }
+        try Memory.require(bytes: bytes, what)
     }
 
     /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages.
@@ -176,14 +188,14 @@ public final class ENGD: Optimizer, OptionTable {
         switch options.variant {
         case .woodbury:
             // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
-            let K = kernel.reserve(rows * rows), y = solution.reserve(rows)
+            let K = try kernel.reserve(rows * rows), y = try solution.reserve(rows)
             BLAS.syrk(n: rows, k: D, a: J, lda: D, c: K, ldc: rows)
             try dampedSymmetricSolve(K, n: rows, damping: lambda, r, into: y, work: work)
             BLAS.gemv(trans: true, m: rows, n: D, alpha: -1, a: J, lda: D, x: y, y: dir)
         case .diagonal:
             let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.
-            let batchDiagonal = solution.reserve(D), diag = diagonalCandidate.reserve(D)
+            let batchDiagonal = try solution.reserve(D), diag = try diagonalCandidate.reserve(D)
             batchDiagonal.update(repeating: 0, count: D)
             for k in 0..<rows {
                 let row = J + k * D
@@ -196,7 +208,7 @@ public final class ENGD: Optimizer, OptionTable {
         case .full, .perLayer:
             if blocks.isEmpty { blocks = ENGD.blocks(network, options.variant).map { DenseBlock(range: $0) } }
             for block in blocks {
-                block.update(jacobian: J, rows: rows, ld: D, ema: options.ema)
+                try block.update(jacobian: J, rows: rows, ld: D, ema: options.ema)
                 try block.multiplyInverse(g, into: dir, damping: lambda, scale: -1)
             }
         }

@@ -69,7 +69,7 @@ public final class HessianFree: Optimizer, OptionTable {
         let value = try loss.forward(batch)
         let D = network.numParameters, lambda = options.damping
         try gradient.withUnsafeMutableBufferPointer { g in
-            loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
+            try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("Hessian-free: the gradient has a non-finite entry at index \(i)")
             }
@@ -139,7 +139,7 @@ public final class HessianFree: Optimizer, OptionTable {
                             let g = gb.baseAddress!
                             // A v = G v + λ v.
                             func applyA(_ v: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) throws {
-                                loss.ggnVectorProduct(v, into: out)
+                                try loss.ggnVectorProduct(v, into: out)
                                 for i in 0..<D { out[i] += lambda * v[i] }
                                 if let i = firstNonFinite(out, D) {
                                     throw KFPError.nonFinite("Hessian-free: a GGN-vector product has a non-finite entry at index \(i)")
@@ -151,9 +151,9 @@ public final class HessianFree: Optimizer, OptionTable {
                                 for i in 0..<D { s += x[i] * (-g[i] + r[i]) }
                                 return -0.5 * s
                             }
-                            func keep() {
+                            func keep() throws {
                                 if kept.count <= keptCount { kept.append(Buffer()) }
-                                kept[keptCount].reserve(D).update(from: x, count: D)
+                                try kept[keptCount].reserve(D).update(from: x, count: D)
                                 keptPhi.append(phi())
                                 keptCount += 1
                             }
@@ -181,7 +181,7 @@ public final class HessianFree: Optimizer, OptionTable {
                                 let current = phi()
                                 phis.append(current)
                                 if iterations == nextKept {
-                                    keep()
+                                    try keep()
                                     lastKept = iterations
                                     nextKept = max(nextKept + 1, Int((1.3 * Double(nextKept)).rounded(.up)))
                                 }
@@ -191,7 +191,7 @@ public final class HessianFree: Optimizer, OptionTable {
                                     break
                                 }
                             }
-                            if lastKept != iterations { keep() }
+                            if lastKept != iterations { try keep() }
                             lastIterations = iterations
                             return (keptCount, keptPhi)
                         }

@@ -81,6 +81,9 @@ public final class KFAC: Optimizer, OptionTable {
         self.options = options
         lineSearch = GridLineSearch(loss: loss)
         let d = network.numParameters
+        let what = "KFAC on a network of widths \(network.widths)"
+        let storage = try (0..<network.numLayers).map { try KroneckerBlock.storage(network: network, layer: $0) }
+        try Memory.require(doubles: Memory.total(storage + [Memory.product(5, d, what: what)], what), what)
         gradient = [Double](repeating: 0, count: d)
         direction = gradient
         theta0 = gradient
@@ -121,21 +124,21 @@ public final class KFAC: Optimizer, OptionTable {
 
     private func stepOnLibraryThreads(_ batch: Batch) throws -> StepStatistics {
         var clock = monotonicSeconds(), times = StepProfile()
-        func lap(_ phase: WritableKeyPath<StepProfile, Double>) {
+        func lap(_ phase: WritableKeyPath<StepProfile, Double>) throws {
             let now = monotonicSeconds()
             times[keyPath: phase] += now - clock
             clock = now
         }
         let value = try loss.forward(batch)
-        lap(\.forward)
+        try lap(\.forward)
         let D = network.numParameters
         try gradient.withUnsafeMutableBufferPointer { g in
-            loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
+            try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("KFAC: the gradient has a non-finite entry at index \(i)")
             }
         }
-        lap(\.backward)
+        try lap(\.backward)
         // The blocks' candidate states; committed only when the whole step succeeds.
         let updateFactors = stepCount % options.factorPeriod == 0
         let invert = stepCount % options.inversePeriod == 0 || !invertedOnce
@@ -145,29 +148,29 @@ public final class KFAC: Optimizer, OptionTable {
                 // The layers' factors are independent work: two layers at a time, on two threads.
                 struct Work: @unchecked Sendable { let kfac: KFAC }
                 let work = Work(kfac: self)
-                WorkerPool.shared.parallelFor(blocks.count) { l in
+                try WorkerPool.shared.parallelFor(blocks.count) { l in
                     let kfac = work.kfac
-                    kfac.blocks[l].updateFactors(from: kfac.loss, ema: kfac.options.ema,
+                    try kfac.blocks[l].updateFactors(from: kfac.loss, ema: kfac.options.ema,
                                                  approximation: kfac.options.approximation, threads: 1)
                 }
             } else {
                 for block in blocks {
-                    block.updateFactors(from: loss, ema: options.ema, approximation: options.approximation,
+                    try block.updateFactors(from: loss, ema: options.ema, approximation: options.approximation,
                                         threads: BLAS.numThreads)
                 }
             }
         }
-        lap(\.factors)
+        try lap(\.factors)
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
         // factorisation when the inverses are recomputed.
         if invert {
             try factorizeInverses(threads: BLAS.numThreads, solve: true)
-            lap(\.inverse)
+            try lap(\.inverse)
         } else {
-            preconditionGradient()
+            try preconditionGradient()
         }
         try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
-        lap(\.solve)
+        try lap(\.solve)
 
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
                                    stepSize: 0, momentum: 0, updateNorm: 0, accepted: false)
@@ -175,7 +178,7 @@ public final class KFAC: Optimizer, OptionTable {
         case .automatic: try automaticStep(batch, &stats)
         case .lineSearch, .fixed: try momentumStep(batch, &stats)
         }
-        lap(\.stepSize)
+        try lap(\.stepSize)
         times.steps = 1
         profile.add(times)
         for block in blocks { block.commit() }
@@ -197,22 +200,22 @@ public final class KFAC: Optimizer, OptionTable {
         struct Work: @unchecked Sendable {
             let blocks: [KroneckerBlock], errors: UnsafeMutablePointer<(any Error)?>, damping: Double, solve: Bool
             let grad: UnsafePointer<Double>, dir: UnsafeMutablePointer<Double>
-            func run(_ l: Int) {
+            func run(_ l: Int) throws {
                 do { try blocks[l].factorize(damping: damping) } catch {
                     errors[l] = error
                     return
                 }
-                if solve { blocks[l].multiplyInverse(grad, into: dir, scale: -1) }
+                if solve { try blocks[l].multiplyInverse(grad, into: dir, scale: -1) }
             }
         }
         for l in inverseErrors.indices { inverseErrors[l] = nil }
         let order = inverseOrder
-        inverseErrors.withUnsafeMutableBufferPointer { er in
-            gradient.withUnsafeBufferPointer { g in
-                direction.withUnsafeMutableBufferPointer { d in
+        try inverseErrors.withUnsafeMutableBufferPointer { er in
+            try gradient.withUnsafeBufferPointer { g in
+                try direction.withUnsafeMutableBufferPointer { d in
                     let work = Work(blocks: blocks, errors: er.baseAddress!, damping: options.damping, solve: solve,
                                     grad: g.baseAddress!, dir: d.baseAddress!)
-                    WorkerPool.shared.parallelFor(blocks.count, threads: threads) { work.run(order[$0]) }
+                    try WorkerPool.shared.parallelFor(blocks.count, threads: threads) { try work.run(order[$0]) }
                 }
             }
         }
@@ -222,16 +225,16 @@ public final class KFAC: Optimizer, OptionTable {
     /// direction = −X per layer with the blocks' candidate factorisations; with two library
     /// threads and products worth it (over 2^20 multiply-adds in all), two layers at a time,
     /// each writing its own part of the direction.
-    private func preconditionGradient() {
+    private func preconditionGradient() throws {
         struct Work: @unchecked Sendable {
             let blocks: [KroneckerBlock], grad: UnsafePointer<Double>, dir: UnsafeMutablePointer<Double>
         }
-        gradient.withUnsafeBufferPointer { g in
-            direction.withUnsafeMutableBufferPointer { d in
+        try gradient.withUnsafeBufferPointer { g in
+            try direction.withUnsafeMutableBufferPointer { d in
                 let work = Work(blocks: blocks, grad: g.baseAddress!, dir: d.baseAddress!)
                 let threads = solveProducts >= 1 << 20 ? BLAS.numThreads : 1
-                WorkerPool.shared.parallelFor(blocks.count, threads: threads) {
-                    work.blocks[$0].multiplyInverse(work.grad, into: work.dir, scale: -1)
+                try WorkerPool.shared.parallelFor(blocks.count, threads: threads) {
+                    try work.blocks[$0].multiplyInverse(work.grad, into: work.dir, scale: -1)
                 }
             }
         }
@@ -250,9 +253,9 @@ public final class KFAC: Optimizer, OptionTable {
         copyValues(network.parameters, into: &theta0)   // in place: no copy-on-write of θ later
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
-            alpha = theta0.withUnsafeBufferPointer { t in
-                candidate.withUnsafeBufferPointer { m in
-                    lineSearch.search(batch, from: t.baseAddress!, along: m.baseAddress!, below: stats.loss)
+            alpha = try theta0.withUnsafeBufferPointer { t in
+                try candidate.withUnsafeBufferPointer { m in
+                    try lineSearch.search(batch, from: t.baseAddress!, along: m.baseAddress!, below: stats.loss)
                 }
             }
             if alpha == 0 {

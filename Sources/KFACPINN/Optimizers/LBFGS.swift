@@ -97,6 +97,9 @@ public final class LBFGS: Optimizer, OptionTable {
         } else {
             value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
         }
+        if pairs.count < options.history {   // room for one more (s, y) pair
+            try Memory.require(doubles: Memory.product(2, D, what: "an L-BFGS pair"), "an L-BFGS pair of \(D) parameters")
+        }
         var history = pairs
         direction = LBFGS.twoLoop(gradient, pairs: history)
         var slope = LBFGS.dot(gradient, direction)

@@ -40,10 +40,10 @@ final class GridLineSearch {
     /// on its own PINNLoss (`loss` or `twin`); the odd last trial runs on both. A trial's loss
     /// does not depend on the threads that evaluate it.
     func search(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
-                below current: Double) -> Double {
+                below current: Double) throws -> Double {
         let grid = lineSearchGrid, D = network.numParameters
         // Work space kept between searches: no allocation per step.
-        let trials = self.trials.reserve(grid.count)
+        let trials = try self.trials.reserve(grid.count)
         trials.update(repeating: .infinity, count: grid.count)
         if trialChunks?.batch != batch {
             let n = batch.interiorCount, w = network.widths
@@ -55,7 +55,7 @@ final class GridLineSearch {
         let chunks = trialChunks!.chunks, concurrent = BLAS.numThreads >= 2
         if concurrent && twin == nil { twin = try? PINNLoss(network: network, operator: loss.op) }
         let twin = concurrent ? self.twin : nil, parts = twin == nil ? 1 : 2
-        for part in 0..<parts { trialParameters[part].reserve(D) }
+        for part in 0..<parts { try trialParameters[part].reserve(D) }
         best.store(current.bitPattern, ordering: .relaxed)
         nextTrial.store(0, ordering: .relaxed)
         chunkEvaluations.store(0, ordering: .relaxed)
@@ -64,14 +64,14 @@ final class GridLineSearch {
         struct Work: @unchecked Sendable {
             let search: GridLineSearch, twin: PINNLoss?, trials: UnsafeMutablePointer<Double>
             let chunks: [Batch], theta0: UnsafePointer<Double>, p: UnsafePointer<Double>, D: Int, grid: [Double]
-            func run(_ part: Int, end: Int) {
+            func run(_ part: Int, end: Int) throws {
                 let theta = search.trialParameters[part].pointer, evaluator = part == 0 ? search.loss : twin!
                 while true {
                     let taken = search.nextTrial.add(1, ordering: .relaxed).oldValue
                     guard taken < end else { return }
                     let i = grid.count - 1 - taken, alpha = grid[i]
                     for j in 0..<D { theta[j] = theta0[j] + alpha * p[j] }
-                    let value = evaluator.loss(chunks, at: theta, squares: search.trialSquares[part]) {
+                    let value = try evaluator.loss(chunks, at: theta, squares: search.trialSquares[part]) {
                         search.chunkEvaluations.add(1, ordering: .relaxed)
                         return search.bestSoFar
                     }
@@ -81,7 +81,7 @@ final class GridLineSearch {
                 }
             }
         }
-        BLAS.onLibraryThreads {
+        try BLAS.onLibraryThreads {
             let work = Work(search: self, twin: twin, trials: trials, chunks: chunks, theta0: theta0, p: p, D: D, grid: grid)
             if let twin {
                 // Trials in pairs, one per thread; an odd last one (α = 1) with both threads in its
@@ -89,13 +89,13 @@ final class GridLineSearch {
                 let paired = grid.count - grid.count % 2
                 loss.setRunsConcurrently(true)
                 twin.setRunsConcurrently(true)
-                WorkerPool.shared.parallelFor(2) { work.run($0, end: paired) }
+                try WorkerPool.shared.parallelFor(2) { try work.run($0, end: paired) }
                 loss.setRunsConcurrently(false)
                 twin.setRunsConcurrently(false)
                 nextTrial.store(paired, ordering: .relaxed)
-                work.run(0, end: grid.count)
+                try work.run(0, end: grid.count)
             } else {
-                work.run(0, end: grid.count)
+                try work.run(0, end: grid.count)
             }
         }
         var best = current, bestAlpha = 0.0

@@ -10,7 +10,7 @@ import CKernels
 extension KFAC {
     func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
         let D = network.numParameters
-        let (alpha, mu) = quadraticModelStep()
+        let (alpha, mu) = try quadraticModelStep()
         guard alpha.isFinite, mu.isFinite else {
             throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
         }
@@ -44,8 +44,8 @@ extension KFAC {
 
     /// (α, μ) of the damped quadratic model at the current forward pass and the Jacobian adjoints
     /// of `gradientKeepingJacobianAdjoints`.
-    func quadraticModelStep() -> (alpha: Double, mu: Double) {
-        let c = quadraticModelCoefficients()
+    func quadraticModelStep() throws -> (alpha: Double, mu: Double) {
+        let c = try quadraticModelCoefficients()
         if hasPreviousUpdate {
             let det = c.m11 * c.m22 - c.m12 * c.m12
             if det > 0, det.isFinite {
@@ -60,11 +60,11 @@ extension KFAC {
 
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the
     /// step's gradient pass kept; with two library threads both at once, one per thread).
-    func quadraticModelCoefficients() -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double) {
+    func quadraticModelCoefficients() throws -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double) {
         let D = network.numParameters, lambda = options.damping
-        return direction.withUnsafeBufferPointer { dirp in
-            gradient.withUnsafeBufferPointer { gp in
-                previousUpdate.withUnsafeBufferPointer { pp in
+        return try direction.withUnsafeBufferPointer { dirp in
+            try gradient.withUnsafeBufferPointer { gp in
+                try previousUpdate.withUnsafeBufferPointer { pp in
                     let dir = dirp.baseAddress!, g = gp.baseAddress!, prev = pp.baseAddress!
                     struct Directions: @unchecked Sendable {
                         let loss: PINNLoss, dir: UnsafePointer<Double>, prev: UnsafePointer<Double>
@@ -72,8 +72,8 @@ extension KFAC {
                     let directions = Directions(loss: loss, dir: dir, prev: prev)
                     let count = hasPreviousUpdate ? 2 : 1, concurrent = count == 2 && BLAS.numThreads >= 2
                     if concurrent { loss.setRunsConcurrently(true) }
-                    WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
-                        directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev, space: k)
+                    try WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
+                        try directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev, space: k)
                     }
                     if concurrent { loss.setRunsConcurrently(false) }
                     // ΔᵀΔ, ∇ᵀΔ, Δᵀδ, δᵀδ, ∇ᵀδ in one sweep.

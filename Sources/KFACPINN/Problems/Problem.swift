@@ -229,6 +229,9 @@ public struct Problem: Sendable {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
         if let pointSet { return pointSet }
+        // Points, targets and the batch's copies of them.
+        let what = "a batch of \(n) interior and \(m) condition points in \(dimension) dimensions"
+        try Memory.require(doubles: Memory.product(2, Memory.total([n, m], what), dimension + 2, what: what), what)
         if conditions == .faces { return try sampleFaces(interior: n, boundary: m, seed: seed, sampler: sampler) }
         // The paper's problems: u* gives g.
         let d = dimension

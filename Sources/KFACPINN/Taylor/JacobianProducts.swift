@@ -5,13 +5,13 @@ extension TaylorPass {
     /// row n of `rows` (leading dimension `ld` ≥ D, layout of θ) becomes scale · ∂r_n/∂θ, where
     ///   ∂r_n/∂W_l = Σ_s G_l[:, (n,s)] Z_l[:, (n,s)]ᵀ,  ∂r_n/∂b_l = G_l[:, (n, value column)],
     /// and for layer 0 (input columns x_n, e_i, 0): ∂r_n/∂W₀[j, i] = G[j,(n,v)] x_{n,i} + G[j,(n,J_i)].
-    func jacobianRows(into rows: UnsafeMutablePointer<Double>, ld: Int, scale: Double) {
+    func jacobianRows(into rows: UnsafeMutablePointer<Double>, ld: Int, scale: Double) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s
         for l in 0..<net.numLayers {
             let hin = widths[l], hout = widths[l + 1]
             let g = UnsafePointer(adjoints[l].pointer), wo = net.weightOffset(l), bo = net.biasOffset(l)
-            let gk = sampleColumns.0.reserve(hout * s), zk = sampleColumns.1.reserve(hin * s)
+            let gk = try sampleColumns.0.reserve(hout * s), zk = try sampleColumns.1.reserve(hin * s)
             for k in 0..<n {
                 let row = rows + k * ld
                 for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
@@ -42,12 +42,12 @@ extension TaylorPass {
     /// layer 0 from its input columns x_n, e_i, 0. `space` (0 or 1) holds the products Ẇ_l Z_l:
     /// calls with different spaces may run at once.
     func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>,
-                                            space: Int) {
-        BLAS.onLibraryThreads {
+                                            space: Int) throws {
+        try BLAS.onLibraryThreads {
             let net = network, widths = net.widths, n = count, s = columnsPerSample
             let d = widths[0], ns = n * s, work = tangentSpaces[space]
             // Two threads: each sums its half of a layer's rows into its own N values.
-            let partial = work.values.reserve(n)
+            let partial = try work.values.reserve(n)
             out.update(repeating: 0, count: n)
             partial.update(repeating: 0, count: n)
             func accumulate(_ h: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) {
@@ -64,7 +64,7 @@ extension TaylorPass {
             }
             for l in (isDirectional ? 0 : 1)..<net.numLayers {
                 let hin = widths[l], hout = widths[l + 1]
-                let p = work.pre.reserve(hout * ns), g = UnsafePointer(adjoints[l].pointer)
+                let p = try work.pre.reserve(hout * ns), g = UnsafePointer(adjoints[l].pointer)
                 let input = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
                 BLAS.gemm(m: hout, n: ns, k: hin, a: v + net.weightOffset(l), lda: hin, b: input,
                           ldb: ns, c: p, ldc: ns, threads: elementwiseThreads)

@@ -16,30 +16,30 @@ extension TaylorPass {
     ///               Ṫ' = σ''v̇ T + σ'Ṫ + σ'''v̇ Q + σ''Q̇,  Q̇ = 2 Σ_ij C_ij J_i J̇_j.
     /// Returns S·N values in the blocks of the output, valid until the next call with the same
     /// `space` (0 or 1; passes with different spaces may run at once).
-    func tangent(_ v: UnsafePointer<Double>, space: Int = 0) -> UnsafePointer<Double> {
-        BLAS.onLibraryThreads {
-            network.parameters.withUnsafeBufferPointer { theta in
-                tangentLayers(theta.baseAddress!, v, tangentSpaces[space])
+    func tangent(_ v: UnsafePointer<Double>, space: Int = 0) throws -> UnsafePointer<Double> {
+        try BLAS.onLibraryThreads {
+            try network.parameters.withUnsafeBufferPointer { theta in
+                try tangentLayers(theta.baseAddress!, v, tangentSpaces[space])
             }
         }
     }
 
     private func tangentLayers(_ theta: UnsafePointer<Double>, _ v: UnsafePointer<Double>,
-                               _ space: TangentSpace) -> UnsafePointer<Double> {
+                               _ space: TangentSpace) throws -> UnsafePointer<Double> {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers, h1 = widths[1]
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         // Layer 0: the inputs do not depend on θ, so Ż = Ẇ₀ Z₀ + ḃ₀: values Ẇ₀x_n + ḃ₀, J̇_i = Ẇ₀[:, i], Ṫ = 0.
         let w0 = theta + net.weightOffset(0), dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0)
-        let vdot = space.values.reserve(h1 * n)
+        let vdot = try space.values.reserve(h1 * n)
         kernels_first_layer_values(kernelISA, h1, n, d, dw0, db0, points.pointer, vdot)
         if L == 1 {
-            let out = space.output.reserve(ns)
+            let out = try space.output.reserve(ns)
             writeLinearOutput(values: vdot, weights: dw0, into: out)
             return UnsafePointer(out)
         }
         // Activation of layer 0 (pre J_i = W₀[:, i], T = 0, Q = q_j, Q̇_j = 2 Σ_i (C W_j)_i Ẇ_ji).
-        var post = space.post.reserve(h1 * ns)
+        var post = try space.post.reserve(h1 * ns)
         do {
             let q = UnsafePointer(firstQuadratic.pointer), cw = UnsafePointer(firstCW.pointer)
             let sl = slopes[0].pointer, hn = h1 * n, out = post
@@ -56,11 +56,11 @@ extension TaylorPass {
             }
         }
         // Per-row work of the rules, for each of two threads: (d + 2)·N values.
-        let work = space.work.reserve(2 * (d + 2) * max(n, 1))
+        let work = try space.work.reserve(2 * (d + 2) * max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), dw = v + net.weightOffset(l), db = v + net.biasOffset(l)
-            let z = l == L - 1 ? space.output.reserve(hout * ns) : space.pre.reserve(hout * ns)
+            let z = l == L - 1 ? try space.output.reserve(hout * ns) : try space.pre.reserve(hout * ns)
             BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
             BLAS.gemm(m: hout, n: ns, k: hin, a: dw, lda: hin, b: self.post[l - 1].pointer, ldb: ns,
                       beta: 1, c: z, ldc: ns, threads: elementwiseThreads)
@@ -70,7 +70,7 @@ extension TaylorPass {
             }
             if l == L - 1 { break }
             // Activation of hidden layer l: pre (v, J, T) from the forward pass, tangents in z.
-            post = space.post.reserve(hout * ns)
+            post = try space.post.reserve(hout * ns)
             let sl = slopes[l].pointer, hn = hout * n, p = UnsafePointer(pre[l].pointer), out = post
             forEachRowRange(hout, n) { rows, part in
                 let wk = work + part * (d + 2) * n

@@ -123,35 +123,35 @@ final class TaylorPass {
         if case .taylor(let c) = mode {
             coefficientsDiagonal = c.diagonal != nil
             let values = c.diagonal ?? c.dense
-            let cp = coefficientValues.reserve(values.count)
+            let cp = try coefficientValues.reserve(values.count)
             for (i, v) in values.enumerated() { cp[i] = v }
         }
         if case .directional(let directions) = mode {
             isDirectional = true
-            let zp = points.reserve(2 * n * d)
+            let zp = try points.reserve(2 * n * d)
             for k in 0..<n {
                 for i in 0..<d {
                     zp[i * 2 * n + k] = x[k * d + i]
                     zp[i * 2 * n + n + k] = directions[k * d + i]
                 }
             }
-            BLAS.onLibraryThreads {
+            try BLAS.onLibraryThreads {
                 if let theta {
-                    forwardDirectional(theta)
+                    try forwardDirectional(theta)
                 } else {
-                    network.parameters.withUnsafeBufferPointer { forwardDirectional($0.baseAddress!) }
+                    try network.parameters.withUnsafeBufferPointer { try forwardDirectional($0.baseAddress!) }
                 }
             }
             return
         }
         isDirectional = false
-        let xp = points.reserve(n * d)
+        let xp = try points.reserve(n * d)
         for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
-        BLAS.onLibraryThreads {
+        try BLAS.onLibraryThreads {
             if let theta {
-                forwardLayers(theta, outputOnly: true)
+                try forwardLayers(theta, outputOnly: true)
             } else {
-                network.parameters.withUnsafeBufferPointer { forwardLayers($0.baseAddress!, outputOnly: false) }
+                try network.parameters.withUnsafeBufferPointer { try forwardLayers($0.baseAddress!, outputOnly: false) }
             }
         }
     }
@@ -159,7 +159,7 @@ final class TaylorPass {
     /// With `outputOnly` (a pass at trial parameters) a tanh network keeps no slopes: each unit's
     /// activation and Taylor rule are one kernel, and with one output the last hidden layer is
     /// fused with the output layer (none of its columns are stored).
-    private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) {
+    private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         let act = net.activation
@@ -172,16 +172,16 @@ final class TaylorPass {
         // tanh passes compute them inside their kernels.
         let h1 = widths[1]
         let w0 = theta + net.weightOffset(0), b0 = theta + net.biasOffset(0)
-        let v0 = firstValues.reserve(h1 * n)
+        let v0 = try firstValues.reserve(h1 * n)
         if !tanh || L == 1 { kernels_first_layer_values(kernelISA, h1, n, d, w0, b0, x, v0) }
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
-            writeLinearOutput(values: v0, weights: w0, into: outputBuffer.reserve(ns))
+            writeLinearOutput(values: v0, weights: w0, into: try outputBuffer.reserve(ns))
             return
         }
         if s > 1 {
             // q_j = Σ_ik C_ik W_ji W_jk and (C W_jᵀ)_i for the first hidden layer.
-            let q = firstQuadratic.reserve(h1), cw = firstCW.reserve(h1 * d)
+            let q = try firstQuadratic.reserve(h1), cw = try firstCW.reserve(h1 * d)
             for j in 0..<h1 {
                 let wj = w0 + j * d
                 q[j] = Coefficients.quadratic(d, wj, wj, cvals, diagonal: diag)
@@ -189,7 +189,7 @@ final class TaylorPass {
             }
         }
         if fused && L == 2 {
-            let out = outputBuffer.reserve(ns), q = UnsafePointer(firstQuadratic.pointer)
+            let out = try outputBuffer.reserve(ns), q = UnsafePointer(firstQuadratic.pointer)
             forEachColumnRange(n, h1) { k in
                 kernels_tanh_first_output(kernelISA, h1, k.count, d, x + k.lowerBound, n, b0, w0, q, outputWeights,
                                           s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, out + k.lowerBound)
@@ -198,10 +198,10 @@ final class TaylorPass {
             return
         }
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
-        if !noSlopes { firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d) }
+        if !noSlopes { try firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d) }
         if tanh {
-            let out = post[0].reserve(h1 * ns), q = UnsafePointer(firstQuadratic.pointer)
-            let sl = noSlopes ? nil : slopes[0].reserve(3 * h1 * n), hn = h1 * n
+            let out = try post[0].reserve(h1 * ns), q = UnsafePointer(firstQuadratic.pointer)
+            let sl = noSlopes ? nil : try slopes[0].reserve(3 * h1 * n), hn = h1 * n
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
                     kernels_tanh_first_rule(kernelISA, n, d, x, b0[j], w0 + j * d, s > 1 ? q[j] : 0, s > 1 ? 1 : 0,
@@ -209,7 +209,7 @@ final class TaylorPass {
                 }
             }
         } else {
-            let out = post[0].reserve(h1 * ns), sl = slopes[0].reserve(3 * h1 * n)
+            let out = try post[0].reserve(h1 * ns), sl = try slopes[0].reserve(3 * h1 * n)
             let q = UnsafePointer(firstQuadratic.pointer), hn = h1 * n
             forEachRowRange(h1, n) { rows, _ in
                 for j in rows {
@@ -221,11 +221,11 @@ final class TaylorPass {
         }
         // Layers 1..L−1: one GEMM over S·N columns, bias on the value block. A single output
         // row z = Σ_j w_j post_j is summed here, row by row (no BLAS thread is woken for it).
-        let qs = scratch.reserve(2 * max(n, 1))
+        let qs = try scratch.reserve(2 * max(n, 1))
         for l in 1..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
-            let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
+            let z = l == L - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
             if hout == 1 {
                 kernels_row_combination(kernelISA, hin, ns, w, post[l - 1].pointer, ns, z)
             } else {
@@ -240,7 +240,7 @@ final class TaylorPass {
                 break
             }
             if fused && l == L - 2 {
-                let out = outputBuffer.reserve(ns)
+                let out = try outputBuffer.reserve(ns)
                 forEachColumnRange(n, hout) { k in
                     kernels_tanh_output(kernelISA, hout, k.count, d, z + k.lowerBound, n, ns, b, cvals, diag ? 1 : 0,
                                         s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, outputWeights, out + k.lowerBound)
@@ -249,9 +249,9 @@ final class TaylorPass {
                 return
             }
             // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
-            let out = post[l].reserve(hout * ns), hn = hout * n
+            let out = try post[l].reserve(hout * ns), hn = hout * n
             if tanh {
-                let sl = noSlopes ? nil : slopes[l].reserve(3 * hn)
+                let sl = noSlopes ? nil : try slopes[l].reserve(3 * hn)
                 forEachRowRange(hout, n) { rows, _ in
                     for j in rows {
                         kernels_tanh_taylor_rule(kernelISA, n, d, z + j * ns, b[j], cvals, diag ? 1 : 0, s > 1 ? 1 : 0,
@@ -260,7 +260,7 @@ final class TaylorPass {
                 }
                 continue
             }
-            let sl = slopes[l].reserve(3 * hn)
+            let sl = try slopes[l].reserve(3 * hn)
             forEachRowRange(hout, n) { rows, part in
                 for j in rows {
                     let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
@@ -275,12 +275,12 @@ final class TaylorPass {
     /// `.directional` mode: every layer l is one GEMM over the 2N columns of its input
     /// (`directionalInput`), the bias on the value block; an activation keeps z = [v | J] in
     /// pre[l] and σ', σ'', σ''' in slopes[l], and writes [σ(v) | σ'(v) J] to post[l].
-    private func forwardDirectional(_ theta: UnsafePointer<Double>) {
+    private func forwardDirectional(_ theta: UnsafePointer<Double>) throws {
         let net = network, widths = net.widths, n = count, ns = 2 * n, L = net.numLayers, act = net.activation
         for l in 0..<L {
             let hin = widths[l], hout = widths[l + 1]
             let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l), input = directionalInput(l)
-            let z = l == L - 1 ? outputBuffer.reserve(hout * ns) : pre[l].reserve(hout * ns)
+            let z = l == L - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
             if hout == 1 {
                 kernels_row_combination(kernelISA, hin, ns, w, input, ns, z)
             } else {
@@ -291,7 +291,7 @@ final class TaylorPass {
                 for k in 0..<n { row[k] += bj }
             }
             if l == L - 1 { return }
-            let out = post[l].reserve(hout * ns), hn = hout * n, sl = slopes[l].reserve(3 * hn)
+            let out = try post[l].reserve(hout * ns), hn = hout * n, sl = try slopes[l].reserve(3 * hn)
             forEachRowRange(hout, n) { rows, _ in
                 for j in rows {
                     let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn
@@ -340,23 +340,23 @@ final class TaylorPass {
 
     /// Reverse pass. `seeds` (S·N, in the blocks of the output) are the adjoints of the output
     /// columns [∂/∂u, ∂/∂∇u, ∂/∂T]. Fills `adjoints[l]` = G_l for every layer.
-    func backward(seeds: UnsafePointer<Double>) {
-        BLAS.onLibraryThreads {
-            network.parameters.withUnsafeBufferPointer { theta in
-                backwardLayers(theta.baseAddress!, seeds)
+    func backward(seeds: UnsafePointer<Double>) throws {
+        try BLAS.onLibraryThreads {
+            try network.parameters.withUnsafeBufferPointer { theta in
+                try backwardLayers(theta.baseAddress!, seeds)
             }
         }
     }
 
-    private func backwardLayers(_ theta: UnsafePointer<Double>, _ seeds: UnsafePointer<Double>) {
+    private func backwardLayers(_ theta: UnsafePointer<Double>, _ seeds: UnsafePointer<Double>) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
-        let top = adjoints[L - 1].reserve(ns)
+        let top = try adjoints[L - 1].reserve(ns)
         top.update(from: seeds, count: ns)
         guard L > 1 else { return }
         // Per-row work of the rules, for each of two threads: (d + 2)·N values.
-        let work = ruleWork.reserve(2 * (d + 2) * max(n, 1))
+        let work = try ruleWork.reserve(2 * (d + 2) * max(n, 1))
         let w0 = theta + net.weightOffset(0)
         let firstCWs = UnsafePointer(firstCW.pointer), firstQs = UnsafePointer(firstQuadratic.pointer)
         for l in stride(from: L - 1, through: 1, by: -1) {
@@ -365,12 +365,12 @@ final class TaylorPass {
             // Upstream adjoint of the post-activation: Wᵀ G_l over all S·N columns; for one output
             // row an outer product, row j = w_j G_l, passed to the rules as G_l and the scale w_j.
             let outer = hout == 1
-            let up = outer ? adjoints[l].pointer : scratch.reserve(hin * ns)
+            let up = outer ? adjoints[l].pointer : try scratch.reserve(hin * ns)
             if !outer {
                 BLAS.gemm(transA: true, m: hin, n: ns, k: hout, a: w, lda: hin,
                           b: adjoints[l].pointer, ldb: ns, c: up, ldc: ns, threads: elementwiseThreads)
             }
-            let g = adjoints[l - 1].reserve(hin * ns)
+            let g = try adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
             let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
             // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
@@ -404,20 +404,20 @@ final class TaylorPass {
 
     /// grad += Σ_l ∂/∂θ_l of Σ_{n} w_n · (seeded output), i.e. for every layer
     /// ∇W̃_l += Σ_{n,s} w_n G_l[:, (n,s)] Z̃_l[:, (n,s)]ᵀ. With `weights` nil, w_n = 1.
-    func accumulateGradient(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) {
-        BLAS.onLibraryThreads { accumulateLayerGradients(into: grad, weights: weights) }
+    func accumulateGradient(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) throws {
+        try BLAS.onLibraryThreads { try accumulateLayerGradients(into: grad, weights: weights) }
     }
 
-    private func accumulateLayerGradients(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) {
+    private func accumulateLayerGradients(into grad: UnsafeMutablePointer<Double>, weights: UnsafePointer<Double>?) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let d = widths[0], ns = n * s, L = net.numLayers
         for l in 0..<L {
             let hin = widths[l], hout = widths[l + 1], unscaled = UnsafePointer(adjoints[l].pointer)
-            let scaled = weights == nil ? nil : scratch.reserve(hout * ns), g = scaled.map { UnsafePointer($0) } ?? unscaled
+            let scaled = weights == nil ? nil : try scratch.reserve(hout * ns), g = scaled.map { UnsafePointer($0) } ?? unscaled
             // Row sums of the value block (the bias's input row is 1 there, 0 elsewhere) and, for
             // layer 0, of the J_i blocks (its input columns e_i): block b's sums at sums[b·hout...].
             let plainPoints = l == 0 && !isDirectional
-            let blocks = plainPoints && s > 1 ? 1 + d : 1, sums = rowSums.reserve(blocks * hout)
+            let blocks = plainPoints && s > 1 ? 1 + d : 1, sums = try rowSums.reserve(blocks * hout)
             forEachRowRange(hout, ns) { rows, _ in
                 if let weights, let scaled {
                     for r in (rows.lowerBound * s)..<(rows.upperBound * s) {

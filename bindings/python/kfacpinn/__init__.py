@@ -4,6 +4,7 @@ A thin ctypes binding over libkfacpinn (see include/kfacpinn.h). Arrays are
 numpy float64; points are (N, d) row-major; per-point scalars are (N,).
 """
 import ctypes
+import operator
 import sys
 
 import numpy as np
@@ -13,7 +14,7 @@ from ._abi import (OK, ERROR_NULL_POINTER as NULL_POINTER, ERROR_INVALID_ARGUMEN
                    ERROR_DIMENSION_MISMATCH as DIMENSION_MISMATCH, ERROR_NUMERICAL as NUMERICAL, LOG_COLUMNS)
 from ._lib import lib, c_double_p, c_int64_p
 
-__all__ = ["Error", "InputError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
+__all__ = ["Error", "InputError", "OutOfMemoryError", "CorruptError", "DivergenceError", "FileError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
            "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
@@ -35,11 +36,51 @@ class InputError(Error, ValueError):
     """The input was at fault (shape, dtype, NaN, range, closed handle)."""
 
 
+class OutOfMemoryError(Error, MemoryError):
+    """Memory sized by the input could not be allocated; the message names the bytes. Nothing changed."""
+
+
+class CorruptError(Error, ValueError):
+    """A checkpoint is truncated, damaged, of another kind or does not fit the given network/operator."""
+
+
+class DivergenceError(Error, ArithmeticError):
+    """Training diverged (non-finite loss, or growth beyond the divergence factor); the step was undone."""
+
+
+class FileError(Error, OSError):
+    """A file could not be opened, read or written."""
+
+
+_ERRORS = {_abi.ERROR_NUMERICAL: Error, _abi.ERROR_OUT_OF_MEMORY: OutOfMemoryError,
+           _abi.ERROR_CORRUPT: CorruptError, _abi.ERROR_DIVERGED: DivergenceError, _abi.ERROR_IO: FileError}
+
+
 def _check(status):
     if status != OK:
         message = lib.kfp_last_error().decode()
-        cls = Error if status == NUMERICAL else InputError
-        raise cls(message, status)
+        raise _ERRORS.get(status, InputError)(message, status)
+
+
+def _integer(value, name, low, high):
+    """`value` as a Python int in [low, high]; floats (even 16.0), strings and the like are refused."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+    if not low <= v <= high:
+        raise InputError(f"{name} is {v}; it must be between {low} and {high}")
+    return v
+
+
+def _integers(values, name, low, high):
+    """A 1-d sequence of integers, each checked by `_integer`."""
+    a = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if a.ndim != 1:
+        raise InputError(f"{name} must be a list of integers, got shape {a.shape}")
+    return [_integer(v, f"{name}[{i}]", low, high) for i, v in enumerate(a.tolist() if a.dtype.kind in "iu" else a)]
 
 
 def _ptr(a):
@@ -114,9 +155,7 @@ class MLP(_Handle):
     _free = staticmethod(lib.kfp_net_free)
 
     def __init__(self, widths, activation="tanh", seed=0, initialization="pytorch"):
-        w = np.ascontiguousarray(np.asarray(widths), dtype=np.int64)
-        if w.ndim != 1:
-            raise InputError(f"widths must be a list of integers, got shape {w.shape}")
+        w = np.array(_integers(widths, "widths", 1, 2**31 - 1), dtype=np.int64)
         super().__init__(_create(lib.kfp_net_create, w.ctypes.data_as(c_int64_p), len(w),
                                  activation.encode(), initialization.encode(), int(seed)))
         self.activation = activation
@@ -854,7 +893,7 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
 
 def set_num_threads(n):
     """Number of threads (process-wide): the library's own, and OpenBLAS's outside its computations."""
-    _check(lib.kfp_set_num_threads(int(n)))
+    _check(lib.kfp_set_num_threads(_integer(n, "num_threads", 1, 1024)))
 
 
 def get_num_threads():

@@ -120,7 +120,7 @@ def test_bad_input_raises_error_and_changes_nothing():
         net(np.array([[0.1, np.nan]]))
     with pytest.raises(kp.Error, match="num_points"):
         net(np.empty((0, 2)))
-    with pytest.raises(kp.Error, match="width 1 is 0"):
+    with pytest.raises(kp.Error, match=r"widths\[1\] is 0"):
         kp.MLP([2, 0, 1])
     with pytest.raises(kp.Error, match="unknown activation 'relu'"):
         kp.MLP([2, 4, 1], activation="relu")

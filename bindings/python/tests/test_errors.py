@@ -1,0 +1,62 @@
+"""The error model: out-of-memory requests raise kp.OutOfMemoryError (the process goes on), malformed
+integers are refused."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import kfacpinn as kp
+
+# Runs in a child process under a 4 GiB address-space limit (as `ulimit -v` would set).
+OUT_OF_MEMORY = textwrap.dedent("""
+    import resource
+    import kfacpinn as kp
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    op = kp.Operator.poisson(2)
+    batch = kp.Problem("poisson2d_sin").sample(n_interior=100, n_boundary=20)
+    cases = {
+        "kfac": lambda: kp.KFAC(kp.MLP([2, 100000, 1]), op),
+        "sample": lambda: kp.Problem("poisson2d_sin").sample(n_interior=2 * 10**9),
+        "engd": lambda: kp.ENGD(kp.MLP([2, 30000, 1]), op, max_parameters=10**9).step(batch),
+    }
+    for name, case in cases.items():
+        try:
+            case()
+            print(name, "no error")
+        except kp.OutOfMemoryError as e:
+            assert isinstance(e, MemoryError) and "bytes" in str(e), e
+            print(name, "out of memory")
+    net = kp.MLP([2, 8, 1], seed=0)
+    opt = kp.KFAC(net, op)
+    opt.step(batch)
+    print("alive")
+""")
+
+
+def test_out_of_memory_is_an_error_not_an_abort():
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(kp.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.split("\n")
+    for name in ("kfac", "sample", "engd"):
+        assert f"{name} out of memory" in lines, run.stdout
+    assert "alive" in lines, run.stdout
+
+
+def test_malformed_integers_are_refused():
+    with pytest.raises(kp.InputError, match="integer"):
+        kp.MLP([2, 16.7, 1])
+    with pytest.raises(kp.InputError, match="integer"):
+        kp.MLP([2, 16.0, 1])
+    with pytest.raises(kp.InputError, match="2147483647"):
+        kp.MLP([2, 2**63, 1])
+    with pytest.raises(kp.InputError, match="integer"):
+        kp.MLP([2, True, 1])
+    with pytest.raises(kp.InputError, match="1024"):
+        kp.set_num_threads(2**31 - 1)
+    threads = kp.get_num_threads()
+    kp.set_num_threads(threads)
+    assert kp.get_num_threads() == threads
