@@ -124,6 +124,37 @@ int32_t kfp_get_num_threads(void);
  * Network
  * ========================================================================================== */
 
+/// Writes a checkpoint of `net` (widths, activation, parameters; docs/checkpoint-format.md) to
+/// `path`, through a temporary file renamed over it: an interrupted write keeps the old file.
+/// @param path the file to write.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_IO if the file cannot be written.
+kfp_status kfp_net_save(kfp_net *net, char const *path);
+
+/// Reads a network checkpoint written by kfp_net_save.
+/// @param path the file to read.
+/// @param out_net receives the new handle (NULL on failure). Free it with kfp_net_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_IO (cannot read); KFP_ERROR_CORRUPT (truncated,
+/// damaged or not a network checkpoint; the message says what); KFP_ERROR_OUT_OF_MEMORY.
+kfp_status kfp_net_load(char const *path, kfp_net **out_net);
+
+/// Writes a checkpoint of `net` to a caller's buffer. Pass buffer NULL to ask for the size.
+/// @param buffer receives the checkpoint's bytes, or NULL.
+/// @param capacity the buffer's size in bytes.
+/// @param out_size receives the checkpoint's size in bytes (also when the buffer is too small).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT if capacity < *out_size.
+kfp_status kfp_net_save_memory(kfp_net *net, void *buffer, int64_t capacity, int64_t *out_size);
+
+/// Reads a network checkpoint from memory (as kfp_net_load does from a file).
+/// @param data size bytes of a checkpoint written by kfp_net_save or kfp_net_save_memory.
+/// @param out_net receives the new handle (NULL on failure). Free it with kfp_net_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (size < 0); KFP_ERROR_CORRUPT.
+kfp_status kfp_net_load_memory(const void *data, int64_t size, kfp_net **out_net);
+
+/// The network's activation: "tanh", "sigmoid", "sin" or "softplus" (static storage; never free it).
+/// @param out_name receives the name.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_net_activation(kfp_net *net, char const **out_name);
+
 /// Creates an MLP u: R^d -> R with layer widths [d, h_1, ..., 1] and float64 parameters
 /// drawn deterministically from `seed`.
 /// @param widths num_widths layer widths; the first is the input dimension d, the last must be 1; each >= 1.
@@ -463,6 +494,40 @@ typedef struct kfp_option_info {
     const char *choices;        /* KFP_OPTION_STRING: the allowed values, comma-separated, else "" */
 } kfp_option_info;
 
+/// Writes a checkpoint of the optimizer's options and full state (moving averages, momentum,
+/// step counters, history; not the network's parameters: save those with kfp_net_save) to
+/// `path`. With the network's parameters it determines every later step bit for bit.
+/// @param path the file to write.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_IO if the file cannot be written.
+kfp_status kfp_optimizer_save(kfp_optimizer *optimizer, char const *path);
+
+/// Reads an optimizer checkpoint and binds it to `net` and `op`, which must have the network
+/// shape and the operator it was saved with (else KFP_ERROR_CORRUPT naming what differs).
+/// @param path the file to read.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_IO; KFP_ERROR_CORRUPT; KFP_ERROR_OUT_OF_MEMORY.
+kfp_status kfp_optimizer_load(char const *path, kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Writes an optimizer checkpoint to a caller's buffer (see kfp_optimizer_save). Pass buffer NULL
+/// to ask for the size.
+/// @param buffer receives the checkpoint's bytes, or NULL.
+/// @param capacity the buffer's size in bytes.
+/// @param out_size receives the checkpoint's size in bytes (also when the buffer is too small).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT if capacity < *out_size.
+kfp_status kfp_optimizer_save_memory(kfp_optimizer *optimizer, void *buffer, int64_t capacity, int64_t *out_size);
+
+/// Reads an optimizer checkpoint from memory (as kfp_optimizer_load does from a file).
+/// @param data size bytes of a checkpoint written by kfp_optimizer_save or kfp_optimizer_save_memory.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (size < 0); KFP_ERROR_CORRUPT.
+kfp_status kfp_optimizer_load_memory(const void *data, int64_t size, kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// The optimizer's kind, as its kfp_optimizer_create_* function names it: "kfac", "sgd", "adam",
+/// "lbfgs", "engd" or "hessian_free" (static storage; never free it).
+/// @param out_name receives the name.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_optimizer_kind(kfp_optimizer *optimizer, char const **out_name);
+
 /// Creates a KFAC optimizer for the loss of `op` on `net` with default options (line search,
 /// damping 1e-10, ema 0.95, momentum 0, factors initialised to the identity, expand).
 /// The optimizer keeps `net` and `op` alive and changes the network's parameters in each step.
@@ -736,6 +801,9 @@ typedef struct kfp_train_options {
     const char *csv_path;       /* file for the log as CSV, or NULL (default NULL) */
     kfp_train_callback callback; /* receives every log record, or NULL (default NULL) */
     void *user_data;            /* passed to the callback (default NULL) */
+    const char *checkpoint_path; /* file of the run's checkpoint, or NULL for none (default NULL) */
+    int64_t checkpoint_every;   /* write it every this many steps; 0 for only at the end and after a failure (default 0) */
+    int32_t resume;             /* 1: continue the run in checkpoint_path if the file exists (default 0) */
 } kfp_train_options;
 
 /// Fills `out_options` with the defaults of kfp_train (see kfp_train_options) and its `size`.
@@ -744,15 +812,21 @@ kfp_status kfp_train_default_options(kfp_train_options *out_options);
 
 /// Trains `net` with `optimizer` on `problem` as `options` says: batches drawn with seed,
 /// seed + 1, ... (a new one every resample_every steps, or one fixed batch for 0); stops after
-/// `steps` steps or `seconds` of training time, whichever comes first, or when the callback
-/// returns nonzero. Evaluates the errors on 10 N_interior fresh points after step 0, 1, every
-/// log_every steps and the last, and hands each record (KFP_LOG_COUNT values indexed by
-/// KFP_LOG_*) to the callback and the CSV file (header: the KFP_LOG_* names in lower case).
+/// `steps` steps (in all, counting those of a resumed run) or `seconds` of training time,
+/// whichever comes first, or when the callback returns nonzero. Evaluates the errors on
+/// 10 N_interior fresh points after step 0, 1, every log_every steps and the last, and hands each
+/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*) to the callback and the CSV file (header:
+/// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
+/// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
+/// an existing checkpoint is continued (its records are handed to the callback and the CSV file
+/// first), giving bit for bit the run that was not interrupted. When a step fails, the last good
+/// step is logged and checkpointed, and net and optimizer are as after it.
 /// @param options filled by kfp_train_default_options, then changed field by field.
-/// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
-/// @return KFP_OK; the status of a failing step (its records so far were delivered); KFP_ERROR_NULL_POINTER;
-/// KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler, unwritable csv_path, net not the
-/// optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
+/// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).
+/// @return KFP_OK; the status of a failing step (KFP_ERROR_DIVERGED, KFP_ERROR_NUMERICAL, ...);
+/// KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler,
+/// unwritable csv_path, net not the optimizer's, resume with data options other than the
+/// checkpoint's); KFP_ERROR_DIMENSION_MISMATCH; KFP_ERROR_IO and KFP_ERROR_CORRUPT (checkpoint).
 kfp_status kfp_train(kfp_optimizer *optimizer, kfp_net *net, kfp_problem *problem, kfp_train_options const *options, int64_t *out_steps);
 
 #ifdef __cplusplus

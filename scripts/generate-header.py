@@ -148,9 +148,12 @@ def split_params(params):
 def param_type(param):
     """Maps one printed parameter to C99, turning void * handles into typed ones."""
     param = re.sub(r"\s*_Null(able|_unspecified)|\s*_Nonnull", "", param).strip()
-    m = re.fullmatch(r"void \* (\w+_data)", param)
+    m = re.fullmatch(r"void \* (\w+_data|buffer)", param)
     if m:
-        return f"void *{m.group(1)}"   # the caller's own data, passed back to its function
+        return f"void *{m.group(1)}"   # the caller's own data, passed back to its function; bytes to fill
+    m = re.fullmatch(r"void const \* (data)", param)
+    if m:
+        return f"const void *{m.group(1)}"   # bytes to read
     m = re.fullmatch(r"void \* \* (\w+)", param)
     if m:
         name = m.group(1)
@@ -282,6 +285,8 @@ def ctype(c, structs):
               "void": "None"}
     if base == "char" and pointers == 1:
         return "ctypes.c_char_p"
+    if base == "char" and pointers == 2:
+        return "ctypes.POINTER(ctypes.c_char_p)"   # receives a static string
     if base in HANDLES.values():
         return "ctypes.c_void_p" if pointers == 1 else "ctypes.POINTER(ctypes.c_void_p)"
     if base == "void" and pointers == 1:

@@ -344,21 +344,29 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         o.resample_every = 0
         o.log_every = 100
         o.seed = 0
+        o.checkpoint_every = 0
+        o.resume = 0
         try required(out_options, "out_options").pointee = o
     }
 }
 
 /// Trains `net` with `optimizer` on `problem` as `options` says: batches drawn with seed,
 /// seed + 1, ... (a new one every resample_every steps, or one fixed batch for 0); stops after
-/// `steps` steps or `seconds` of training time, whichever comes first, or when the callback
-/// returns nonzero. Evaluates the errors on 10 N_interior fresh points after step 0, 1, every
-/// log_every steps and the last, and hands each record (KFP_LOG_COUNT values indexed by
-/// KFP_LOG_*) to the callback and the CSV file (header: the KFP_LOG_* names in lower case).
+/// `steps` steps (in all, counting those of a resumed run) or `seconds` of training time,
+/// whichever comes first, or when the callback returns nonzero. Evaluates the errors on
+/// 10 N_interior fresh points after step 0, 1, every log_every steps and the last, and hands each
+/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*) to the callback and the CSV file (header:
+/// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
+/// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
+/// an existing checkpoint is continued (its records are handed to the callback and the CSV file
+/// first), giving bit for bit the run that was not interrupted. When a step fails, the last good
+/// step is logged and checkpointed, and net and optimizer are as after it.
 /// @param options filled by kfp_train_default_options, then changed field by field.
-/// @param out_steps receives the steps taken, on failure those up to the last record (may be NULL).
-/// @return KFP_OK; the status of a failing step (its records so far were delivered); KFP_ERROR_NULL_POINTER;
-///         KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler, unwritable csv_path, net not the
-///         optimizer's); KFP_ERROR_DIMENSION_MISMATCH.
+/// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).
+/// @return KFP_OK; the status of a failing step (KFP_ERROR_DIVERGED, KFP_ERROR_NUMERICAL, ...);
+///         KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler,
+///         unwritable csv_path, net not the optimizer's, resume with data options other than the
+///         checkpoint's); KFP_ERROR_DIMENSION_MISMATCH; KFP_ERROR_IO and KFP_ERROR_CORRUPT (checkpoint).
 @c public func kfp_train(
     _ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ problem: OpaquePointer?,
     _ options: UnsafePointer<kfp_train_options>?, _ out_steps: UnsafeMutablePointer<Int64>?
@@ -385,6 +393,10 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         settings.logEvery = try countArgument(o.log_every, "log_every")
         settings.dataSeed = o.seed
         settings.csvPath = o.csv_path.map { String(cString: $0) }
+        settings.checkpointPath = o.checkpoint_path.map { String(cString: $0) }
+        settings.checkpointEvery = try countArgument(o.checkpoint_every, "checkpoint_every", minimum: 0)
+        guard o.resume == 0 || o.resume == 1 else { throw KFPError.invalidArgument("resume must be 0 or 1, got \(o.resume)") }
+        settings.resume = o.resume == 1
         let callback = o.callback, userData = o.user_data
         var taken: Int64 = 0
         defer { out_steps?.pointee = taken }

@@ -39,3 +39,26 @@ final class DenseBlock {
     /// Forgets the moving average (the next update starts afresh).
     func reset() { hasGramian = false }
 }
+
+extension DenseBlock {
+    /// Whether a moving average exists, and the Gramian (p × p) if so.
+    func writeState(_ s: inout SectionWriter) {
+        let p = range.count
+        s.bool(hasGramian)
+        s.doubles(UnsafeBufferPointer(start: gramian.pointer, count: hasGramian ? p * p : 0))
+    }
+
+    /// A state read from `s`, for `restore`.
+    func readState(_ s: inout SectionReader) throws -> (has: Bool, gramian: Buffer) {
+        let p = range.count
+        let has = try s.bool("the Gramian flag")
+        let values = try s.doubles(count: has ? p * p : 0, "the Gramian of parameters \(range)")
+        let buffer = try Buffer(values.count)
+        if has { values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: values.count) } }
+        return (has, buffer)
+    }
+
+    func restore(_ read: (has: Bool, gramian: Buffer)) {
+        (hasGramian, gramian) = (read.has, read.gramian)
+    }
+}

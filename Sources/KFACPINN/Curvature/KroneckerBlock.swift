@@ -144,3 +144,28 @@ final class KroneckerBlock {
     /// Makes the candidate current.
     func commit() { swap(&state, &candidate) }
 }
+
+extension KroneckerBlock {
+    /// The current state: the four moving averages, whether product 2 had terms, the factorisation.
+    func writeState(_ s: inout SectionWriter) {
+        for f in [state.a1, state.b1, state.a2, state.b2] { s.doubles(f) }
+        s.bool(state.hasSecond)
+        state.inverse.writeState(&s)
+    }
+
+    /// A state read from `s`, for `restore`.
+    func readState(_ s: inout SectionReader) throws -> State {
+        let na = columns * columns, nb = rows * rows, l = layer
+        var read = state
+        read.a1 = try s.doubles(count: na, "A of the interior factors of layer \(l)")
+        read.b1 = try s.doubles(count: nb, "B of the interior factors of layer \(l)")
+        read.a2 = try s.doubles(count: na, "A of the condition factors of layer \(l)")
+        read.b2 = try s.doubles(count: nb, "B of the condition factors of layer \(l)")
+        read.hasSecond = try s.bool("the condition-factor flag of layer \(l)")
+        read.inverse = try state.inverse.readState(&s, layer: l)
+        return read
+    }
+
+    /// Makes `read` (from `readState`) the current state.
+    func restore(_ read: State) { state = read }
+}

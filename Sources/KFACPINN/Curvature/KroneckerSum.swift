@@ -198,3 +198,24 @@ struct KroneckerSumInverse {
         }
     }
 }
+
+extension KroneckerSumInverse {
+    /// The factorisation's arrays (K, s, the narrow methods' Cholesky factors and their count).
+    func writeState(_ s: inout SectionWriter) {
+        for values in [k1, s1, k2, s2, factors] { s.doubles(values) }
+        s.int(factorCount)
+    }
+
+    /// A copy of this value with the factorisation read from `s` (shapes checked against this one's).
+    func readState(_ s: inout SectionReader, layer: Int) throws -> KroneckerSumInverse {
+        var copy = self
+        copy.k1 = try s.doubles(count: k1.count, "K of the B factors of layer \(layer)")
+        copy.s1 = try s.doubles(count: s1.count, "s of the B factors of layer \(layer)")
+        copy.k2 = try s.doubles(count: k2.count, "K of the A factors of layer \(layer)")
+        copy.s2 = try s.doubles(count: s2.count, "s of the A factors of layer \(layer)")
+        copy.factors = try s.doubles(count: factors.count, "the Cholesky factors of layer \(layer)")
+        let limit = method == .eigen ? 0 : method == .narrowColumns ? columns : rows
+        copy.factorCount = try s.int(in: 0...limit, "the Cholesky factor count of layer \(layer)")
+        return copy
+    }
+}

@@ -170,3 +170,50 @@ public struct Operator: Sendable {
         return r
     }
 }
+
+/// The operator in checkpoints (docs/checkpoint-format.md): every coefficient, so that an
+/// optimizer's state is bound to the operator it was computed with.
+extension Operator {
+    /// (name, values) of each part, in a fixed order; absent optional parts are empty.
+    private var parts: [(String, [Double])] {
+        let second: (String, [Double])
+        switch secondOrder {
+        case .laplacian: second = ("second-order coefficients (Laplacian)", [])
+        case .diagonal(let c): second = ("second-order coefficients (diagonal)", c)
+        case .matrix(let c): second = ("second-order coefficients (matrix)", c)
+        }
+        let nonlinear: [Double]
+        switch nonlinearity {
+        case .none: nonlinear = []
+        case .negativeGradientNormSquared(let first): nonlinear = [Double(first)]
+        }
+        return [("dimension", [Double(dimension)]), second, ("drift", drift), ("drift Jacobian", driftJacobian ?? []),
+                ("reaction coefficient", [reaction]), ("reaction gradient", reactionGradient ?? []),
+                ("constant term", [constant]), ("nonlinearity", nonlinear)]
+    }
+
+    func writeDescription(_ s: inout SectionWriter) {
+        s.string(name)
+        let parts = self.parts
+        s.int(parts.count)
+        for (what, values) in parts {
+            s.string(what)
+            s.doubles(values)
+        }
+    }
+
+    /// Throws `.corrupt` naming the first part that differs unless `s` describes this operator.
+    func requireDescription(_ s: inout SectionReader) throws {
+        let saved = try s.string(maxBytes: 256, "the operator's name")
+        guard saved == name else { throw KFPError.corrupt("the checkpoint is for operator '\(saved)', not '\(name)'") }
+        let parts = self.parts
+        _ = try s.int(in: parts.count...parts.count, "the number of operator parts")
+        for (what, values) in parts {
+            let savedWhat = try s.string(maxBytes: 256, "an operator part's name")
+            let savedValues = try s.doubles("operator part \(savedWhat)")
+            guard savedWhat == what, savedValues.elementsEqual(values, by: { $0.bitPattern == $1.bitPattern }) else {
+                throw KFPError.corrupt("the checkpoint's operator '\(name)' differs in its \(what)")
+            }
+        }
+    }
+}

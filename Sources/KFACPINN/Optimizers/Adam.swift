@@ -78,3 +78,20 @@ public final class Adam: Optimizer, OptionTable {
                               stepSize: o.learningRate, momentum: o.beta1, updateNorm: squares.squareRoot(), accepted: true)
     }
 }
+
+extension Adam {
+    /// Steps taken and the two moment estimates.
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.doubles(first)
+        s.doubles(second)
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let m = try s.doubles(count: network.numParameters, "the first moments")
+        let v = try s.doubles(count: network.numParameters, "the second moments")
+        try s.finish()
+        (stepCount, first, second) = (steps, m, v)
+    }
+}

@@ -214,3 +214,32 @@ public final class ENGD: Optimizer, OptionTable {
         }
     }
 }
+
+extension ENGD {
+    /// Steps taken and the variant's moving average: the Gramian blocks (full, per-layer; none
+    /// before the first step) or the diagonal.
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.int(blocks.count)
+        for block in blocks { block.writeState(&s) }
+        s.bool(hasDiagonal)
+        s.doubles(UnsafeBufferPointer(start: diagonal.pointer, count: hasDiagonal ? network.numParameters : 0))
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let ranges = ENGD.blocks(network, options.variant)
+        let count = try s.int(in: 0...ranges.count, "the number of Gramian blocks")
+        guard count == 0 || count == ranges.count else { throw s.corrupt("\(count) Gramian blocks, the variant has \(ranges.count)") }
+        let newBlocks = ranges.prefix(count).map { DenseBlock(range: $0) }
+        let read = try newBlocks.map { try $0.readState(&s) }
+        let has = try s.bool("the diagonal flag")
+        guard !has || options.variant == .diagonal else { throw s.corrupt("a diagonal for the \(options.variant.rawValue) variant") }
+        let values = try s.doubles(count: has ? network.numParameters : 0, "the Gramian diagonal")
+        let newDiagonal = try Buffer(values.count)
+        if has { values.withUnsafeBufferPointer { newDiagonal.pointer.update(from: $0.baseAddress!, count: values.count) } }
+        try s.finish()
+        for (block, state) in zip(newBlocks, read) { block.restore(state) }
+        (stepCount, blocks, hasDiagonal, diagonal) = (steps, newBlocks, has, newDiagonal)
+    }
+}

@@ -201,3 +201,23 @@ public final class HessianFree: Optimizer, OptionTable {
         }
     }
 }
+
+extension HessianFree {
+    /// Steps taken, the last step's CG iterations and the warm start (the adapted damping is
+    /// the `damping` option).
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.int(lastIterations)
+        s.bool(hasPrevious)
+        s.doubles(previous)
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let iterations = try s.int(in: 0...Int.max, "the CG iterations")
+        let has = try s.bool("the warm-start flag")
+        let x0 = try s.doubles(count: network.numParameters, "the warm start")
+        try s.finish()
+        (stepCount, lastIterations, hasPrevious, previous) = (steps, iterations, has, x0)
+    }
+}

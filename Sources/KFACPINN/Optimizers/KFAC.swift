@@ -295,3 +295,26 @@ public final class KFAC: Optimizer, OptionTable {
         hasPreviousUpdate = true
     }
 }
+
+extension KFAC {
+    /// Steps taken, the momentum buffer / previous update, and every layer's factors and
+    /// factorisation.
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.bool(invertedOnce)
+        s.bool(hasPreviousUpdate)
+        s.doubles(previousUpdate)
+        for block in blocks { block.writeState(&s) }
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let inverted = try s.bool("the factorisation flag")
+        let hasPrevious = try s.bool("the momentum flag")
+        let previous = try s.doubles(count: network.numParameters, "the previous update")
+        let states = try blocks.map { try $0.readState(&s) }
+        try s.finish()
+        for (block, state) in zip(blocks, states) { block.restore(state) }
+        (stepCount, invertedOnce, hasPreviousUpdate, previousUpdate) = (steps, inverted, hasPrevious, previous)
+    }
+}

@@ -238,3 +238,29 @@ public final class LBFGS: Optimizer, OptionTable {
         return 0.5 * (a + b)
     }
 }
+
+extension LBFGS {
+    /// Steps taken and the stored (s, y) pairs, oldest first. The cached loss and gradient are
+    /// not state: recomputing them gives the same values.
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.int(pairs.count)
+        for (sk, yk) in pairs {
+            s.doubles(sk)
+            s.doubles(yk)
+        }
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let D = network.numParameters
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let count = try s.int(in: 0...options.history, "the number of (s, y) pairs")
+        var read: [(s: [Double], y: [Double])] = []
+        for k in 0..<count {
+            let sk = try s.doubles(count: D, "s of pair \(k)"), yk = try s.doubles(count: D, "y of pair \(k)")
+            read.append((sk, yk))
+        }
+        try s.finish()
+        (stepCount, pairs, cached) = (steps, read, nil)
+    }
+}

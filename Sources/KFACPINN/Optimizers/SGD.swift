@@ -64,3 +64,18 @@ public final class SGD: Optimizer, OptionTable {
                               stepSize: lr, momentum: mu, updateNorm: lr * squares.squareRoot(), accepted: true)
     }
 }
+
+extension SGD {
+    /// Steps taken and the momentum buffer.
+    func writeState(_ s: inout SectionWriter) {
+        s.int(stepCount)
+        s.doubles(buffer)
+    }
+
+    func readState(_ s: inout SectionReader) throws {
+        let steps = try s.int(in: 0...Int.max, "the step count")
+        let b = try s.doubles(count: network.numParameters, "the momentum buffer")
+        try s.finish()
+        (stepCount, buffer) = (steps, b)
+    }
+}

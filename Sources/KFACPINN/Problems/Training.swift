@@ -43,6 +43,15 @@ public struct TrainingOptions: Sendable {
     public var evaluationPoints: Int? = nil
     /// Where to write the log as CSV (nil: not written).
     public var csvPath: String? = nil
+    /// Where to keep a checkpoint of the run (network, optimizer, driver state and log; nil: none).
+    /// It is written every `checkpointEvery` steps (0: only at the end), at the end, and after a
+    /// failing step (then holding the state before that step).
+    public var checkpointPath: String? = nil
+    public var checkpointEvery = 0
+    /// Continue the run saved at `checkpointPath` if that file exists (else start afresh): the
+    /// network, optimizer, step, time, batch and log become the saved ones, and training goes on to
+    /// `steps` steps in all. The data options must be those the run was started with.
+    public var resume = false
 
     public init() {}
 
@@ -54,13 +63,19 @@ public struct TrainingOptions: Sendable {
         if let n = interior { guard n >= 1 else { throw KFPError.invalidArgument("interior points must be at least 1, got \(n)") } }
         if let m = boundary { guard m >= 0 else { throw KFPError.invalidArgument("boundary points must be at least 0, got \(m)") } }
         if let e = evaluationPoints { guard e >= 1 else { throw KFPError.invalidArgument("evaluation points must be at least 1, got \(e)") } }
+        guard checkpointEvery >= 0 else { throw KFPError.invalidArgument("checkpoint_every must be at least 0, got \(checkpointEvery)") }
+        guard checkpointPath != nil || (checkpointEvery == 0 && !resume) else {
+            throw KFPError.invalidArgument("checkpoint_every and resume need a checkpoint path")
+        }
     }
 }
 
 /// Trains `optimizer`'s network on `problem` (docs/math.md §1 loss on seeded batches), logging
-/// every `logEvery` steps. `callback` sees each record as it is made and returns false to
-/// stop. Returns the log. Deterministic for fixed seeds and thread count. A failing step
-/// throws after the records so far have reached the callback and the CSV file.
+/// every `logEvery` steps. `callback` sees each record as it is made (after a resume, the saved
+/// ones first) and returns false to stop. Returns the log. Deterministic for fixed seeds and
+/// thread count, across checkpoints and resumes. A failing step throws after the last good step
+/// has been logged (to the callback and the CSV file) and checkpointed; the network and the
+/// optimizer are then as after that step.
 @discardableResult
 public func train(_ optimizer: any Optimizer, on problem: Problem, options: TrainingOptions = TrainingOptions(),
                   callback: ((TrainingRecord) -> Bool)? = nil) throws -> [TrainingRecord] {
@@ -70,6 +85,12 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         throw KFPError.dimensionMismatch("the network has \(net.inputDimension) inputs, problem \(problem.name) is \(problem.dimension)-dimensional")
     }
     let n = options.interior ?? problem.defaultInterior, m = options.boundary ?? problem.defaultBoundary
+    let data = TrainingData(problem: problem.name, interior: n, boundary: m, sampler: options.sampler,
+                            seed: options.dataSeed, resampleEvery: options.resampleEvery)
+    var run = TrainingRun()
+    if options.resume, let path = options.checkpointPath, access(path, F_OK) == 0 {
+        run = try resumeTraining(optimizer, from: path, data: data)
+    }
     // Errors against the exact solution, when the problem has one (else NaN in the log).
     let evaluation = problem.hasExactSolution
         ? try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed) : nil
@@ -88,34 +109,144 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     defer { if let csv { fclose(csv) } }
     var records: [TrainingRecord] = []
     var stopped = false
-    func log(_ record: TrainingRecord) {
+    // The log a checkpoint keeps: the records of step 0, 1 and every logEvery steps (not those
+    // made because a run stopped or failed there), so a resumed log equals an uninterrupted one.
+    func log(_ record: TrainingRecord, scheduled: Bool = true) {
         records.append(record)
+        if scheduled { run.records.append(record) }
         if let csv { fputs(record.values.map { "\($0)" }.joined(separator: ",") + "\n", csv); fflush(csv) }
         if let callback, !callback(record) { stopped = true }
     }
-    var batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed, sampler: options.sampler)
-    var resamples: UInt64 = 0
-    let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
-    var errors = try currentErrors()
-    log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
-                       lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0))
-    var seconds = 0.0, step = 0
-    while !stopped && step < options.steps && seconds < (options.seconds ?? .infinity) {
+    let saved = run.records
+    run.records = []
+    for record in saved { log(record) }
+    func saveCheckpoint() throws {
+        guard let path = options.checkpointPath else { return }
+        try ArchiveFile.write(try trainingCheckpoint(optimizer, data: data, run: run), to: path)
+    }
+    var batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
+    if run.step == 0 && records.isEmpty {
+        let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
+        let errors = try currentErrors()
+        log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
+                           lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0))
+    }
+    func record(_ stats: StepStatistics) throws -> TrainingRecord {
+        let errors = try currentErrors()
+        return TrainingRecord(step: run.step, seconds: run.seconds, loss: stats.loss, lossInterior: stats.lossInterior,
+                              lossBoundary: stats.lossBoundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2,
+                              stepSize: stats.stepSize)
+    }
+    var unlogged: StepStatistics? = nil
+    while !stopped && run.step < options.steps && run.seconds < (options.seconds ?? .infinity) {
         let start = monotonicSeconds()
-        if options.resampleEvery > 0 && step > 0 && step % options.resampleEvery == 0 {
-            resamples += 1
-            batch = try problem.sample(interior: n, boundary: m, seed: options.dataSeed &+ resamples, sampler: options.sampler)
+        if data.resampleEvery > 0 && run.step > 0 && run.step % data.resampleEvery == 0 {
+            batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
         }
-        let stats = try optimizer.step(batch)
-        seconds += monotonicSeconds() - start
-        step += 1
-        let last = step == options.steps || seconds >= (options.seconds ?? .infinity)
-        if step == 1 || step % options.logEvery == 0 || last {
-            errors = try currentErrors()
-            log(TrainingRecord(step: step, seconds: seconds, loss: stats.loss, lossInterior: stats.lossInterior,
-                               lossBoundary: stats.lossBoundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2,
-                               stepSize: stats.stepSize))
+        let stats: StepStatistics
+        do { stats = try optimizer.step(batch) } catch {
+            // The optimizer is as after the last good step: log it if it was not, keep it.
+            if let last = unlogged, let r = try? record(last) { log(r, scheduled: false) }
+            try? saveCheckpoint()
+            throw error
+        }
+        run.seconds += monotonicSeconds() - start
+        run.step += 1
+        unlogged = stats
+        let last = run.step == options.steps || run.seconds >= (options.seconds ?? .infinity)
+        let scheduled = run.step == 1 || run.step % options.logEvery == 0
+        if scheduled || last {
+            log(try record(stats), scheduled: scheduled)
+            unlogged = nil
+        }
+        if options.checkpointEvery > 0 && run.step % options.checkpointEvery == 0 { try saveCheckpoint() }
+    }
+    try saveCheckpoint()
+    return records
+}
+
+/// The data settings of a run; a resumed run must have the same.
+struct TrainingData: Equatable {
+    var problem: String, interior: Int, boundary: Int, sampler: Problem.Sampler, seed: UInt64, resampleEvery: Int
+
+    /// Seed of the batch that step `step` (0-based) trains on: a new batch every `resampleEvery` steps.
+    func batchSeed(step: Int) -> UInt64 { seed &+ UInt64(resampleEvery > 0 ? step / resampleEvery : 0) }
+
+    func write(_ s: inout SectionWriter) {
+        s.string(problem)
+        s.int(interior)
+        s.int(boundary)
+        s.string(sampler.rawValue)
+        s.uint64(seed)
+        s.int(resampleEvery)
+    }
+
+    static func read(_ s: inout SectionReader) throws -> TrainingData {
+        let problem = try s.string(maxBytes: 256, "the problem's name")
+        let interior = try s.int(in: 1...Int.max, "the interior points"), boundary = try s.int(in: 0...Int.max, "the condition points")
+        let name = try s.string(maxBytes: 64, "the sampler")
+        guard let sampler = Problem.Sampler(rawValue: name) else { throw s.corrupt("unknown sampler '\(name)'") }
+        return TrainingData(problem: problem, interior: interior, boundary: boundary, sampler: sampler,
+                            seed: try s.uint64(), resampleEvery: try s.int(in: 0...Int.max, "resample_every"))
+    }
+
+    /// Throws `.invalidArgument` naming the first setting in which `other` (the saved run's) differs.
+    func requireSame(as other: TrainingData) throws {
+        let pairs: [(String, String, String)] = [
+            ("problem", problem, other.problem), ("interior points", "\(interior)", "\(other.interior)"),
+            ("condition points", "\(boundary)", "\(other.boundary)"), ("sampler", sampler.rawValue, other.sampler.rawValue),
+            ("seed", "\(seed)", "\(other.seed)"), ("resample_every", "\(resampleEvery)", "\(other.resampleEvery)")]
+        for (what, mine, saved) in pairs where mine != saved {
+            throw KFPError.invalidArgument("cannot resume: the checkpoint's run has \(what) \(saved), the options say \(mine)")
         }
     }
-    return records
+}
+
+/// Where a run stands: steps taken, training time, the log so far.
+struct TrainingRun {
+    var step = 0, seconds = 0.0, records: [TrainingRecord] = []
+}
+
+/// A training checkpoint: the network (NETW), the optimizer (OPTM, STAT) and the driver (DRIV:
+/// data settings, step, time, batch index, log).
+func trainingCheckpoint(_ optimizer: any Optimizer, data: TrainingData, run: TrainingRun) throws -> [UInt8] {
+    var archive = ArchiveWriter(kind: .training)
+    optimizer.network.writeNetwork(into: &archive)
+    try writeOptimizer(optimizer, into: &archive)
+    archive.section("DRIV") { s in
+        data.write(&s)
+        s.int(run.step)
+        s.double(run.seconds)
+        s.int(run.records.count)
+        for r in run.records { for v in r.values { s.double(v) } }
+    }
+    return archive.bytes()
+}
+
+/// Restores the network and optimizer of the training checkpoint at `path` into `optimizer`
+/// (bound to the same network shape and operator) and returns where the run stood. On a throw
+/// nothing has changed.
+func resumeTraining(_ optimizer: any Optimizer, from path: String, data: TrainingData) throws -> TrainingRun {
+    let archive = try ArchiveReader(try ArchiveFile.read(path), expecting: .training)
+    var s = try archive.section("DRIV")
+    try data.requireSame(as: try TrainingData.read(&s))
+    var run = TrainingRun()
+    run.step = try s.int(in: 0...Int.max, "the step")
+    run.seconds = try s.finiteDouble("the training time")
+    let count = try s.int(in: 0...(s.remaining / (8 * TrainingRecord.columns.count)), "the number of log records")
+    for _ in 0..<count {
+        var v: [Double] = []
+        for _ in TrainingRecord.columns { v.append(try s.double()) }
+        guard let step = Int(exactly: v[0]) else { throw s.corrupt("a log record's step is \(v[0])") }
+        run.records.append(TrainingRecord(step: step, seconds: v[1], loss: v[2], lossInterior: v[3], lossBoundary: v[4],
+                                          l2Error: v[5], relativeL2Error: v[6], stepSize: v[7]))
+    }
+    try s.finish()
+    let saved = try MLP.readNetwork(archive)
+    guard saved.widths == optimizer.network.widths, saved.activation == optimizer.network.activation else {
+        throw KFPError.corrupt("the checkpoint is for a network of widths \(saved.widths) (\(saved.activation.rawValue)), the optimizer's has \(optimizer.network.widths) (\(optimizer.network.activation.rawValue))")
+    }
+    try restoreOptimizer(optimizer, from: archive)
+    optimizer.network.assignParameters(saved.parameters)
+    return run
 }

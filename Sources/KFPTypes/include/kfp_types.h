@@ -29,6 +29,9 @@ typedef struct kfp_train_options {
     const char *csv_path;       /* file for the log as CSV, or NULL (default NULL) */
     kfp_train_callback callback; /* receives every log record, or NULL (default NULL) */
     void *user_data;            /* passed to the callback (default NULL) */
+    const char *checkpoint_path; /* file of the run's checkpoint, or NULL for none (default NULL) */
+    int64_t checkpoint_every;   /* write it every this many steps; 0 for only at the end and after a failure (default 0) */
+    int32_t resume;             /* 1: continue the run in checkpoint_path if the file exists (default 0) */
 } kfp_train_options;
 
 /* Type of an optimizer option's value. */

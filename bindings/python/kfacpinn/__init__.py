@@ -16,7 +16,7 @@ from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "OutOfMemoryError", "CorruptError", "DivergenceError", "FileError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
            "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
-           "LBFGS", "ENGD", "HessianFree", "Problem", "train", "LOG_COLUMNS",
+           "LBFGS", "ENGD", "HessianFree", "Problem", "train", "load_optimizer", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -145,6 +145,25 @@ def _create(fn, *args):
     return out
 
 
+def _path(path):
+    return str(path).encode()
+
+
+def _saved_bytes(fn, handle):
+    """The checkpoint bytes a kfp_*_save_memory function writes (size first, then the bytes)."""
+    size = ctypes.c_int64()
+    _check(fn(handle, None, 0, ctypes.byref(size)))
+    buffer = ctypes.create_string_buffer(size.value)
+    _check(fn(handle, buffer, size.value, ctypes.byref(size)))
+    return buffer.raw[:size.value]
+
+
+def _static_name(fn, handle):
+    name = ctypes.c_char_p()
+    _check(fn(handle, ctypes.byref(name)))
+    return name.value.decode()
+
+
 class MLP(_Handle):
     """A tanh (or sigmoid, sin, softplus) multilayer perceptron R^d -> R, float64.
 
@@ -209,6 +228,34 @@ class MLP(_Handle):
         _check(lib.kfp_net_derivatives(self.handle, _ptr(x), n, d, _ptr(c), _ptr(u), _ptr(grad), _ptr(t)))
         return u, grad, t
 
+    def save(self, path):
+        """Writes a checkpoint (widths, activation, parameters) to `path` (docs/checkpoint-format.md)."""
+        _check(lib.kfp_net_save(self.handle, _path(path)))
+
+    @classmethod
+    def load(cls, path):
+        """The network saved at `path` by `save`; kp.CorruptError if the file is not one."""
+        return cls._from_handle(_create(lib.kfp_net_load, _path(path)))
+
+    def to_bytes(self):
+        """The checkpoint as bytes (what `save` writes)."""
+        return _saved_bytes(lib.kfp_net_save_memory, self.handle)
+
+    @classmethod
+    def from_bytes(cls, data):
+        data = bytes(data)
+        return cls._from_handle(_create(lib.kfp_net_load_memory, data, len(data)))
+
+    @classmethod
+    def _from_handle(cls, handle):
+        net = cls.__new__(cls)
+        _Handle.__init__(net, handle)
+        net.activation = _static_name(lib.kfp_net_activation, handle)
+        return net
+
+    def __reduce__(self):
+        return (MLP.from_bytes, (self.to_bytes(),))
+
     def __repr__(self):
         if self._handle is None:
             return "MLP(closed)"
@@ -220,25 +267,33 @@ class Operator(_Handle):
 
     _free = staticmethod(lib.kfp_operator_free)
 
-    def __init__(self, handle, name):
+    def __init__(self, handle, name, recipe=None):
         super().__init__(handle)
         self.name = name
+        self._recipe = recipe   # (function, args) that makes this operator again, for pickling
 
     @classmethod
     def poisson(cls, d):
         """-Laplace(u) = f in d dimensions."""
-        return cls(_create(lib.kfp_operator_create_poisson, int(d)), "poisson")
+        return cls(_create(lib.kfp_operator_create_poisson, int(d)), "poisson", (Operator.poisson, (int(d),)))
 
     @classmethod
     def heat(cls, d_space, kappa=0.25):
         """d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first."""
-        return cls(_create(lib.kfp_operator_create_heat, int(d_space), float(kappa)), "heat")
+        return cls(_create(lib.kfp_operator_create_heat, int(d_space), float(kappa)), "heat",
+                   (Operator.heat, (int(d_space), float(kappa))))
 
     @classmethod
     def log_fokker_planck(cls, d_space):
         """Log-density q of dX = -X/2 dt + sqrt(2) dW on inputs (t, x):
         r = d_t q - d/2 - x.grad_x q / 2 - |grad_x q|^2 - Laplace_x q - f."""
-        return cls(_create(lib.kfp_operator_create_log_fokker_planck, int(d_space)), "log_fokker_planck")
+        return cls(_create(lib.kfp_operator_create_log_fokker_planck, int(d_space)), "log_fokker_planck",
+                   (Operator.log_fokker_planck, (int(d_space),)))
+
+    def __reduce__(self):
+        if self._recipe is None:
+            raise TypeError(f"operator {self.name!r} cannot be pickled")
+        return self._recipe
 
     @classmethod
     def linear(cls, d, C=None, beta=None, c=0.0, B=None, c_x=None):
@@ -250,7 +305,7 @@ class Operator(_Handle):
         B = None if B is None else _array(B, "B", (d, d))
         c_x = None if c_x is None else _array(c_x, "c_x", (d,))
         return cls(_create(lib.kfp_operator_create_linear, d, _ptr(C), _ptr(beta), _ptr(B), float(c), _ptr(c_x)),
-                   "linear")
+                   "linear", (Operator.linear, (d, C, beta, float(c), B, c_x)))
 
     @property
     def dim(self):
@@ -533,6 +588,17 @@ class Optimizer(_Handle):
             self.close()
             raise
 
+    def save(self, path):
+        """Writes a checkpoint of the options and the full state (not the network's parameters:
+        save the network too) to `path`; kp.load_optimizer reads it."""
+        _check(lib.kfp_optimizer_save(self.handle, _path(path)))
+
+    def to_bytes(self):
+        return _saved_bytes(lib.kfp_optimizer_save_memory, self.handle)
+
+    def __reduce__(self):
+        return (_optimizer_from_bytes, (self.to_bytes(), self.net, self.op))
+
     def step(self, batch):
         """One step on `batch`; returns a dict of the step's statistics (loss before the step,
         loss_interior, loss_boundary, step_size, momentum, update_norm, accepted)."""
@@ -617,6 +683,34 @@ class HessianFree(Optimizer):
     def __init__(self, net, op, damping=1.0, max_cg_iterations=300):
         super().__init__(_create(lib.kfp_optimizer_create_hessian_free, net.handle, op.handle), net, op)
         self._configure([("damping", damping), ("max_cg_iterations", max_cg_iterations)])
+
+
+def _optimizer_object(handle, net, op):
+    """The Python optimizer of the class the library names for `handle`."""
+    kinds = {"kfac": KFAC, "sgd": SGD, "adam": Adam, "lbfgs": LBFGS, "engd": ENGD, "hessian_free": HessianFree}
+    try:
+        cls = kinds[_static_name(lib.kfp_optimizer_kind, handle)]
+    except Exception:
+        lib.kfp_optimizer_free(handle)
+        raise
+    opt = cls.__new__(cls)
+    Optimizer.__init__(opt, handle, net, op)
+    return opt
+
+
+def load_optimizer(path, net, op):
+    """The optimizer saved at `path` by `opt.save`, bound to `net` and `op` (which must have the
+    network shape and operator it was saved with, else kp.CorruptError saying what differs)."""
+    return _optimizer_object(_create(lib.kfp_optimizer_load, _path(path), net.handle, op.handle), net, op)
+
+
+def _optimizer_from_bytes(data, net, op):
+    data = bytes(data)
+    return _optimizer_object(_create(lib.kfp_optimizer_load_memory, data, len(data), net.handle, op.handle), net, op)
+
+
+def _problem_operator(name):
+    return Problem(name).operator
 
 
 class Box:
@@ -708,7 +802,7 @@ class Problem(_Handle):
         d = ctypes.c_int64()
         _check(lib.kfp_problem_dim(self.handle, ctypes.byref(d)))
         self.dim = d.value
-        self.operator = Operator(_create(lib.kfp_problem_operator, self.handle), name)
+        self.operator = Operator(_create(lib.kfp_problem_operator, self.handle), name, (_problem_operator, (name,)))
 
     def _function(self, f, what):
         """A kfp_point_function calling f on (N, d) points (a number: a constant). An exception
@@ -840,7 +934,8 @@ class Problem(_Handle):
 
 
 def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=None, sampler="uniform",
-          resample_every=0, log_every=100, seed=0, csv=None, callback=None, progress=True):
+          resample_every=0, log_every=100, seed=0, csv=None, callback=None, progress=True,
+          checkpoint=None, checkpoint_every=0, resume=False):
     """Trains `net` with `opt` on `prob` until `steps` steps or `seconds` of training time.
 
     Batches (`sampler` "uniform" or "sobol") are drawn with seed, seed + 1, ... (a new one every `resample_every` steps; 0: one
@@ -848,6 +943,11 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     on 10 N_interior fresh points and a record {column: value} (LOG_COLUMNS) is made; `callback`
     receives it and may return False to stop. `csv` names a file for the log. With `progress`
     and stderr a terminal, a progress bar runs. Returns the log as {column: numpy array}.
+
+    `checkpoint` names a file that keeps the run (network, optimizer, step, batch, log): written
+    every `checkpoint_every` steps (0: only at the end) and after a failing step. With `resume`,
+    an existing checkpoint is continued to `steps` steps in all, bit for bit as if uninterrupted.
+    A failing step raises a kp.Error whose `history` holds the log up to the last good step.
     """
     rows, failure = [], []
     show = progress and sys.stderr.isatty()
@@ -879,16 +979,26 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     options.seed = int(seed)
     options.csv_path = None if csv is None else str(csv).encode()
     options.callback = _abi.train_callback(on_record)
+    options.checkpoint_path = None if checkpoint is None else _path(checkpoint)
+    options.checkpoint_every = _integer(checkpoint_every, "checkpoint_every", 0, 2**31 - 1)
+    options.resume = 1 if resume else 0
     taken = ctypes.c_int64()
+
+    def history():
+        return {c: np.array([r[c] for r in rows]) for c in LOG_COLUMNS}
+
     try:
         prob._check_callbacks(lib.kfp_train(opt.handle, net.handle, prob.handle, ctypes.byref(options),
                                             ctypes.byref(taken)))
+    except Error as error:
+        error.history = history()
+        raise
     finally:
         if show:
             sys.stderr.write("\n")
     if failure:
         raise failure[0]
-    return {c: np.array([r[c] for r in rows]) for c in LOG_COLUMNS}
+    return history()
 
 
 def set_num_threads(n):

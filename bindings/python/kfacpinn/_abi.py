@@ -84,6 +84,9 @@ class TrainOptions(ctypes.Structure):
         ("csv_path", ctypes.c_char_p),
         ("callback", train_callback),
         ("user_data", ctypes.c_void_p),
+        ("checkpoint_path", ctypes.c_char_p),
+        ("checkpoint_every", ctypes.c_int64),
+        ("resume", ctypes.c_int32),
     ]
 
 
@@ -108,6 +111,16 @@ class OptionInfo(ctypes.Structure):
 
 # Return and argument types of every function.
 SIGNATURES = {
+    "kfp_net_save": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p]),
+    "kfp_net_load": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_net_save_memory": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]),
+    "kfp_net_load_memory": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_optimizer_save": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p]),
+    "kfp_optimizer_load": (ctypes.c_int32, [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_optimizer_save_memory": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]),
+    "kfp_optimizer_load_memory": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
+    "kfp_net_activation": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p)]),
+    "kfp_optimizer_kind": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p)]),
     "kfp_version_string": (ctypes.c_char_p, []),
     "kfp_version_number": (ctypes.c_int32, []),
     "kfp_status_string": (ctypes.c_char_p, [ctypes.c_int32]),
