@@ -466,8 +466,10 @@ typedef enum kfp_stat {
     KFP_STAT_UPDATE_NORM = 5,
     /// 1 if the parameters moved, 0 if no line-search step lowered the loss.
     KFP_STAT_ACCEPTED = 6,
+    /// Damping the step used (raised tenfold per retry after a failed factorisation; 0 without damping).
+    KFP_STAT_DAMPING = 7,
     /// Number of statistics.
-    KFP_STAT_COUNT = 7,
+    KFP_STAT_COUNT = 8,
 } kfp_stat;
 
 /* Type of an optimizer option's value. */
@@ -819,7 +821,7 @@ kfp_status kfp_train_default_options(kfp_train_options *out_options);
 /// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
-/// first), giving bit for bit the run that was not interrupted. When a step fails, the last good
+/// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good
 /// step is logged and checkpointed, and net and optimizer are as after it.
 /// @param options filled by kfp_train_default_options, then changed field by field.
 /// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).

@@ -19,4 +19,11 @@ mkdir -p "$corpus"
 cd "$out"
 KFP_FUZZ_SEEDS=corpus ./checkpoint_fuzz -runs=0 corpus > /dev/null 2>&1
 echo "fuzzing the checkpoint loaders for $seconds s from $(ls corpus | wc -l) seed checkpoints"
-./checkpoint_fuzz -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 corpus 2>&1 | tail -25
+status=0
+./checkpoint_fuzz -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 corpus > fuzz.log 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "FAILED (status $status); the report, in $out/fuzz.log:"
+    grep -E "runtime failure|Fatal error|ERROR:|SUMMARY|Test unit written| at /.*\.swift:| at /.*\.c:" fuzz.log | head -40
+    exit 1
+fi
+grep -E "^Done|^stat::" fuzz.log

@@ -121,6 +121,9 @@ struct SectionReader {
 
     var remaining: Int { bytes.endIndex - offset }
 
+    /// Largest step or point count a checkpoint may hold (far from overflow when counted on).
+    static let maxCount = 1 << 52
+
     func corrupt(_ what: String) -> KFPError { .corrupt("checkpoint section \(tag): \(what)") }
 
     mutating func uint64() throws -> UInt64 {

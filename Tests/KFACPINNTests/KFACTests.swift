@@ -77,6 +77,29 @@ struct KFACTests {
         #expect(net.parameters.allSatisfy { $0 == 0 })
     }
 
+    @Test("a failed factorisation is retried with the damping raised tenfold, up to four times, then reported")
+    func failedFactorizationRetriesWithMoreDamping() throws {
+        // Layer 1's B factor gets an eigenvalue −e; with ema close to 1 it stays about −e, so the
+        // damped factor is definite from λ > e on: λ = 1e-6 · 10^k succeeds at k = 4 (λ = 1e-2) for e = 2e-3
+        // and never (k ≤ 4) for e = 10.
+        func step(_ e: Double) throws -> (StepStatistics, MLP) {
+            let net = try MLP(widths: [2, 5, 4, 1], seed: 3)
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+            try kfac.setOption(.damping, .double(1e-6))
+            try kfac.setOption(.ema, .double(1 - 1e-9))
+            kfac.blocks[1].state.b1[0] = -e
+            return (try kfac.step(try smallBatch(2, interior: 30, boundary: 10, seed: 1)), net)
+        }
+        let (stats, _) = try step(2e-3)
+        #expect(abs(stats.damping - 1e-2) < 1e-12, "damping used: \(stats.damping)")
+        do {
+            let (_, net) = try step(10)
+            Issue.record("an indefinite factor beyond four retries was accepted: \(net.parameters.prefix(2))")
+        } catch let KFPError.numerical(message) {
+            #expect(message.contains("not positive definite") && message.contains("raised to"), "\(message)")
+        }
+    }
+
     @Test("a failed factorisation of the inverses reports the first failing layer, whether the layers run one after another or at once")
     func failedFactorizationNamesTheFirstLayer() throws {
         let net = try MLP(widths: [2, 5, 4, 3, 1], seed: 3)

@@ -61,8 +61,10 @@ import Synchronization
     case KFP_STAT_UPDATE_NORM = 5
     /// 1 if the parameters moved, 0 if no line-search step lowered the loss.
     case KFP_STAT_ACCEPTED = 6
+    /// Damping the step used (raised tenfold per retry after a failed factorisation; 0 without damping).
+    case KFP_STAT_DAMPING = 7
     /// Number of statistics.
-    case KFP_STAT_COUNT = 7
+    case KFP_STAT_COUNT = 8
 }
 
 extension OptimizerOption {
@@ -359,7 +361,7 @@ private func createOptimizer(
         let k = min(try countArgument(num_stats, "num_stats", minimum: 0), Int(kfp_stat.KFP_STAT_COUNT.rawValue))
         let out = k > 0 ? try required(stats, "stats") : nil
         let s = try opt.step(b)
-        let values = [s.loss, s.lossInterior, s.lossBoundary, s.stepSize, s.momentum, s.updateNorm, s.accepted ? 1 : 0]
+        let values = [s.loss, s.lossInterior, s.lossBoundary, s.stepSize, s.momentum, s.updateNorm, s.accepted ? 1 : 0, s.damping]
         for i in 0..<k { out![i] = values[i] }
     }
 }

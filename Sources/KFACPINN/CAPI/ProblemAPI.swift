@@ -359,7 +359,7 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
 /// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
-/// first), giving bit for bit the run that was not interrupted. When a step fails, the last good
+/// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good
 /// step is logged and checkpointed, and net and optimizer are as after it.
 /// @param options filled by kfp_train_default_options, then changed field by field.
 /// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).

@@ -10,7 +10,8 @@ extension MLP {
 
     /// Reads a shape written by `writeShape`; the widths are checked as a new network's are.
     static func readShape(_ s: inout SectionReader) throws -> (widths: [Int], activation: Activation) {
-        let count = try s.int(in: 2...min(s.remaining / 8, 1 << 16), "the number of widths")
+        let count = try s.int(in: 2...(1 << 16), "the number of widths")
+        guard count <= s.remaining / 8 else { throw s.corrupt("\(count) widths claimed, the section has \(s.remaining) bytes left") }
         var widths: [Int] = []
         for i in 0..<count { widths.append(try s.int(in: 1...Int(Int32.max), "width \(i)")) }
         let name = try s.string(maxBytes: 64, "the activation")

@@ -88,7 +88,7 @@ extension Adam {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let steps = try s.int(in: 0...Int.max, "the step count")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let m = try s.doubles(count: network.numParameters, "the first moments")
         let v = try s.doubles(count: network.numParameters, "the second moments")
         try s.finish()

@@ -123,11 +123,22 @@ public final class ENGD: Optimizer, OptionTable {
                 throw KFPError.nonFinite("ENGD: the gradient has a non-finite entry at index \(i)")
             }
         }
-        try direction.withUnsafeMutableBufferPointer { dir in
-            try gradient.withUnsafeBufferPointer { g in
-                try computeDirection(J, rows: rows, residuals: r, gradient: g.baseAddress!, into: dir.baseAddress!)
+        // A failed solve or a non-finite direction is retried with λ raised tenfold.
+        var lambda = options.damping
+        for attempt in 0... {
+            do {
+                try direction.withUnsafeMutableBufferPointer { dir in
+                    try gradient.withUnsafeBufferPointer { g in
+                        try computeDirection(J, rows: rows, residuals: r, gradient: g.baseAddress!, into: dir.baseAddress!,
+                                             damping: lambda)
+                    }
+                    try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
+                }
+                break
+            } catch let error as KFPError where error.isCurvatureFailure {
+                guard attempt < dampingRetries else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
+                lambda *= 10
             }
-            try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
         }
         theta0 = network.parameters
         var alpha = options.learningRate
@@ -137,7 +148,7 @@ public final class ENGD: Optimizer, OptionTable {
             }
         }
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
-                                   stepSize: alpha, momentum: 0, updateNorm: 0, accepted: alpha > 0)
+                                   stepSize: alpha, momentum: 0, updateNorm: 0, accepted: alpha > 0, damping: lambda)
         theta0.withUnsafeBufferPointer { t in
             direction.withUnsafeBufferPointer { network.setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) }
         }
@@ -183,8 +194,9 @@ public final class ENGD: Optimizer, OptionTable {
 
     /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages.
     private func computeDirection(_ J: UnsafePointer<Double>, rows: Int, residuals r: UnsafePointer<Double>,
-                                  gradient g: UnsafePointer<Double>, into dir: UnsafeMutablePointer<Double>) throws {
-        let D = network.numParameters, lambda = options.damping
+                                  gradient g: UnsafePointer<Double>, into dir: UnsafeMutablePointer<Double>,
+                                  damping lambda: Double) throws {
+        let D = network.numParameters
         switch options.variant {
         case .woodbury:
             // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
@@ -227,7 +239,7 @@ extension ENGD {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let steps = try s.int(in: 0...Int.max, "the step count")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let ranges = ENGD.blocks(network, options.variant)
         let count = try s.int(in: 0...ranges.count, "the number of Gramian blocks")
         guard count == 0 || count == ranges.count else { throw s.corrupt("\(count) Gramian blocks, the variant has \(ranges.count)") }

@@ -67,7 +67,8 @@ public final class HessianFree: Optimizer, OptionTable {
     public func step(_ batch: Batch) throws -> StepStatistics {
         // The gradient, keeping the Jacobian adjoints that every CG product reads.
         let value = try loss.forward(batch)
-        let D = network.numParameters, lambda = options.damping
+        let D = network.numParameters
+        var lambda = options.damping
         try gradient.withUnsafeMutableBufferPointer { g in
             try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
@@ -75,7 +76,20 @@ public final class HessianFree: Optimizer, OptionTable {
             }
         }
         theta0 = network.parameters
-        let (keptCount, keptPhi) = try conjugateGradients(batch, lambda: lambda)
+        // CG on (G + λI) x = −∇L; a failure or a non-finite iterate is retried with λ raised tenfold.
+        var keptCount = 0, keptPhi: [Double] = []
+        for attempt in 0... {
+            do {
+                (keptCount, keptPhi) = try conjugateGradients(batch, lambda: lambda)
+                if let i = firstNonFinite(kept[keptCount - 1].pointer, D) {
+                    throw KFPError.nonFinite("Hessian-free: the CG iterate has a non-finite entry at index \(i)")
+                }
+                break
+            } catch let error as KFPError where error.isCurvatureFailure {
+                guard attempt < dampingRetries else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
+                lambda *= 10
+            }
+        }
         // Backtracking over the kept iterates, from the last while the loss falls.
         func trialLoss(_ v: UnsafePointer<Double>, _ alpha: Double) -> Double {
             theta0.withUnsafeBufferPointer { network.setParameters($0.baseAddress!, plus: alpha, times: v) }
@@ -121,7 +135,8 @@ public final class HessianFree: Optimizer, OptionTable {
         options.damping = newDamping
         stepCount += 1
         return StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
-                              stepSize: alpha, momentum: 0, updateNorm: alpha * xx.squareRoot(), accepted: alpha > 0)
+                              stepSize: alpha, momentum: 0, updateNorm: alpha * xx.squareRoot(), accepted: alpha > 0,
+                              damping: lambda)
     }
 
     /// CG on (G + λI) x = b = −∇L at the current forward pass, from x₀ = 0.95 × the previous
@@ -213,8 +228,8 @@ extension HessianFree {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let steps = try s.int(in: 0...Int.max, "the step count")
-        let iterations = try s.int(in: 0...Int.max, "the CG iterations")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
+        let iterations = try s.int(in: 0...SectionReader.maxCount, "the CG iterations")
         let has = try s.bool("the warm-start flag")
         let x0 = try s.doubles(count: network.numParameters, "the warm start")
         try s.finish()

@@ -60,6 +60,8 @@ public final class KFAC: Optimizer, OptionTable {
     let blocks: [KroneckerBlock]
     let lineSearch: GridLineSearch
     var invertedOnce = false
+    /// λ of the current step (`options.damping`, raised on a retry).
+    var stepDamping = 0.0
     /// Heavy-ball buffer m (line search, fixed) or the previous update δ (KFAC*).
     var previousUpdate: [Double]
     var hasPreviousUpdate = false
@@ -79,6 +81,7 @@ public final class KFAC: Optimizer, OptionTable {
         self.network = network
         self.loss = try PINNLoss(network: network, operator: op)
         self.options = options
+        stepDamping = options.damping
         lineSearch = GridLineSearch(loss: loss)
         let d = network.numParameters
         let what = "KFAC on a network of widths \(network.widths)"
@@ -162,18 +165,30 @@ public final class KFAC: Optimizer, OptionTable {
         }
         try lap(\.factors)
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
-        // factorisation when the inverses are recomputed.
-        if invert {
-            try factorizeInverses(threads: BLAS.numThreads, solve: true)
-            try lap(\.inverse)
-        } else {
-            try preconditionGradient()
+        // factorisation when the inverses are recomputed. A failed factorisation or a non-finite
+        // direction is retried (refactorising) with λ raised tenfold, up to `dampingRetries` times.
+        stepDamping = options.damping
+        for attempt in 0... {
+            do {
+                if invert || attempt > 0 {
+                    try factorizeInverses(threads: BLAS.numThreads, solve: true)
+                    try lap(\.inverse)
+                } else {
+                    try preconditionGradient()
+                }
+                try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
+                break
+            } catch let error as KFPError where error.isCurvatureFailure {
+                guard attempt < dampingRetries else {
+                    throw KFPError.numerical("\(error) (also with the damping raised to \(stepDamping))")
+                }
+                stepDamping *= 10
+            }
         }
-        try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         try lap(\.solve)
 
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
-                                   stepSize: 0, momentum: 0, updateNorm: 0, accepted: false)
+                                   stepSize: 0, momentum: 0, updateNorm: 0, accepted: false, damping: stepDamping)
         switch options.stepRule {
         case .automatic: try automaticStep(batch, &stats)
         case .lineSearch, .fixed: try momentumStep(batch, &stats)
@@ -191,7 +206,7 @@ public final class KFAC: Optimizer, OptionTable {
     /// block has its own work space): with two library threads.
     private var factorsStayOnTheirThread: Bool { BLAS.numThreads >= 2 }
 
-    /// The blocks' candidate factorisations, with damping λ = `options.damping`: independent work,
+    /// The blocks' candidate factorisations, with damping λ = `stepDamping`: independent work,
     /// with two threads two layers at a time, largest first, each LAPACK call on its thread. With
     /// `solve`, a layer's block of the direction is solved right after its factorisation, so a
     /// thread done with the factorisations solves instead of waiting for the largest one. On
@@ -213,7 +228,7 @@ public final class KFAC: Optimizer, OptionTable {
         try inverseErrors.withUnsafeMutableBufferPointer { er in
             try gradient.withUnsafeBufferPointer { g in
                 try direction.withUnsafeMutableBufferPointer { d in
-                    let work = Work(blocks: blocks, errors: er.baseAddress!, damping: options.damping, solve: solve,
+                    let work = Work(blocks: blocks, errors: er.baseAddress!, damping: stepDamping, solve: solve,
                                     grad: g.baseAddress!, dir: d.baseAddress!)
                     try WorkerPool.shared.parallelFor(blocks.count, threads: threads) { try work.run(order[$0]) }
                 }
@@ -308,7 +323,7 @@ extension KFAC {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let steps = try s.int(in: 0...Int.max, "the step count")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let inverted = try s.bool("the factorisation flag")
         let hasPrevious = try s.bool("the momentum flag")
         let previous = try s.doubles(count: network.numParameters, "the previous update")

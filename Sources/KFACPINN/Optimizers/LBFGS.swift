@@ -253,7 +253,7 @@ extension LBFGS {
 
     func readState(_ s: inout SectionReader) throws {
         let D = network.numParameters
-        let steps = try s.int(in: 0...Int.max, "the step count")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let count = try s.int(in: 0...options.history, "the number of (s, y) pairs")
         var read: [(s: [Double], y: [Double])] = []
         for k in 0..<count {

@@ -15,6 +15,23 @@ public struct StepStatistics: Sendable, Equatable {
     public var updateNorm: Double
     /// Whether the parameters moved (false when no grid step lowered the loss).
     public var accepted: Bool
+    /// Damping λ the step used: the option's value, or larger when a factorisation failed or a
+    /// direction came out non-finite and the step was retried with λ raised tenfold (0 for the
+    /// optimizers without damping).
+    public var damping = 0.0
+}
+
+/// Retries of a curvature step with the damping raised tenfold each time.
+let dampingRetries = 4
+
+extension KFPError {
+    /// A failure that more damping can cure: a factorisation that failed, a non-finite direction.
+    var isCurvatureFailure: Bool {
+        switch self {
+        case .numerical, .nonFinite: return true
+        default: return false
+        }
+    }
 }
 
 /// Options addressable by key (the C ABI's `kfp_option`); a key means one concept wherever it

@@ -61,7 +61,7 @@ extension KFAC {
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the
     /// step's gradient pass kept; with two library threads both at once, one per thread).
     func quadraticModelCoefficients() throws -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double) {
-        let D = network.numParameters, lambda = options.damping
+        let D = network.numParameters, lambda = stepDamping
         return try direction.withUnsafeBufferPointer { dirp in
             try gradient.withUnsafeBufferPointer { gp in
                 try previousUpdate.withUnsafeBufferPointer { pp in

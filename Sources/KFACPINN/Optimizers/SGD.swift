@@ -73,7 +73,7 @@ extension SGD {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let steps = try s.int(in: 0...Int.max, "the step count")
+        let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let b = try s.doubles(count: network.numParameters, "the momentum buffer")
         try s.finish()
         (stepCount, buffer) = (steps, b)

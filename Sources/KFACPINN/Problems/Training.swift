@@ -140,11 +140,13 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     var unlogged: StepStatistics? = nil
     while !stopped && run.step < options.steps && run.seconds < (options.seconds ?? .infinity) {
         let start = monotonicSeconds()
-        if data.resampleEvery > 0 && run.step > 0 && run.step % data.resampleEvery == 0 {
-            batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
-        }
         let stats: StepStatistics
-        do { stats = try optimizer.step(batch) } catch {
+        do {
+            if data.resampleEvery > 0 && run.step > 0 && run.step % data.resampleEvery == 0 {
+                batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
+            }
+            stats = try optimizer.step(batch)
+        } catch {
             // The optimizer is as after the last good step: log it if it was not, keep it.
             if let last = unlogged, let r = try? record(last) { log(r, scheduled: false) }
             try? saveCheckpoint()
@@ -183,11 +185,11 @@ struct TrainingData: Equatable {
 
     static func read(_ s: inout SectionReader) throws -> TrainingData {
         let problem = try s.string(maxBytes: 256, "the problem's name")
-        let interior = try s.int(in: 1...Int.max, "the interior points"), boundary = try s.int(in: 0...Int.max, "the condition points")
+        let interior = try s.int(in: 1...SectionReader.maxCount, "the interior points"), boundary = try s.int(in: 0...SectionReader.maxCount, "the condition points")
         let name = try s.string(maxBytes: 64, "the sampler")
         guard let sampler = Problem.Sampler(rawValue: name) else { throw s.corrupt("unknown sampler '\(name)'") }
         return TrainingData(problem: problem, interior: interior, boundary: boundary, sampler: sampler,
-                            seed: try s.uint64(), resampleEvery: try s.int(in: 0...Int.max, "resample_every"))
+                            seed: try s.uint64(), resampleEvery: try s.int(in: 0...SectionReader.maxCount, "resample_every"))
     }
 
     /// Throws `.invalidArgument` naming the first setting in which `other` (the saved run's) differs.
@@ -231,7 +233,7 @@ func resumeTraining(_ optimizer: any Optimizer, from path: String, data: Trainin
     var s = try archive.section("DRIV")
     try data.requireSame(as: try TrainingData.read(&s))
     var run = TrainingRun()
-    run.step = try s.int(in: 0...Int.max, "the step")
+    run.step = try s.int(in: 0...SectionReader.maxCount, "the step")
     run.seconds = try s.finiteDouble("the training time")
     let count = try s.int(in: 0...(s.remaining / (8 * TrainingRecord.columns.count)), "the number of log records")
     for _ in 0..<count {

@@ -57,7 +57,7 @@ OPTION_INT = 1
 OPTION_STRING = 2
 
 # kfp_stat, in index order
-STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm", "accepted"]
+STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm", "accepted", "damping"]
 
 # kfp_log_column, in index order
 LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_error", "relative_l2_error", "step_size"]

@@ -21,7 +21,7 @@ def test_baseline_lowers_the_loss(name):
     batch = poisson_batch()
     stats = [opt.step(batch) for _ in range(60)]
     assert set(stats[0]) == {"loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm",
-                             "accepted"}
+                             "accepted", "damping"}
     assert stats[-1]["loss"] < 0.5 * stats[0]["loss"], (name, stats[0]["loss"], stats[-1]["loss"])
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import kfacpinn as kp
@@ -60,3 +61,41 @@ def test_malformed_integers_are_refused():
     threads = kp.get_num_threads()
     kp.set_num_threads(threads)
     assert kp.get_num_threads() == threads
+
+
+def test_a_failing_run_keeps_its_history_csv_and_checkpoint(tmp_path):
+    # The source turns NaN from the fourth batch on: step 4 fails (its loss is not finite).
+    calls = []
+
+    def source(x):
+        calls.append(1)
+        return np.full(len(x), np.nan if len(calls) > 4 else 1.0)
+
+    op = kp.Operator.poisson(2)
+    prob = kp.Problem.custom(2, op, source, kp.Box([0, 0], [1, 1]), [kp.DirichletCondition("all", 0.0)],
+                             exact=lambda x: np.zeros(len(x)))
+    net = kp.MLP([2, 8, 1], seed=0)
+    opt = kp.KFAC(net, op)
+    csv, checkpoint = tmp_path / "log.csv", tmp_path / "run.kfp"
+    with pytest.raises(kp.Error) as failure:
+        kp.train(net, prob, opt, steps=10, n_interior=30, n_boundary=12, resample_every=1, log_every=2,
+                 progress=False, csv=csv, checkpoint=checkpoint)
+    history = failure.value.history
+    assert list(history["step"]) == [0, 1, 2, 3], history["step"]
+    rows = open(csv).read().strip().split("\n")
+    assert len(rows) == 1 + 4 and rows[-1].startswith("3"), rows
+    # The checkpoint holds the state after step 3: the network's parameters now.
+    theta = net.get_params()
+    resumed_net = kp.MLP([2, 8, 1], seed=0)
+    resumed_opt = kp.KFAC(resumed_net, op)
+    with pytest.raises(kp.Error):
+        kp.train(resumed_net, prob, resumed_opt, steps=10, n_interior=30, n_boundary=12, resample_every=1,
+                 log_every=2, progress=False, checkpoint=checkpoint, resume=True)
+    assert np.array_equal(resumed_net.get_params(), theta)
+
+
+def test_steps_report_the_damping_they_used():
+    prob = kp.Problem("poisson2d_sin")
+    net = kp.MLP([2, 8, 1], seed=0)
+    stats = kp.KFAC(net, prob.operator, damping=1e-7).step(prob.sample(n_interior=30, n_boundary=12))
+    assert stats["damping"] == 1e-7

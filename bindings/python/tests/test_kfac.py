@@ -23,7 +23,7 @@ def test_kfac_lowers_the_loss(step):
     batch = poisson_batch()
     stats = [opt.step(batch) for _ in range(80)]
     assert set(stats[0]) == {"loss", "loss_interior", "loss_boundary", "step_size", "momentum", "update_norm",
-                             "accepted"}
+                             "accepted", "damping"}
     assert stats[0]["loss"] == pytest.approx(kp.loss(net.__class__([2, 16, 1], seed=1), opt.op, batch), rel=1e-14)
     assert stats[-1]["loss"] < 2e-2 * stats[0]["loss"], (stats[0]["loss"], stats[-1]["loss"])
     assert all(s["accepted"] for s in stats)
