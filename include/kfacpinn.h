@@ -620,11 +620,12 @@ kfp_status kfp_optimizer_option_info(kfp_optimizer *optimizer, int64_t index, kf
 /// @param net the network the optimizer was created for.
 /// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
 /// @param num_stats capacity of `stats`, >= 0.
-/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network;
-/// KFP_ERROR_INVALID_ARGUMENT for an ENGD Gramian above max_parameters or a batch too large
-/// for memory; KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if
-/// the loss, gradient or update is not finite; KFP_ERROR_NUMERICAL if an eigendecomposition or
-/// Cholesky factorisation of the damped Kronecker factors fails.
+/// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network or for an ENGD
+/// Gramian above max_parameters; KFP_ERROR_OUT_OF_MEMORY for a batch too large for memory;
+/// KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if the
+/// loss or gradient (SGD, Adam, L-BFGS: also the update) is not finite; KFP_ERROR_NUMERICAL if
+/// a factorisation fails or the direction is not finite also after KFAC, ENGD or Hessian-free
+/// retried with the damping raised tenfold four times (KFP_STAT_DAMPING: the damping used).
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
 
 /* ==========================================================================================
