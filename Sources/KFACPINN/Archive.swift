@@ -235,8 +235,6 @@ struct ArchiveReader {
         guard let range = sections[tag] else { throw KFPError.corrupt("the checkpoint has no section \(tag)") }
         return SectionReader(tag: tag, bytes: bytes[range])
     }
-
-    func has(_ tag: String) -> Bool { sections[tag] != nil }
 }
 
 /// File input and output of checkpoints (`.io` on failure; a write goes to a temporary file

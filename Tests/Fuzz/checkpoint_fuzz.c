@@ -28,6 +28,22 @@ static void setup(void) {
     snprintf(path, sizeof path, "/tmp/kfp_fuzz_%d.kfp", (int)getpid());
 }
 
+/* kfp_train of a new Adam for `steps` steps on 8 + 4 points, with a checkpoint at `checkpoint`
+ * (resumed from it when `resume`). */
+static void train_adam(const char *checkpoint, int64_t steps, int resume) {
+    kfp_optimizer *adam = NULL;
+    if (kfp_optimizer_create_adam(net, op, &adam) != KFP_OK) return;
+    kfp_train_options o;
+    kfp_train_default_options(&o);
+    o.steps = steps;
+    o.num_interior = 8;
+    o.num_boundary = 4;
+    o.checkpoint_path = checkpoint;
+    o.resume = resume;
+    kfp_train(adam, net, problem, &o, NULL);
+    kfp_optimizer_free(adam);
+}
+
 /* With KFP_FUZZ_SEEDS set to a folder, writes valid checkpoints there first (the initial corpus):
  * a network, KFAC after one step, Adam, and a training run of two steps. */
 static void write_seed(const char *folder, const char *name, const void *bytes, int64_t size) {
@@ -54,18 +70,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (kfp_optimizer_create_kfac(net, op, &kfac) == KFP_OK && kfp_problem_sample(problem, 8, 4, 0, NULL, &batch) == KFP_OK &&
         kfp_optimizer_step(kfac, net, batch, NULL, 0) == KFP_OK && kfp_optimizer_save_memory(kfac, bytes, sizeof bytes, &size) == KFP_OK)
         write_seed(folder, "kfac", bytes, size);
-    if (kfp_optimizer_create_adam(net, op, &adam) == KFP_OK) {
-        if (kfp_optimizer_save_memory(adam, bytes, sizeof bytes, &size) == KFP_OK) write_seed(folder, "adam", bytes, size);
-        char file[512];
-        snprintf(file, sizeof file, "%s/training", folder);
-        kfp_train_options o;
-        kfp_train_default_options(&o);
-        o.steps = 2;
-        o.num_interior = 8;
-        o.num_boundary = 4;
-        o.checkpoint_path = file;
-        kfp_train(adam, net, problem, &o, NULL);
-    }
+    if (kfp_optimizer_create_adam(net, op, &adam) == KFP_OK && kfp_optimizer_save_memory(adam, bytes, sizeof bytes, &size) == KFP_OK)
+        write_seed(folder, "adam", bytes, size);
+    char file[512];
+    snprintf(file, sizeof file, "%s/training", folder);
+    train_adam(file, 2, 0);
     kfp_batch_free(batch);
     kfp_optimizer_free(kfac);
     kfp_optimizer_free(adam);
@@ -125,18 +134,7 @@ static void load_all(const uint8_t *data, size_t size) {
     if (f) {
         fwrite(data, 1, size, f);
         fclose(f);
-        kfp_optimizer *adam = NULL;
-        if (kfp_optimizer_create_adam(net, op, &adam) == KFP_OK) {
-            kfp_train_options o;
-            kfp_train_default_options(&o);
-            o.steps = 1;
-            o.num_interior = 8;
-            o.num_boundary = 4;
-            o.checkpoint_path = path;
-            o.resume = 1;
-            kfp_train(adam, net, problem, &o, NULL);
-            kfp_optimizer_free(adam);
-        }
+        train_adam(path, 1, 1);
         unlink(path);
     }
 }

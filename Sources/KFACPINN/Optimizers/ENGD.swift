@@ -124,20 +124,13 @@ public final class ENGD: Optimizer, OptionTable {
             }
         }
         // A failed solve or a non-finite direction is retried with λ raised tenfold.
-        var lambda = options.damping
-        for attempt in 0... {
-            do {
-                try direction.withUnsafeMutableBufferPointer { dir in
-                    try gradient.withUnsafeBufferPointer { g in
-                        try computeDirection(J, rows: rows, residuals: r, gradient: g.baseAddress!, into: dir.baseAddress!,
-                                             damping: lambda)
-                    }
-                    try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
+        let lambda = try withDampingRetries(options.damping) { lambda, _ in
+            try direction.withUnsafeMutableBufferPointer { dir in
+                try gradient.withUnsafeBufferPointer { g in
+                    try computeDirection(J, rows: rows, residuals: r, gradient: g.baseAddress!, into: dir.baseAddress!,
+                                         damping: lambda)
                 }
-                break
-            } catch let error as KFPError where error.isCurvatureFailure {
-                guard attempt < dampingRetries else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
-                lambda *= 10
+                try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
             }
         }
         theta0 = network.parameters

@@ -68,7 +68,6 @@ public final class HessianFree: Optimizer, OptionTable {
         // The gradient, keeping the Jacobian adjoints that every CG product reads.
         let value = try loss.forward(batch)
         let D = network.numParameters
-        var lambda = options.damping
         try gradient.withUnsafeMutableBufferPointer { g in
             try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
@@ -78,16 +77,10 @@ public final class HessianFree: Optimizer, OptionTable {
         theta0 = network.parameters
         // CG on (G + λI) x = −∇L; a failure or a non-finite iterate is retried with λ raised tenfold.
         var keptCount = 0, keptPhi: [Double] = []
-        for attempt in 0... {
-            do {
-                (keptCount, keptPhi) = try conjugateGradients(batch, lambda: lambda)
-                if let i = firstNonFinite(kept[keptCount - 1].pointer, D) {
-                    throw KFPError.nonFinite("Hessian-free: the CG iterate has a non-finite entry at index \(i)")
-                }
-                break
-            } catch let error as KFPError where error.isCurvatureFailure {
-                guard attempt < dampingRetries else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
-                lambda *= 10
+        let lambda = try withDampingRetries(options.damping) { lambda, _ in
+            (keptCount, keptPhi) = try conjugateGradients(batch, lambda: lambda)
+            if let i = firstNonFinite(kept[keptCount - 1].pointer, D) {
+                throw KFPError.nonFinite("Hessian-free: the CG iterate has a non-finite entry at index \(i)")
             }
         }
         // Backtracking over the kept iterates, from the last while the loss falls.

@@ -166,24 +166,16 @@ public final class KFAC: Optimizer, OptionTable {
         try lap(\.factors)
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
         // factorisation when the inverses are recomputed. A failed factorisation or a non-finite
-        // direction is retried (refactorising) with λ raised tenfold, up to `dampingRetries` times.
-        stepDamping = options.damping
-        for attempt in 0... {
-            do {
-                if invert || attempt > 0 {
-                    try factorizeInverses(threads: BLAS.numThreads, solve: true)
-                    try lap(\.inverse)
-                } else {
-                    try preconditionGradient()
-                }
-                try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
-                break
-            } catch let error as KFPError where error.isCurvatureFailure {
-                guard attempt < dampingRetries else {
-                    throw KFPError.numerical("\(error) (also with the damping raised to \(stepDamping))")
-                }
-                stepDamping *= 10
+        // direction is retried (refactorising) with λ raised tenfold (`withDampingRetries`).
+        stepDamping = try withDampingRetries(options.damping) { lambda, retry in
+            stepDamping = lambda
+            if invert || retry {
+                try factorizeInverses(threads: BLAS.numThreads, solve: true)
+                try lap(\.inverse)
+            } else {
+                try preconditionGradient()
             }
+            try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         }
         try lap(\.solve)
 

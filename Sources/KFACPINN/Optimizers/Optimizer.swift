@@ -21,17 +21,26 @@ public struct StepStatistics: Sendable, Equatable {
     public var damping = 0.0
 }
 
-/// Retries of a curvature step with the damping raised tenfold each time.
-let dampingRetries = 4
-
-extension KFPError {
-    /// A failure that more damping can cure: a factorisation that failed, a non-finite direction.
-    var isCurvatureFailure: Bool {
-        switch self {
-        case .numerical, .nonFinite: return true
-        default: return false
+/// Runs `attempt` with damping λ = `damping`; while it fails in a way more damping can cure (a
+/// failed factorisation, a non-finite direction: `.numerical`, `.nonFinite`), again with λ raised
+/// tenfold, at most four times, then reports the last failure as `.numerical`. Returns the λ that
+/// succeeded; `attempt` gets λ and whether it is a retry.
+func withDampingRetries(_ damping: Double, _ attempt: (_ lambda: Double, _ retry: Bool) throws -> Void) throws -> Double {
+    var lambda = damping
+    for retry in 0...4 {
+        do {
+            try attempt(lambda, retry > 0)
+            return lambda
+        } catch let error as KFPError {
+            switch error {
+            case .numerical, .nonFinite:
+                guard retry < 4 else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
+                lambda *= 10
+            default: throw error
+            }
         }
     }
+    return lambda
 }
 
 /// Options addressable by key (the C ABI's `kfp_option`); a key means one concept wherever it
