@@ -448,6 +448,11 @@ typedef enum kfp_option {
     KFP_OPT_MAX_EVALUATIONS = 401,
     /// integer >= 1: CG iterations per step (Hessian-free).
     KFP_OPT_MAX_CG_ITERATIONS = 402,
+    /// double > 1, default 1e12, infinity allowed (every optimizer): a step whose loss at its start
+    /// is not finite or exceeds this factor times the best loss so far, while the parameters
+    /// before the previous step do well on its batch, puts the network and the optimizer back
+    /// before the previous step and returns KFP_ERROR_DIVERGED.
+    KFP_OPT_DIVERGENCE_FACTOR = 500,
 } kfp_option;
 
 /// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
@@ -616,14 +621,19 @@ kfp_status kfp_optimizer_option_count(kfp_optimizer *optimizer, int64_t *out_cou
 kfp_status kfp_optimizer_option_info(kfp_optimizer *optimizer, int64_t index, kfp_option_info *info);
 
 /// One optimizer step on `batch`, updating the parameters of `net` in place.
-/// On failure the parameters and the optimizer state are unchanged.
+/// On failure the parameters and the optimizer state are unchanged, except after
+/// KFP_ERROR_DIVERGED, which may put them back before the previous step.
 /// @param net the network the optimizer was created for.
 /// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
 /// @param num_stats capacity of `stats`, >= 0.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network or for an ENGD
 /// Gramian above max_parameters; KFP_ERROR_OUT_OF_MEMORY for a batch too large for memory;
 /// KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if the
-/// loss or gradient (SGD, Adam, L-BFGS: also the update) is not finite; KFP_ERROR_NUMERICAL if
+/// loss is not finite on this batch also at the parameters before the previous step (the
+/// batch is at fault); KFP_ERROR_DIVERGED if the loss at the step's start is not finite or
+/// exceeds divergence_factor times the best so far while the parameters before the previous
+/// step do well on the batch (they are restored, with the optimizer's state), or if the step
+/// met a non-finite gradient, direction or update (nothing changed); KFP_ERROR_NUMERICAL if
 /// a factorisation fails or the direction is not finite also after KFAC, ENGD or Hessian-free
 /// retried with the damping raised tenfold four times (KFP_STAT_DAMPING: the damping used).
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
@@ -823,9 +833,11 @@ kfp_status kfp_train_default_options(kfp_train_options *out_options);
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
 /// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good
-/// step is logged and checkpointed, and net and optimizer are as after it.
+/// step is logged and checkpointed, and net and optimizer are as after it; after
+/// KFP_ERROR_DIVERGED, as before the step it undid (see KFP_OPT_DIVERGENCE_FACTOR), and the
+/// checkpoint holds the run before that step.
 /// @param options filled by kfp_train_default_options, then changed field by field.
-/// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).
+/// @param out_steps receives the steps taken (in all; on failure, those that stand) (may be NULL).
 /// @return KFP_OK; the status of a failing step (KFP_ERROR_DIVERGED, KFP_ERROR_NUMERICAL, ...);
 /// KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler,
 /// unwritable csv_path, net not the optimizer's, resume with data options other than the

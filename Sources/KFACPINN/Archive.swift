@@ -45,7 +45,9 @@ private enum CRCTable {
     }
 }
 
-/// The payload of one section being written.
+/// The payload of one section being written. Bulk values grow the buffer through the failing
+/// allocator (`Memory.require`), so a state too large to copy is `.outOfMemory`, not an abort;
+/// a writer that is `reset` and refilled keeps its capacity.
 struct SectionWriter {
     fileprivate(set) var bytes: [UInt8] = []
 
@@ -54,14 +56,43 @@ struct SectionWriter {
     mutating func double(_ v: Double) { uint64(v.bitPattern) }
     mutating func bool(_ v: Bool) { uint64(v ? 1 : 0) }
 
-    /// A count, then the values.
-    mutating func doubles(_ values: UnsafeBufferPointer<Double>) {
-        int(values.count)
-        bytes.reserveCapacity(bytes.count + 8 * values.count)
-        for v in values { uint64(v.bitPattern) }
+    /// Empties the payload, keeping its capacity.
+    mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+
+    /// Capacity for `count` more bytes (at least doubling), asked of the failing allocator first.
+    private mutating func reserve(_ count: Int) throws {
+        let needed = bytes.count + count
+        guard needed > bytes.capacity else { return }
+        let target = max(needed, 2 * bytes.capacity)
+        try Memory.require(bytes: target, "a checkpoint or a copy of the optimizer's state")
+        bytes.reserveCapacity(target)
     }
 
-    mutating func doubles(_ values: [Double]) { values.withUnsafeBufferPointer { doubles($0) } }
+    /// A count, then the values.
+    mutating func doubles(_ values: UnsafeBufferPointer<Double>) throws {
+        try reserve(8 + 8 * values.count)
+        int(values.count)
+        #if _endian(little)
+        bytes.append(contentsOf: UnsafeRawBufferPointer(values))
+        #else
+        for v in values { uint64(v.bitPattern) }
+        #endif
+    }
+
+    mutating func doubles(_ values: [Double]) throws { try values.withUnsafeBufferPointer { try doubles($0) } }
+
+    /// A byte count, then another writer's payload (read back by `SectionReader.block`).
+    mutating func block(_ other: SectionWriter) throws {
+        try reserve(8 + other.bytes.count)
+        int(other.bytes.count)
+        bytes.append(contentsOf: other.bytes)
+    }
+
+    /// Bytes as they are, without a count.
+    mutating func append(contentsOf payload: ArraySlice<UInt8>) throws {
+        try reserve(payload.count)
+        bytes.append(contentsOf: payload)
+    }
 
     /// A byte count, then UTF-8.
     mutating func string(_ s: String) {
@@ -86,9 +117,12 @@ struct ArchiveWriter {
         sections.append((tag, writer.bytes))
     }
 
-    /// The file's bytes.
-    func bytes() -> [UInt8] {
+    /// The file's bytes (`.outOfMemory` if they cannot be allocated).
+    func bytes() throws -> [UInt8] {
+        let total = ArchiveLayout.prologueBytes + sections.reduce(0) { $0 + ArchiveLayout.sectionHeaderBytes + $1.payload.count }
+        try Memory.require(bytes: total, "a checkpoint")
         var out = ArchiveLayout.magic
+        out.reserveCapacity(total)
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         u32(ArchiveLayout.formatVersion)
         u32(kind.rawValue)
@@ -113,13 +147,15 @@ struct SectionReader {
     private let bytes: ArraySlice<UInt8>
     private var offset: Int
 
-    fileprivate init(tag: String, bytes: ArraySlice<UInt8>) {
+    init(tag: String, bytes: ArraySlice<UInt8>) {
         self.tag = tag
         self.bytes = bytes
         offset = bytes.startIndex
     }
 
     var remaining: Int { bytes.endIndex - offset }
+    /// All bytes of the section, read or not.
+    var payload: ArraySlice<UInt8> { bytes }
 
     /// Largest step or point count a checkpoint may hold (far from overflow when counted on).
     static let maxCount = 1 << 52
@@ -172,6 +208,15 @@ struct SectionReader {
         offset += n
         guard let text = String(validating: s, as: UTF8.self) else { throw corrupt("\(what) is not UTF-8") }
         return text
+    }
+
+    /// A byte-count-prefixed payload written by `SectionWriter.block`, as a reader named `tag`.
+    mutating func block(_ tag: String) throws -> SectionReader {
+        let n = try int()
+        guard n >= 0, n <= remaining else { throw corrupt("\(tag) claims \(n) bytes, the section has \(remaining) left") }
+        let payload = bytes[offset..<(offset + n)]
+        offset += n
+        return SectionReader(tag: "\(self.tag)/\(tag)", bytes: payload)
     }
 
     /// Throws unless every byte has been read.

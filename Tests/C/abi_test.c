@@ -464,7 +464,7 @@ static void test_baselines(void) {
         kfp_optimizer_create_sgd, kfp_optimizer_create_adam, kfp_optimizer_create_lbfgs, kfp_optimizer_create_engd,
         kfp_optimizer_create_hessian_free, kfp_optimizer_create_kfac};
     kfp_optimizer *all[6] = {NULL};
-    const int64_t counts[] = {3, 4, 3, 6, 2, 9};
+    const int64_t counts[] = {4, 5, 4, 7, 3, 10};   /* each with divergence_factor */
     for (int k = 0; k < 6; k++) {
         EXPECT(create[k](net, op, &all[k]) == KFP_OK, "%s", kfp_last_error());
         int64_t count = -1;
@@ -709,6 +709,56 @@ static void test_problems(void) {
     }
 }
 
+/* Divergence: KFAC with a fixed step of 10 and damping 1e-14 (the loss grows by orders of magnitude
+ * per step) fails with KFP_ERROR_DIVERGED, back before the step that produced the diverging
+ * parameters: their loss is the one the last successful step started from. kfp_train reports
+ * the same status and the steps that stand. */
+static void test_divergence(void) {
+    kfp_problem *problem = NULL;
+    kfp_net *net = NULL;
+    kfp_operator *op = NULL;
+    kfp_batch *batch = NULL;
+    kfp_optimizer *opt = NULL;
+    const int64_t widths[] = {2, 16, 16, 1};
+    EXPECT(kfp_problem_create("poisson2d_sin", &problem) == KFP_OK && kfp_problem_operator(problem, &op) == KFP_OK &&
+               kfp_problem_sample(problem, 60, 20, 1, NULL, &batch) == KFP_OK &&
+               kfp_net_create(widths, 4, NULL, NULL, 1, &net) == KFP_OK && kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK,
+           "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_DIVERGENCE_FACTOR, 1.0), KFP_ERROR_INVALID_ARGUMENT, "greater than 1");
+    double factor = 0;
+    EXPECT(kfp_optimizer_get_double(opt, KFP_OPT_DIVERGENCE_FACTOR, &factor) == KFP_OK && factor == 1e12, "factor %g", factor);
+    EXPECT(kfp_optimizer_set_string(opt, KFP_OPT_STEP_RULE, "fixed") == KFP_OK &&
+               kfp_optimizer_set_double(opt, KFP_OPT_LEARNING_RATE, 10) == KFP_OK &&
+               kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 1e-14) == KFP_OK, "%s", kfp_last_error());
+    double stats[KFP_STAT_COUNT], last_start = NAN, best = INFINITY;
+    kfp_status status = KFP_OK;
+    int steps = 0;
+    for (; steps < 50 && (status = kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT)) == KFP_OK; steps++) {
+        last_start = stats[KFP_STAT_LOSS];
+        best = fmin(best, last_start);
+    }
+    EXPECT(status == KFP_ERROR_DIVERGED && strstr(kfp_last_error(), "back before the previous step") != NULL,
+           "after %d steps: status %d, '%s'", steps, status, kfp_last_error());
+    EXPECT(last_start <= 1e12 * best, "the last accepted step started at %g, the best was %g", last_start, best);
+    double loss = NAN;
+    EXPECT(kfp_loss(net, op, batch, &loss, NULL, NULL) == KFP_OK && loss == last_start,
+           "loss %.17g after the rollback, the last step started at %.17g", loss, last_start);
+
+    /* kfp_train: the same status; the steps that stand, fewer than those asked for. */
+    kfp_net *fresh = NULL;
+    kfp_optimizer *trained = NULL;
+    int64_t taken = -1;
+    EXPECT(kfp_net_create(widths, 4, NULL, NULL, 1, &fresh) == KFP_OK && kfp_optimizer_create_kfac(fresh, op, &trained) == KFP_OK &&
+               kfp_optimizer_set_string(trained, KFP_OPT_STEP_RULE, "fixed") == KFP_OK &&
+               kfp_optimizer_set_double(trained, KFP_OPT_LEARNING_RATE, 10) == KFP_OK &&
+               kfp_optimizer_set_double(trained, KFP_OPT_DAMPING, 1e-14) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_train(trained, fresh, problem, train_options(50, 0, 60, 20, NULL, 0, 1, NULL, NULL, NULL), &taken),
+                 KFP_ERROR_DIVERGED, "divergence_factor");
+    EXPECT(taken >= 1 && taken < 49, "steps that stand: %lld", (long long)taken);
+    kfp_optimizer_free(trained); kfp_net_free(fresh);
+    kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
+}
+
 int main(void) {
     test_library();
     test_network();
@@ -716,6 +766,7 @@ int main(void) {
     test_optimizer();
     test_baselines();
     test_problems();
+    test_divergence();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

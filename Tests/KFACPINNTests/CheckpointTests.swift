@@ -8,10 +8,10 @@ private func isCorrupt(_ body: () throws -> Void) -> Bool {
 }
 
 /// A network checkpoint whose NETW payload is `payload` (valid header and checksums: a hostile file).
-private func networkFile(_ payload: (inout SectionWriter) -> Void) -> [UInt8] {
+private func networkFile(_ payload: (inout SectionWriter) throws -> Void) throws -> [UInt8] {
     var archive = ArchiveWriter(kind: .network)
-    archive.section("NETW", payload)
-    return archive.bytes()
+    try archive.section("NETW", payload)
+    return try archive.bytes()
 }
 
 @Test func crc32MatchesTheStandardCheckValue() {
@@ -41,10 +41,10 @@ private func networkFile(_ payload: (inout SectionWriter) -> Void) -> [UInt8] {
     #expect(isCorrupt { _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("tanh"); s.int(-1) }) })
     #expect(isCorrupt { _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("relu") }) })
     #expect(isCorrupt {
-        _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("tanh"); s.doubles([.nan, 0]) })
+        _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("tanh"); try s.doubles([.nan, 0]) })
     })
     #expect(isCorrupt {
-        _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("tanh"); s.doubles([1, 0]); s.int(0) })
+        _ = try MLP.fromCheckpoint(networkFile { s in s.int(2); s.int(1); s.int(1); s.string("tanh"); try s.doubles([1, 0]); s.int(0) })
     })
 }
 
@@ -60,12 +60,18 @@ private func networkFile(_ payload: (inout SectionWriter) -> Void) -> [UInt8] {
     let net = try MLP(widths: [2, 4, 1], seed: 1), op = try Operator.poisson(dimension: 2)
     // More (s, y) pairs than the default history (10) holds.
     var hostile = ArchiveWriter(kind: .optimizer)
-    hostile.section("OPTM") { s in
+    try hostile.section("OPTM") { s in
         s.string("lbfgs")
         net.writeShape(&s)
-        op.writeDescription(&s)
+        try op.writeDescription(&s)
         s.int(0)
     }
     hostile.section("STAT") { s in s.int(0); s.int(11) }
-    #expect(isCorrupt { _ = try loadOptimizer(checkpoint: hostile.bytes(), network: net, operator: op) })
+    hostile.section("DIVG") { s in s.double(.infinity); s.bool(false); s.int(0) }
+    do {
+        _ = try loadOptimizer(checkpoint: try hostile.bytes(), network: net, operator: op)
+        Issue.record("11 pairs for a history of 10 were accepted")
+    } catch let KFPError.corrupt(message) {
+        #expect(message.contains("section STAT"), "\(message)")
+    }
 }

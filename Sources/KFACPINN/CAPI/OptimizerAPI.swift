@@ -43,6 +43,11 @@ import Synchronization
     case KFP_OPT_MAX_EVALUATIONS = 401
     /// integer >= 1: CG iterations per step (Hessian-free).
     case KFP_OPT_MAX_CG_ITERATIONS = 402
+    /// double > 1, default 1e12, infinity allowed (every optimizer): a step whose loss at its start
+    /// is not finite or exceeds this factor times the best loss so far, while the parameters
+    /// before the previous step do well on its batch, puts the network and the optimizer back
+    /// before the previous step and returns KFP_ERROR_DIVERGED.
+    case KFP_OPT_DIVERGENCE_FACTOR = 500
 }
 
 /// Indices of the statistics kfp_optimizer_step writes. Values are fixed; new ones are only appended.
@@ -89,6 +94,7 @@ extension OptimizerOption {
         case .history: return .KFP_OPT_HISTORY
         case .maxEvaluations: return .KFP_OPT_MAX_EVALUATIONS
         case .maxCGIterations: return .KFP_OPT_MAX_CG_ITERATIONS
+        case .divergenceFactor: return .KFP_OPT_DIVERGENCE_FACTOR
         }
     }
 
@@ -338,14 +344,19 @@ private func createOptimizer(
 }
 
 /// One optimizer step on `batch`, updating the parameters of `net` in place.
-/// On failure the parameters and the optimizer state are unchanged.
+/// On failure the parameters and the optimizer state are unchanged, except after
+/// KFP_ERROR_DIVERGED, which may put them back before the previous step.
 /// @param net the network the optimizer was created for.
 /// @param stats receives min(num_stats, KFP_STAT_COUNT) statistics indexed by KFP_STAT_* (may be NULL when num_stats is 0).
 /// @param num_stats capacity of `stats`, >= 0.
 /// @return KFP_OK; KFP_ERROR_INVALID_ARGUMENT if `net` is not the optimizer's network or for an ENGD
 ///         Gramian above max_parameters; KFP_ERROR_OUT_OF_MEMORY for a batch too large for memory;
 ///         KFP_ERROR_DIMENSION_MISMATCH for a batch of another dimension; KFP_ERROR_NON_FINITE if the
-///         loss or gradient (SGD, Adam, L-BFGS: also the update) is not finite; KFP_ERROR_NUMERICAL if
+///         loss is not finite on this batch also at the parameters before the previous step (the
+///         batch is at fault); KFP_ERROR_DIVERGED if the loss at the step's start is not finite or
+///         exceeds divergence_factor times the best so far while the parameters before the previous
+///         step do well on the batch (they are restored, with the optimizer's state), or if the step
+///         met a non-finite gradient, direction or update (nothing changed); KFP_ERROR_NUMERICAL if
 ///         a factorisation fails or the direction is not finite also after KFAC, ENGD or Hessian-free
 ///         retried with the damping raised tenfold four times (KFP_STAT_DAMPING: the damping used).
 @c public func kfp_optimizer_step(

@@ -360,9 +360,11 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
 /// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good
-/// step is logged and checkpointed, and net and optimizer are as after it.
+/// step is logged and checkpointed, and net and optimizer are as after it; after
+/// KFP_ERROR_DIVERGED, as before the step it undid (see KFP_OPT_DIVERGENCE_FACTOR), and the
+/// checkpoint holds the run before that step.
 /// @param options filled by kfp_train_default_options, then changed field by field.
-/// @param out_steps receives the steps taken (in all; on failure, before the failing step) (may be NULL).
+/// @param out_steps receives the steps taken (in all; on failure, those that stand) (may be NULL).
 /// @return KFP_OK; the status of a failing step (KFP_ERROR_DIVERGED, KFP_ERROR_NUMERICAL, ...);
 ///         KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (options->size, counts, sampler,
 ///         unwritable csv_path, net not the optimizer's, resume with data options other than the
@@ -398,10 +400,9 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         guard o.resume == 0 || o.resume == 1 else { throw KFPError.invalidArgument("resume must be 0 or 1, got \(o.resume)") }
         settings.resume = o.resume == 1
         let callback = o.callback, userData = o.user_data
-        var taken: Int64 = 0
-        defer { out_steps?.pointee = taken }
-        try train(opt, on: p, options: settings) { record in
-            taken = Int64(record.step)
+        let progress = TrainingProgress()
+        defer { out_steps?.pointee = Int64(progress.steps) }
+        try train(opt, on: p, options: settings, progress: progress) { record in
             guard let callback else { return true }
             return record.values.withUnsafeBufferPointer { callback($0.baseAddress, Int64($0.count), userData) } == 0
         }

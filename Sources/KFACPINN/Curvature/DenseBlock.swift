@@ -30,10 +30,11 @@ final class DenseBlock {
         for i in 0..<p { direction[range.lowerBound + i] = scale * x[i] }
     }
 
-    /// Makes the candidate Gramian current.
-    func commit() {
+    /// Makes the candidate Gramian current; it is kept as the moving average (and is state) only
+    /// when `keep` (ema > 0).
+    func commit(keep: Bool) {
         swap(&gramian, &candidate)
-        hasGramian = true
+        hasGramian = keep
     }
 
     /// Forgets the moving average (the next update starts afresh).
@@ -42,10 +43,10 @@ final class DenseBlock {
 
 extension DenseBlock {
     /// Whether a moving average exists, and the Gramian (p × p) if so.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         let p = range.count
         s.bool(hasGramian)
-        s.doubles(UnsafeBufferPointer(start: gramian.pointer, count: hasGramian ? p * p : 0))
+        try s.doubles(UnsafeBufferPointer(start: gramian.pointer, count: hasGramian ? p * p : 0))
     }
 
     /// A state read from `s`, for `restore`.

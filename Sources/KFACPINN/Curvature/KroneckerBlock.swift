@@ -147,10 +147,10 @@ final class KroneckerBlock {
 
 extension KroneckerBlock {
     /// The current state: the four moving averages, whether product 2 had terms, the factorisation.
-    func writeState(_ s: inout SectionWriter) {
-        for f in [state.a1, state.b1, state.a2, state.b2] { s.doubles(f) }
+    func writeState(_ s: inout SectionWriter) throws {
+        for f in [state.a1, state.b1, state.a2, state.b2] { try s.doubles(f) }
         s.bool(state.hasSecond)
-        state.inverse.writeState(&s)
+        try state.inverse.writeState(&s)
     }
 
     /// A state read from `s`, for `restore`.

@@ -201,8 +201,8 @@ struct KroneckerSumInverse {
 
 extension KroneckerSumInverse {
     /// The factorisation's arrays (K, s, the narrow methods' Cholesky factors and their count).
-    func writeState(_ s: inout SectionWriter) {
-        for values in [k1, s1, k2, s2, factors] { s.doubles(values) }
+    func writeState(_ s: inout SectionWriter) throws {
+        for values in [k1, s1, k2, s2, factors] { try s.doubles(values) }
         s.int(factorCount)
     }
 

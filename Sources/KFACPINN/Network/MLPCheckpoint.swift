@@ -28,10 +28,10 @@ extension MLP {
         }
     }
 
-    func writeNetwork(into archive: inout ArchiveWriter) {
-        archive.section("NETW") { s in
+    func writeNetwork(into archive: inout ArchiveWriter) throws {
+        try archive.section("NETW") { s in
             writeShape(&s)
-            s.doubles(parameters)
+            try s.doubles(parameters)
         }
     }
 
@@ -55,10 +55,10 @@ extension MLP {
     }
 
     /// A checkpoint of the network (shape and parameters).
-    public func checkpoint() -> [UInt8] {
+    public func checkpoint() throws -> [UInt8] {
         var archive = ArchiveWriter(kind: .network)
-        writeNetwork(into: &archive)
-        return archive.bytes()
+        try writeNetwork(into: &archive)
+        return try archive.bytes()
     }
 
     public func save(to path: String) throws { try ArchiveFile.write(checkpoint(), to: path) }

@@ -192,13 +192,13 @@ extension Operator {
                 ("constant term", [constant]), ("nonlinearity", nonlinear)]
     }
 
-    func writeDescription(_ s: inout SectionWriter) {
+    func writeDescription(_ s: inout SectionWriter) throws {
         s.string(name)
         let parts = self.parts
         s.int(parts.count)
         for (what, values) in parts {
             s.string(what)
-            s.doubles(values)
+            try s.doubles(values)
         }
     }
 

@@ -3,7 +3,7 @@ import Glibc
 /// Adam (Kingma & Ba) with bias correction, at step t = 1, 2, …:
 ///   m ← β₁ m + (1 − β₁) ∇L,  v ← β₂ v + (1 − β₂) ∇L²,
 ///   θ ← θ − lr · m̂ / (√v̂ + ε),  m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ).
-public final class Adam: Optimizer, OptionTable {
+public final class Adam: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "Adam"
     static let defaultOptions = Options()
 
@@ -28,6 +28,7 @@ public final class Adam: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     public private(set) var options: Options
     public private(set) var stepCount = 0
     private var gradient: [Double], first: [Double], second: [Double], newFirst: [Double], newSecond: [Double]
@@ -55,7 +56,7 @@ public final class Adam: Optimizer, OptionTable {
         options = new
     }
 
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
         let D = network.numParameters, o = options, t = Double(stepCount + 1)
         let c1 = 1 - pow(o.beta1, t), c2 = 1 - pow(o.beta2, t)
@@ -81,10 +82,10 @@ public final class Adam: Optimizer, OptionTable {
 
 extension Adam {
     /// Steps taken and the two moment estimates.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
-        s.doubles(first)
-        s.doubles(second)
+        try s.doubles(first)
+        try s.doubles(second)
     }
 
     func readState(_ s: inout SectionReader) throws {

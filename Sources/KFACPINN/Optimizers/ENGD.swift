@@ -8,7 +8,7 @@ import Glibc
 /// learning rate). Variants: the full D × D Gramian, its per-layer diagonal blocks, its
 /// diagonal, and the sample-space (Woodbury) form Δ = −J̃ᵀ (J̃J̃ᵀ + λI)⁻¹ r̃, which needs an
 /// (N_Ω + N_∂)² system instead of D² and is exact: (J̃ᵀJ̃ + λI)⁻¹ J̃ᵀ = J̃ᵀ (J̃J̃ᵀ + λI)⁻¹.
-public final class ENGD: Optimizer, OptionTable {
+public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "ENGD"
     static let defaultOptions = Options()
 
@@ -59,6 +59,7 @@ public final class ENGD: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     public private(set) var options: Options
     public private(set) var stepCount = 0
     /// The Gramian blocks of the full and per-layer variants (built for the variant in use).
@@ -109,7 +110,7 @@ public final class ENGD: Optimizer, OptionTable {
         options = new
     }
 
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         try options.requireGramianSize(for: network)
         let value = try loss.forward(batch)
         let D = network.numParameters, rows = loss.residualCount
@@ -153,10 +154,10 @@ public final class ENGD: Optimizer, OptionTable {
         }
         stats.updateNorm = alpha * direction.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
         switch options.variant {
-        case .full, .perLayer: for block in blocks { block.commit() }
+        case .full, .perLayer: for block in blocks { block.commit(keep: options.ema > 0) }
         case .diagonal:
             swap(&diagonal, &diagonalCandidate)
-            hasDiagonal = true
+            hasDiagonal = options.ema > 0
         case .woodbury: break
         }
         stepCount += 1
@@ -223,12 +224,12 @@ public final class ENGD: Optimizer, OptionTable {
 extension ENGD {
     /// Steps taken and the variant's moving average: the Gramian blocks (full, per-layer; none
     /// before the first step) or the diagonal.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
         s.int(blocks.count)
-        for block in blocks { block.writeState(&s) }
+        for block in blocks { try block.writeState(&s) }
         s.bool(hasDiagonal)
-        s.doubles(UnsafeBufferPointer(start: diagonal.pointer, count: hasDiagonal ? network.numParameters : 0))
+        try s.doubles(UnsafeBufferPointer(start: diagonal.pointer, count: hasDiagonal ? network.numParameters : 0))
     }
 
     func readState(_ s: inout SectionReader) throws {

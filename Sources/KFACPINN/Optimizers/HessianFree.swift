@@ -10,7 +10,7 @@
 /// while the loss keeps falling. λ follows Levenberg–Marquardt with ρ = (L(θ + x) − L(θ)) /
 /// (∇Lᵀx + ½xᵀGx): ρ < ¼ → λ ← 3λ/2, ρ > ¾ → λ ← 2λ/3. The step is θ ← θ + αx with α from an
 /// Armijo backtracking line search (α = 1, 0.8, 0.8², …; L(θ + αx) ≤ L(θ) + 10⁻² α ∇Lᵀx).
-public final class HessianFree: Optimizer, OptionTable {
+public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "Hessian-free"
     static let defaultOptions = Options()
 
@@ -33,6 +33,7 @@ public final class HessianFree: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     /// Current options; `damping` is the adapted λ.
     public private(set) var options: Options
     public private(set) var stepCount = 0
@@ -64,7 +65,7 @@ public final class HessianFree: Optimizer, OptionTable {
         options = new
     }
 
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         // The gradient, keeping the Jacobian adjoints that every CG product reads.
         let value = try loss.forward(batch)
         let D = network.numParameters
@@ -213,11 +214,11 @@ public final class HessianFree: Optimizer, OptionTable {
 extension HessianFree {
     /// Steps taken, the last step's CG iterations and the warm start (the adapted damping is
     /// the `damping` option).
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
         s.int(lastIterations)
         s.bool(hasPrevious)
-        s.doubles(previous)
+        try s.doubles(previous)
     }
 
     func readState(_ s: inout SectionReader) throws {

@@ -6,7 +6,7 @@
 /// schedule (T_kfac, T_inv) and the step: a grid line search on heavy-ball momentum (KFAC), a
 /// fixed learning rate, or the step size and momentum of the damped 2-D quadratic model
 /// (KFAC*, `QuadraticModel`).
-public final class KFAC: Optimizer, OptionTable {
+public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "KFAC"
     static let defaultOptions = Options()
 
@@ -51,6 +51,7 @@ public final class KFAC: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     public private(set) var options: Options
     /// Steps taken (including rejected line-search steps).
     public private(set) var stepCount = 0
@@ -121,7 +122,7 @@ public final class KFAC: Optimizer, OptionTable {
     /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a
     /// non-finite loss, gradient or update, a failed eigendecomposition) the parameters
     /// and the optimizer state are as before.
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         try BLAS.onLibraryThreads { try stepOnLibraryThreads(batch) }
     }
 
@@ -306,12 +307,12 @@ public final class KFAC: Optimizer, OptionTable {
 extension KFAC {
     /// Steps taken, the momentum buffer / previous update, and every layer's factors and
     /// factorisation.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
         s.bool(invertedOnce)
         s.bool(hasPreviousUpdate)
-        s.doubles(previousUpdate)
-        for block in blocks { block.writeState(&s) }
+        try s.doubles(previousUpdate)
+        for block in blocks { try block.writeState(&s) }
     }
 
     func readState(_ s: inout SectionReader) throws {

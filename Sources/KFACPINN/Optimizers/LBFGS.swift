@@ -8,7 +8,7 @@
 /// lr · min(1, 1/‖∇L‖₁)) with c₁ = 10⁻⁴, c₂ = 0.9; non-finite trial losses count as too
 /// large. If no trial lowers the loss the parameters do not move and the history is cleared.
 /// The gradient at the accepted point is reused by the next step on the same batch.
-public final class LBFGS: Optimizer, OptionTable {
+public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "L-BFGS"
     static let defaultOptions = Options()
 
@@ -33,6 +33,7 @@ public final class LBFGS: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     public private(set) var options: Options
     public private(set) var stepCount = 0
     /// Stored pairs, oldest first.
@@ -89,7 +90,7 @@ public final class LBFGS: Optimizer, OptionTable {
         a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { BLAS.dot(a.count, x.baseAddress!, $0.baseAddress!) } }
     }
 
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let D = network.numParameters
         let value: PINNLoss.Value
         if let c = cached, c.batch == batch, c.theta == network.parameters {
@@ -242,12 +243,12 @@ public final class LBFGS: Optimizer, OptionTable {
 extension LBFGS {
     /// Steps taken and the stored (s, y) pairs, oldest first. The cached loss and gradient are
     /// not state: recomputing them gives the same values.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
         s.int(pairs.count)
         for (sk, yk) in pairs {
-            s.doubles(sk)
-            s.doubles(yk)
+            try s.doubles(sk)
+            try s.doubles(yk)
         }
     }
 

@@ -56,6 +56,8 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     case beta1, beta2, epsilon
     // Iteration limits.
     case history, maxEvaluations = "max_evaluations", maxCGIterations = "max_cg_iterations"
+    // Safety (every optimizer).
+    case divergenceFactor = "divergence_factor"
 
     /// The range of a numeric option's values: [minimum, maximum], each end open when marked.
     public struct Range: Sendable, Equatable {
@@ -81,6 +83,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .nesterov: return .flag
         case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations: return .atLeastOne
         case .stepRule, .factorInitialization, .approximation, .variant: return .none
+        case .divergenceFactor: return Range(minimum: 1, maximum: .infinity, minimumOpen: true, maximumOpen: false)
         }
     }
 
@@ -105,6 +108,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .history: return "L-BFGS's stored (s, y) pairs"
         case .maxEvaluations: return "L-BFGS's loss-and-gradient evaluations per line search"
         case .maxCGIterations: return "Hessian-free's CG iterations per step"
+        case .divergenceFactor: return "a step whose starting loss exceeds this factor times the best so far (or meets a non-finite value) undoes the previous step and fails as diverged"
         }
     }
 

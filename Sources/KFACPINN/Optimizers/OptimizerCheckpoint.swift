@@ -1,6 +1,6 @@
 /// Optimizer checkpoints (docs/checkpoint-format.md): section OPTM names the optimizer, the
 /// network's shape and the operator it was bound to and holds its options; section STAT holds the
-/// optimizer's own state (`CheckpointableOptimizer`). Loading binds the state to a network and an
+/// optimizer's own state (`CheckpointableOptimizer`), section DIVG its divergence guard's. Loading binds the state to a network and an
 /// operator given by the caller after checking that they are the ones it was saved with.
 
 /// The state an optimizer needs, besides its options and the network's parameters, so that the
@@ -9,7 +9,7 @@ protocol CheckpointableOptimizer: Optimizer {
     /// Name in checkpoints (and of its kfp_optimizer_create_* function).
     static var checkpointName: String { get }
     var loss: PINNLoss { get }
-    func writeState(_ section: inout SectionWriter)
+    func writeState(_ section: inout SectionWriter) throws
     /// Replaces the state by the one in `section`; on a throw nothing has changed.
     func readState(_ section: inout SectionReader) throws
 }
@@ -22,7 +22,7 @@ extension ENGD: CheckpointableOptimizer { static let checkpointName = "engd" }
 extension HessianFree: CheckpointableOptimizer { static let checkpointName = "hessian_free" }
 
 /// A new optimizer with default options, by checkpoint name.
-private let optimizerMakers: [String: @Sendable (MLP, Operator) throws -> any CheckpointableOptimizer] = [
+private let optimizerMakers: [String: @Sendable (MLP, Operator) throws -> any GuardedOptimizer] = [
     SGD.checkpointName: { try SGD(network: $0, operator: $1) }, Adam.checkpointName: { try Adam(network: $0, operator: $1) },
     LBFGS.checkpointName: { try LBFGS(network: $0, operator: $1) }, KFAC.checkpointName: { try KFAC(network: $0, operator: $1) },
     ENGD.checkpointName: { try ENGD(network: $0, operator: $1) }, HessianFree.checkpointName: { try HessianFree(network: $0, operator: $1) },
@@ -46,24 +46,25 @@ extension OptionValue {
     }
 }
 
-/// Writes an optimizer's OPTM and STAT sections.
+/// Writes an optimizer's OPTM, STAT and DIVG sections.
 func writeOptimizer(_ optimizer: any Optimizer, into archive: inout ArchiveWriter) throws {
-    guard let o = optimizer as? any CheckpointableOptimizer else {
+    guard let o = optimizer as? any GuardedOptimizer else {
         throw KFPError.invalidArgument("\(type(of: optimizer)) cannot be saved")
     }
     let keys = o.optionKeys
     let values = try keys.map { try o.option($0) }
-    archive.section("OPTM") { s in
+    try archive.section("OPTM") { s in
         s.string(type(of: o).checkpointName)
         o.network.writeShape(&s)
-        o.loss.op.writeDescription(&s)
+        try o.loss.op.writeDescription(&s)
         s.int(keys.count)
         for (key, value) in zip(keys, values) {
             s.string(key.rawValue)
             value.encode(&s)
         }
     }
-    archive.section("STAT") { o.writeState(&$0) }
+    try archive.section("STAT") { try o.writeState(&$0) }
+    try archive.section("DIVG") { try o.divergence.writeCheckpoint(&$0) }
 }
 
 /// The optimizer of an archive's OPTM and STAT sections, bound to `network` and `op` (which must
@@ -77,10 +78,10 @@ func readOptimizer(_ archive: ArchiveReader, network: MLP, operator op: Operator
     return optimizer
 }
 
-/// Replaces `optimizer`'s options and state by those of an archive's OPTM and STAT sections, which
-/// must name the same optimizer, network shape and operator. On a throw nothing has changed.
+/// Replaces `optimizer`'s options and state by those of an archive's OPTM, STAT and DIVG sections,
+/// which must name the same optimizer, network shape and operator. On a throw nothing has changed.
 func restoreOptimizer(_ optimizer: any Optimizer, from archive: ArchiveReader) throws {
-    guard let o = optimizer as? any CheckpointableOptimizer else {
+    guard let o = optimizer as? any GuardedOptimizer else {
         throw KFPError.invalidArgument("\(type(of: optimizer)) cannot be restored from a checkpoint")
     }
     var s = try archive.section("OPTM")
@@ -99,15 +100,25 @@ func restoreOptimizer(_ optimizer: any Optimizer, from archive: ArchiveReader) t
         saved.append((option, try OptionValue.decode(&s, "option \(key)")))
     }
     try s.finish()
-    let current = try o.optionKeys.map { ($0, try o.option($0)) }
-    do {
+    func setSaved(_ target: any Optimizer) throws {
         for (option, value) in saved {
-            do { try o.setOption(option, value) } catch let error as KFPError {
+            do { try target.setOption(option, value) } catch let error as KFPError {
                 throw KFPError.corrupt("option \(option.rawValue) of the checkpoint: \(error)")
             }
         }
+    }
+    // The guard's kept state is checked on a new optimizer with the saved options.
+    guard let make = optimizerMakers[name] else { throw KFPError.corrupt("the checkpoint names an unknown optimizer '\(name)'") }
+    let scratch = try make(o.network, o.loss.op)
+    try setSaved(scratch)
+    var guardSection = try archive.section("DIVG")
+    try scratch.divergence.readCheckpoint(&guardSection, checkingWith: scratch)
+    let current = try o.optionKeys.map { ($0, try o.option($0)) }
+    do {
+        try setSaved(o)
         var state = try archive.section("STAT")
         try o.readState(&state)
+        o.divergence.adoptState(of: scratch.divergence)
     } catch {
         for (option, value) in current { try? o.setOption(option, value) }
         throw error
@@ -120,7 +131,7 @@ extension Optimizer {
     public func checkpoint() throws -> [UInt8] {
         var archive = ArchiveWriter(kind: .optimizer)
         try writeOptimizer(self, into: &archive)
-        return archive.bytes()
+        return try archive.bytes()
     }
 
     public func save(to path: String) throws {

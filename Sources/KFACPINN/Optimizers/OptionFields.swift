@@ -60,24 +60,32 @@ protocol OptionTable: Optimizer {
     var options: Options { get }
     /// Replaces all options at once (validated; nothing changes on failure).
     func setOptions(_ new: Options) throws
+    /// Holds the option every optimizer has, divergence_factor.
+    var divergence: DivergenceGuard { get }
 }
 
 extension OptionTable {
     public func setOption(_ option: OptimizerOption, _ value: OptionValue) throws {
+        if option == .divergenceFactor { return try divergence.setFactor(try value.double(option)) }
         try setOptions(try updatedOptions(options, option, value, Self.optionFields, optimizer: Self.displayName))
     }
 
     public func option(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(options, option, Self.optionFields, optimizer: Self.displayName)
+        if option == .divergenceFactor { return .double(divergence.factor) }
+        return try optionValue(options, option, Self.optionFields, optimizer: Self.displayName)
     }
 
-    public var optionKeys: [OptimizerOption] { OptimizerOption.allCases.filter { Self.optionFields[$0] != nil } }
+    public var optionKeys: [OptimizerOption] {
+        OptimizerOption.allCases.filter { $0 == .divergenceFactor || Self.optionFields[$0] != nil }
+    }
 
     public func defaultOption(_ option: OptimizerOption) throws -> OptionValue {
-        try optionValue(Self.defaultOptions, option, Self.optionFields, optimizer: Self.displayName)
+        if option == .divergenceFactor { return .double(DivergenceGuard.defaultFactor) }
+        return try optionValue(Self.defaultOptions, option, Self.optionFields, optimizer: Self.displayName)
     }
 
     public func optionChoices(_ option: OptimizerOption) throws -> [String] {
+        if option == .divergenceFactor { return [] }
         guard let field = Self.optionFields[option] else { throw option.notApplicable(to: Self.displayName) }
         if case .choice(_, _, let names) = field { return names }
         return []

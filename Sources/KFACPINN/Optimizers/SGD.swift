@@ -1,6 +1,6 @@
 /// Stochastic gradient descent with heavy-ball or Nesterov momentum (PyTorch's convention):
 ///   b ← μ b + ∇L (b = ∇L on the first step),  d = ∇L + μ b (Nesterov) or b,  θ ← θ − lr d.
-public final class SGD: Optimizer, OptionTable {
+public final class SGD: Optimizer, OptionTable, GuardedOptimizer {
     static let displayName = "SGD"
     static let defaultOptions = Options()
 
@@ -21,6 +21,7 @@ public final class SGD: Optimizer, OptionTable {
 
     public let network: MLP
     public let loss: PINNLoss
+    let divergence = DivergenceGuard()
     public private(set) var options: Options
     public private(set) var stepCount = 0
     private var gradient: [Double], buffer: [Double], newBuffer: [Double]
@@ -45,7 +46,7 @@ public final class SGD: Optimizer, OptionTable {
         options = new
     }
 
-    public func step(_ batch: Batch) throws -> StepStatistics {
+    func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
         let D = network.numParameters, mu = options.momentum, lr = options.learningRate
         var newTheta = network.parameters, squares = 0.0
@@ -67,9 +68,9 @@ public final class SGD: Optimizer, OptionTable {
 
 extension SGD {
     /// Steps taken and the momentum buffer.
-    func writeState(_ s: inout SectionWriter) {
+    func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
-        s.doubles(buffer)
+        try s.doubles(buffer)
     }
 
     func readState(_ s: inout SectionReader) throws {

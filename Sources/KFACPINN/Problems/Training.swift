@@ -75,10 +75,12 @@ public struct TrainingOptions: Sendable {
 /// ones first) and returns false to stop. Returns the log. Deterministic for fixed seeds and
 /// thread count, across checkpoints and resumes. A failing step throws after the last good step
 /// has been logged (to the callback and the CSV file) and checkpointed; the network and the
-/// optimizer are then as after that step.
+/// optimizer are then as after that step, or, when the step reports divergence, as before it
+/// (the checkpoint then holds the run before the undone step). `progress` holds the steps that
+/// stand, also after a throw.
 @discardableResult
 public func train(_ optimizer: any Optimizer, on problem: Problem, options: TrainingOptions = TrainingOptions(),
-                  callback: ((TrainingRecord) -> Bool)? = nil) throws -> [TrainingRecord] {
+                  progress: TrainingProgress? = nil, callback: ((TrainingRecord) -> Bool)? = nil) throws -> [TrainingRecord] {
     try options.validate()
     let net = optimizer.network
     guard net.inputDimension == problem.dimension else {
@@ -91,6 +93,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     if options.resume, let path = options.checkpointPath, access(path, F_OK) == 0 {
         run = try resumeTraining(optimizer, from: path, data: data)
     }
+    progress?.steps = run.step
     // Errors against the exact solution, when the problem has one (else NaN in the log).
     let evaluation = problem.hasExactSolution
         ? try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed) : nil
@@ -138,6 +141,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
                               stepSize: stats.stepSize)
     }
     var unlogged: StepStatistics? = nil
+    var runBeforeLastStep = run
     while !stopped && run.step < options.steps && run.seconds < (options.seconds ?? .infinity) {
         let start = monotonicSeconds()
         let stats: StepStatistics
@@ -147,13 +151,21 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
             }
             stats = try optimizer.step(batch)
         } catch {
-            // The optimizer is as after the last good step: log it if it was not, keep it.
-            if let last = unlogged, let r = try? record(last) { log(r, scheduled: false) }
+            if case KFPError.diverged = error, (optimizer as? any GuardedOptimizer)?.divergence.stepsUndone == 1 {
+                // The optimizer undid the last step: so does the run (its log rows stay written).
+                run = runBeforeLastStep
+                progress?.steps = run.step
+            } else if let last = unlogged, let r = try? record(last) {
+                // The optimizer is as after the last good step: log it if it was not.
+                log(r, scheduled: false)
+            }
             try? saveCheckpoint()
             throw error
         }
+        runBeforeLastStep = run
         run.seconds += monotonicSeconds() - start
         run.step += 1
+        progress?.steps = run.step
         unlogged = stats
         let last = run.step == options.steps || run.seconds >= (options.seconds ?? .infinity)
         let scheduled = run.step == 1 || run.step % options.logEvery == 0
@@ -204,6 +216,14 @@ struct TrainingData: Equatable {
     }
 }
 
+/// What a run has done so far, also when `train` throws.
+public final class TrainingProgress {
+    /// Steps taken that stand (in all, counting those of a resumed run; not one undone on divergence).
+    public internal(set) var steps = 0
+
+    public init() {}
+}
+
 /// Where a run stands: steps taken, training time, the log so far.
 struct TrainingRun {
     var step = 0, seconds = 0.0, records: [TrainingRecord] = []
@@ -213,7 +233,7 @@ struct TrainingRun {
 /// data settings, step, time, batch index, log).
 func trainingCheckpoint(_ optimizer: any Optimizer, data: TrainingData, run: TrainingRun) throws -> [UInt8] {
     var archive = ArchiveWriter(kind: .training)
-    optimizer.network.writeNetwork(into: &archive)
+    try optimizer.network.writeNetwork(into: &archive)
     try writeOptimizer(optimizer, into: &archive)
     archive.section("DRIV") { s in
         data.write(&s)
@@ -222,7 +242,7 @@ func trainingCheckpoint(_ optimizer: any Optimizer, data: TrainingData, run: Tra
         s.int(run.records.count)
         for r in run.records { for v in r.values { s.double(v) } }
     }
-    return archive.bytes()
+    return try archive.bytes()
 }
 
 /// Restores the network and optimizer of the training checkpoint at `path` into `optimizer`

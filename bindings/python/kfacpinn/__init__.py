@@ -496,7 +496,12 @@ def loss_and_gradient(net, op, batch):
 
 
 class Optimizer(_Handle):
-    """Common part of the optimizers: options by their C names and `step(batch)`."""
+    """Common part of the optimizers: options by their C names and `step(batch)`.
+
+    Every optimizer has divergence_factor (default 1e12): a step whose loss at its start exceeds
+    that factor times the best loss so far, or that meets a non-finite value, puts the network
+    and the optimizer back before the previous step and raises kp.DivergenceError.
+    """
 
     _free = staticmethod(lib.kfp_optimizer_free)
 
@@ -618,11 +623,13 @@ class KFAC(Optimizer):
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.95, momentum=0.0, step="line_search",
-                 factor_period=1, inverse_period=1, factor_init="identity", approximation="expand"):
+                 factor_period=1, inverse_period=1, factor_init="identity", approximation="expand",
+                 divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_kfac, net.handle, op.handle), net, op)
         self._configure(_step_rule(step) + [("damping", damping), ("ema", ema), ("momentum", momentum),
                                             ("factor_period", factor_period), ("inverse_period", inverse_period),
-                                            ("factor_init", factor_init), ("approximation", approximation)])
+                                            ("factor_init", factor_init), ("approximation", approximation),
+                                            ("divergence_factor", divergence_factor)])
 
 
 def _step_rule(step):
@@ -635,17 +642,19 @@ def _step_rule(step):
 class SGD(Optimizer):
     """Gradient descent with heavy-ball (or Nesterov) momentum, PyTorch's convention."""
 
-    def __init__(self, net, op, lr=1e-3, momentum=0.0, nesterov=False):
+    def __init__(self, net, op, lr=1e-3, momentum=0.0, nesterov=False, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_sgd, net.handle, op.handle), net, op)
-        self._configure([("learning_rate", lr), ("momentum", momentum), ("nesterov", int(bool(nesterov)))])
+        self._configure([("learning_rate", lr), ("momentum", momentum), ("nesterov", int(bool(nesterov))),
+                         ("divergence_factor", divergence_factor)])
 
 
 class Adam(Optimizer):
     """Adam with bias correction."""
 
-    def __init__(self, net, op, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, net, op, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_adam, net.handle, op.handle), net, op)
-        self._configure([("learning_rate", lr), ("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon)])
+        self._configure([("learning_rate", lr), ("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon),
+                         ("divergence_factor", divergence_factor)])
 
 
 class LBFGS(Optimizer):
@@ -655,9 +664,10 @@ class LBFGS(Optimizer):
     loss-and-gradient evaluations per line search.
     """
 
-    def __init__(self, net, op, lr=1.0, history=10, max_evaluations=25):
+    def __init__(self, net, op, lr=1.0, history=10, max_evaluations=25, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_lbfgs, net.handle, op.handle), net, op)
-        self._configure([("learning_rate", lr), ("history", history), ("max_evaluations", max_evaluations)])
+        self._configure([("learning_rate", lr), ("history", history), ("max_evaluations", max_evaluations),
+                         ("divergence_factor", divergence_factor)])
 
 
 class ENGD(Optimizer):
@@ -669,10 +679,10 @@ class ENGD(Optimizer):
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.0, variant="full", step="line_search",
-                 max_parameters=16384):
+                 max_parameters=16384, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_engd, net.handle, op.handle), net, op)
         self._configure([("max_parameters", max_parameters), ("variant", variant), ("damping", damping),
-                         ("ema", ema)] + _step_rule(step))
+                         ("ema", ema), ("divergence_factor", divergence_factor)] + _step_rule(step))
 
 
 class HessianFree(Optimizer):
@@ -680,9 +690,10 @@ class HessianFree(Optimizer):
     Levenberg-Marquardt damping (initial `damping`), Armijo line search, warm start.
     """
 
-    def __init__(self, net, op, damping=1.0, max_cg_iterations=300):
+    def __init__(self, net, op, damping=1.0, max_cg_iterations=300, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_hessian_free, net.handle, op.handle), net, op)
-        self._configure([("damping", damping), ("max_cg_iterations", max_cg_iterations)])
+        self._configure([("damping", damping), ("max_cg_iterations", max_cg_iterations),
+                         ("divergence_factor", divergence_factor)])
 
 
 def _optimizer_object(handle, net, op):

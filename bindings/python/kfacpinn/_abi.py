@@ -40,6 +40,7 @@ OPTION_KEYS = {
     "history": 400,
     "max_evaluations": 401,
     "max_cg_iterations": 402,
+    "divergence_factor": 500,
 }
 
 # kfp_term_kind: name -> value

@@ -1,5 +1,5 @@
 """The error model: out-of-memory requests raise kp.OutOfMemoryError (the process goes on), malformed
-integers are refused."""
+integers are refused, divergence raises kp.DivergenceError and is undone."""
 import os
 import subprocess
 import sys
@@ -99,3 +99,50 @@ def test_steps_report_the_damping_they_used():
     net = kp.MLP([2, 8, 1], seed=0)
     stats = kp.KFAC(net, prob.operator, damping=1e-7).step(prob.sample(n_interior=30, n_boundary=12))
     assert stats["damping"] == 1e-7
+
+
+def diverging_kfac(net, op, **options):
+    """KFAC with a fixed step of 10 and no damping to speak of: the loss grows by orders of magnitude."""
+    return kp.KFAC(net, op, step=10.0, damping=1e-14, **options)
+
+
+def test_divergence_is_reported_and_undone():
+    prob = kp.Problem("poisson2d_sin")
+    batch = prob.sample(n_interior=60, n_boundary=20, seed=1)
+    net = kp.MLP([2, 16, 16, 1], seed=1)
+    opt = diverging_kfac(net, prob.operator)
+    assert opt.get("divergence_factor") == 1e12 and opt.option_info()["divergence_factor"]["default"] == 1e12
+    starts = []
+    with pytest.raises(kp.DivergenceError, match="back before the previous step"):
+        for _ in range(50):
+            starts.append(opt.step(batch)["loss"])
+    assert isinstance(kp.DivergenceError("x"), ArithmeticError)
+    # Back at the parameters the last successful step started from; they are finite.
+    assert np.isfinite(net.get_params()).all()
+    assert kp.loss(net, prob.operator, batch) == starts[-1], (starts, kp.loss(net, prob.operator, batch))
+    # The factor is an option: infinity lets the loss grow until it is not finite.
+    with pytest.raises(kp.InputError, match="greater than 1"):
+        opt.set("divergence_factor", 0.5)
+    opt.set("divergence_factor", float("inf"))
+    assert opt.get("divergence_factor") == float("inf")
+
+
+def test_a_diverging_run_keeps_its_history_and_the_run_before_the_undone_step(tmp_path):
+    prob = kp.Problem("poisson2d_sin")
+    settings = dict(steps=50, n_interior=60, n_boundary=20, log_every=1, progress=False)
+    csv, checkpoint = tmp_path / "log.csv", tmp_path / "run.kfp"
+    net = kp.MLP([2, 16, 16, 1], seed=1)
+    with pytest.raises(kp.DivergenceError) as failure:
+        kp.train(net, prob, diverging_kfac(net, prob.operator), csv=csv, checkpoint=checkpoint, **settings)
+    history = failure.value.history
+    steps = list(history["step"])
+    assert steps == list(range(len(steps))) and 2 <= len(steps) < 50, steps
+    assert len(open(csv).read().strip().split("\n")) == 1 + len(steps)
+    theta = net.get_params()
+    # The checkpoint holds the run before the undone step: resumed, it takes that step again and
+    # diverges in the same way, ending at the same parameters.
+    resumed = kp.MLP([2, 16, 16, 1], seed=1)
+    with pytest.raises(kp.DivergenceError) as again:
+        kp.train(resumed, prob, diverging_kfac(resumed, prob.operator), checkpoint=checkpoint, resume=True, **settings)
+    assert np.array_equal(resumed.get_params(), theta)
+    assert list(again.value.history["step"])[-1] == steps[-1]
