@@ -77,7 +77,7 @@ def make_optimizer(name, net, op, h):
     if name == "KFAC":
         return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], momentum=h["momentum"])
     if name == "KFAC*":
-        return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], step="auto")
+        return kp.KFAC(net, op, damping=h["damping"], ema=h["ema"], step="auto", damping_rule="fixed")
     if name == "ENGD":
         return kp.ENGD(net, op, damping=h["damping"], ema=h["ema"], max_parameters=20000)
     if name == "Adam":

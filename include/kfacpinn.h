@@ -436,6 +436,9 @@ typedef enum kfp_option {
     KFP_OPT_VARIANT = 206,
     /// integer >= 1: largest Gramian block ENGD forms; larger networks are refused.
     KFP_OPT_MAX_PARAMETERS = 207,
+    /// string: "fixed" or "adaptive" (KFAC*: Levenberg-Marquardt adaptation of the damping from
+    /// each step's reduction ratio; a step that does not lower its batch's loss is not taken).
+    KFP_OPT_DAMPING_RULE = 208,
     /// double in [0, 1): first-moment decay beta1 (Adam).
     KFP_OPT_BETA1 = 300,
     /// double in [0, 1): second-moment decay beta2 (Adam).

@@ -145,6 +145,7 @@ for c in cases {
             let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
             var options = KFAC.Options()
             options.stepRule = rule
+            options.dampingRule = .fixed   // the paper's KFAC*
             options.damping = 1e-10
             let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: c.d), options: options)
             let batch = try poissonBatch(d: c.d, interior: c.n, boundary: c.m)
@@ -182,6 +183,7 @@ for c in cases {
             let net = try MLP(widths: [2] + networks[1].1 + [1], seed: 0)
             var options = KFAC.Options()
             options.stepRule = rule
+            options.dampingRule = .fixed   // the paper's KFAC*
             let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2), options: options)
             let batch = try poissonBatch(d: 2, interior: n, boundary: m)
             for _ in 0..<2 { _ = try kfac.step(batch) }
@@ -260,6 +262,7 @@ func peakMiB() -> Double {
     for rule in [KFAC.StepRule.lineSearch, .automatic] {
         var options = KFAC.Options()
         options.stepRule = rule
+        options.dampingRule = .fixed   // the paper's KFAC*
         let kfac = try KFAC(network: try MLP(widths: net.widths, seed: 0), operator: op, options: options)
         _ = try kfac.step(batch)
         let flops0 = BLAS.flops, lapackFlops0 = BLAS.lapackFlops

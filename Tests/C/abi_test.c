@@ -464,7 +464,7 @@ static void test_baselines(void) {
         kfp_optimizer_create_sgd, kfp_optimizer_create_adam, kfp_optimizer_create_lbfgs, kfp_optimizer_create_engd,
         kfp_optimizer_create_hessian_free, kfp_optimizer_create_kfac};
     kfp_optimizer *all[6] = {NULL};
-    const int64_t counts[] = {4, 5, 4, 7, 3, 10};   /* each with divergence_factor */
+    const int64_t counts[] = {4, 5, 4, 7, 3, 11};   /* each with divergence_factor */
     for (int k = 0; k < 6; k++) {
         EXPECT(create[k](net, op, &all[k]) == KFP_OK, "%s", kfp_last_error());
         int64_t count = -1;

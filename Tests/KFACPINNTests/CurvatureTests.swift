@@ -340,7 +340,7 @@ struct CurvatureTests {
             #expect([again.m11, again.m12, again.m22, again.b1, again.b2] == got, "a repeated evaluation differs")
         }
         // The automatic step minimises the model: (α, μ) = −M⁻¹ b.
-        let (alpha, mu) = try kfac.quadraticModelStep()
+        let (alpha, mu, _) = try kfac.quadraticModelStep()
         let sol = denseSolve([expected[0], expected[1], expected[1], expected[2]], [-expected[3], -expected[4]])
         #expect(maxRelativeDifference([alpha, mu], sol) < 1e-7, "(α, μ) = (\(alpha), \(mu)), dense \(sol)")
     }

@@ -77,6 +77,67 @@ struct KFACTests {
         #expect(net.parameters.allSatisfy { $0 == 0 })
     }
 
+    @Test("a new damping takes effect at the next step also between refactorisations (inverse_period > 1)")
+    func changedDampingRefactorizes() throws {
+        let batch = try smallBatch(2, interior: 30, boundary: 10, seed: 1)
+        func make() throws -> KFAC {
+            let kfac = try KFAC(network: try MLP(widths: [2, 5, 4, 1], seed: 3), operator: try Operator.poisson(dimension: 2))
+            try kfac.setOption(.inversePeriod, .int(5))
+            _ = try kfac.step(batch)
+            return kfac
+        }
+        let (changed, kept) = (try make(), try make())
+        let factorization = kept.blocks.map { $0.state.inverse.k1 + $0.state.inverse.s1 + $0.state.inverse.k2 + $0.state.inverse.factors }
+        try changed.setOption(.damping, .double(1e-3))
+        _ = try changed.step(batch)
+        _ = try kept.step(batch)
+        let after = { (k: KFAC) in k.blocks.map { $0.state.inverse.k1 + $0.state.inverse.s1 + $0.state.inverse.k2 + $0.state.inverse.factors } }
+        #expect(after(kept) == factorization, "the kept damping refactorised before inverse_period steps")
+        #expect(after(changed) != factorization && changed.factorizationDamping == 1e-3, "the new damping was not used")
+    }
+
+    @Test("KFAC*'s adaptive damping follows Levenberg–Marquardt with ρ from the dense GGN; a step that raises the loss is not taken")
+    func adaptiveDampingFollowsTheReductionRatio() throws {
+        // The log Fokker–Planck operator is nonlinear: the Gauss–Newton model is only approximate.
+        let op = try Operator.logFokkerPlanck(spaceDimension: 1)
+        let net = try MLP(widths: [2, 6, 5, 1], seed: 2)
+        let batch = try smallBatch(2, interior: 20, boundary: 8, seed: 3)
+        let kfac = try KFAC(network: net, operator: op)
+        try kfac.setOption(.stepRule, .string("auto"))
+        #expect(try kfac.option(.dampingRule) == .string("adaptive"))
+        let loss = try PINNLoss(network: net, operator: op)
+        var branches: Set<String> = []
+        for step in 0..<40 {
+            let theta = net.parameters, lambda = kfac.options.damping, before = try loss.loss(batch).total
+            let (ji, jb) = try denseJacobians(net, op, batch)
+            try net.setParameters(theta)
+            let g = try loss.lossAndGradient(batch).gradient
+            let previous = kfac.previousUpdate
+            let stats = try kfac.step(batch)
+            let after = try loss.loss(batch).total, lambdaAfter = kfac.options.damping
+            guard stats.accepted else {
+                // Not taken: θ and the previous update stay, λ grows tenfold.
+                #expect(net.parameters == theta && kfac.previousUpdate == previous, "step \(step)")
+                #expect(lambdaAfter == min(10 * lambda, 1e8), "step \(step): λ \(lambda) → \(lambdaAfter)")
+                branches.insert("rejected")
+                continue
+            }
+            // ρ = (L⁺ − L) / (gᵀδ + ½ δᵀGδ), G = J_Ωᵀ J_Ω / N_Ω + J_∂ᵀ J_∂ / N_∂ from dense Jacobians.
+            let D = theta.count, delta = zip(net.parameters, theta).map { $0 - $1 }
+            func squaredNorm(_ j: [Double], _ rows: Int) -> Double {
+                (0..<rows).reduce(0.0) { sum, k in let v = (0..<D).reduce(0.0) { $0 + j[k * D + $1] * delta[$1] }; return sum + v * v }
+            }
+            let curvature = squaredNorm(ji, 20) / 20 + squaredNorm(jb, 8) / 8
+            let rho = (after - before) / (zip(g, delta).reduce(0.0) { $0 + $1.0 * $1.1 } + 0.5 * curvature)
+            #expect(after < before, "step \(step): an accepted step raised the loss \(before) → \(after)")
+            let expected = rho < 0.25 ? lambda * 1.5 : rho > 0.75 ? lambda / 1.5 : lambda
+            #expect(abs(lambdaAfter - min(max(expected, 1e-14), 1e8)) <= 1e-12 * expected,
+                    "step \(step): ρ = \(rho), λ \(lambda) → \(lambdaAfter), expected \(expected)")
+            branches.insert(rho < 0.25 ? "raised" : rho > 0.75 ? "lowered" : "kept")
+        }
+        #expect(branches.isSuperset(of: ["rejected", "lowered"]), "branches seen: \(branches)")
+    }
+
     @Test("a failed factorisation is retried with the damping raised tenfold, up to four times, then reported")
     func failedFactorizationRetriesWithMoreDamping() throws {
         // Layer 1's B factor gets an eigenvalue −e; with ema close to 1 it stays about −e, so the

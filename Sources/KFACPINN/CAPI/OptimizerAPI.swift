@@ -31,6 +31,9 @@ import Synchronization
     case KFP_OPT_VARIANT = 206
     /// integer >= 1: largest Gramian block ENGD forms; larger networks are refused.
     case KFP_OPT_MAX_PARAMETERS = 207
+    /// string: "fixed" or "adaptive" (KFAC*: Levenberg-Marquardt adaptation of the damping from
+    /// each step's reduction ratio; a step that does not lower its batch's loss is not taken).
+    case KFP_OPT_DAMPING_RULE = 208
     /// double in [0, 1): first-moment decay beta1 (Adam).
     case KFP_OPT_BETA1 = 300
     /// double in [0, 1): second-moment decay beta2 (Adam).
@@ -88,6 +91,7 @@ extension OptimizerOption {
         case .approximation: return .KFP_OPT_APPROXIMATION
         case .variant: return .KFP_OPT_VARIANT
         case .maxParameters: return .KFP_OPT_MAX_PARAMETERS
+        case .dampingRule: return .KFP_OPT_DAMPING_RULE
         case .beta1: return .KFP_OPT_BETA1
         case .beta2: return .KFP_OPT_BETA2
         case .epsilon: return .KFP_OPT_EPSILON

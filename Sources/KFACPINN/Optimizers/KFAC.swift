@@ -20,6 +20,16 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         case fixed
     }
 
+    /// How λ evolves over the steps.
+    public enum DampingRule: String, CaseIterable, Sendable {
+        /// λ stays the `damping` option (the paper's KFAC*).
+        case fixed
+        /// KFAC* steps adapt λ by Levenberg–Marquardt from each step's reduction ratio on its
+        /// batch and are not taken when they do not lower that batch's loss (`QuadraticModel`);
+        /// the adapted λ is the `damping` option. Line-search and fixed steps keep λ.
+        case adaptive
+    }
+
     public struct Options: Sendable, Equatable {
         /// λ > 0, added to all four factors (and to the quadratic model of KFAC*).
         public var damping = 1e-10
@@ -36,6 +46,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         public var inversePeriod = 1
         public var factorInitialization = FactorInitialization.identity
         public var approximation = KroneckerApproximation.expand
+        public var dampingRule = DampingRule.adaptive
 
         public init() {}
 
@@ -52,7 +63,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     public let network: MLP
     public let loss: PINNLoss
     let divergence = DivergenceGuard()
-    public private(set) var options: Options
+    public internal(set) var options: Options
     /// Steps taken (including rejected line-search steps).
     public private(set) var stepCount = 0
     /// Time per phase, accumulated over the steps.
@@ -61,6 +72,8 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     let blocks: [KroneckerBlock]
     let lineSearch: GridLineSearch
     var invertedOnce = false
+    /// λ of the kept factorisations: a step under another λ refactorises.
+    var factorizationDamping = 0.0
     /// λ of the current step (`options.damping`, raised on a retry).
     var stepDamping = 0.0
     /// Heavy-ball buffer m (line search, fixed) or the previous update δ (KFAC*).
@@ -116,7 +129,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         [.damping: .double(\.damping), .ema: .double(\.ema), .momentum: .double(\.momentum),
          .learningRate: .double(\.learningRate), .factorPeriod: .int(\.factorPeriod), .inversePeriod: .int(\.inversePeriod),
          .stepRule: .choice(\.stepRule, "step rule"), .factorInitialization: .choice(\.factorInitialization, "factor initialisation"),
-         .approximation: .choice(\.approximation, "Kronecker approximation")]
+         .approximation: .choice(\.approximation, "Kronecker approximation"), .dampingRule: .choice(\.dampingRule, "damping rule")]
     }
 
     /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a
@@ -145,7 +158,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         try lap(\.backward)
         // The blocks' candidate states; committed only when the whole step succeeds.
         let updateFactors = stepCount % options.factorPeriod == 0
-        let invert = stepCount % options.inversePeriod == 0 || !invertedOnce
+        var invert = stepCount % options.inversePeriod == 0 || !invertedOnce || factorizationDamping != options.damping
         for block in blocks { block.prepare(updateFactors: updateFactors, refactorize: invert) }
         if updateFactors {
             if factorsStayOnTheirThread {
@@ -170,7 +183,8 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         // direction is retried (refactorising) with λ raised tenfold (`withDampingRetries`).
         stepDamping = try withDampingRetries(options.damping) { lambda, retry in
             stepDamping = lambda
-            if invert || retry {
+            invert = invert || retry
+            if invert {
                 try factorizeInverses(threads: BLAS.numThreads, solve: true)
                 try lap(\.inverse)
             } else {
@@ -191,6 +205,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         profile.add(times)
         for block in blocks { block.commit() }
         invertedOnce = true
+        if invert { factorizationDamping = stepDamping }
         stepCount += 1
         return stats
     }
@@ -305,11 +320,12 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
 }
 
 extension KFAC {
-    /// Steps taken, the momentum buffer / previous update, and every layer's factors and
-    /// factorisation.
+    /// Steps taken, whether and with which λ the factorisations were computed, the momentum
+    /// buffer / previous update, and every layer's factors and factorisation.
     func writeState(_ s: inout SectionWriter) throws {
         s.int(stepCount)
         s.bool(invertedOnce)
+        s.double(factorizationDamping)
         s.bool(hasPreviousUpdate)
         try s.doubles(previousUpdate)
         for block in blocks { try block.writeState(&s) }
@@ -318,11 +334,14 @@ extension KFAC {
     func readState(_ s: inout SectionReader) throws {
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let inverted = try s.bool("the factorisation flag")
+        let lambda = try s.finiteDouble("the damping of the factorisations")
+        guard lambda >= 0 else { throw s.corrupt("the damping of the factorisations is \(lambda)") }
         let hasPrevious = try s.bool("the momentum flag")
         let previous = try s.doubles(count: network.numParameters, "the previous update")
         let states = try blocks.map { try $0.readState(&s) }
         try s.finish()
         for (block, state) in zip(blocks, states) { block.restore(state) }
-        (stepCount, invertedOnce, hasPreviousUpdate, previousUpdate) = (steps, inverted, hasPrevious, previous)
+        (stepCount, invertedOnce, factorizationDamping) = (steps, inverted, lambda)
+        (hasPreviousUpdate, previousUpdate) = (hasPrevious, previous)
     }
 }

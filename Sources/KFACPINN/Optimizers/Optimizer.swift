@@ -52,6 +52,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     // Curvature.
     case damping, ema, factorPeriod = "factor_period", inversePeriod = "inverse_period"
     case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters"
+    case dampingRule = "damping_rule"
     // Adaptive moments.
     case beta1, beta2, epsilon
     // Iteration limits.
@@ -82,7 +83,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .momentum, .ema, .beta1, .beta2: return .unitInterval
         case .nesterov: return .flag
         case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations: return .atLeastOne
-        case .stepRule, .factorInitialization, .approximation, .variant: return .none
+        case .stepRule, .factorInitialization, .approximation, .variant, .dampingRule: return .none
         case .divergenceFactor: return Range(minimum: 1, maximum: .infinity, minimumOpen: true, maximumOpen: false)
         }
     }
@@ -102,6 +103,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .approximation: return "weight-sharing approximation of the Kronecker factors"
         case .variant: return "ENGD's Gramian: full, per_layer, diagonal or woodbury"
         case .maxParameters: return "largest Gramian block ENGD forms; larger networks are refused"
+        case .dampingRule: return "fixed, or adaptive: KFAC* adapts the damping from each step's reduction ratio (Levenberg-Marquardt)"
         case .beta1: return "Adam's first-moment decay"
         case .beta2: return "Adam's second-moment decay"
         case .epsilon: return "Adam's denominator offset"

@@ -7,10 +7,20 @@ import CKernels
 ///     (α, μ) = −M⁻¹ b,  δ ← αΔ + μδ,  θ ← θ + δ,
 ///
 /// G the exact GGN through Jacobian-vector products; the first step uses the 1-D model (μ = 0).
+///
+/// With the adaptive damping rule (Martens & Grosse §6.5), the loss L⁺ after the step on the same
+/// batch gives the reduction ratio ρ = (L⁺ − L) / (M(δ) − M(0)) of the undamped model,
+/// M(δ) − M(0) = ½ bᵀ(α, μ) − ½ λ‖δ‖²;
+/// λ ← ω λ if ρ < 1/4, λ ← λ / ω if ρ > 3/4 (ω = 3/2, λ kept in `dampingRange`); a step with
+/// L⁺ ≥ L (or not finite) is not taken and λ ← 10 λ. λ starts from the step's λ (raised if the
+/// factorisation was retried).
 extension KFAC {
+    static let dampingFactor = 1.5
+    static let dampingRange = 1e-14...1e8
+
     func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
         let D = network.numParameters
-        let (alpha, mu) = try quadraticModelStep()
+        let (alpha, mu, predicted) = try quadraticModelStep()
         guard alpha.isFinite, mu.isFinite else {
             throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
         }
@@ -34,6 +44,24 @@ extension KFAC {
             network.assignParameters(theta0)
             throw error
         }
+        if options.dampingRule == .adaptive {
+            let after = (try? loss.forward(batch).total) ?? .infinity
+            let change = predicted - 0.5 * stepDamping * sums.squares
+            let rho = change < 0 ? (after - stats.loss) / change : -Double.infinity
+            var lambda = stepDamping
+            if !(after < stats.loss) {
+                lambda *= 10
+            } else if rho < 0.25 {
+                lambda *= KFAC.dampingFactor
+            } else if rho > 0.75 {
+                lambda /= KFAC.dampingFactor
+            }
+            options.damping = min(max(lambda, KFAC.dampingRange.lowerBound), KFAC.dampingRange.upperBound)
+            guard after < stats.loss else {
+                network.assignParameters(theta0)
+                return
+            }
+        }
         swap(&previousUpdate, &candidate)
         hasPreviousUpdate = true
         stats.stepSize = alpha
@@ -43,19 +71,21 @@ extension KFAC {
     }
 
     /// (α, μ) of the damped quadratic model at the current forward pass and the Jacobian adjoints
-    /// of `gradientKeepingJacobianAdjoints`.
-    func quadraticModelStep() throws -> (alpha: Double, mu: Double) {
+    /// of `gradientKeepingJacobianAdjoints`,
+    /// and the model's change M(δ) − M(0) = ½ bᵀ(α, μ) at the step.
+    func quadraticModelStep() throws -> (alpha: Double, mu: Double, predicted: Double) {
         let c = try quadraticModelCoefficients()
         if hasPreviousUpdate {
             let det = c.m11 * c.m22 - c.m12 * c.m12
             if det > 0, det.isFinite {
                 let alpha = -(c.m22 * c.b1 - c.m12 * c.b2) / det
                 let mu = -(-c.m12 * c.b1 + c.m11 * c.b2) / det
-                return (alpha, mu)
+                return (alpha, mu, 0.5 * (c.b1 * alpha + c.b2 * mu))
             }
         }
         // A zero direction (zero gradient) gives a zero model: no step.
-        return c.m11 > 0 ? (-c.b1 / c.m11, 0) : (0, 0)
+        let alpha = c.m11 > 0 ? -c.b1 / c.m11 : 0
+        return (alpha, 0, 0.5 * c.b1 * alpha)
     }
 
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the

@@ -34,6 +34,7 @@ OPTION_KEYS = {
     "approximation": 205,
     "variant": 206,
     "max_parameters": 207,
+    "damping_rule": 208,
     "beta1": 300,
     "beta2": 301,
     "epsilon": 302,

@@ -26,7 +26,10 @@ def test_kfac_lowers_the_loss(step):
                              "accepted", "damping"}
     assert stats[0]["loss"] == pytest.approx(kp.loss(net.__class__([2, 16, 1], seed=1), opt.op, batch), rel=1e-14)
     assert stats[-1]["loss"] < 2e-2 * stats[0]["loss"], (stats[0]["loss"], stats[-1]["loss"])
-    assert all(s["accepted"] for s in stats)
+    # Every step moves, except KFAC* steps that its adaptive damping refuses (they do not move).
+    refused = [s for s in stats if not s["accepted"]]
+    assert step == "auto" or not refused
+    assert len(refused) < 10 and all(s["update_norm"] == 0 and s["step_size"] == 0 for s in refused), refused
 
 
 def test_options_round_trip_and_validation():
@@ -42,6 +45,20 @@ def test_options_round_trip_and_validation():
                             ({"factor_init": "random"}, "initialisation")]:
         with pytest.raises(kp.Error, match=message):
             kp.KFAC(net, op, **kwargs)
+
+
+def test_kfac_star_adapts_its_damping_unless_fixed():
+    prob = kp.Problem("poisson2d_sin")
+    batch = prob.sample(n_interior=60, n_boundary=20, seed=2)
+    adaptive = kp.KFAC(kp.MLP([2, 8, 1], seed=3), prob.operator, step="auto", damping=1e-6)
+    fixed = kp.KFAC(kp.MLP([2, 8, 1], seed=3), prob.operator, step="auto", damping=1e-6, damping_rule="fixed")
+    assert adaptive.get("damping_rule") == "adaptive" and fixed.get("damping_rule") == "fixed"
+    for _ in range(5):
+        adaptive.step(batch)
+        fixed.step(batch)
+    assert adaptive.get("damping") != 1e-6 and fixed.get("damping") == 1e-6
+    with pytest.raises(kp.InputError, match="unknown damping rule 'lm'"):
+        kp.KFAC(kp.MLP([2, 8, 1]), prob.operator, damping_rule="lm")
 
 
 def test_bad_steps_raise_and_change_nothing():
