@@ -223,6 +223,14 @@ kfp_status kfp_net_derivatives(kfp_net *net, double const *x, int64_t num_points
  * Operator
  * ========================================================================================== */
 
+/// Flags of kfp_operator_set_trainable, combined with |.
+typedef enum kfp_operator_coefficient_flag {
+    /// Train the coefficient through its logarithm: it stays positive (its start must be > 0).
+    KFP_COEF_POSITIVE = 1,
+    /// Hold the coefficient at its start: listed with the trainable ones, not trained.
+    KFP_COEF_FROZEN = 2,
+} kfp_operator_coefficient_flag;
+
 /// Creates the Poisson operator -Laplace(u) = f in d dimensions (residual -Laplace(u) - f).
 /// @param dim input dimension d >= 1.
 /// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
@@ -263,6 +271,43 @@ void kfp_operator_free(kfp_operator *op);
 /// @param out_dim receives d.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_operator_dim(kfp_operator *op, int64_t *out_dim);
+
+/// Marks a scalar coefficient of the operator trainable, starting from `initial`: optimizers
+/// created afterwards on this operator (or on another handle to it, e.g. from kfp_problem_operator)
+/// train it with the network, and kfp_operator_coefficients reads its value. The residual is
+/// r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f; the names:
+/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "c" (reaction
+/// coefficient), "beta_<i>" (entry i of the drift, from 0), "constant", "source_scale".
+/// Calling it again for a name replaces its start and flags.
+/// @param name NUL-terminated coefficient name.
+/// @param initial start value (finite; > 0 with KFP_COEF_POSITIVE).
+/// @param flags 0 or KFP_COEF_POSITIVE | KFP_COEF_FROZEN.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
+/// (unknown name, listing the known ones; a coefficient the operator does not have;
+/// unknown flags; a start <= 0 with KFP_COEF_POSITIVE; an optimizer already created on
+/// the operator); KFP_ERROR_NON_FINITE (initial). On failure nothing changes.
+kfp_status kfp_operator_set_trainable(kfp_operator *op, char const *name, double initial, int64_t flags);
+
+/// The current values of the operator's trainable coefficients, in the order they were marked.
+/// @param values receives min(count, capacity) values (may be NULL when capacity is 0).
+/// @param capacity size of `values`.
+/// @param out_count receives the number of trainable coefficients.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (capacity < 0).
+kfp_status kfp_operator_coefficients(kfp_operator *op, double *values, int64_t capacity, int64_t *out_count);
+
+/// The name (static storage; never free it) and flags of trainable coefficient `index`.
+/// @param index 0 <= index < the count of kfp_operator_coefficients.
+/// @param out_name receives the name.
+/// @param out_flags receives its KFP_COEF_* flags (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (index).
+kfp_status kfp_operator_coefficient_info(kfp_operator *op, int64_t index, char const **out_name, int64_t *out_flags);
+
+/// Sets the values of the operator's trainable coefficients (e.g. to restart an inverse problem).
+/// @param values `count` values, one per trainable coefficient in order (finite; > 0 for a positive one).
+/// @param count the number of trainable coefficients.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_DIMENSION_MISMATCH (count);
+/// KFP_ERROR_NON_FINITE; KFP_ERROR_INVALID_ARGUMENT (a positive coefficient <= 0). On failure nothing changes.
+kfp_status kfp_operator_set_coefficients(kfp_operator *op, double const *values, int64_t count);
 
 /// Interior residuals r_n = (L u)(x_n) - f(x_n) of the network.
 /// @param x points, row-major num_points x dim; dim must equal the network's and operator's dimension.
@@ -396,10 +441,12 @@ kfp_status kfp_batch_data(kfp_batch *batch, double *x_interior, double *f_interi
 kfp_status kfp_loss(kfp_net *net, kfp_operator *op, kfp_batch *batch, double *out_loss, double *out_loss_interior, double *out_loss_boundary);
 
 /// The PINN loss and its gradient with respect to all parameters (one Taylor-mode forward
-/// and one backward pass). Layout of the gradient as kfp_net_get_params.
+/// and one backward pass). Layout of the gradient as kfp_net_get_params, followed, when
+/// num_params asks for them, by the derivatives in the operator's trained (not frozen)
+/// coefficients: in kappa, or in log kappa for a KFP_COEF_POSITIVE one.
 /// @param out_loss receives L (may be NULL).
 /// @param grad receives num_params values.
-/// @param num_params must equal the network's D.
+/// @param num_params the network's D, or D plus the number of trained coefficients.
 /// @return as kfp_loss; on failure `grad` is left unchanged.
 kfp_status kfp_loss_and_gradient(kfp_net *net, kfp_operator *op, kfp_batch *batch, double *out_loss, double *grad, int64_t num_params);
 
@@ -831,8 +878,9 @@ kfp_status kfp_train_default_options(kfp_train_options *out_options);
 /// `steps` steps (in all, counting those of a resumed run) or `seconds` of training time,
 /// whichever comes first, or when the callback returns nonzero. Evaluates the errors on
 /// 10 N_interior fresh points after step 0, 1, every log_every steps and the last, and hands each
-/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*) to the callback and the CSV file (header:
-/// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
+/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*, then the values of the optimizer's
+/// operator's trainable coefficients, see kfp_operator_coefficients) to the callback and the CSV
+/// file (header: the KFP_LOG_* names in lower case, then coef_<name>). With checkpoint_path, the run (network, optimizer, step,
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
 /// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good

@@ -330,6 +330,8 @@ def generate_python(enums, functions, blocks):
     stats = [n for n, _, _ in sorted(constants("kfp_stat", "KFP_STAT_"), key=lambda t: t[1]) if n != "count"]
     logs = [n for n, _, _ in sorted(constants("kfp_log_column", "KFP_LOG_"), key=lambda t: t[1]) if n != "count"]
     out += ["# kfp_stat, in index order", "STATS = [" + ", ".join(f'"{n}"' for n in stats) + "]", ""]
+    out.append("# kfp_operator_coefficient_flag")
+    out += [f"{c} = {v}" for c, v, _ in enums["kfp_operator_coefficient_flag"][2]] + [""]
     out += ["# kfp_log_column, in index order", "LOG_COLUMNS = [" + ", ".join(f'"{n}"' for n in logs) + "]", ""]
     for name, text, _ in blocks:
         m = re.search(r"typedef\s+(\w+)\s*\(\s*\*\s*(\w+)\)\s*\((.*)\);", text)

@@ -275,6 +275,9 @@ struct ArchiveReader {
         guard offset == bytes.count else { throw fail("\(bytes.count - offset) bytes after the last section") }
     }
 
+    /// Whether a section tagged `tag` is present.
+    func contains(_ tag: String) -> Bool { sections[tag] != nil }
+
     /// The section tagged `tag`.
     func section(_ tag: String) throws -> SectionReader {
         guard let range = sections[tag] else { throw KFPError.corrupt("the checkpoint has no section \(tag)") }

@@ -759,6 +759,85 @@ static void test_divergence(void) {
     kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
 }
 
+/* Records the last record's count and its last value (a trained coefficient). */
+struct last_record { int64_t count; double last; };
+static int keep_last(const double *record, int64_t count, void *user_data) {
+    struct last_record *r = user_data;
+    r->count = count;
+    r->last = record[count - 1];
+    return 0;
+}
+
+static void test_inverse(void) {
+    kfp_operator *op = NULL, *transport = NULL;
+    EXPECT(kfp_operator_create_heat(1, 0.25, &op) == KFP_OK, "%s", kfp_last_error());
+    /* Bad input: each refused with its reason, nothing marked. */
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "diffusivity", 1.0, 0), KFP_ERROR_INVALID_ARGUMENT, "kappa, c, beta_0, beta_1, constant, source_scale");
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "beta_2", 1.0, 0), KFP_ERROR_INVALID_ARGUMENT, "beta_0 to beta_1");
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "kappa", NAN, 0), KFP_ERROR_NON_FINITE, "initial value");
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "kappa", 0.0, KFP_COEF_POSITIVE), KFP_ERROR_INVALID_ARGUMENT, "must be > 0");
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "kappa", 1.0, 8), KFP_ERROR_INVALID_ARGUMENT, "unknown flags");
+    EXPECT_ERROR(kfp_operator_set_trainable(op, NULL, 1.0, 0), KFP_ERROR_NULL_POINTER, "name");
+    const double zero[4] = {0, 0, 0, 0}, drift[2] = {1, 1};
+    EXPECT(kfp_operator_create_linear(2, zero, drift, NULL, 0, NULL, &transport) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_operator_set_trainable(transport, "kappa", 1.0, 0), KFP_ERROR_INVALID_ARGUMENT, "no second-order term");
+    int64_t count = -1;
+    EXPECT(kfp_operator_coefficients(op, NULL, 0, &count) == KFP_OK && count == 0, "count %lld", (long long)count);
+    /* κ trainable (positive), c frozen. */
+    EXPECT(kfp_operator_set_trainable(op, "kappa", 1.0, KFP_COEF_POSITIVE) == KFP_OK &&
+               kfp_operator_set_trainable(op, "c", 0.0, KFP_COEF_FROZEN) == KFP_OK, "%s", kfp_last_error());
+    double values[2] = {0, 0};
+    const char *name = NULL;
+    int64_t flags = -1;
+    EXPECT(kfp_operator_coefficients(op, values, 2, &count) == KFP_OK && count == 2 && values[0] == 1.0 && values[1] == 0.0,
+           "count %lld values %g %g", (long long)count, values[0], values[1]);
+    EXPECT(kfp_operator_coefficient_info(op, 1, &name, &flags) == KFP_OK && strcmp(name, "c") == 0 && flags == KFP_COEF_FROZEN,
+           "name %s flags %lld", name ? name : "(null)", (long long)flags);
+    EXPECT_ERROR(kfp_operator_coefficient_info(op, 2, &name, NULL), KFP_ERROR_INVALID_ARGUMENT, "outside");
+    const double bad_values[2] = {-1, 0};
+    EXPECT_ERROR(kfp_operator_set_coefficients(op, bad_values, 2), KFP_ERROR_INVALID_ARGUMENT, "positive");
+    EXPECT_ERROR(kfp_operator_set_coefficients(op, bad_values, 1), KFP_ERROR_DIMENSION_MISMATCH, "trainable coefficients");
+    EXPECT(kfp_operator_coefficients(op, values, 2, &count) == KFP_OK && values[0] == 1.0, "kappa %g after refused sets", values[0]);
+
+    /* The gradient has one more entry (log κ); an optimizer fixes the set. */
+    kfp_net *net = NULL;
+    kfp_optimizer *opt = NULL;
+    kfp_problem *problem = NULL;
+    kfp_batch *batch = NULL;
+    const int64_t widths[] = {2, 8, 1};
+    EXPECT(kfp_net_create(widths, 3, NULL, NULL, 2, &net) == KFP_OK && kfp_problem_create("heat1d", &problem) == KFP_OK &&
+               kfp_problem_sample(problem, 30, 10, 1, NULL, &batch) == KFP_OK, "%s", kfp_last_error());
+    int64_t D = 0;
+    EXPECT(kfp_net_num_params(net, &D) == KFP_OK, "%s", kfp_last_error());
+    double grad[64], loss = 0;
+    EXPECT(kfp_loss_and_gradient(net, op, batch, &loss, grad, D + 1) == KFP_OK && grad[D] != 0, "%s; dL/dlog kappa %g", kfp_last_error(), grad[D]);
+    EXPECT_ERROR(kfp_loss_and_gradient(net, op, batch, &loss, grad, D + 2), KFP_ERROR_DIMENSION_MISMATCH, "trained coefficients");
+    EXPECT(kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_operator_set_trainable(op, "beta_0", 1.0, 0), KFP_ERROR_INVALID_ARGUMENT, "in use by an optimizer");
+    double stats[KFP_STAT_COUNT];
+    EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK &&
+               kfp_operator_coefficients(op, values, 2, &count) == KFP_OK && values[0] != 1.0 && values[1] == 0.0,
+           "%s; kappa %g c %g after a step", kfp_last_error(), values[0], values[1]);
+    kfp_optimizer_free(opt);
+
+    /* heat1d_inverse trains κ through kfp_train; the record ends with it. */
+    kfp_problem *inverse = NULL;
+    kfp_operator *inverse_op = NULL;
+    kfp_net *inverse_net = NULL;
+    EXPECT(kfp_problem_create("heat1d_inverse", &inverse) == KFP_OK && kfp_problem_operator(inverse, &inverse_op) == KFP_OK &&
+               kfp_net_create(widths, 3, NULL, NULL, 2, &inverse_net) == KFP_OK &&
+               kfp_optimizer_create_engd(inverse_net, inverse_op, &opt) == KFP_OK, "%s", kfp_last_error());
+    struct last_record last = {0, 0};
+    EXPECT(kfp_train(opt, inverse_net, inverse, train_options(20, 0, 100, 40, NULL, 1, 10, NULL, keep_last, &last), NULL) == KFP_OK,
+           "%s", kfp_last_error());
+    EXPECT(kfp_operator_coefficients(inverse_op, values, 1, &count) == KFP_OK && count == 1 &&
+               last.count == KFP_LOG_COUNT + 1 && last.last == values[0] && values[0] != 1.0,
+           "record of %lld values ending in %g, kappa %g", (long long)last.count, last.last, values[0]);
+    kfp_optimizer_free(opt); kfp_net_free(inverse_net); kfp_operator_free(inverse_op); kfp_problem_free(inverse);
+    kfp_net_free(net); kfp_batch_free(batch); kfp_problem_free(problem);
+    kfp_operator_free(transport); kfp_operator_free(op);
+}
+
 int main(void) {
     test_library();
     test_network();
@@ -767,6 +846,7 @@ int main(void) {
     test_baselines();
     test_problems();
     test_divergence();
+    test_inverse();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -96,7 +96,7 @@ struct BaselineTests {
         let blocks: [Range<Int>]
         switch variant {
         case .full, .woodbury: blocks = [0..<D]
-        case .perLayer: blocks = ENGD.blocks(net, .perLayer)
+        case .perLayer: blocks = ENGD.blocks(try PINNLoss(network: net, operator: op), .perLayer)
         case .diagonal: blocks = (0..<D).map { $0..<($0 + 1) }
         }
         var dense = [Double](repeating: 0, count: D)

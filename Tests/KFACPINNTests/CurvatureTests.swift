@@ -143,7 +143,7 @@ struct CurvatureTests {
                 var r = [0.0], seeds = [Double](repeating: 0, count: s)
                 x.withUnsafeBufferPointer { xp in
                     [batch.source[k]].withUnsafeBufferPointer { fp in
-                        op.residuals(output: single.output, points: xp.baseAddress!, source: fp.baseAddress!, count: 1,
+                        op.residuals(output: single.output, points: xp.baseAddress!, source: fp.baseAddress!, count: 1, values: op.coefficientValues(),
                                      residuals: &r, seeds: &seeds)
                     }
                 }

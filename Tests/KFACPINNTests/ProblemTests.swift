@@ -22,7 +22,10 @@ struct ProblemTests {
         let p = try Problem(name: name)
         guard p.conditions != .faces else { return }   // faceConditions: tested below
         let d = p.dimension, n = 300, m = 200
-        let batch = try p.sample(interior: n, boundary: m, seed: 7)
+        // Inverse problems add their fixed observation term to every batch.
+        let full = try p.sample(interior: n, boundary: m, seed: 7), observed = p.observations?.count ?? 0
+        let batch = try Batch(dimension: d, terms: full.terms.filter { $0.kind != .observation })
+        #expect(full.terms.filter { $0.kind == .observation }.map(\.count) == (observed > 0 ? [observed] : []))
         #expect(batch.interiorPoints.count == n * d && batch.boundaryPoints.count == m * d)
         for k in 0..<n {
             for i in 0..<d {
@@ -53,7 +56,7 @@ struct ProblemTests {
         #expect(batch.boundaryValues == (try p.exact(batch.boundaryPoints, count: m)))
         #expect(batch.source == (try p.source(batch.interiorPoints, count: n)))
         let again = try p.sample(interior: n, boundary: m, seed: 7), other = try p.sample(interior: n, boundary: m, seed: 8)
-        #expect(again.interiorPoints == batch.interiorPoints && again.boundaryPoints == batch.boundaryPoints)
+        #expect(again == full)
         #expect(other.interiorPoints != batch.interiorPoints)
     }
 
@@ -270,8 +273,10 @@ struct ProblemTests {
         let text = readTextFile(path)
         unlink(path)
         let lines = text.split(separator: "\n")
-        #expect(lines.first == "step,seconds,loss,loss_interior,loss_boundary,l2_error,relative_l2_error,step_size")
-        #expect(lines.count == 5 && lines[4].split(separator: ",").count == 8)
+        // Inverse problems log their trainable coefficients after the fixed columns.
+        let coefficients = p.op.trainable.entries.map { ",coef_\($0.name)" }.joined()
+        #expect(lines.first.map(String.init) == "step,seconds,loss,loss_interior,loss_boundary,l2_error,relative_l2_error,step_size" + coefficients)
+        #expect(lines.count == 5 && lines[4].split(separator: ",").count == 8 + p.op.trainable.count)
     }
 
     @Test("training stops on the callback's request and on the time budget; bad options are refused")

@@ -21,10 +21,12 @@
 }
 
 /// The PINN loss and its gradient with respect to all parameters (one Taylor-mode forward
-/// and one backward pass). Layout of the gradient as kfp_net_get_params.
+/// and one backward pass). Layout of the gradient as kfp_net_get_params, followed, when
+/// num_params asks for them, by the derivatives in the operator's trained (not frozen)
+/// coefficients: in kappa, or in log kappa for a KFP_COEF_POSITIVE one.
 /// @param out_loss receives L (may be NULL).
 /// @param grad receives num_params values.
-/// @param num_params must equal the network's D.
+/// @param num_params the network's D, or D plus the number of trained coefficients.
 /// @return as kfp_loss; on failure `grad` is left unchanged.
 @c public func kfp_loss_and_gradient(
     _ net: OpaquePointer?, _ op: OpaquePointer?, _ batch: OpaquePointer?,
@@ -35,11 +37,12 @@
         let o = try object(op, OperatorHandle.self, "op").op
         let b = try object(batch, BatchHandle.self, "batch").batch
         let g = try required(grad, "grad")
-        guard num_params == Int64(mlp.numParameters) else {
-            throw KFPError.dimensionMismatch("num_params is \(num_params), the network has \(mlp.numParameters) parameters")
+        let loss = try PINNLoss(network: mlp, operator: o)
+        guard num_params == Int64(mlp.numParameters) || num_params == Int64(loss.parameterCount) else {
+            throw KFPError.dimensionMismatch("num_params is \(num_params), the network has \(mlp.numParameters) parameters and the operator \(loss.coefficientCount) trained coefficients")
         }
-        let (value, gradient) = try PINNLoss(network: mlp, operator: o).lossAndGradient(b)
-        g.update(from: gradient, count: gradient.count)
+        let (value, gradient) = try loss.lossAndGradient(b)
+        g.update(from: gradient, count: Int(num_params))
         out_loss?.pointee = value.total
     }
 }

@@ -85,6 +85,97 @@
     }
 }
 
+/// Flags of kfp_operator_set_trainable, combined with |.
+@c public enum kfp_operator_coefficient_flag: Int32 {
+    /// Train the coefficient through its logarithm: it stays positive (its start must be > 0).
+    case KFP_COEF_POSITIVE = 1
+    /// Hold the coefficient at its start: listed with the trainable ones, not trained.
+    case KFP_COEF_FROZEN = 2
+}
+
+/// Marks a scalar coefficient of the operator trainable, starting from `initial`: optimizers
+/// created afterwards on this operator (or on another handle to it, e.g. from kfp_problem_operator)
+/// train it with the network, and kfp_operator_coefficients reads its value. The residual is
+/// r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f; the names:
+/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "c" (reaction
+/// coefficient), "beta_<i>" (entry i of the drift, from 0), "constant", "source_scale".
+/// Calling it again for a name replaces its start and flags.
+/// @param name NUL-terminated coefficient name.
+/// @param initial start value (finite; > 0 with KFP_COEF_POSITIVE).
+/// @param flags 0 or KFP_COEF_POSITIVE | KFP_COEF_FROZEN.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
+///         (unknown name, listing the known ones; a coefficient the operator does not have;
+///         unknown flags; a start <= 0 with KFP_COEF_POSITIVE; an optimizer already created on
+///         the operator); KFP_ERROR_NON_FINITE (initial). On failure nothing changes.
+@c public func kfp_operator_set_trainable(
+    _ op: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ initial: Double, _ flags: Int64
+) -> kfp_status {
+    entryPoint("kfp_operator_set_trainable") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        let coefficient = String(cString: try required(name, "name"))
+        guard flags & ~3 == 0 else { throw KFPError.invalidArgument("unknown flags \(flags) (KFP_COEF_POSITIVE = 1, KFP_COEF_FROZEN = 2)") }
+        try o.setTrainable(coefficient, initial: initial, positive: flags & 1 != 0, frozen: flags & 2 != 0)
+    }
+}
+
+/// The current values of the operator's trainable coefficients, in the order they were marked.
+/// @param values receives min(count, capacity) values (may be NULL when capacity is 0).
+/// @param capacity size of `values`.
+/// @param out_count receives the number of trainable coefficients.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (capacity < 0).
+@c public func kfp_operator_coefficients(
+    _ op: OpaquePointer?, _ values: UnsafeMutablePointer<Double>?, _ capacity: Int64, _ out_count: UnsafeMutablePointer<Int64>?
+) -> kfp_status {
+    entryPoint("kfp_operator_coefficients") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        let out = try required(out_count, "out_count")
+        let wanted = try countArgument(capacity, "capacity", minimum: 0)
+        let current = o.trainable.values
+        if wanted > 0 && !current.isEmpty {
+            let v = try required(values, "values")
+            for k in 0..<min(wanted, current.count) { v[k] = current[k] }
+        }
+        out.pointee = Int64(current.count)
+    }
+}
+
+/// The name (static storage; never free it) and flags of trainable coefficient `index`.
+/// @param index 0 <= index < the count of kfp_operator_coefficients.
+/// @param out_name receives the name.
+/// @param out_flags receives its KFP_COEF_* flags (may be NULL).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (index).
+@c public func kfp_operator_coefficient_info(
+    _ op: OpaquePointer?, _ index: Int64, _ out_name: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+    _ out_flags: UnsafeMutablePointer<Int64>?
+) -> kfp_status {
+    entryPoint("kfp_operator_coefficient_info") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        let out = try required(out_name, "out_name")
+        let entries = o.trainable.entries
+        guard index >= 0, index < Int64(entries.count) else {
+            throw KFPError.invalidArgument("index \(index) is outside the \(entries.count) trainable coefficients")
+        }
+        let entry = entries[Int(index)]
+        out.pointee = internedCString(entry.name)
+        out_flags?.pointee = (entry.positive ? 1 : 0) | (entry.frozen ? 2 : 0)
+    }
+}
+
+/// Sets the values of the operator's trainable coefficients (e.g. to restart an inverse problem).
+/// @param values `count` values, one per trainable coefficient in order (finite; > 0 for a positive one).
+/// @param count the number of trainable coefficients.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_DIMENSION_MISMATCH (count);
+///         KFP_ERROR_NON_FINITE; KFP_ERROR_INVALID_ARGUMENT (a positive coefficient <= 0). On failure nothing changes.
+@c public func kfp_operator_set_coefficients(
+    _ op: OpaquePointer?, _ values: UnsafePointer<Double>?, _ count: Int64
+) -> kfp_status {
+    entryPoint("kfp_operator_set_coefficients") {
+        let o = try object(op, OperatorHandle.self, "op").op
+        let n = try countArgument(count, "count", minimum: 0)
+        try o.trainable.setValues(n == 0 ? [] : try array(try required(values, "values"), n, "values"))
+    }
+}
+
 /// Interior residuals r_n = (L u)(x_n) - f(x_n) of the network.
 /// @param x points, row-major num_points x dim; dim must equal the network's and operator's dimension.
 /// @param f num_points source values.

@@ -355,8 +355,9 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
 /// `steps` steps (in all, counting those of a resumed run) or `seconds` of training time,
 /// whichever comes first, or when the callback returns nonzero. Evaluates the errors on
 /// 10 N_interior fresh points after step 0, 1, every log_every steps and the last, and hands each
-/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*) to the callback and the CSV file (header:
-/// the KFP_LOG_* names in lower case). With checkpoint_path, the run (network, optimizer, step,
+/// record (KFP_LOG_COUNT values indexed by KFP_LOG_*, then the values of the optimizer's
+/// operator's trainable coefficients, see kfp_operator_coefficients) to the callback and the CSV
+/// file (header: the KFP_LOG_* names in lower case, then coef_<name>). With checkpoint_path, the run (network, optimizer, step,
 /// time, batch, log) is saved there every checkpoint_every steps and at the end; with resume = 1
 /// an existing checkpoint is continued (its records are handed to the callback and the CSV file
 /// first), giving bit for bit the run that was not interrupted. When a step (or its batch) fails, the last good
@@ -404,7 +405,7 @@ private func samplerNamed(_ name: UnsafePointer<CChar>?) throws -> Problem.Sampl
         defer { out_steps?.pointee = Int64(progress.steps) }
         try train(opt, on: p, options: settings, progress: progress) { record in
             guard let callback else { return true }
-            return record.values.withUnsafeBufferPointer { callback($0.baseAddress, Int64($0.count), userData) } == 0
+            return (record.values + record.coefficients).withUnsafeBufferPointer { callback($0.baseAddress, Int64($0.count), userData) } == 0
         }
     }
 }

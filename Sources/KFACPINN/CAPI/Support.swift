@@ -64,6 +64,20 @@ func cString(_ s: StaticString) -> UnsafePointer<CChar> {
     UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
+/// A NUL-terminated copy of `s` that lives as long as the process (one per distinct string; for
+/// the few names the library hands out).
+func internedCString(_ s: String) -> UnsafePointer<CChar> {
+    internedLock.withLock {
+        if let p = internedStrings[s] { return p }
+        let p = UnsafePointer(strdup(s)!)
+        internedStrings[s] = p
+        return p
+    }
+}
+
+nonisolated(unsafe) private var internedStrings: [String: UnsafePointer<CChar>] = [:]
+private let internedLock = Lock()
+
 // MARK: - Thread-local last error
 
 /// Key of the calling thread's last error message (a malloc'ed C string, freed with the thread).

@@ -162,7 +162,7 @@ extension PINNLoss {
     /// The Kronecker factors of every layer on `batch` (one forward and one backward pass per term).
     public func kroneckerFactors(_ batch: Batch, approximation: KroneckerApproximation = .expand) throws -> [LayerFactors] {
         try forward(batch)
-        var gradient = [Double](repeating: 0, count: network.numParameters)
+        var gradient = [Double](repeating: 0, count: parameterCount)
         try gradient.withUnsafeMutableBufferPointer { try gradientKeepingJacobianAdjoints(into: $0.baseAddress!) }
         let workspace = FactorWorkspace(), term = (a: Buffer(), b: Buffer())
         return try (0..<network.numLayers).map { l in

@@ -1,5 +1,7 @@
-/// Jacobian products of the loss's residuals: J_t = ∂r_t/∂θ per term (for a nonlinear residual,
-/// its linearisation), and the Gauss–Newton matrix G = Σ_t w_t/N_t J_tᵀJ_t (docs/math.md §1, §9).
+/// Jacobian products of the loss's residuals: J_t = ∂r_t/∂(θ, κ̂) per term (for a nonlinear
+/// residual, its linearisation), and the Gauss–Newton matrix G = Σ_t w_t/N_t J_tᵀJ_t
+/// (docs/math.md §1, §9, §10). Vectors have P = D + p entries; the κ̂ columns of J are the
+/// stored ∂r_n/∂κ̂ (`TermEvaluation.coefficientRows`).
 extension PINNLoss {
     /// After `forward`: J_t v of every term's residuals (N_t values, in the term's `jv[space]`) by
     /// forward tangent passes in tangent space `space` (calls with spaces 0 and 1 may run at once).
@@ -12,6 +14,7 @@ extension PINNLoss {
                 try ev.pass.jacobianVectorProductsFromAdjoints(v, into: try ev.jv[space].reserve(ev.count), space: space)
                 continue
             }
+            defer { addCoefficientProducts(ev, v, into: ev.jv[space].pointer) }
             let n = ev.count, s = ev.pass.columnsPerSample
             let t = try ev.pass.tangent(v, space: space), seeds = ev.seeds.pointer, jv = try ev.jv[space].reserve(n)
             for k in 0..<n {
@@ -28,7 +31,9 @@ extension PINNLoss {
     /// per layer instead of a tangent pass (`TaylorPass.jacobianVectorProductsFromAdjoints`).
     func jacobianVectorProductsFromAdjoints(_ v: UnsafePointer<Double>, space: Int = 0) throws {
         for ev in terms where ev.count > 0 {
-            try ev.pass.jacobianVectorProductsFromAdjoints(v, into: try ev.jv[space].reserve(ev.count), space: space)
+            let jv = try ev.jv[space].reserve(ev.count)
+            try ev.pass.jacobianVectorProductsFromAdjoints(v, into: jv, space: space)
+            addCoefficientProducts(ev, v, into: jv)
         }
     }
 
@@ -66,7 +71,7 @@ extension PINNLoss {
         try requireDirection(v)
         try forward(batch)
         try keepJacobianAdjoints()
-        var out = [Double](repeating: 0, count: network.numParameters)
+        var out = [Double](repeating: 0, count: parameterCount)
         try v.withUnsafeBufferPointer { vp in
             try out.withUnsafeMutableBufferPointer { try ggnVectorProduct(vp.baseAddress!, into: $0.baseAddress!) }
         }
@@ -79,17 +84,18 @@ extension PINNLoss {
     /// layer; the adjoints stay, so any number of products can follow one backward pass.
     func ggnVectorProduct(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
         try jacobianVectorProductsFromAdjoints(v)
-        out.update(repeating: 0, count: network.numParameters)
+        out.update(repeating: 0, count: parameterCount)
         for ev in terms where ev.count > 0 {
             let n = ev.count, w = try scaledSeeds.reserve(n), jv = ev.jv[0].pointer
             for k in 0..<n { w[k] = ev.weight * jv[k] / Double(n) }
             try ev.pass.accumulateGradient(into: out, weights: w)
+            try accumulateCoefficientTranspose(ev, jv, into: out)
         }
     }
 
     private func requireDirection(_ v: [Double]) throws {
-        guard v.count == network.numParameters else {
-            throw KFPError.dimensionMismatch("direction has \(v.count) entries, the network has \(network.numParameters) parameters")
+        guard v.count == parameterCount else {
+            throw KFPError.dimensionMismatch("direction has \(v.count) entries, the loss has \(parameterCount) parameters (\(network.numParameters) of the network, \(coefficientCount) coefficients)")
         }
         try requireFinite(v, "direction")
     }
@@ -97,32 +103,45 @@ extension PINNLoss {
     /// Residuals of all terms of the last `forward` (Σ_t N_t rows).
     var residualCount: Int { terms.reduce(0) { $0 + $1.count } }
 
-    /// After `forward`: the scaled Jacobian J̃ (Σ_t N_t × D, row-major; term t's rows scaled by
+    /// After `forward`: the scaled Jacobian J̃ (Σ_t N_t × P, row-major; term t's rows scaled by
     /// √(w_t/N_t), terms in order) and the scaled residuals r̃, so that G = J̃ᵀJ̃, ∇L = J̃ᵀr̃ and
     /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds.
     func scaledJacobian(rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) throws {
-        let D = network.numParameters
+        let P = parameterCount
         var offset = 0
         for ev in terms where ev.count > 0 {
             let n = ev.count, scale = ev.weight.squareRoot() / Double(n).squareRoot()
             try ev.pass.backward(seeds: ev.seeds.pointer)
-            try ev.pass.jacobianRows(into: rows + offset * D, ld: D, scale: scale)
+            try ev.pass.jacobianRows(into: rows + offset * P, ld: P, scale: scale)
+            writeCoefficientColumns(ev, into: rows + offset * P, ld: P, scale: scale)
             for k in 0..<n { residuals[offset + k] = scale * ev.residuals.pointer[k] }
             offset += n
         }
     }
 
-    /// The dense Jacobians of the interior and condition residuals, ∂r_n/∂θ (N_Ω × D) and
-    /// ∂r_m/∂θ (N_∂ × D), row-major, terms in order, on `batch`.
+    /// Columns D..<P of a term's rows (ld apart): scale · ∂r_n/∂κ̂ for an interior term, else 0.
+    private func writeCoefficientColumns(_ ev: TermEvaluation, into rows: UnsafeMutablePointer<Double>, ld: Int, scale: Double) {
+        let D = network.numParameters, n = ev.count
+        for k in 0..<coefficientCount {
+            let source = ev.coefficientRows.pointer + k * n, interior = ev.kind.isInterior
+            for i in 0..<n { rows[i * ld + D + k] = interior ? scale * source[i] : 0 }
+        }
+    }
+
+    /// The dense Jacobians of the interior and condition residuals, ∂r_n/∂(θ, κ̂) (N_Ω × P) and
+    /// ∂r_m/∂(θ, κ̂) (N_∂ × P), row-major, terms in order, on `batch`.
     public func jacobians(_ batch: Batch) throws -> (interior: [Double], boundary: [Double]) {
         try forward(batch)
-        let D = network.numParameters, what = "the Jacobian of \(residualCount) residuals and \(D) parameters"
+        let D = parameterCount, what = "the Jacobian of \(residualCount) residuals and \(D) parameters"
         try Memory.require(doubles: Memory.product(2, residualCount, D, what: what), what)
         var interior: [Double] = [], boundary: [Double] = []
         for ev in terms where ev.count > 0 {
             var rows = [Double](repeating: 0, count: ev.count * D)
             try ev.pass.backward(seeds: ev.seeds.pointer)
-            try rows.withUnsafeMutableBufferPointer { try ev.pass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1) }
+            try rows.withUnsafeMutableBufferPointer {
+                try ev.pass.jacobianRows(into: $0.baseAddress!, ld: D, scale: 1)
+                writeCoefficientColumns(ev, into: $0.baseAddress!, ld: D, scale: 1)
+            }
             if ev.kind.isInterior { interior += rows } else { boundary += rows }
         }
         return (interior, boundary)

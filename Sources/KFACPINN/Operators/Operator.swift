@@ -8,18 +8,22 @@ public enum Nonlinearity: Sendable, Equatable {
 
 /// A PDE operator as data. The interior residual at a point x is
 ///
-///     r = 𝒟_C u + β(x)ᵀ∇u + c(x) u + N(u, ∇u) + κ₀ − f(x),
+///     r = κ 𝒟_C u + β(x)ᵀ∇u + c(x) u + N(u, ∇u) + κ₀ − s f(x),
 ///     β(x) = β₀ + B x,  c(x) = c₀ + c₁ᵀ x,
 ///
-/// built from the Taylor-mode output triple (u, ∇u, 𝒟_C u). Its derivatives
+/// built from the Taylor-mode output triple (u, ∇u, 𝒟_{κC} u). Its derivatives
 /// with respect to that triple seed the backward pass:
 /// ∂r/∂T = 1, ∂r/∂(∂_i u) = β_i(x) + ∂N/∂(∂_i u), ∂r/∂u = c(x) + ∂N/∂u.
+/// κ, c₀, the entries of β₀, κ₀ and s (1 unless trained) can be trained
+/// (`setTrainable`, `TrainableCoefficients`).
 public struct Operator: Sendable {
     public let name: String
     /// Input dimension d (for time-dependent problems, time is coordinate 0).
     public let dimension: Int
-    /// C of the second-order term 𝒟_C u = Σ C_ij ∂_i∂_j u.
+    /// C of the second-order term κ 𝒟_C u = κ Σ C_ij ∂_i∂_j u.
     public let secondOrder: SecondOrderCoefficients
+    /// κ ≠ 0, the factor of the second-order term.
+    public let secondOrderScale: Double
     /// β₀ (d).
     public let drift: [Double]
     /// B (d × d, row-major), or nil for a constant drift.
@@ -31,15 +35,22 @@ public struct Operator: Sendable {
     /// κ₀, a constant added to the residual.
     public let constant: Double
     public let nonlinearity: Nonlinearity
-    let coefficients: Coefficients
+    /// The coefficients marked trainable and their current values, shared by copies.
+    public let trainable = TrainableCoefficients()
+    /// C, and κ C (the Taylor pass's coefficients).
+    let baseCoefficients: Coefficients, coefficients: Coefficients
 
     /// The general operator; validates every array against `dimension`.
     public init(name: String = "linear", dimension d: Int, secondOrder: SecondOrderCoefficients,
-                drift: [Double]? = nil, driftJacobian: [Double]? = nil,
+                secondOrderScale: Double = 1, drift: [Double]? = nil, driftJacobian: [Double]? = nil,
                 reaction: Double = 0, reactionGradient: [Double]? = nil,
                 constant: Double = 0, nonlinearity: Nonlinearity = .none) throws {
         guard d >= 1 else { throw KFPError.invalidArgument("operator dimension must be at least 1, got \(d)") }
-        coefficients = try secondOrder.resolved(dimension: d)
+        guard secondOrderScale.isFinite, secondOrderScale != 0 else {
+            throw KFPError.invalidArgument("the factor of the second-order term must be finite and non-zero, got \(secondOrderScale)")
+        }
+        baseCoefficients = try secondOrder.resolved(dimension: d)
+        coefficients = baseCoefficients.scaled(secondOrderScale)
         let beta = drift ?? [Double](repeating: 0, count: d)
         guard beta.count == d else {
             throw KFPError.dimensionMismatch("drift β has \(beta.count) entries, the dimension is \(d)")
@@ -65,6 +76,7 @@ public struct Operator: Sendable {
         self.name = name
         self.dimension = d
         self.secondOrder = secondOrder
+        self.secondOrderScale = secondOrderScale
         self.drift = beta
         self.driftJacobian = driftJacobian
         self.reaction = reaction
@@ -73,9 +85,10 @@ public struct Operator: Sendable {
         self.nonlinearity = nonlinearity
     }
 
-    /// Whether the residual depends on ∇u (a drift or the nonlinearity).
+    /// Whether the residual depends on ∇u (a drift, possibly trained, or the nonlinearity).
     var readsGradient: Bool {
         drift.contains { $0 != 0 } || driftJacobian != nil || nonlinearity != .none
+            || trainable.entries.contains { if case .drift = $0.slot { return true } else { return false } }
     }
 
     /// Poisson −Δu = f: C = −I.
@@ -84,7 +97,7 @@ public struct Operator: Sendable {
                      secondOrder: .diagonal([Double](repeating: -1, count: max(d, 0))))
     }
 
-    /// Heat ∂_t u − κ Δ_x̃ u = f on inputs (t, x̃), time first: C = −κ diag(0, 1, …, 1), β = e_t.
+    /// Heat ∂_t u − κ Δ_x̃ u = f on inputs (t, x̃), time first: κ times C = −diag(0, 1, …, 1), β = e_t.
     public static func heat(spaceDimension dx: Int, kappa: Double) throws -> Operator {
         guard dx >= 1 else { throw KFPError.invalidArgument("space dimension must be at least 1, got \(dx)") }
         guard kappa.isFinite, kappa > 0 else { throw KFPError.invalidArgument("kappa must be positive and finite, got \(kappa)") }
@@ -92,7 +105,8 @@ public struct Operator: Sendable {
         var beta = [Double](repeating: 0, count: d)
         beta[0] = 1
         return try Operator(name: "heat", dimension: d,
-                            secondOrder: .diagonal([0] + [Double](repeating: -kappa, count: dx)), drift: beta)
+                            secondOrder: .diagonal([0] + [Double](repeating: -1, count: dx)), secondOrderScale: kappa,
+                            drift: beta)
     }
 
     /// Log Fokker–Planck for dX = −X/2 dt + √2 dW in d_x space dimensions, for q = log p(t, x̃):
@@ -117,23 +131,25 @@ public struct Operator: Sendable {
     }
 
     /// Interior residuals r_n and their seeds ∂r_n/∂(u, ∇u, T) (S·N values) from the
-    /// output columns of a Taylor pass (`out`, S·N in column blocks, S = d + 2), points x and source f.
+    /// output columns of a Taylor pass (`out`, S·N in column blocks, S = d + 2) with the
+    /// coefficients `values.pass`, points x and source f.
     func residuals(output out: UnsafePointer<Double>, points x: UnsafePointer<Double>,
-                   source f: UnsafePointer<Double>, count n: Int,
+                   source f: UnsafePointer<Double>, count n: Int, values: ResolvedCoefficients,
                    residuals r: UnsafeMutablePointer<Double>, seeds: UnsafeMutablePointer<Double>) {
         let d = dimension
         var first = d
         if case .negativeGradientNormSquared(let k) = nonlinearity { first = k }
         // Column c of sample k is at c·N + k (the Taylor pass's blocks), for `out` and `seeds`.
+        let tSeed = values.secondOrderSeed, sourceScale = values.sourceScale
         for k in 0..<n {
             let xk = x + k * d
-            var c = reaction
+            var c = values.reaction
             if let c1 = reactionGradient { for i in 0..<d { c += c1[i] * xk[i] } }
-            var value = out[(d + 1) * n + k] + c * out[k] + constant - f[k]
+            var value = tSeed * out[(d + 1) * n + k] + c * out[k] + values.constant - sourceScale * f[k]
             seeds[k] = c
-            seeds[(d + 1) * n + k] = 1
+            seeds[(d + 1) * n + k] = tSeed
             for i in 0..<d {
-                var beta = drift[i]
+                var beta = values.drift[i]
                 if let b = driftJacobian { for j in 0..<d { beta += b[i * d + j] * xk[j] } }
                 let gi = out[(1 + i) * n + k]
                 if i >= first {
@@ -156,14 +172,16 @@ public struct Operator: Sendable {
         guard f.count == n else { throw KFPError.dimensionMismatch("source f has \(f.count) values for \(n) points") }
         try requireFinite(f, "source f")
         let pass = TaylorPass(network: network)
-        try pass.forward(x, count: n, mode: .taylor(coefficients))
+        let values = coefficientValues()
+        pass.outputGradientUsed = true
+        try pass.forward(x, count: n, mode: .taylor(values.pass))
         var r = [Double](repeating: 0, count: n)
         let seeds = try Buffer(n * (dimension + 2))
         x.withUnsafeBufferPointer { xp in
             f.withUnsafeBufferPointer { fp in
                 r.withUnsafeMutableBufferPointer { rp in
                     residuals(output: pass.output, points: xp.baseAddress!, source: fp.baseAddress!, count: n,
-                              residuals: rp.baseAddress!, seeds: seeds.pointer)
+                              values: values, residuals: rp.baseAddress!, seeds: seeds.pointer)
                 }
             }
         }
@@ -176,11 +194,12 @@ public struct Operator: Sendable {
 extension Operator {
     /// (name, values) of each part, in a fixed order; absent optional parts are empty.
     private var parts: [(String, [Double])] {
-        let second: (String, [Double])
+        // κ C as given (κ as constructed: a trained κ does not change the description).
+        let second: (String, [Double]), kappa = secondOrderScale
         switch secondOrder {
-        case .laplacian: second = ("second-order coefficients (Laplacian)", [])
-        case .diagonal(let c): second = ("second-order coefficients (diagonal)", c)
-        case .matrix(let c): second = ("second-order coefficients (matrix)", c)
+        case .laplacian: second = ("second-order coefficients (Laplacian)", kappa == 1 ? [] : [kappa])
+        case .diagonal(let c): second = ("second-order coefficients (diagonal)", c.map { $0 * kappa })
+        case .matrix(let c): second = ("second-order coefficients (matrix)", c.map { $0 * kappa })
         }
         let nonlinear: [Double]
         switch nonlinearity {
@@ -190,6 +209,7 @@ extension Operator {
         return [("dimension", [Double(dimension)]), second, ("drift", drift), ("drift Jacobian", driftJacobian ?? []),
                 ("reaction coefficient", [reaction]), ("reaction gradient", reactionGradient ?? []),
                 ("constant term", [constant]), ("nonlinearity", nonlinear)]
+            + trainable.entries.map { ("trainable coefficient \($0.name)\($0.positive ? " (positive)" : "")\($0.frozen ? " (frozen)" : "")", []) }
     }
 
     func writeDescription(_ s: inout SectionWriter) throws {

@@ -5,6 +5,10 @@
 /// One Taylor-mode pass per term (S_t columns per point); the gradient, the Jacobian-vector
 /// products and the Kronecker factors come from one backward pass per term. Buffers are kept
 /// per term index and reused across batches.
+///
+/// The loss is a function of the parameter vector [θ; κ̂] (P = D + p values): the network's
+/// parameters θ followed by the trained variables κ̂ of the operator's p trainable coefficients
+/// (docs/math.md §10). Gradients, Jacobian products and directions have P entries.
 public final class PINNLoss {
     /// The loss and its parts: interior operator terms, and all other (condition) terms.
     public struct Value: Sendable, Equatable {
@@ -15,6 +19,14 @@ public final class PINNLoss {
 
     public let network: MLP
     public let op: Operator
+    /// The operator's trained (not frozen) coefficients, as indices of its trainable ones, and
+    /// their number p (fixed while this loss exists).
+    let trainedIndices: [Int]
+    public let coefficientCount: Int
+    /// The coefficient values of the last `forward` (at the current κ̂ or a trial's).
+    private(set) var values: ResolvedCoefficients
+    /// [θ; κ̂] of `withMutableParameters` when p > 0.
+    private let combined = Buffer()
     /// The evaluation state of term t of the last batch at index t (more may be kept from
     /// earlier batches); `termCount` of them are in use.
     private(set) var evaluations: [TermEvaluation] = []
@@ -26,6 +38,48 @@ public final class PINNLoss {
         try op.requireCompatible(with: network)
         self.network = network
         self.op = op
+        op.trainable.bind()
+        trainedIndices = op.trainable.trainedIndices
+        coefficientCount = trainedIndices.count
+        values = op.coefficientValues()
+    }
+
+    deinit { op.trainable.unbind() }
+
+    /// P = D + p.
+    public var parameterCount: Int { network.numParameters + coefficientCount }
+
+    /// [θ; κ̂] (θ itself when p = 0).
+    public var parameters: [Double] {
+        coefficientCount == 0 ? network.parameters : network.parameters + trainedIndices.map { op.trainable.raw[$0] }
+    }
+
+    /// [θ; κ̂] ← v (P values) without checks.
+    func assignParameters(_ v: [Double]) {
+        let D = network.numParameters
+        if coefficientCount == 0 { return network.assignParameters(v) }
+        network.assignParameters(Array(v[..<D]))
+        for (k, e) in trainedIndices.enumerated() { op.trainable.raw[e] = v[D + k] }
+    }
+
+    /// [θ; κ̂] ← v₀ + α w without checks.
+    func setParameters(_ v0: UnsafePointer<Double>, plus alpha: Double, times w: UnsafePointer<Double>) {
+        network.setParameters(v0, plus: alpha, times: w)
+        let D = network.numParameters
+        for (k, e) in trainedIndices.enumerated() { op.trainable.raw[e] = v0[D + k] + alpha * w[D + k] }
+    }
+
+    /// Runs `body` on [θ; κ̂] in place (through a copy when p > 0), without checks.
+    func withMutableParameters<R>(_ body: (UnsafeMutablePointer<Double>) throws -> R) throws -> R {
+        if coefficientCount == 0 { return try network.withMutableParameters(body) }
+        let D = network.numParameters, v = try combined.reserve(parameterCount)
+        network.parameters.withUnsafeBufferPointer { v.update(from: $0.baseAddress!, count: D) }
+        for (k, e) in trainedIndices.enumerated() { v[D + k] = op.trainable.raw[e] }
+        defer {
+            network.withMutableParameters { $0.update(from: v, count: D) }
+            for (k, e) in trainedIndices.enumerated() { op.trainable.raw[e] = v[D + k] }
+        }
+        return try body(v)
     }
 
     /// The terms of the last `forward`.
@@ -40,17 +94,18 @@ public final class PINNLoss {
         }
     }
 
-    /// Forward passes and residuals of every term of `batch`; returns the loss. At `theta` (D
-    /// values) instead of the network's parameters only the returned value may be used (see
+    /// Forward passes and residuals of every term of `batch`; returns the loss. At `theta` (P
+    /// values) instead of the current parameters only the returned value may be used (see
     /// TaylorPass.forward).
     @discardableResult
     func forward(_ batch: Batch, at theta: UnsafePointer<Double>? = nil) throws -> Value {
         try requireCompatible(batch)
         while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
         termCount = batch.terms.count
+        if coefficientCount > 0 { values = op.coefficientValues(raw: theta.map { $0 + network.numParameters }) }
         var value = Value(total: 0, interior: 0, boundary: 0)
         for (term, ev) in zip(batch.terms, evaluations) {
-            try ev.forward(term, op, at: theta)
+            try ev.forward(term, op, values, at: theta)
             let part = ev.count > 0 ? ev.weight * (0.5 * ev.squares / Double(ev.count)) : 0
             if term.kind.isInterior { value.interior += part } else { value.boundary += part }
         }
@@ -87,18 +142,18 @@ public final class PINNLoss {
     /// L(θ) on `batch`.
     public func loss(_ batch: Batch) throws -> Value { try forward(batch) }
 
-    /// L(θ) and ∇L(θ) on `batch` (gradient in the layout of `MLP.parameters`).
+    /// L and ∇L on `batch` (P values: the layout of `MLP.parameters`, then κ̂).
     public func lossAndGradient(_ batch: Batch) throws -> (loss: Value, gradient: [Double]) {
-        var gradient = [Double](repeating: 0, count: network.numParameters)
+        var gradient = [Double](repeating: 0, count: parameterCount)
         let value = try gradient.withUnsafeMutableBufferPointer { try lossAndGradient(batch, into: $0.baseAddress!) }
         return (value, gradient)
     }
 
-    /// As `lossAndGradient(_:)`, writing ∇L into `grad` (D values, overwritten): per term one
+    /// As `lossAndGradient(_:)`, writing ∇L into `grad` (P values, overwritten): per term one
     /// backward pass seeded with (w_t r_n/N_t) ∂r_n/∂(output columns).
     func lossAndGradient(_ batch: Batch, into grad: UnsafeMutablePointer<Double>) throws -> Value {
         let value = try forward(batch)
-        grad.update(repeating: 0, count: network.numParameters)
+        grad.update(repeating: 0, count: parameterCount)
         for ev in terms where ev.count > 0 {
             let n = ev.count, s = ev.pass.columnsPerSample
             let seeds = try scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
@@ -108,8 +163,9 @@ public final class PINNLoss {
             }
             try ev.pass.backward(seeds: seeds)
             try ev.pass.accumulateGradient(into: grad, weights: nil)
+            try accumulateCoefficientTranspose(ev, ev.residuals.pointer, into: grad)
         }
-        if let i = firstNonFinite(grad, network.numParameters) {
+        if let i = firstNonFinite(grad, parameterCount) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
         }
         return value
@@ -120,12 +176,49 @@ public final class PINNLoss {
     /// read. The gradient weights each sample by w_t r_n/N_t afterwards (the backward pass is
     /// linear in its seeds).
     func gradientKeepingJacobianAdjoints(into grad: UnsafeMutablePointer<Double>) throws {
-        grad.update(repeating: 0, count: network.numParameters)
+        grad.update(repeating: 0, count: parameterCount)
         for ev in terms where ev.count > 0 {
             let n = ev.count, w = try scaledSeeds.reserve(n), r = ev.residuals.pointer
             for k in 0..<n { w[k] = ev.weight * r[k] / Double(n) }
             try ev.pass.backward(seeds: ev.seeds.pointer)
             try ev.pass.accumulateGradient(into: grad, weights: w)
+            try accumulateCoefficientTranspose(ev, r, into: grad)
+        }
+    }
+
+    /// out[D + k] += w_t/N_t Σ_n (∂r_n/∂κ̂_k) y_n for an interior term (Jᵀ y in the κ̂ block).
+    func accumulateCoefficientTranspose(_ ev: TermEvaluation, _ y: UnsafePointer<Double>,
+                                        into out: UnsafeMutablePointer<Double>) throws {
+        guard coefficientCount > 0, ev.kind.isInterior else { return }
+        let n = ev.count, D = network.numParameters, scale = ev.weight / Double(n)
+        for k in 0..<coefficientCount {
+            out[D + k] += scale * BLAS.dot(n, ev.coefficientRows.pointer + k * n, y)
+        }
+    }
+
+    /// jv_n += Σ_k (∂r_n/∂κ̂_k) v[D + k] for an interior term (J v's κ̂ part).
+    func addCoefficientProducts(_ ev: TermEvaluation, _ v: UnsafePointer<Double>, into jv: UnsafeMutablePointer<Double>) {
+        guard coefficientCount > 0, ev.kind.isInterior else { return }
+        let n = ev.count, D = network.numParameters
+        for k in 0..<coefficientCount {
+            let row = ev.coefficientRows.pointer + k * n, vk = v[D + k]
+            for i in 0..<n { jv[i] += row[i] * vk }
+        }
+    }
+
+    /// G_κκ = Σ_t w_t/N_t Σ_n (∂r_n/∂κ̂)(∂r_n/∂κ̂)ᵀ (p × p, row-major) after `forward`.
+    func coefficientGramian(into g: UnsafeMutablePointer<Double>) {
+        let p = coefficientCount
+        g.update(repeating: 0, count: p * p)
+        for ev in terms where ev.count > 0 && ev.kind.isInterior {
+            let n = ev.count, scale = ev.weight / Double(n), rows = ev.coefficientRows.pointer
+            for a in 0..<p {
+                for b in 0...a {
+                    let v = scale * BLAS.dot(n, rows + a * n, rows + b * n)
+                    g[a * p + b] += v
+                    if a != b { g[b * p + a] += v }
+                }
+            }
         }
     }
 
@@ -146,6 +239,8 @@ public final class PINNLoss {
 final class TermEvaluation {
     let pass: TaylorPass
     let residuals = Buffer(), seeds = Buffer()
+    /// Interior terms of a loss with trainable coefficients: ∂r_n/∂κ̂_k (p × N, row k).
+    let coefficientRows = Buffer()
     /// J_n v of the term's residuals for up to two directions at once (one per tangent space).
     let jv = [Buffer(), Buffer()]
     private(set) var kind = LossTermKind.interior
@@ -156,8 +251,9 @@ final class TermEvaluation {
 
     init(network: MLP) { pass = TaylorPass(network: network) }
 
-    /// The term's pass and residuals at the network's parameters or at `theta`.
-    func forward(_ term: LossTerm, _ op: Operator, at theta: UnsafePointer<Double>?) throws {
+    /// The term's pass and residuals at the network's parameters or at `theta`, with the
+    /// operator's coefficients `values`.
+    func forward(_ term: LossTerm, _ op: Operator, _ values: ResolvedCoefficients, at theta: UnsafePointer<Double>?) throws {
         kind = term.kind
         count = term.count
         weight = term.weight
@@ -167,12 +263,14 @@ final class TermEvaluation {
         switch term.kind {
         case .interior:
             pass.outputGradientUsed = op.readsGradient
-            try pass.forward(term.points, count: n, mode: .taylor(op.coefficients), parameters: theta)
+            try pass.forward(term.points, count: n, mode: .taylor(values.pass), parameters: theta)
             let r = try residuals.reserve(n), js = try seeds.reserve(n * pass.columnsPerSample)
+            let p = values.chain.count, rows = try coefficientRows.reserve(p * n)
             term.points.withUnsafeBufferPointer { x in
                 term.targets.withUnsafeBufferPointer { f in
                     op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!,
-                                 count: n, residuals: r, seeds: js)
+                                 count: n, values: values, residuals: r, seeds: js)
+                    if p > 0 { op.coefficientJacobian(output: pass.output, source: f.baseAddress!, count: n, values: values, into: rows) }
                 }
             }
         case .dirichlet, .observation:

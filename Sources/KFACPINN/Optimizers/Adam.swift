@@ -38,7 +38,7 @@ public final class Adam: Optimizer, OptionTable, GuardedOptimizer {
         self.network = network
         loss = try PINNLoss(network: network, operator: op)
         self.options = options
-        gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient = [Double](repeating: 0, count: loss.parameterCount)
         first = gradient
         second = gradient
         newFirst = gradient
@@ -58,9 +58,9 @@ public final class Adam: Optimizer, OptionTable, GuardedOptimizer {
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
-        let D = network.numParameters, o = options, t = Double(stepCount + 1)
+        let D = loss.parameterCount, o = options, t = Double(stepCount + 1)
         let c1 = 1 - pow(o.beta1, t), c2 = 1 - pow(o.beta2, t)
-        var newTheta = network.parameters, squares = 0.0
+        var newTheta = loss.parameters, squares = 0.0
         for i in 0..<D {
             let g = gradient[i]
             let m = o.beta1 * first[i] + (1 - o.beta1) * g, v = o.beta2 * second[i] + (1 - o.beta2) * g * g
@@ -71,7 +71,7 @@ public final class Adam: Optimizer, OptionTable, GuardedOptimizer {
             squares += delta * delta
         }
         try newTheta.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "Adam") }
-        network.assignParameters(newTheta)
+        loss.assignParameters(newTheta)
         swap(&first, &newFirst)
         swap(&second, &newSecond)
         stepCount += 1
@@ -90,8 +90,8 @@ extension Adam {
 
     func readState(_ s: inout SectionReader) throws {
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
-        let m = try s.doubles(count: network.numParameters, "the first moments")
-        let v = try s.doubles(count: network.numParameters, "the second moments")
+        let m = try s.doubles(count: loss.parameterCount, "the first moments")
+        let v = try s.doubles(count: loss.parameterCount, "the second moments")
         try s.finish()
         (stepCount, first, second) = (steps, m, v)
     }

@@ -77,7 +77,7 @@ final class DivergenceGuard {
     private func lastStepStartFits(_ optimizer: some GuardedOptimizer, _ batch: Batch) -> Bool {
         guard canUndo else { return false }
         var s = SectionReader(tag: "rollback", bytes: beforeLast.bytes[...])
-        guard let theta = try? s.doubles(count: optimizer.network.numParameters, "the parameters"),
+        guard let theta = try? s.doubles(count: optimizer.loss.parameterCount, "the parameters"),
               let loss = try? theta.withUnsafeBufferPointer({ try optimizer.loss.forward(batch, at: $0.baseAddress!) })
         else { return false }
         return acceptable(loss.total)
@@ -91,20 +91,20 @@ final class DivergenceGuard {
     }
 
     private func snapshot(_ optimizer: some GuardedOptimizer, into s: inout SectionWriter) throws {
-        try optimizer.network.parameters.withUnsafeBufferPointer { try s.doubles($0) }
+        try optimizer.loss.parameters.withUnsafeBufferPointer { try s.doubles($0) }
         try optimizer.writeState(&s)
     }
 
     /// Reads a snapshot into `optimizer` and returns its θ (on a throw the optimizer is unchanged).
     private static func readSnapshot(_ optimizer: some GuardedOptimizer, _ s: inout SectionReader) throws -> [Double] {
-        let theta = try s.doubles(count: optimizer.network.numParameters, "the parameters")
+        let theta = try s.doubles(count: optimizer.loss.parameterCount, "the parameters")
         try optimizer.readState(&s)
         return theta
     }
 
     private func restore(_ optimizer: some GuardedOptimizer, from snapshot: SectionWriter) throws {
         var s = SectionReader(tag: "rollback", bytes: snapshot.bytes[...])
-        optimizer.network.assignParameters(try DivergenceGuard.readSnapshot(optimizer, &s))
+        optimizer.loss.assignParameters(try DivergenceGuard.readSnapshot(optimizer, &s))
     }
 }
 

@@ -46,8 +46,8 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         }
 
         /// Refuses a Gramian block larger than `maxParameters` before anything is allocated.
-        func requireGramianSize(for network: MLP) throws {
-            let block = ENGD.blocks(network, variant).map(\.count).max() ?? 0
+        func requireGramianSize(for loss: PINNLoss) throws {
+            let block = ENGD.blocks(loss, variant).map(\.count).max() ?? 0
             if block > maxParameters {
                 let mib = Double(block) * Double(block) * 8 / 1048576
                 let size = mib < 1024 ? "\(Int(mib.rounded(.up))) MiB" : "\((mib / 102.4).rounded() / 10) GiB"
@@ -77,18 +77,21 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         loss = try PINNLoss(network: network, operator: op)
         lineSearch = GridLineSearch(loss: loss)
         self.options = options
-        gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient = [Double](repeating: 0, count: loss.parameterCount)
         direction = gradient
         theta0 = gradient
     }
 
-    /// The parameter ranges whose Gramian blocks are formed: all of θ (full), each layer's
-    /// W and b (per-layer; contiguous in θ's layout), none for the diagonal and woodbury forms.
-    static func blocks(_ net: MLP, _ variant: Variant) -> [Range<Int>] {
+    /// The parameter ranges whose Gramian blocks are formed: all of [θ; κ̂] (full), each layer's
+    /// W and b (per-layer; contiguous in θ's layout) and the trainable coefficients κ̂ if any,
+    /// none for the diagonal and woodbury forms.
+    static func blocks(_ loss: PINNLoss, _ variant: Variant) -> [Range<Int>] {
+        let net = loss.network, D = net.numParameters, P = loss.parameterCount
         switch variant {
-        case .full: return [0..<net.numParameters]
+        case .full: return [0..<P]
         case .perLayer:
             return (0..<net.numLayers).map { net.weightOffset($0)..<(net.biasOffset($0) + net.widths[$0 + 1]) }
+                + (P > D ? [D..<P] : [])
         case .diagonal, .woodbury: return []
         }
     }
@@ -111,9 +114,9 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     }
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
-        try options.requireGramianSize(for: network)
+        try options.requireGramianSize(for: loss)
         let value = try loss.forward(batch)
-        let D = network.numParameters, rows = loss.residualCount
+        let D = loss.parameterCount, rows = loss.residualCount
         try requireMemory(rows: rows)
         let J = try jacobian.reserve(rows * D), r = try residuals.reserve(rows)
         try loss.scaledJacobian(rows: J, residuals: r)
@@ -134,7 +137,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
                 try requireFiniteUpdate(dir.baseAddress!, D, "ENGD")
             }
         }
-        theta0 = network.parameters
+        theta0 = loss.parameters
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
             alpha = try theta0.withUnsafeBufferPointer { t in
@@ -144,11 +147,11 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
                                    stepSize: alpha, momentum: 0, updateNorm: 0, accepted: alpha > 0, damping: lambda)
         theta0.withUnsafeBufferPointer { t in
-            direction.withUnsafeBufferPointer { network.setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) }
+            direction.withUnsafeBufferPointer { loss.setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) }
         }
-        try network.parameters.withUnsafeBufferPointer { p in
+        try loss.parameters.withUnsafeBufferPointer { p in
             do { try requireFiniteUpdate(p.baseAddress!, D, "ENGD") } catch {
-                network.assignParameters(theta0)
+                loss.assignParameters(theta0)
                 throw error
             }
         }
@@ -168,14 +171,14 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     /// blocks (full, per-layer) would not fit: more than half the machine's memory, or more than
     /// can be allocated now.
     private func requireMemory(rows: Int) throws {
-        let D = network.numParameters, what = "ENGD (\(options.variant.rawValue)) on \(rows) residuals and \(D) parameters"
+        let D = loss.parameterCount, what = "ENGD (\(options.variant.rawValue)) on \(rows) residuals and \(D) parameters"
         var counts = [try Memory.product(rows, D, what: what)]
         switch options.variant {
         case .woodbury: counts.append(try Memory.product(2, rows, rows, what: what))
         case .diagonal: counts.append(try Memory.product(3, D, what: what))
         case .full, .perLayer:
             if blocks.isEmpty {
-                for r in ENGD.blocks(network, options.variant) { counts.append(try Memory.product(2, r.count, r.count, what: what)) }
+                for r in ENGD.blocks(loss, options.variant) { counts.append(try Memory.product(2, r.count, r.count, what: what)) }
             }
         }
         let bytes = try Memory.bytes(doubles: Memory.total(counts, what), what)
@@ -190,7 +193,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     private func computeDirection(_ J: UnsafePointer<Double>, rows: Int, residuals r: UnsafePointer<Double>,
                                   gradient g: UnsafePointer<Double>, into dir: UnsafeMutablePointer<Double>,
                                   damping lambda: Double) throws {
-        let D = network.numParameters
+        let D = loss.parameterCount
         switch options.variant {
         case .woodbury:
             // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
@@ -212,7 +215,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
                 dir[i] = -g[i] / (diag[i] + lambda)
             }
         case .full, .perLayer:
-            if blocks.isEmpty { blocks = ENGD.blocks(network, options.variant).map { DenseBlock(range: $0) } }
+            if blocks.isEmpty { blocks = ENGD.blocks(loss, options.variant).map { DenseBlock(range: $0) } }
             for block in blocks {
                 try block.update(jacobian: J, rows: rows, ld: D, ema: options.ema)
                 try block.multiplyInverse(g, into: dir, damping: lambda, scale: -1)
@@ -229,19 +232,19 @@ extension ENGD {
         s.int(blocks.count)
         for block in blocks { try block.writeState(&s) }
         s.bool(hasDiagonal)
-        try s.doubles(UnsafeBufferPointer(start: diagonal.pointer, count: hasDiagonal ? network.numParameters : 0))
+        try s.doubles(UnsafeBufferPointer(start: diagonal.pointer, count: hasDiagonal ? loss.parameterCount : 0))
     }
 
     func readState(_ s: inout SectionReader) throws {
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
-        let ranges = ENGD.blocks(network, options.variant)
+        let ranges = ENGD.blocks(loss, options.variant)
         let count = try s.int(in: 0...ranges.count, "the number of Gramian blocks")
         guard count == 0 || count == ranges.count else { throw s.corrupt("\(count) Gramian blocks, the variant has \(ranges.count)") }
         let newBlocks = ranges.prefix(count).map { DenseBlock(range: $0) }
         let read = try newBlocks.map { try $0.readState(&s) }
         let has = try s.bool("the diagonal flag")
         guard !has || options.variant == .diagonal else { throw s.corrupt("a diagonal for the \(options.variant.rawValue) variant") }
-        let values = try s.doubles(count: has ? network.numParameters : 0, "the Gramian diagonal")
+        let values = try s.doubles(count: has ? loss.parameterCount : 0, "the Gramian diagonal")
         let newDiagonal = try Buffer(values.count)
         if has { values.withUnsafeBufferPointer { newDiagonal.pointer.update(from: $0.baseAddress!, count: values.count) } }
         try s.finish()

@@ -51,7 +51,7 @@ public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
         self.network = network
         loss = try PINNLoss(network: network, operator: op)
         self.options = options
-        gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient = [Double](repeating: 0, count: loss.parameterCount)
         (x, r, p, ap, theta0, previous) = (gradient, gradient, gradient, gradient, gradient, gradient)
     }
 
@@ -68,14 +68,14 @@ public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         // The gradient, keeping the Jacobian adjoints that every CG product reads.
         let value = try loss.forward(batch)
-        let D = network.numParameters
+        let D = loss.parameterCount
         try gradient.withUnsafeMutableBufferPointer { g in
             try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("Hessian-free: the gradient has a non-finite entry at index \(i)")
             }
         }
-        theta0 = network.parameters
+        theta0 = loss.parameters
         // CG on (G + λI) x = −∇L; a failure or a non-finite iterate is retried with λ raised tenfold.
         var keptCount = 0, keptPhi: [Double] = []
         let lambda = try withDampingRetries(options.damping) { lambda, _ in
@@ -86,7 +86,7 @@ public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
         }
         // Backtracking over the kept iterates, from the last while the loss falls.
         func trialLoss(_ v: UnsafePointer<Double>, _ alpha: Double) -> Double {
-            theta0.withUnsafeBufferPointer { network.setParameters($0.baseAddress!, plus: alpha, times: v) }
+            theta0.withUnsafeBufferPointer { loss.setParameters($0.baseAddress!, plus: alpha, times: v) }
             return (try? loss.forward(batch).total) ?? .infinity
         }
         var chosen = keptCount - 1
@@ -113,15 +113,15 @@ public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
             alpha *= HessianFree.armijoShrink
             trial = trialLoss(xc, alpha)
         }
-        theta0.withUnsafeBufferPointer { network.setParameters($0.baseAddress!, plus: alpha, times: xc) }
-        try network.parameters.withUnsafeBufferPointer { t in
+        theta0.withUnsafeBufferPointer { loss.setParameters($0.baseAddress!, plus: alpha, times: xc) }
+        try loss.parameters.withUnsafeBufferPointer { t in
             do { try requireFiniteUpdate(t.baseAddress!, D, "Hessian-free") } catch {
-                network.assignParameters(theta0)
+                loss.assignParameters(theta0)
                 throw error
             }
         }
         guard newDamping.isFinite, newDamping > 0 else {
-            network.assignParameters(theta0)
+            loss.assignParameters(theta0)
             throw KFPError.nonFinite("Hessian-free: the adapted damping is \(newDamping); the step was rejected")
         }
         swap(&previous, &x)
@@ -137,7 +137,7 @@ public final class HessianFree: Optimizer, OptionTable, GuardedOptimizer {
     /// last iterate. Keeps iterates for backtracking in `kept`; returns how many and their φ.
     /// The last iterate stays in `x`. Throws if a curvature product is not finite.
     private func conjugateGradients(_ batch: Batch, lambda: Double) throws -> (Int, [Double]) {
-        let D = network.numParameters
+        let D = loss.parameterCount
         var phis: [Double] = [], keptPhi: [Double] = [], keptCount = 0, nextKept = 1
         return try x.withUnsafeMutableBufferPointer { xb in
             try r.withUnsafeMutableBufferPointer { rb in
@@ -225,7 +225,7 @@ extension HessianFree {
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let iterations = try s.int(in: 0...SectionReader.maxCount, "the CG iterations")
         let has = try s.bool("the warm-start flag")
-        let x0 = try s.doubles(count: network.numParameters, "the warm start")
+        let x0 = try s.doubles(count: loss.parameterCount, "the warm start")
         try s.finish()
         (stepCount, lastIterations, hasPrevious, previous) = (steps, iterations, has, x0)
     }

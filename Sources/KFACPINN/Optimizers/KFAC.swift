@@ -2,7 +2,9 @@
 ///
 /// One `KroneckerBlock` per linear layer keeps the Kronecker factors of the interior and
 /// condition GGN blocks, G₁ ≈ B₁ ⊗ A₁ and G₂ ≈ B₂ ⊗ A₂, as moving averages and preconditions
-/// the gradient with the exact inverse of their damped Kronecker sum. This class keeps the
+/// the gradient with the exact inverse of their damped Kronecker sum. The operator's trainable
+/// coefficients κ̂ (p of them) are one more block: their exact GGN block G_κκ on the step's batch,
+/// damped with the same λ and solved densely (block-diagonal preconditioner, docs/math.md §10). This class keeps the
 /// schedule (T_kfac, T_inv) and the step: a grid line search on heavy-ball momentum (KFAC), a
 /// fixed learning rate, or the step size and momentum of the damped 2-D quadratic model
 /// (KFAC*, `QuadraticModel`).
@@ -89,6 +91,8 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     private let inverseOrder: [Int]
     /// Per layer, the error of its factorisation in `factorizeInverses` (kept: no array per step).
     private var inverseErrors: [(any Error)?]
+    /// G_κκ of the step's batch (p × p) and the work space of its damped solve.
+    private let coefficientBlock = Buffer(), coefficientSolution = Buffer(), coefficientWork = Buffer()
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
@@ -97,7 +101,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         self.options = options
         stepDamping = options.damping
         lineSearch = GridLineSearch(loss: loss)
-        let d = network.numParameters
+        let d = loss.parameterCount
         let what = "KFAC on a network of widths \(network.widths)"
         let storage = try (0..<network.numLayers).map { try KroneckerBlock.storage(network: network, layer: $0) }
         try Memory.require(doubles: Memory.total(storage + [Memory.product(5, d, what: what)], what), what)
@@ -148,7 +152,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         }
         let value = try loss.forward(batch)
         try lap(\.forward)
-        let D = network.numParameters
+        let D = loss.parameterCount
         try gradient.withUnsafeMutableBufferPointer { g in
             try loss.gradientKeepingJacobianAdjoints(into: g.baseAddress!)
             if let i = firstNonFinite(g.baseAddress!, D) {
@@ -177,6 +181,8 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
                 }
             }
         }
+        let p = loss.coefficientCount
+        if p > 0 { loss.coefficientGramian(into: try coefficientBlock.reserve(p * p)) }
         try lap(\.factors)
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
         // factorisation when the inverses are recomputed. A failed factorisation or a non-finite
@@ -190,6 +196,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
             } else {
                 try preconditionGradient()
             }
+            if p > 0 { try solveCoefficientBlock(damping: lambda) }
             try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "KFAC") }
         }
         try lap(\.solve)
@@ -263,9 +270,19 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         }
     }
 
+    /// direction[D..<P] = −(G_κκ + λI)⁻¹ ∇_κ̂ L.
+    private func solveCoefficientBlock(damping lambda: Double) throws {
+        let p = loss.coefficientCount, D = network.numParameters, x = try coefficientSolution.reserve(p)
+        try gradient.withUnsafeBufferPointer { g in
+            try dampedSymmetricSolve(coefficientBlock.pointer, n: p, damping: lambda, g.baseAddress! + D, into: x,
+                                     work: coefficientWork)
+        }
+        for k in 0..<p { direction[D + k] = -x[k] }
+    }
+
     /// Heavy ball m ← μ m + Δ, then θ ← θ + α m with α from the grid line search or fixed.
     private func momentumStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
-        let D = network.numParameters, mu = hasPreviousUpdate ? options.momentum : 0
+        let D = loss.parameterCount, mu = hasPreviousUpdate ? options.momentum : 0
         candidate.withUnsafeMutableBufferPointer { m in
             previousUpdate.withUnsafeBufferPointer { prev in
                 direction.withUnsafeBufferPointer { dir in
@@ -273,7 +290,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
                 }
             }
         }
-        copyValues(network.parameters, into: &theta0)   // in place: no copy-on-write of θ later
+        copyValues(loss.parameters, into: &theta0)   // in place: no copy-on-write of θ later
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
             alpha = try theta0.withUnsafeBufferPointer { t in
@@ -300,7 +317,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     /// θ ← θ₀ + α · candidate.
     private func setParameters(alpha: Double) {
         theta0.withUnsafeBufferPointer { t in
-            candidate.withUnsafeBufferPointer { m in network.setParameters(t.baseAddress!, plus: alpha, times: m.baseAddress!) }
+            candidate.withUnsafeBufferPointer { m in loss.setParameters(t.baseAddress!, plus: alpha, times: m.baseAddress!) }
         }
     }
 
@@ -308,9 +325,9 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     /// the candidate becomes the stored momentum buffer / previous update.
     private func commitCandidate(alpha: Double) throws {
         setParameters(alpha: alpha)
-        try network.parameters.withUnsafeBufferPointer { p in
+        try loss.parameters.withUnsafeBufferPointer { p in
             do { try requireFiniteUpdate(p.baseAddress!, p.count, "KFAC") } catch {
-                network.assignParameters(theta0)
+                loss.assignParameters(theta0)
                 throw error
             }
         }
@@ -337,7 +354,7 @@ extension KFAC {
         let lambda = try s.finiteDouble("the damping of the factorisations")
         guard lambda >= 0 else { throw s.corrupt("the damping of the factorisations is \(lambda)") }
         let hasPrevious = try s.bool("the momentum flag")
-        let previous = try s.doubles(count: network.numParameters, "the previous update")
+        let previous = try s.doubles(count: loss.parameterCount, "the previous update")
         let states = try blocks.map { try $0.readState(&s) }
         try s.finish()
         for (block, state) in zip(blocks, states) { block.restore(state) }

@@ -47,7 +47,7 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
         self.network = network
         loss = try PINNLoss(network: network, operator: op)
         self.options = options
-        gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient = [Double](repeating: 0, count: loss.parameterCount)
         (direction, theta0, trialGradient, bestGradient) = (gradient, gradient, gradient, gradient)
     }
 
@@ -91,9 +91,9 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
     }
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
-        let D = network.numParameters
+        let D = loss.parameterCount
         let value: PINNLoss.Value
-        if let c = cached, c.batch == batch, c.theta == network.parameters {
+        if let c = cached, c.batch == batch, c.theta == loss.parameters {
             value = c.value
         } else {
             value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
@@ -115,7 +115,7 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
                                   stepSize: 0, momentum: 0, updateNorm: 0, accepted: false)
         }
         try direction.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "L-BFGS") }
-        theta0 = network.parameters
+        theta0 = loss.parameters
         var initial = options.learningRate
         if history.isEmpty {
             let l1 = gradient.reduce(0) { $0 + abs($1) }
@@ -125,14 +125,14 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
                                    stepSize: 0, momentum: 0, updateNorm: 0, accepted: false)
         guard let (t, newValue) = found else {
-            network.assignParameters(theta0)
+            loss.assignParameters(theta0)
             pairs = []
             cached = nil
             stepCount += 1
             return stats
         }
         theta0.withUnsafeBufferPointer { th in
-            direction.withUnsafeBufferPointer { network.setParameters(th.baseAddress!, plus: t, times: $0.baseAddress!) }
+            direction.withUnsafeBufferPointer { loss.setParameters(th.baseAddress!, plus: t, times: $0.baseAddress!) }
         }
         // New pair s = t p, y = ∇L(θ + t p) − ∇L(θ), kept if sᵀy > 10⁻¹⁰ ‖s‖‖y‖.
         let s = direction.map { t * $0 }
@@ -145,7 +145,7 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
         }
         pairs = history
         swap(&gradient, &bestGradient)
-        cached = (batch, network.parameters, newValue)
+        cached = (batch, loss.parameters, newValue)
         stepCount += 1
         stats.stepSize = t
         stats.updateNorm = ss.squareRoot()
@@ -156,7 +156,7 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
     /// φ(t) = L(θ₀ + t p) and φ'(t) = ∇L(θ₀ + t p)ᵀp; the gradient lands in `trialGradient`.
     private func evaluate(_ batch: Batch, _ t: Double) -> (value: PINNLoss.Value, slope: Double)? {
         theta0.withUnsafeBufferPointer { th in
-            direction.withUnsafeBufferPointer { network.setParameters(th.baseAddress!, plus: t, times: $0.baseAddress!) }
+            direction.withUnsafeBufferPointer { loss.setParameters(th.baseAddress!, plus: t, times: $0.baseAddress!) }
         }
         guard let v = try? trialGradient.withUnsafeMutableBufferPointer({ try loss.lossAndGradient(batch, into: $0.baseAddress!) })
         else { return nil }
@@ -253,7 +253,7 @@ extension LBFGS {
     }
 
     func readState(_ s: inout SectionReader) throws {
-        let D = network.numParameters
+        let D = loss.parameterCount
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
         let count = try s.int(in: 0...options.history, "the number of (s, y) pairs")
         var read: [(s: [Double], y: [Double])] = []

@@ -41,7 +41,7 @@ final class GridLineSearch {
     /// does not depend on the threads that evaluate it.
     func search(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                 below current: Double) throws -> Double {
-        let grid = lineSearchGrid, D = network.numParameters
+        let grid = lineSearchGrid, D = loss.parameterCount
         // Work space kept between searches: no allocation per step.
         let trials = try self.trials.reserve(grid.count)
         trials.update(repeating: .infinity, count: grid.count)

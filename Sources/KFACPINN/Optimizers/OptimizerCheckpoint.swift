@@ -1,7 +1,8 @@
 /// Optimizer checkpoints (docs/checkpoint-format.md): section OPTM names the optimizer, the
 /// network's shape and the operator it was bound to and holds its options; section STAT holds the
 /// optimizer's own state (`CheckpointableOptimizer`), section DIVG its divergence guard's. Loading binds the state to a network and an
-/// operator given by the caller after checking that they are the ones it was saved with.
+/// operator given by the caller after checking that they are the ones it was saved with. Section
+/// COEF holds the trained variables of the operator's trainable coefficients.
 
 /// The state an optimizer needs, besides its options and the network's parameters, so that the
 /// steps after a load equal, bit for bit, the steps it would have taken without the save.
@@ -65,6 +66,7 @@ func writeOptimizer(_ optimizer: any Optimizer, into archive: inout ArchiveWrite
     }
     try archive.section("STAT") { try o.writeState(&$0) }
     try archive.section("DIVG") { try o.divergence.writeCheckpoint(&$0) }
+    try archive.section("COEF") { try $0.doubles(o.loss.op.trainable.raw) }
 }
 
 /// The optimizer of an archive's OPTM and STAT sections, bound to `network` and `op` (which must
@@ -113,12 +115,21 @@ func restoreOptimizer(_ optimizer: any Optimizer, from archive: ArchiveReader) t
     try setSaved(scratch)
     var guardSection = try archive.section("DIVG")
     try scratch.divergence.readCheckpoint(&guardSection, checkingWith: scratch)
+    // The trained variables κ̂ of the operator's trainable coefficients (none in older checkpoints).
+    var coefficientValues: [Double] = []
+    if archive.contains("COEF") || o.loss.op.trainable.count > 0 {
+        var c = try archive.section("COEF")
+        coefficientValues = try c.doubles(count: o.loss.op.trainable.count, "the trainable coefficients")
+        try requireFinite(coefficientValues, "the checkpoint's trainable coefficients")
+        try c.finish()
+    }
     let current = try o.optionKeys.map { ($0, try o.option($0)) }
     do {
         try setSaved(o)
         var state = try archive.section("STAT")
         try o.readState(&state)
         o.divergence.adoptState(of: scratch.divergence)
+        o.loss.op.trainable.raw = coefficientValues
     } catch {
         for (option, value) in current { try? o.setOption(option, value) }
         throw error

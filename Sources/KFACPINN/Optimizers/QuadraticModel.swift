@@ -19,17 +19,17 @@ extension KFAC {
     static let dampingRange = 1e-14...1e8
 
     func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
-        let D = network.numParameters
+        let D = loss.parameterCount
         let (alpha, mu, predicted) = try quadraticModelStep()
         guard alpha.isFinite, mu.isFinite else {
             throw KFPError.nonFinite("KFAC*: the quadratic model gave a non-finite step (α = \(alpha), μ = \(mu))")
         }
         // One sweep: candidate δ = αΔ + μδ_prev, θ₀ = θ, θ ← θ + δ, ‖δ‖² and a finiteness sum.
-        let sums = candidate.withUnsafeMutableBufferPointer { c in
-            theta0.withUnsafeMutableBufferPointer { t0 in
-                previousUpdate.withUnsafeBufferPointer { prev in
-                    direction.withUnsafeBufferPointer { dir in
-                        network.withMutableParameters { theta in
+        let sums = try candidate.withUnsafeMutableBufferPointer { c in
+            try theta0.withUnsafeMutableBufferPointer { t0 in
+                try previousUpdate.withUnsafeBufferPointer { prev in
+                    try direction.withUnsafeBufferPointer { dir in
+                        try loss.withMutableParameters { theta in
                             withUnsafeTemporaryAllocation(of: Double.self, capacity: 2) { out in
                                 kernels_apply_update(kernelISA, D, alpha, dir.baseAddress!, mu, prev.baseAddress!, theta,
                                                      t0.baseAddress!, c.baseAddress!, out.baseAddress!)
@@ -40,8 +40,8 @@ extension KFAC {
                 }
             }
         }
-        if sums.finite != 0, let error = network.parameters.withUnsafeBufferPointer({ nonFiniteUpdate($0.baseAddress!, D, "KFAC") }) {
-            network.assignParameters(theta0)
+        if sums.finite != 0, let error = loss.parameters.withUnsafeBufferPointer({ nonFiniteUpdate($0.baseAddress!, D, "KFAC") }) {
+            loss.assignParameters(theta0)
             throw error
         }
         if options.dampingRule == .adaptive {
@@ -58,7 +58,7 @@ extension KFAC {
             }
             options.damping = min(max(lambda, KFAC.dampingRange.lowerBound), KFAC.dampingRange.upperBound)
             guard after < stats.loss else {
-                network.assignParameters(theta0)
+                loss.assignParameters(theta0)
                 return
             }
         }
@@ -91,7 +91,7 @@ extension KFAC {
     /// Entries of the damped 2-D quadratic model, from J Δ and J δ (from the Jacobian adjoints the
     /// step's gradient pass kept; with two library threads both at once, one per thread).
     func quadraticModelCoefficients() throws -> (m11: Double, m12: Double, m22: Double, b1: Double, b2: Double) {
-        let D = network.numParameters, lambda = stepDamping
+        let D = loss.parameterCount, lambda = stepDamping
         return try direction.withUnsafeBufferPointer { dirp in
             try gradient.withUnsafeBufferPointer { gp in
                 try previousUpdate.withUnsafeBufferPointer { pp in

@@ -31,7 +31,7 @@ public final class SGD: Optimizer, OptionTable, GuardedOptimizer {
         self.network = network
         loss = try PINNLoss(network: network, operator: op)
         self.options = options
-        gradient = [Double](repeating: 0, count: network.numParameters)
+        gradient = [Double](repeating: 0, count: loss.parameterCount)
         buffer = gradient
         newBuffer = gradient
     }
@@ -48,8 +48,8 @@ public final class SGD: Optimizer, OptionTable, GuardedOptimizer {
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }
-        let D = network.numParameters, mu = options.momentum, lr = options.learningRate
-        var newTheta = network.parameters, squares = 0.0
+        let D = loss.parameterCount, mu = options.momentum, lr = options.learningRate
+        var newTheta = loss.parameters, squares = 0.0
         for i in 0..<D {
             let b = stepCount == 0 ? gradient[i] : mu * buffer[i] + gradient[i]
             newBuffer[i] = b
@@ -58,7 +58,7 @@ public final class SGD: Optimizer, OptionTable, GuardedOptimizer {
             squares += d * d
         }
         try newTheta.withUnsafeBufferPointer { try requireFiniteUpdate($0.baseAddress!, D, "SGD") }
-        network.assignParameters(newTheta)
+        loss.assignParameters(newTheta)
         swap(&buffer, &newBuffer)
         stepCount += 1
         return StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
@@ -75,7 +75,7 @@ extension SGD {
 
     func readState(_ s: inout SectionReader) throws {
         let steps = try s.int(in: 0...SectionReader.maxCount, "the step count")
-        let b = try s.doubles(count: network.numParameters, "the momentum buffer")
+        let b = try s.doubles(count: loss.parameterCount, "the momentum buffer")
         try s.finish()
         (stepCount, buffer) = (steps, b)
     }

@@ -26,8 +26,8 @@ public struct Problem: Sendable {
         case sobol
     }
 
-    public let name: String
-    public let op: Operator
+    public internal(set) var name: String
+    public internal(set) var op: Operator
     /// The box: coordinate i ranges over [lower[i], upper[i]].
     public let lower: [Double], upper: [Double]
     public let conditions: Conditions
@@ -39,7 +39,7 @@ public struct Problem: Sendable {
     public let faceConditions: [FaceCondition]
     /// u* (nil when the problem has no exact solution) and f.
     let exactSolution: PointFunction?
-    let sourceTerm: PointFunction
+    var sourceTerm: PointFunction
     /// A ball domain (center, radius) instead of the box; `lower`, `upper` are then its bounding box.
     public let ball: (center: [Double], radius: Double)?
     /// A problem of the user's (`init(custom:)`): its conditions as named; nil for a built-in one.
@@ -47,12 +47,19 @@ public struct Problem: Sendable {
     /// A problem on points the user supplies (`init(custom:operator:points:)`): every batch is this one.
     public let pointSet: Batch?
     var isCustom: Bool { conditionSpecs != nil }
+    /// Measurements of the solution added to every batch as an observation term (inverse
+    /// problems, docs/math.md §9–§10), or nil.
+    public internal(set) var observations: LossTerm? = nil
+    /// The values of the operator's trainable coefficients that generated the data (built-in
+    /// inverse problems), by name.
+    public internal(set) var trueCoefficients: [(name: String, value: Double)] = []
 
     public var dimension: Int { op.dimension }
 
     /// The names of the built-in problems.
     public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
-                               "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d", "disk_robin"]
+                               "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d", "disk_robin",
+                               "heat1d_inverse", "heat1d_inverse_noisy", "poisson2d_reaction_inverse"]
 
     /// The built-in problem `name` (see `names`).
     public init(name: String) throws {
@@ -62,6 +69,24 @@ public struct Problem: Sendable {
         ]
         func unitBox(_ d: Int) -> ([Double], [Double]) {
             ([Double](repeating: 0, count: d), [Double](repeating: 1, count: d))
+        }
+        if name == "heat1d_inverse" || name == "heat1d_inverse_noisy" {
+            // heat1d with κ unknown (true ¼, trained through log κ from 1) and 200 observations
+            // of u* at uniform (t, x), exact or with Gaussian noise of 1% of their RMS.
+            self = try Problem(name: "heat1d").inverse(name, coefficient: "kappa", start: 1, positive: true, truth: 0.25,
+                               observations: 200, noise: name.hasSuffix("noisy") ? 0.01 : 0)
+            return
+        }
+        if name == "poisson2d_reaction_inverse" {
+            // −Δu + c u = f on [0,1]², u* = sin πx₁ sin πx₂, f = (2π² + 2) u*: c unknown (true 2,
+            // trained from 0), Dirichlet data on the boundary and 200 exact observations.
+            let truth = 2.0
+            let problem = try Problem(name: "poisson2d_sin").replacingOperator(
+                try Operator(name: "screened_poisson", dimension: 2, secondOrder: .diagonal([-1, -1]), reaction: truth),
+                source: PointFunction { x in (2 * pi * pi + truth) * sin(pi * x[0]) * sin(pi * x[1]) })
+            self = try problem.inverse(name, coefficient: "c", start: 0, positive: false, truth: truth,
+                                       observations: 200, noise: 0)
+            return
         }
         if name == "disk_robin" {
             // −Δu + u = f on the unit disk, u* = e^{x₁+x₂}: f = −u*; Robin u + ∂u/∂n = g on the
@@ -188,6 +213,41 @@ public struct Problem: Sendable {
         self.faceConditions = faceConditions
     }
 
+    /// This problem with operator `op` (of the same dimension) and source `source`.
+    private func replacingOperator(_ op: Operator, source: PointFunction) throws -> Problem {
+        guard op.dimension == dimension else { throw KFPError.dimensionMismatch("the operator is \(op.dimension)-dimensional, the problem \(dimension)") }
+        var problem = self
+        problem.op = op
+        problem.sourceTerm = source
+        return problem
+    }
+
+    /// This problem, named `name`, as an inverse problem: coefficient `coefficient` of a copy of
+    /// its operator trainable from `start` (its true value `truth`), and `count` observations of u*
+    /// at uniform points of the box (seeded), with Gaussian noise of standard deviation `noise`
+    /// times their RMS.
+    private func inverse(_ name: String, coefficient: String, start: Double, positive: Bool, truth: Double,
+                         observations count: Int, noise: Double) throws -> Problem {
+        var problem = self
+        try problem.op.setTrainable(coefficient, initial: start, positive: positive)
+        var rng = RandomSource(seed: 20_240_521)
+        var unit = [Double](repeating: 0, count: dimension), points: [Double] = []
+        for k in 0..<count { points += boxPoint(k, nil, &rng, &unit) }
+        var values = try exact(points, count: count)
+        if noise > 0 {
+            let rms = (values.reduce(0) { $0 + $1 * $1 } / Double(count)).squareRoot()
+            for k in 0..<count {
+                // Box–Muller: a standard normal from two uniforms in (0, 1).
+                let u1 = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53, u2 = Double(rng.next() >> 11) * 0x1.0p-53
+                values[k] += noise * rms * (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+            }
+        }
+        problem.name = name
+        problem.observations = LossTerm(kind: .observation, points: points, targets: values)
+        problem.trueCoefficients = [(coefficient, truth)]
+        return problem
+    }
+
     /// Widths d → hidden → 1 of the default network of `size` ("small", "medium", "big", "huge").
     public func networkWidths(size: String) throws -> [Int] {
         guard let hidden = networks.first(where: { $0.size == size })?.hidden else {
@@ -228,6 +288,12 @@ public struct Problem: Sendable {
         guard n >= 1, m >= 0 else {
             throw KFPError.invalidArgument("a sample needs at least one interior point and no negative count, got \(n) and \(m)")
         }
+        let batch = try sampleTerms(interior: n, boundary: m, seed: seed, sampler: sampler)
+        return try observations.map { try batch.adding($0) } ?? batch
+    }
+
+    /// `sample` without the observations.
+    private func sampleTerms(interior n: Int, boundary m: Int, seed: UInt64, sampler: Sampler) throws -> Batch {
         if let pointSet { return pointSet }
         // Points, targets and the batch's copies of them.
         let what = "a batch of \(n) interior and \(m) condition points in \(dimension) dimensions"

@@ -13,11 +13,15 @@ public struct TrainingRecord: Sendable, Equatable {
     public var l2Error: Double, relativeL2Error: Double
     /// Step size α of the latest step (0 for step 0).
     public var stepSize: Double
+    /// The values of the operator's trainable coefficients after the latest step, in their order
+    /// (CSV columns coef_<name>).
+    public var coefficients: [Double] = []
 
     /// The CSV columns, in the order of `values`.
     public static let columns = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_error",
                                  "relative_l2_error", "step_size"]
 
+    /// The fixed columns' values (not the coefficients).
     public var values: [Double] {
         [Double(step), seconds, loss, lossInterior, lossBoundary, l2Error, relativeL2Error, stepSize]
     }
@@ -87,6 +91,8 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         throw KFPError.dimensionMismatch("the network has \(net.inputDimension) inputs, problem \(problem.name) is \(problem.dimension)-dimensional")
     }
     let n = options.interior ?? problem.defaultInterior, m = options.boundary ?? problem.defaultBoundary
+    // The trained coefficients of the optimizer's operator, logged with every record.
+    let coefficients = (optimizer as? any CheckpointableOptimizer)?.loss.op.trainable ?? TrainableCoefficients()
     let data = TrainingData(problem: problem.name, interior: n, boundary: m, sampler: options.sampler,
                             seed: options.dataSeed, resampleEvery: options.resampleEvery)
     var run = TrainingRun()
@@ -107,7 +113,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
             throw KFPError.invalidArgument("cannot write the log to '\(path)': \(String(cString: strerror(errno)))")
         }
         csv = f
-        fputs(TrainingRecord.columns.joined(separator: ",") + "\n", f)
+        fputs((TrainingRecord.columns + coefficients.entries.map { "coef_\($0.name)" }).joined(separator: ",") + "\n", f)
     }
     defer { if let csv { fclose(csv) } }
     var records: [TrainingRecord] = []
@@ -117,7 +123,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     func log(_ record: TrainingRecord, scheduled: Bool = true) {
         records.append(record)
         if scheduled { run.records.append(record) }
-        if let csv { fputs(record.values.map { "\($0)" }.joined(separator: ",") + "\n", csv); fflush(csv) }
+        if let csv { fputs((record.values + record.coefficients).map { "\($0)" }.joined(separator: ",") + "\n", csv); fflush(csv) }
         if let callback, !callback(record) { stopped = true }
     }
     let saved = run.records
@@ -132,13 +138,14 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
         let errors = try currentErrors()
         log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
-                           lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0))
+                           lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0,
+                           coefficients: coefficients.values))
     }
     func record(_ stats: StepStatistics) throws -> TrainingRecord {
         let errors = try currentErrors()
         return TrainingRecord(step: run.step, seconds: run.seconds, loss: stats.loss, lossInterior: stats.lossInterior,
                               lossBoundary: stats.lossBoundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2,
-                              stepSize: stats.stepSize)
+                              stepSize: stats.stepSize, coefficients: coefficients.values)
     }
     var unlogged: StepStatistics? = nil
     var runBeforeLastStep = run
@@ -241,6 +248,10 @@ func trainingCheckpoint(_ optimizer: any Optimizer, data: TrainingData, run: Tra
         s.double(run.seconds)
         s.int(run.records.count)
         for r in run.records { for v in r.values { s.double(v) } }
+        // The records' coefficient values, p per record.
+        let p = run.records.first?.coefficients.count ?? 0
+        s.int(p)
+        for r in run.records { for v in r.coefficients { s.double(v) } }
     }
     return try archive.bytes()
 }
@@ -263,6 +274,8 @@ func resumeTraining(_ optimizer: any Optimizer, from path: String, data: Trainin
         run.records.append(TrainingRecord(step: step, seconds: v[1], loss: v[2], lossInterior: v[3], lossBoundary: v[4],
                                           l2Error: v[5], relativeL2Error: v[6], stepSize: v[7]))
     }
+    let p = try s.int(in: 0...(count == 0 ? SectionReader.maxCount : s.remaining / (8 * count)), "the coefficients per log record")
+    for k in run.records.indices { run.records[k].coefficients = try (0..<p).map { _ in try s.double() } }
     try s.finish()
     let saved = try MLP.readNetwork(archive)
     guard saved.widths == optimizer.network.widths, saved.activation == optimizer.network.activation else {

@@ -62,6 +62,13 @@ struct Coefficients {
         dense = m
     }
 
+    /// κ C (the same storage); C itself for κ = 1.
+    func scaled(_ kappa: Double) -> Coefficients {
+        if kappa == 1 { return self }
+        if let c = diagonal { return Coefficients(diagonal: c.map { kappa * $0 }) }
+        return Coefficients(dense: dense.map { kappa * $0 }, dimension: dimension)
+    }
+
     /// Q = Σ_ij C_ij a_i b_j for a, b of length d; `c` holds C's diagonal (d values)
     /// when `isDiagonal`, else C (d × d, row-major).
     @inline(__always)

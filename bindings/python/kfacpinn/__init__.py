@@ -16,7 +16,7 @@ from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "OutOfMemoryError", "CorruptError", "DivergenceError", "FileError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
            "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
-           "LBFGS", "ENGD", "HessianFree", "Problem", "train", "load_optimizer", "LOG_COLUMNS",
+           "LBFGS", "ENGD", "HessianFree", "Problem", "Trainable", "train", "load_optimizer", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -262,8 +262,39 @@ class MLP(_Handle):
         return f"MLP({self.widths}, activation={self.activation!r}, num_params={self.num_params})"
 
 
+class Trainable:
+    """An unknown coefficient of an operator, trained with the network from `value` (an inverse
+    problem). positive=True trains it through its logarithm, so it stays positive; frozen=True
+    holds it at `value` (listed with the trainable coefficients, not trained)."""
+
+    def __init__(self, value, positive=False, frozen=False):
+        self.value, self.positive, self.frozen = float(value), bool(positive), bool(frozen)
+
+    @property
+    def flags(self):
+        return (_abi.KFP_COEF_POSITIVE if self.positive else 0) | (_abi.KFP_COEF_FROZEN if self.frozen else 0)
+
+    def __repr__(self):
+        return f"Trainable({self.value!r}, positive={self.positive}, frozen={self.frozen})"
+
+
+def _value(v):
+    """The start value of a number or a Trainable."""
+    return v.value if isinstance(v, Trainable) else float(v)
+
+
+def _rebuild_operator(recipe, trainables):
+    op = recipe[0](*recipe[1])
+    for name, value, flags in trainables:
+        _check(lib.kfp_operator_set_trainable(op.handle, name.encode(), value, flags))
+    return op
+
+
 class Operator(_Handle):
-    """A PDE operator: the interior residual r = L u - f."""
+    """A PDE operator: the interior residual
+    r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f,
+    whose scalar coefficients ("kappa", "c", "beta_<i>", "constant", "source_scale") can be
+    trained with the network (`Trainable`, `set_trainable`, `coefficients`)."""
 
     _free = staticmethod(lib.kfp_operator_free)
 
@@ -272,16 +303,31 @@ class Operator(_Handle):
         self.name = name
         self._recipe = recipe   # (function, args) that makes this operator again, for pickling
 
+    def _with(self, trainables):
+        """Marks the Trainable values of {name: value} trainable; returns self."""
+        try:
+            for name, v in trainables.items():
+                if isinstance(v, Trainable):
+                    self.set_trainable(name, v.value, v.positive, v.frozen)
+        except Exception:
+            self.close()
+            raise
+        return self
+
     @classmethod
-    def poisson(cls, d):
-        """-Laplace(u) = f in d dimensions."""
-        return cls(_create(lib.kfp_operator_create_poisson, int(d)), "poisson", (Operator.poisson, (int(d),)))
+    def poisson(cls, d, kappa=1.0):
+        """-kappa Laplace(u) = f in d dimensions; kappa is 1 or a Trainable."""
+        if not isinstance(kappa, Trainable) and float(kappa) != 1.0:
+            raise InputError("Operator.poisson takes kappa = 1 or a kp.Trainable; use Operator.linear for another fixed factor")
+        return cls(_create(lib.kfp_operator_create_poisson, int(d)), "poisson",
+                   (Operator.poisson, (int(d),)))._with({"kappa": kappa})
 
     @classmethod
     def heat(cls, d_space, kappa=0.25):
-        """d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first."""
-        return cls(_create(lib.kfp_operator_create_heat, int(d_space), float(kappa)), "heat",
-                   (Operator.heat, (int(d_space), float(kappa))))
+        """d_t u - kappa Laplace_x(u) = f on inputs (t, x), time first; kappa a number or a Trainable."""
+        start = _value(kappa)
+        return cls(_create(lib.kfp_operator_create_heat, int(d_space), start), "heat",
+                   (Operator.heat, (int(d_space), start)))._with({"kappa": kappa})
 
     @classmethod
     def log_fokker_planck(cls, d_space):
@@ -293,19 +339,72 @@ class Operator(_Handle):
     def __reduce__(self):
         if self._recipe is None:
             raise TypeError(f"operator {self.name!r} cannot be pickled")
-        return self._recipe
+        trainables = [(name, value, flags) for (name, value), flags in zip(self.coefficients.items(), self._flags())]
+        return (_rebuild_operator, (self._recipe, trainables)) if trainables else self._recipe
+
+    def set_trainable(self, name, value, positive=False, frozen=False):
+        """Marks coefficient `name` trainable from `value` (before an optimizer is created on
+        this operator); returns self."""
+        t = Trainable(value, positive, frozen)
+        _check(lib.kfp_operator_set_trainable(self.handle, str(name).encode(), t.value, t.flags))
+        return self
+
+    def _flags(self):
+        """The KFP_COEF_* flags of the trainable coefficients, in order."""
+        flags = []
+        for k in range(len(self.coefficients)):
+            name, f = ctypes.c_char_p(), ctypes.c_int64()
+            _check(lib.kfp_operator_coefficient_info(self.handle, k, ctypes.byref(name), ctypes.byref(f)))
+            flags.append(f.value)
+        return flags
+
+    @property
+    def trainable(self):
+        """{name: kp.Trainable(current value, positive, frozen)} of the trainable coefficients."""
+        return {name: Trainable(v, bool(f & _abi.KFP_COEF_POSITIVE), bool(f & _abi.KFP_COEF_FROZEN))
+                for (name, v), f in zip(self.coefficients.items(), self._flags())}
+
+    @property
+    def coefficients(self):
+        """{name: current value} of the trainable coefficients, in the order they were marked."""
+        count = ctypes.c_int64()
+        _check(lib.kfp_operator_coefficients(self.handle, None, 0, ctypes.byref(count)))
+        values = np.empty(count.value)
+        _check(lib.kfp_operator_coefficients(self.handle, _ptr(values), count.value, ctypes.byref(count)))
+        names = []
+        for k in range(count.value):
+            name = ctypes.c_char_p()
+            _check(lib.kfp_operator_coefficient_info(self.handle, k, ctypes.byref(name), None))
+            names.append(name.value.decode())
+        return dict(zip(names, values.tolist()))
+
+    @coefficients.setter
+    def coefficients(self, values):
+        """Sets the trainable coefficients' values from {name: value} (every one of them)."""
+        current = self.coefficients
+        if set(values) != set(current):
+            raise InputError(f"give a value for each trainable coefficient: {list(current)}")
+        v = np.array([float(values[name]) for name in current])
+        _check(lib.kfp_operator_set_coefficients(self.handle, _ptr(v), len(v)))
 
     @classmethod
-    def linear(cls, d, C=None, beta=None, c=0.0, B=None, c_x=None):
-        """r = sum C_ij d_i d_j u + (beta + B x).grad u + (c + c_x.x) u - f.
-        C defaults to the identity (the Laplacian)."""
+    def linear(cls, d, C=None, beta=None, c=0.0, B=None, c_x=None, kappa=1.0):
+        """r = kappa sum C_ij d_i d_j u + (beta + B x).grad u + (c + c_x.x) u - f.
+        C defaults to the identity (the Laplacian). c, the entries of beta and kappa (1 or a
+        Trainable) may be kp.Trainable values."""
         d = int(d)
+        trainables = {"kappa": kappa, "c": c}
+        if not isinstance(kappa, Trainable) and float(kappa) != 1.0:
+            raise InputError("Operator.linear takes kappa = 1 or a kp.Trainable; scale C for another fixed factor")
+        if beta is not None and not isinstance(beta, np.ndarray):
+            trainables.update({f"beta_{i}": b for i, b in enumerate(beta)})
+            beta = [_value(b) for b in beta]
         C = np.eye(max(d, 1)) if C is None else _array(C, "C", (d, d))
         beta = None if beta is None else _array(beta, "beta", (d,))
         B = None if B is None else _array(B, "B", (d, d))
         c_x = None if c_x is None else _array(c_x, "c_x", (d,))
-        return cls(_create(lib.kfp_operator_create_linear, d, _ptr(C), _ptr(beta), _ptr(B), float(c), _ptr(c_x)),
-                   "linear", (Operator.linear, (d, C, beta, float(c), B, c_x)))
+        return cls(_create(lib.kfp_operator_create_linear, d, _ptr(C), _ptr(beta), _ptr(B), _value(c), _ptr(c_x)),
+                   "linear", (Operator.linear, (d, C, beta, _value(c), B, c_x)))._with(trainables)
 
     @property
     def dim(self):
@@ -488,8 +587,10 @@ def loss(net, op, batch, terms=False):
 
 
 def loss_and_gradient(net, op, batch):
-    """(loss, gradient (D,)) from one Taylor-mode forward and one backward pass."""
-    grad = np.empty(net.num_params)
+    """(loss, gradient) from one Taylor-mode forward and one backward pass: D values, then one
+    per trained (not frozen) coefficient of `op` (in its order; in log kappa for a positive one)."""
+    trained = sum(1 for t in op.trainable.values() if not t.frozen)
+    grad = np.empty(net.num_params + trained)
     value = ctypes.c_double()
     _check(lib.kfp_loss_and_gradient(net.handle, op.handle, batch.handle, ctypes.byref(value), _ptr(grad), grad.size))
     return value.value, grad
@@ -954,7 +1055,8 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     Batches (`sampler` "uniform" or "sobol") are drawn with seed, seed + 1, ... (a new one every `resample_every` steps; 0: one
     fixed batch). After step 0, 1, every `log_every` steps and the last, the errors are evaluated
     on 10 N_interior fresh points and a record {column: value} (LOG_COLUMNS) is made; `callback`
-    receives it and may return False to stop. `csv` names a file for the log. With `progress`
+    receives it and may return False to stop; an operator with trainable coefficients adds their
+    values after each step as columns coef_<name>. `csv` names a file for the log. With `progress`
     and stderr a terminal, a progress bar runs. Returns the log as {column: numpy array}.
 
     `checkpoint` names a file that keeps the run (network, optimizer, step, batch, log): written
@@ -964,10 +1066,12 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     """
     rows, failure = [], []
     show = progress and sys.stderr.isatty()
+    # The fixed columns, then coef_<name> for each trainable coefficient of the optimizer's operator.
+    columns = LOG_COLUMNS + [f"coef_{name}" for name in opt.op.coefficients]
 
     def on_record(record, count, _user):
         try:
-            row = dict(zip(LOG_COLUMNS, record[:count]))
+            row = dict(zip(columns, record[:count]))
             row["step"] = int(row["step"])
             rows.append(row)
             if show:
@@ -998,7 +1102,7 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     taken = ctypes.c_int64()
 
     def history():
-        return {c: np.array([r[c] for r in rows]) for c in LOG_COLUMNS}
+        return {c: np.array([r[c] for r in rows]) for c in columns}
 
     try:
         prob._check_callbacks(lib.kfp_train(opt.handle, net.handle, prob.handle, ctypes.byref(options),
