@@ -754,6 +754,17 @@ kfp_status kfp_problem_add_condition(kfp_problem *problem, char const *faces, kf
 /// @return as kfp_problem_add_condition.
 kfp_status kfp_problem_add_initial(kfp_problem *problem, kfp_point_function value, void *value_data, kfp_point_function velocity, void *velocity_data);
 
+/// Adds measurements of the solution to a problem of your own: every batch gets an observation
+/// term r = u(x_k) - y_k over these points, of weight `weight` (replacing earlier observations).
+/// With trainable operator coefficients (kfp_operator_set_trainable) this is an inverse problem.
+/// @param x points, row-major num_points x dim (dim = the problem's dimension).
+/// @param values num_points measured values y.
+/// @param weight w >= 0: the term adds w/(2 num_points) sum_k (u(x_k) - y_k)^2 to the loss.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (a
+/// built-in problem or one on points, num_points < 1, weight); KFP_ERROR_DIMENSION_MISMATCH
+/// (dim); KFP_ERROR_NON_FINITE (x, values). On failure the problem is unchanged.
+kfp_status kfp_problem_set_observations(kfp_problem *problem, double const *x, double const *values, int64_t num_points, int64_t dim, double weight);
+
 /// Gives condition `index` of a problem of your own (in the order added; kfp_problem_add_initial
 /// adds one or two) a fixed number of points per batch; the other conditions share the rest of
 /// the batch's condition points by face area (if every condition has a count, the counts make

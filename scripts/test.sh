@@ -28,6 +28,7 @@ for src in examples/*.c Tests/C/*.c; do
             done ;;
         */compare_optimizers.c) "$exe" 100 50 engd adam && "$exe" 20 10 hessian_free lbfgs ;;
         */own_problem.c) (cd / && "$OLDPWD/$exe" 300) ;;
+        */inverse_problem.c) "$exe" heat1d_inverse 200 && "$exe" poisson2d_reaction_inverse 50 ;;
         *) "$exe" ;;
     esac
 done

@@ -833,7 +833,28 @@ static void test_inverse(void) {
     EXPECT(kfp_operator_coefficients(inverse_op, values, 1, &count) == KFP_OK && count == 1 &&
                last.count == KFP_LOG_COUNT + 1 && last.last == values[0] && values[0] != 1.0,
            "record of %lld values ending in %g, kappa %g", (long long)last.count, last.last, values[0]);
-    kfp_optimizer_free(opt); kfp_net_free(inverse_net); kfp_operator_free(inverse_op); kfp_problem_free(inverse);
+    kfp_optimizer_free(opt); kfp_net_free(inverse_net); kfp_operator_free(inverse_op);
+
+    /* Observations of a problem of one's own: every batch gets them; bad input changes nothing. */
+    kfp_problem *own = NULL;
+    kfp_batch *sampled = NULL;
+    const double lower[2] = {0, 0}, upper[2] = {1, 1}, x_data[4] = {0.5, 0.5, 0.25, 0.75}, y_data[2] = {1, 2};
+    const double nan_data[2] = {1, NAN};
+    int64_t terms = 0;
+    EXPECT(kfp_problem_create_box(op, lower, upper, 2, one, NULL, &own) == KFP_OK &&
+               kfp_problem_set_observations(own, x_data, y_data, 2, 2, 10.0) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_problem_set_observations(own, x_data, nan_data, 2, 2, 1.0), KFP_ERROR_NON_FINITE, "observed values");
+    EXPECT_ERROR(kfp_problem_set_observations(own, x_data, y_data, 2, 3, 1.0), KFP_ERROR_DIMENSION_MISMATCH, "dim is 3");
+    EXPECT_ERROR(kfp_problem_set_observations(own, x_data, y_data, 2, 2, -1.0), KFP_ERROR_INVALID_ARGUMENT, "weight");
+    EXPECT_ERROR(kfp_problem_set_observations(inverse, x_data, y_data, 2, 2, 1.0), KFP_ERROR_INVALID_ARGUMENT, "built in");
+    int32_t kind = KFP_TERM_INTERIOR;
+    double observed[2] = {0, 0}, weight = 0;
+    int64_t n = 0;
+    EXPECT(kfp_problem_sample(own, 10, 0, 1, NULL, &sampled) == KFP_OK && kfp_batch_num_terms(sampled, &terms) == KFP_OK &&
+               terms == 2 && kfp_batch_term(sampled, 1, &kind, &n, &weight, NULL, observed) == KFP_OK &&
+               kind == KFP_TERM_OBSERVATION && n == 2 && observed[1] == 2 && weight == 10.0,
+           "%s; %lld terms, last of kind %d with %lld values, weight %g", kfp_last_error(), (long long)terms, kind, (long long)n, weight);
+    kfp_batch_free(sampled); kfp_problem_free(own); kfp_problem_free(inverse);
     kfp_net_free(net); kfp_batch_free(batch); kfp_problem_free(problem);
     kfp_operator_free(transport); kfp_operator_free(op);
 }

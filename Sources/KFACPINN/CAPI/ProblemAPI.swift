@@ -171,6 +171,31 @@ private func createCustom(
     }
 }
 
+/// Adds measurements of the solution to a problem of your own: every batch gets an observation
+/// term r = u(x_k) - y_k over these points, of weight `weight` (replacing earlier observations).
+/// With trainable operator coefficients (kfp_operator_set_trainable) this is an inverse problem.
+/// @param x points, row-major num_points x dim (dim = the problem's dimension).
+/// @param values num_points measured values y.
+/// @param weight w >= 0: the term adds w/(2 num_points) sum_k (u(x_k) - y_k)^2 to the loss.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (a
+///         built-in problem or one on points, num_points < 1, weight); KFP_ERROR_DIMENSION_MISMATCH
+///         (dim); KFP_ERROR_NON_FINITE (x, values). On failure the problem is unchanged.
+@c public func kfp_problem_set_observations(
+    _ problem: OpaquePointer?, _ x: UnsafePointer<Double>?, _ values: UnsafePointer<Double>?, _ num_points: Int64,
+    _ dim: Int64, _ weight: Double
+) -> kfp_status {
+    entryPoint("kfp_problem_set_observations") {
+        let handle = try object(problem, ProblemHandle.self, "problem")
+        let n = try countArgument(num_points, "num_points"), d = try countArgument(dim, "dim")
+        guard d == handle.problem.dimension else {
+            throw KFPError.dimensionMismatch("dim is \(d), the problem is \(handle.problem.dimension)-dimensional")
+        }
+        let points = try array(try required(x, "x"), try checkedProduct(n, d, "the observation points"), "x")
+        let measured = try array(try required(values, "values"), n, "values")
+        handle.problem = try handle.problem.withObservations(points: points, values: measured, weight: weight)
+    }
+}
+
 /// Gives condition `index` of a problem of your own (in the order added; kfp_problem_add_initial
 /// adds one or two) a fixed number of points per batch; the other conditions share the rest of
 /// the batch's condition points by face area (if every condition has a count, the counts make

@@ -246,9 +246,29 @@ extension Problem {
             throw KFPError.invalidArgument("a problem on points takes its conditions and sizes from its batch: add terms to the batch")
         }
         guard isCustom else { throw KFPError.invalidArgument("problem \(name) is built in: only a problem of your own takes conditions, an exact solution or sizes") }
-        return try Problem(custom: name, operator: op, box: ball == nil ? (lower, upper) : nil, ball: ball, source: sourceTerm,
-                           conditions: conditions ?? conditionSpecs ?? [], exact: exact ?? exactSolution,
-                           interior: interior ?? defaultInterior, boundary: boundary ?? defaultBoundary)
+        var problem = try Problem(custom: name, operator: op, box: ball == nil ? (lower, upper) : nil, ball: ball, source: sourceTerm,
+                                  conditions: conditions ?? conditionSpecs ?? [], exact: exact ?? exactSolution,
+                                  interior: interior ?? defaultInterior, boundary: boundary ?? defaultBoundary)
+        problem.observations = observations
+        return problem
+    }
+
+    /// This problem of the user's with measurements: `values` y of the solution at `points`
+    /// (row-major count × d), added to every batch as an observation term of weight `weight`
+    /// (r = u − y; replaces earlier observations). For inverse problems (docs/math.md §10).
+    public func withObservations(points: [Double], values: [Double], weight: Double = 1) throws -> Problem {
+        guard pointSet == nil else {
+            throw KFPError.invalidArgument("a problem on points takes its observations from its batch: add an observation term to the batch")
+        }
+        guard isCustom else { throw KFPError.invalidArgument("problem \(name) is built in: only a problem of your own takes observations") }
+        guard !values.isEmpty else { throw KFPError.invalidArgument("observations need at least one point") }
+        try requireFinite(points, "the observation points")
+        try requireFinite(values, "the observed values")
+        let term = LossTerm(kind: .observation, points: points, targets: values, weight: weight)
+        try term.validate(dimension: dimension, index: 0)
+        var problem = self
+        problem.observations = term
+        return problem
     }
 
     /// The (d − 1)-dimensional area of a face: of a box side, the product of the other sides; of

@@ -72,14 +72,14 @@ public struct Problem: Sendable {
         }
         if name == "heat1d_inverse" || name == "heat1d_inverse_noisy" {
             // heat1d with κ unknown (true ¼, trained through log κ from 1) and 200 observations
-            // of u* at uniform (t, x), exact or with Gaussian noise of 1% of their RMS.
+            // of u* at uniform (t, x), exact or with Gaussian noise of 1% of their RMS, weight 10.
             self = try Problem(name: "heat1d").inverse(name, coefficient: "kappa", start: 1, positive: true, truth: 0.25,
                                observations: 200, noise: name.hasSuffix("noisy") ? 0.01 : 0)
             return
         }
         if name == "poisson2d_reaction_inverse" {
             // −Δu + c u = f on [0,1]², u* = sin πx₁ sin πx₂, f = (2π² + 2) u*: c unknown (true 2,
-            // trained from 0), Dirichlet data on the boundary and 200 exact observations.
+            // trained from 0), Dirichlet data on the boundary and 200 exact observations of weight 10.
             let truth = 2.0
             let problem = try Problem(name: "poisson2d_sin").replacingOperator(
                 try Operator(name: "screened_poisson", dimension: 2, secondOrder: .diagonal([-1, -1]), reaction: truth),
@@ -222,10 +222,12 @@ public struct Problem: Sendable {
         return problem
     }
 
-    /// This problem, named `name`, as an inverse problem: coefficient `coefficient` of a copy of
-    /// its operator trainable from `start` (its true value `truth`), and `count` observations of u*
-    /// at uniform points of the box (seeded), with Gaussian noise of standard deviation `noise`
-    /// times their RMS.
+    /// This problem, named `name`, as an inverse problem: coefficient `coefficient` of its operator
+    /// trainable from `start` (its true value `truth`), and `count` observations of u* at uniform
+    /// points of the box (seeded), with Gaussian noise of standard deviation `noise` times their
+    /// RMS. The observation term has weight 10: with weight 1 the data pull too weakly against
+    /// the residual at a random network, whose best-fitting coefficient can lie far from the
+    /// truth (docs/experiments.md, inverse problems).
     private func inverse(_ name: String, coefficient: String, start: Double, positive: Bool, truth: Double,
                          observations count: Int, noise: Double) throws -> Problem {
         var problem = self
@@ -243,7 +245,7 @@ public struct Problem: Sendable {
             }
         }
         problem.name = name
-        problem.observations = LossTerm(kind: .observation, points: points, targets: values)
+        problem.observations = LossTerm(kind: .observation, points: points, targets: values, weight: 10)
         problem.trueCoefficients = [(coefficient, truth)]
         return problem
     }

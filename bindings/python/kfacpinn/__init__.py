@@ -983,7 +983,8 @@ class Problem(_Handle):
             added = 0
             for c in conditions:
                 if isinstance(c, InitialCondition):
-                    velocity = None if c.velocity is None else problem._function(c.velocity, "initial velocity")
+                    velocity = (ctypes.cast(None, _abi.point_function) if c.velocity is None   # NULL: no velocity
+                                else problem._function(c.velocity, "initial velocity"))
                     _check(lib.kfp_problem_add_initial(problem.handle, problem._function(c.value, "initial value"), None,
                                                        velocity, None))
                     parts = 1 if velocity is None else 2
@@ -1006,6 +1007,16 @@ class Problem(_Handle):
             problem.close()
             raise
         return problem
+
+    def set_observations(self, x, y, weight=1.0):
+        """Measurements y (N,) of the solution at points x (N, d), added to every batch of this
+        problem of your own as an observation term of weight `weight` (replacing earlier ones).
+        With trainable operator coefficients (kp.Trainable) this makes an inverse problem.
+        Returns self."""
+        x = _points(x)
+        y = _array(y, "y", (x.shape[0],))
+        _check(lib.kfp_problem_set_observations(self.handle, _ptr(x), _ptr(y), x.shape[0], x.shape[1], float(weight)))
+        return self
 
     def network_widths(self, size="small"):
         """Widths [d, hidden..., 1] of the default network of `size` (small, medium, big, huge)."""

@@ -188,6 +188,7 @@ SIGNATURES = {
     "kfp_problem_create_points": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_add_condition": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, point_function, ctypes.c_void_p, ctypes.c_double, ctypes.c_double]),
     "kfp_problem_add_initial": (ctypes.c_int32, [ctypes.c_void_p, point_function, ctypes.c_void_p, point_function, ctypes.c_void_p]),
+    "kfp_problem_set_observations": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_int64, ctypes.c_double]),
     "kfp_problem_set_condition_points": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]),
     "kfp_problem_set_exact": (ctypes.c_int32, [ctypes.c_void_p, point_function, ctypes.c_void_p]),
     "kfp_problem_set_sizes": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]),

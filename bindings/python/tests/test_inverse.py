@@ -41,7 +41,7 @@ def test_gradient_includes_the_trained_coefficients():
 def test_heat1d_inverse_recovers_kappa_and_logs_it(tmp_path):
     prob = kp.Problem("heat1d_inverse")
     net = kp.MLP(prob.network_widths("small"), seed=0)
-    opt = kp.ENGD(net, prob.operator)
+    opt = kp.ENGD(net, prob.operator, damping=1e-6)
     csv = tmp_path / "log.csv"
     history = kp.train(net, prob, opt, steps=60, log_every=20, resample_every=1, csv=csv, progress=False)
     kappa = prob.operator.coefficients["kappa"]
@@ -87,3 +87,30 @@ def test_bad_coefficient_input_changes_nothing():
     del opt
     with pytest.raises(kp.Error, match="observations y"):
         kp.Batch.from_terms([kp.Interior(np.full((1, 2), 0.5), [0.0]), kp.Observation(np.zeros((1, 2)), [float("nan")])])
+
+
+def test_observations_of_your_own_problem():
+    op = kp.Operator.poisson(1, kappa=kp.Trainable(1.0, positive=True))
+    problem = kp.Problem.custom(1, op, source=lambda x: np.full(len(x), 2.0), domain=kp.Box([0], [1]),
+                                conditions=[kp.DirichletCondition("all", lambda x: np.zeros(len(x)))],
+                                n_interior=50, n_boundary=2)
+    x = np.linspace(0.1, 0.9, 9)[:, None]
+    problem.set_observations(x, (x * (1 - x))[:, 0], weight=10)   # u = x(1 - x) solves -u'' = 2
+    terms = problem.sample(seed=0).terms
+    assert isinstance(terms[-1], kp.Observation) and terms[-1].weight == 10 and len(terms[-1].values) == 9
+    with pytest.raises(kp.Error, match="observed values has a non-finite value"):
+        problem.set_observations(x, np.full(9, np.nan))
+    with pytest.raises(kp.InputError, match="built in"):
+        kp.Problem("heat1d").set_observations(np.zeros((1, 2)), [0.0])
+    assert len(problem.sample(seed=0).terms[-1].values) == 9    # unchanged after the failures
+
+
+def test_inverse_example_runs():
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, str(root / "examples" / "inverse_heat.py"), "200"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "kappa = " in out.stdout.splitlines()[-1]
