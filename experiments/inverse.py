@@ -26,15 +26,17 @@ PROBLEMS = ["heat1d_inverse", "heat1d_inverse_noisy", "poisson2d_reaction_invers
 TRUTH = {"heat1d_inverse": ("kappa", 0.25), "heat1d_inverse_noisy": ("kappa", 0.25),
          "poisson2d_reaction_inverse": ("c", 2.0)}
 # Optimizer: (constructor, steps). Settings are the library's defaults except the first-order
-# learning rate, KFAC*'s step rule and ENGD's damping (at the default 1e-10 its first steps are
-# dominated by the Gramian's smallest eigenvalues and the line search takes steps of ~1e-6).
+# learning rates and SGD's momentum, KFAC*'s step rule and ENGD's damping (at the default 1e-10 its
+# directions on heat1d_inverse are long and the line search takes steps of 2e-6 to 6e-5).
 OPTIMIZERS = {
     "KFAC*": (lambda net, op: kp.KFAC(net, op, step="auto"), 5000),
     "KFAC": (lambda net, op: kp.KFAC(net, op), 5000),
     "ENGD": (lambda net, op: kp.ENGD(net, op, damping=1e-6), 500),
     "HessianFree": (lambda net, op: kp.HessianFree(net, op), 500),
+    "SPRING": (lambda net, op: kp.SPRING(net, op), 500),
     "LBFGS": (lambda net, op: kp.LBFGS(net, op), 5000),
     "Adam": (lambda net, op: kp.Adam(net, op, lr=1e-3), 20000),
+    "SGD": (lambda net, op: kp.SGD(net, op, lr=1e-3, momentum=0.9), 20000),
 }
 
 

@@ -276,8 +276,9 @@ kfp_status kfp_operator_dim(kfp_operator *op, int64_t *out_dim);
 /// created afterwards on this operator (or on another handle to it, e.g. from kfp_problem_operator)
 /// train it with the network, and kfp_operator_coefficients reads its value. The residual is
 /// r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f; the names:
-/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "c" (reaction
-/// coefficient), "beta_<i>" (entry i of the drift, from 0), "constant", "source_scale".
+/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "C_<i>*<j>"
+/// (entry (i, j) = (j, i) of C, from 0; each costs one more Taylor pass per step), "c" (reaction
+/// coefficient), "beta*<i>" (entry i of the drift, from 0), "constant", "source_scale".
 /// Calling it again for a name replaces its start and flags.
 /// @param name NUL-terminated coefficient name.
 /// @param initial start value (finite; > 0 with KFP_COEF_POSITIVE).
@@ -486,6 +487,8 @@ typedef enum kfp_option {
     /// string: "fixed" or "adaptive" (KFAC*: Levenberg-Marquardt adaptation of the damping from
     /// each step's reduction ratio; a step that does not lower its batch's loss is not taken).
     KFP_OPT_DAMPING_RULE = 208,
+    /// double > 0: SPRING's norm constraint C; a fixed step has norm at most sqrt(C).
+    KFP_OPT_NORM_CONSTRAINT = 209,
     /// double in [0, 1): first-moment decay beta1 (Adam).
     KFP_OPT_BETA1 = 300,
     /// double in [0, 1): second-moment decay beta2 (Adam).
@@ -580,7 +583,7 @@ kfp_status kfp_optimizer_save_memory(kfp_optimizer *optimizer, void *buffer, int
 kfp_status kfp_optimizer_load_memory(const void *data, int64_t size, kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
 
 /// The optimizer's kind, as its kfp_optimizer_create_* function names it: "kfac", "sgd", "adam",
-/// "lbfgs", "engd" or "hessian_free" (static storage; never free it).
+/// "lbfgs", "engd", "hessian_free" or "spring" (static storage; never free it).
 /// @param out_name receives the name.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 kfp_status kfp_optimizer_kind(kfp_optimizer *optimizer, char const **out_name);
@@ -614,6 +617,15 @@ kfp_status kfp_optimizer_create_lbfgs(kfp_net *net, kfp_operator *op, kfp_optimi
 /// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
 /// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
 kfp_status kfp_optimizer_create_engd(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
+
+/// Creates a SPRING optimizer (sample-space Gauss-Newton with momentum, docs/math.md section 11):
+/// damping 1e-3, momentum 0.99, grid line search (step_rule "line_search"; "fixed" takes
+/// learning_rate capped by the norm constraint norm_constraint = 1e-3). A step needs the scaled
+/// Jacobian (M x P values for M residuals) and an M x M kernel; a batch for which they do not fit
+/// in half the machine's memory fails with KFP_ERROR_OUT_OF_MEMORY.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+kfp_status kfp_optimizer_create_spring(kfp_net *net, kfp_operator *op, kfp_optimizer **out_optimizer);
 
 /// Creates a Hessian-free optimizer (initial damping 1, at most 300 CG iterations per step).
 /// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.

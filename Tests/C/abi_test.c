@@ -859,6 +859,36 @@ static void test_inverse(void) {
     kfp_operator_free(transport); kfp_operator_free(op);
 }
 
+static void test_spring(void) {
+    kfp_problem *problem = NULL;
+    kfp_operator *op = NULL;
+    kfp_net *net = NULL;
+    kfp_batch *batch = NULL;
+    kfp_optimizer *opt = NULL;
+    const int64_t widths[] = {2, 8, 1};
+    EXPECT(kfp_problem_create("poisson2d_sin", &problem) == KFP_OK && kfp_problem_operator(problem, &op) == KFP_OK &&
+               kfp_problem_sample(problem, 40, 12, 1, NULL, &batch) == KFP_OK &&
+               kfp_net_create(widths, 3, NULL, NULL, 1, &net) == KFP_OK && kfp_optimizer_create_spring(net, op, &opt) == KFP_OK,
+           "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_create_spring(net, op, NULL), KFP_ERROR_NULL_POINTER, "out_optimizer");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_MOMENTUM, 1.0), KFP_ERROR_INVALID_ARGUMENT, "momentum");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_DAMPING, 0.0), KFP_ERROR_INVALID_ARGUMENT, "damping");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_NORM_CONSTRAINT, -1.0), KFP_ERROR_INVALID_ARGUMENT, "norm_constraint");
+    EXPECT_ERROR(kfp_optimizer_set_double(opt, KFP_OPT_EMA, 0.5), KFP_ERROR_INVALID_ARGUMENT, "does not apply");
+    double momentum = 0, constraint = 0;
+    const char *kind = NULL;
+    EXPECT(kfp_optimizer_get_double(opt, KFP_OPT_MOMENTUM, &momentum) == KFP_OK && momentum == 0.99 &&
+               kfp_optimizer_get_double(opt, KFP_OPT_NORM_CONSTRAINT, &constraint) == KFP_OK && constraint == 1e-3 &&
+               kfp_optimizer_kind(opt, &kind) == KFP_OK && strcmp(kind, "spring") == 0,
+           "momentum %g, norm constraint %g, kind %s", momentum, constraint, kind ? kind : "(null)");
+    double stats[KFP_STAT_COUNT], first = 0, loss = 0;
+    EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    first = stats[KFP_STAT_LOSS];
+    for (int k = 0; k < 9; k++) EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    EXPECT(kfp_loss(net, op, batch, &loss, NULL, NULL) == KFP_OK && loss < 0.1 * first, "loss %g after 10 steps from %g", loss, first);
+    kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
+}
+
 int main(void) {
     test_library();
     test_network();
@@ -868,6 +898,7 @@ int main(void) {
     test_problems();
     test_divergence();
     test_inverse();
+    test_spring();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

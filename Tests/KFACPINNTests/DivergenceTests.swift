@@ -16,7 +16,8 @@ private func everyOptimizer(_ net: MLP, _ op: Operator) throws -> [any GuardedOp
     let kfacStar = try KFAC(network: net, operator: op)
     try kfacStar.setOption(.stepRule, .string("auto"))
     return [try SGD(network: net, operator: op), try Adam(network: net, operator: op), try LBFGS(network: net, operator: op),
-            try KFAC(network: net, operator: op), kfacStar, engd, try HessianFree(network: net, operator: op)]
+            try KFAC(network: net, operator: op), kfacStar, engd, try HessianFree(network: net, operator: op),
+            try SPRING(network: net, operator: op)]
 }
 
 @Suite("divergence detection")

@@ -3,7 +3,8 @@ import Testing
 @testable import KFACPINN
 
 /// A 2-d operator with every kind of trainable coefficient: κ C with a dense C (κ positive),
-/// c, β₁, κ₀ and s, and a drift Jacobian and reaction gradient that stay fixed.
+/// the entries C₀₁ and C₁₁, c, β₁, κ₀ and s, and a drift Jacobian and reaction gradient that
+/// stay fixed.
 private func generalOperator() throws -> Operator {
     let op = try Operator(name: "general", dimension: 2, secondOrder: .matrix([-1, 0.3, 0.3, -0.7]), secondOrderScale: 0.8,
                           drift: [0.4, -0.2], driftJacobian: [0.1, 0, 0.2, -0.1], reaction: 0.5, reactionGradient: [0.3, -0.1],
@@ -13,6 +14,8 @@ private func generalOperator() throws -> Operator {
     try op.setTrainable("beta_1", initial: -0.2)
     try op.setTrainable("constant", initial: 0.2)
     try op.setTrainable("source_scale", initial: 1.3)
+    try op.setTrainable("C_1_0", initial: 0.3)
+    try op.setTrainable("C_1_1", initial: -0.7)
     return op
 }
 
@@ -36,7 +39,7 @@ private func interiorResiduals(_ net: MLP, _ op: Operator, _ term: LossTerm, raw
 @Test func residualDerivativesInTheCoefficientsMatchCentralDifferences() throws {
     let net = try MLP(widths: [2, 5, 4, 1], seed: 3), op = try generalOperator(), batch = try inverseBatch(seed: 5)
     let loss = try PINNLoss(network: net, operator: op)
-    let D = net.numParameters, P = loss.parameterCount, p = 5
+    let D = net.numParameters, P = loss.parameterCount, p = 7
     #expect(P == D + p)
     let (interior, boundary) = try loss.jacobians(batch)
     let term = batch.terms[0], n = term.count, h = 1e-6
@@ -173,6 +176,7 @@ private func interiorResiduals(_ net: MLP, _ op: Operator, _ term: LossTerm, raw
         ("ENGD woodbury", { n, o in var x = ENGD.Options(); x.variant = .woodbury; return try ENGD(network: n, operator: o, options: x) }, 10),
         ("ENGD per_layer", { n, o in var x = ENGD.Options(); x.variant = .perLayer; return try ENGD(network: n, operator: o, options: x) }, 10),
         ("Hessian-free", { try HessianFree(network: $0, operator: $1) }, 10),
+        ("SPRING", { try SPRING(network: $0, operator: $1) }, 10),
     ]
     for (name, make, steps) in makers {
         let p = try Problem(name: "heat1d_inverse"), net = try MLP(widths: [2, 16, 1], seed: 2)
@@ -225,7 +229,8 @@ private func interiorResiduals(_ net: MLP, _ op: Operator, _ term: LossTerm, raw
         do { try body() } catch { return "\(error)" }
         return ""
     }
-    #expect(message { try op.setTrainable("kapa", initial: 1) }.contains("kappa, c, beta_0, beta_1, constant, source_scale"))
+    #expect(message { try op.setTrainable("kapa", initial: 1) }.contains("kappa, c, beta_0, beta_1, constant, source_scale, C_i_j"))
+    #expect(message { try op.setTrainable("C_0_2", initial: 1) }.contains("C_0_0 to C_1_1"))
     #expect(message { try op.setTrainable("beta_2", initial: 1) }.contains("beta_0 to beta_1"))
     #expect(message { try op.setTrainable("kappa", initial: .nan) }.contains("initial value"))
     #expect(message { try op.setTrainable("kappa", initial: -1, positive: true) }.contains("must be > 0"))

@@ -157,7 +157,7 @@ private func deliver(_ bytes: [UInt8], _ buffer: UnsafeMutableRawPointer?, _ cap
 }
 
 /// The optimizer's kind, as its kfp_optimizer_create_* function names it: "kfac", "sgd", "adam",
-/// "lbfgs", "engd" or "hessian_free" (static storage; never free it).
+/// "lbfgs", "engd", "hessian_free" or "spring" (static storage; never free it).
 /// @param out_name receives the name.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER or KFP_ERROR_WRONG_HANDLE.
 @c public func kfp_optimizer_kind(_ optimizer: OpaquePointer?, _ out_name: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> kfp_status {
@@ -171,6 +171,7 @@ private func deliver(_ bytes: [UInt8], _ buffer: UnsafeMutableRawPointer?, _ cap
         case is LBFGS: name = "lbfgs"
         case is ENGD: name = "engd"
         case is HessianFree: name = "hessian_free"
+        case is SPRING: name = "spring"
         default: throw KFPError.wrongHandle("optimizer has no C name")
         }
         try required(out_name, "out_name").pointee = cString(name)

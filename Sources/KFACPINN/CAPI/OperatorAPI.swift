@@ -97,7 +97,8 @@
 /// created afterwards on this operator (or on another handle to it, e.g. from kfp_problem_operator)
 /// train it with the network, and kfp_operator_coefficients reads its value. The residual is
 /// r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f; the names:
-/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "c" (reaction
+/// "kappa" (factor of the second-order term, e.g. the heat equation's diffusivity), "C_<i>_<j>"
+/// (entry (i, j) = (j, i) of C, from 0; each costs one more Taylor pass per step), "c" (reaction
 /// coefficient), "beta_<i>" (entry i of the drift, from 0), "constant", "source_scale".
 /// Calling it again for a name replaces its start and flags.
 /// @param name NUL-terminated coefficient name.

@@ -34,6 +34,8 @@ import Synchronization
     /// string: "fixed" or "adaptive" (KFAC*: Levenberg-Marquardt adaptation of the damping from
     /// each step's reduction ratio; a step that does not lower its batch's loss is not taken).
     case KFP_OPT_DAMPING_RULE = 208
+    /// double > 0: SPRING's norm constraint C; a fixed step has norm at most sqrt(C).
+    case KFP_OPT_NORM_CONSTRAINT = 209
     /// double in [0, 1): first-moment decay beta1 (Adam).
     case KFP_OPT_BETA1 = 300
     /// double in [0, 1): second-moment decay beta2 (Adam).
@@ -92,6 +94,7 @@ extension OptimizerOption {
         case .variant: return .KFP_OPT_VARIANT
         case .maxParameters: return .KFP_OPT_MAX_PARAMETERS
         case .dampingRule: return .KFP_OPT_DAMPING_RULE
+        case .normConstraint: return .KFP_OPT_NORM_CONSTRAINT
         case .beta1: return .KFP_OPT_BETA1
         case .beta2: return .KFP_OPT_BETA2
         case .epsilon: return .KFP_OPT_EPSILON
@@ -193,6 +196,19 @@ private func createOptimizer(
     _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
 ) -> kfp_status {
     createOptimizer("kfp_optimizer_create_engd", net, op, out_optimizer) { try ENGD(network: $0, operator: $1) }
+}
+
+/// Creates a SPRING optimizer (sample-space Gauss-Newton with momentum, docs/math.md section 11):
+/// damping 1e-3, momentum 0.99, grid line search (step_rule "line_search"; "fixed" takes
+/// learning_rate capped by the norm constraint norm_constraint = 1e-3). A step needs the scaled
+/// Jacobian (M x P values for M residuals) and an M x M kernel; a batch for which they do not fit
+/// in half the machine's memory fails with KFP_ERROR_OUT_OF_MEMORY.
+/// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.
+/// @return KFP_OK; KFP_ERROR_DIMENSION_MISMATCH if the operator's and network's dimensions differ.
+@c public func kfp_optimizer_create_spring(
+    _ net: OpaquePointer?, _ op: OpaquePointer?, _ out_optimizer: UnsafeMutablePointer<OpaquePointer?>?
+) -> kfp_status {
+    createOptimizer("kfp_optimizer_create_spring", net, op, out_optimizer) { try SPRING(network: $0, operator: $1) }
 }
 
 /// Creates a Hessian-free optimizer (initial damping 1, at most 300 CG iterations per step).

@@ -23,8 +23,10 @@ public final class PINNLoss {
     /// their number p (fixed while this loss exists).
     let trainedIndices: [Int]
     public let coefficientCount: Int
-    /// The coefficient values of the last `forward` (at the current κ̂ or a trial's).
-    private(set) var values: ResolvedCoefficients
+    /// The operator's coefficient values when it has no trainable coefficient (resolved once).
+    private let fixedValues: ResolvedCoefficients
+    /// E_ij of the trained entries of C, in order (their columns need Taylor passes of their own).
+    private let secondOrderEntries: [Coefficients]
     /// [θ; κ̂] of `withMutableParameters` when p > 0.
     private let combined = Buffer()
     /// The evaluation state of term t of the last batch at index t (more may be kept from
@@ -41,7 +43,8 @@ public final class PINNLoss {
         op.trainable.bind()
         trainedIndices = op.trainable.trainedIndices
         coefficientCount = trainedIndices.count
-        values = op.coefficientValues()
+        fixedValues = op.coefficientValues()
+        secondOrderEntries = op.trainedSecondOrderEntries
     }
 
     deinit { op.trainable.unbind() }
@@ -102,10 +105,10 @@ public final class PINNLoss {
         try requireCompatible(batch)
         while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
         termCount = batch.terms.count
-        if coefficientCount > 0 { values = op.coefficientValues(raw: theta.map { $0 + network.numParameters }) }
+        let values = op.trainable.count == 0 ? fixedValues : op.coefficientValues(raw: theta.map { $0 + network.numParameters })
         var value = Value(total: 0, interior: 0, boundary: 0)
         for (term, ev) in zip(batch.terms, evaluations) {
-            try ev.forward(term, op, values, at: theta)
+            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta)
             let part = ev.count > 0 ? ev.weight * (0.5 * ev.squares / Double(ev.count)) : 0
             if term.kind.isInterior { value.interior += part } else { value.boundary += part }
         }
@@ -239,8 +242,12 @@ public final class PINNLoss {
 final class TermEvaluation {
     let pass: TaylorPass
     let residuals = Buffer(), seeds = Buffer()
-    /// Interior terms of a loss with trainable coefficients: ∂r_n/∂κ̂_k (p × N, row k).
+    /// Interior terms of a loss with trainable coefficients: ∂r_n/∂κ̂_k (p × N, row k), after a
+    /// forward pass at the current parameters.
     let coefficientRows = Buffer()
+    /// Taylor passes with the trained C entries' E_ij, and their 𝒟_{E_ij} u (one row of N each).
+    private var entryPasses: [TaylorPass] = []
+    private let entryTerms = Buffer()
     /// J_n v of the term's residuals for up to two directions at once (one per tangent space).
     let jv = [Buffer(), Buffer()]
     private(set) var kind = LossTermKind.interior
@@ -252,8 +259,10 @@ final class TermEvaluation {
     init(network: MLP) { pass = TaylorPass(network: network) }
 
     /// The term's pass and residuals at the network's parameters or at `theta`, with the
-    /// operator's coefficients `values`.
-    func forward(_ term: LossTerm, _ op: Operator, _ values: ResolvedCoefficients, at theta: UnsafePointer<Double>?) throws {
+    /// operator's coefficients `values`; at the network's parameters also the coefficient rows
+    /// (with 𝒟_{E_ij} u from a pass per trained C entry in `secondOrderEntries`).
+    func forward(_ term: LossTerm, _ op: Operator, _ values: ResolvedCoefficients, secondOrderEntries: [Coefficients],
+                 at theta: UnsafePointer<Double>?) throws {
         kind = term.kind
         count = term.count
         weight = term.weight
@@ -265,12 +274,24 @@ final class TermEvaluation {
             pass.outputGradientUsed = op.readsGradient
             try pass.forward(term.points, count: n, mode: .taylor(values.pass), parameters: theta)
             let r = try residuals.reserve(n), js = try seeds.reserve(n * pass.columnsPerSample)
-            let p = values.chain.count, rows = try coefficientRows.reserve(p * n)
             term.points.withUnsafeBufferPointer { x in
                 term.targets.withUnsafeBufferPointer { f in
                     op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!,
                                  count: n, values: values, residuals: r, seeds: js)
-                    if p > 0 { op.coefficientJacobian(output: pass.output, source: f.baseAddress!, count: n, values: values, into: rows) }
+                }
+            }
+            let p = values.chain.count
+            if p > 0 && theta == nil {
+                let rows = try coefficientRows.reserve(p * n), s = pass.columnsPerSample
+                let terms = try entryTerms.reserve(secondOrderEntries.count * n)
+                for (k, e) in secondOrderEntries.enumerated() {
+                    if k == entryPasses.count { entryPasses.append(TaylorPass(network: pass.network)) }
+                    try entryPasses[k].forward(term.points, count: n, mode: .taylor(e))
+                    (terms + k * n).update(from: entryPasses[k].output + (s - 1) * n, count: n)
+                }
+                term.targets.withUnsafeBufferPointer { f in
+                    op.coefficientJacobian(output: pass.output, source: f.baseAddress!, count: n, values: values,
+                                           entryTerms: terms, into: rows)
                 }
             }
         case .dirichlet, .observation:

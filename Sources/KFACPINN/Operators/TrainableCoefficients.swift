@@ -5,8 +5,10 @@ import Glibc
 ///
 ///     r = κ 𝒟_C u + βᵀ∇u + c u + N(u, ∇u) + κ₀ − s f
 ///
-/// so ∂r/∂κ = 𝒟_C u, ∂r/∂β_i = ∂_i u, ∂r/∂c = u, ∂r/∂κ₀ = 1 and ∂r/∂s = −f, all read off the
-/// Taylor pass's output columns. Condition and observation residuals do not depend on them.
+/// so ∂r/∂κ = 𝒟_C u, ∂r/∂β_i = ∂_i u, ∂r/∂c = u, ∂r/∂κ₀ = 1 and ∂r/∂s = −f, read off the Taylor
+/// pass's output columns, and ∂r/∂C_ij = κ 𝒟_{E_ij} u (E_ij = e_i e_jᵀ + e_j e_iᵀ, or e_i e_iᵀ),
+/// from a Taylor pass of its own per entry. Condition and observation residuals do not depend on
+/// them.
 public enum CoefficientSlot: Hashable, Sendable {
     /// κ, the factor of the second-order term ("kappa": the heat equation's diffusivity, the
     /// factor of −κΔu).
@@ -19,6 +21,8 @@ public enum CoefficientSlot: Hashable, Sendable {
     case constant
     /// s, the factor of the source f ("source_scale").
     case sourceScale
+    /// C_ij = C_ji, i ≤ j, an entry of the symmetric C ("C_i_j", indices from 0).
+    case secondOrderEntry(Int, Int)
 
     public var name: String {
         switch self {
@@ -27,13 +31,14 @@ public enum CoefficientSlot: Hashable, Sendable {
         case .drift(let i): return "beta_\(i)"
         case .constant: return "constant"
         case .sourceScale: return "source_scale"
+        case .secondOrderEntry(let i, let j): return "C_\(i)_\(j)"
         }
     }
 
     /// The names an operator of dimension `d` knows, for messages.
     static func knownNames(dimension d: Int) -> String {
         let drift = d == 1 ? "beta_0" : d == 2 ? "beta_0, beta_1" : "beta_0 … beta_\(d - 1)"
-        return "kappa, c, \(drift), constant, source_scale"
+        return "kappa, c, \(drift), constant, source_scale, C_i_j (0 ≤ i, j < \(d))"
     }
 
     /// The slot named `name` in an operator of dimension `d`, or `.invalidArgument` listing the
@@ -50,6 +55,14 @@ public enum CoefficientSlot: Hashable, Sendable {
                     throw KFPError.invalidArgument("the operator has no coefficient '\(name)': its dimension is \(d), its drift entries are beta_0 to beta_\(d - 1)")
                 }
                 return .drift(i)
+            }
+            let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+            if parts.count == 3, parts[0] == "C", let i = Int(parts[1]), let j = Int(parts[2]),
+               String(i) == parts[1], String(j) == parts[2], i >= 0, j >= 0 {
+                guard i < d, j < d else {
+                    throw KFPError.invalidArgument("the operator has no coefficient '\(name)': its dimension is \(d), its second-order entries are C_0_0 to C_\(d - 1)_\(d - 1)")
+                }
+                return .secondOrderEntry(min(i, j), max(i, j))
             }
             throw KFPError.invalidArgument("unknown coefficient '\(name)'; the coefficients are \(knownNames(dimension: d))")
         }
@@ -138,6 +151,8 @@ struct ResolvedCoefficients {
     let passScale: Double
     /// ∂r/∂T_pass = κ/κ̄ (1, or 0 when κ = 0).
     let secondOrderSeed: Double
+    /// κ (∂r/∂C_ij = κ 𝒟_{E_ij} u).
+    let kappa: Double
     let reaction: Double, constant: Double, sourceScale: Double
     let drift: [Double]
     /// Per trained coefficient, dκ_k/dκ̂_k: κ_k for a positive (log) coefficient, else 1.
@@ -165,7 +180,7 @@ extension Operator {
     /// the current ones.
     func coefficientValues(raw: UnsafePointer<Double>? = nil) -> ResolvedCoefficients {
         var kappa = secondOrderScale, c = reaction, k0 = constant, s = 1.0, beta = drift
-        var chain: [Double] = [], j = 0
+        var chain: [Double] = [], j = 0, entries: [(Int, Int, Double)] = []
         for (k, entry) in trainable.entries.enumerated() {
             var r = trainable.raw[k]
             if !entry.frozen {
@@ -180,19 +195,39 @@ extension Operator {
             case .drift(let i): beta[i] = v
             case .constant: k0 = v
             case .sourceScale: s = v
+            case .secondOrderEntry(let a, let b): entries.append((a, b, v))
             }
         }
         let passScale = kappa != 0 ? kappa : 1
-        let pass = trainable.index(of: .secondOrderScale) == nil ? coefficients : baseCoefficients.scaled(passScale)
-        return ResolvedCoefficients(pass: pass, passScale: passScale, secondOrderSeed: kappa / passScale,
+        var pass = coefficients
+        if !entries.isEmpty {
+            pass = baseCoefficients.replacing(entries).scaled(passScale)
+        } else if trainable.index(of: .secondOrderScale) != nil {
+            pass = baseCoefficients.scaled(passScale)
+        }
+        return ResolvedCoefficients(pass: pass, passScale: passScale, secondOrderSeed: kappa / passScale, kappa: kappa,
                                     reaction: c, constant: k0, sourceScale: s, drift: beta, chain: chain)
     }
 
+    /// The trained C entries' E_ij, in the order of the trained coefficients.
+    var trainedSecondOrderEntries: [Coefficients] {
+        trainable.entries.compactMap { entry -> Coefficients? in
+            guard !entry.frozen, case .secondOrderEntry(let i, let j) = entry.slot else { return nil }
+            var e = [Double](repeating: 0, count: dimension * dimension)
+            e[i * dimension + j] = 1
+            e[j * dimension + i] = 1
+            return i == j ? Coefficients(diagonal: (0..<dimension).map { $0 == i ? 1 : 0 }) : Coefficients(dense: e, dimension: dimension)
+        }
+    }
+
     /// ∂r_n/∂κ̂_k of interior residuals (p × N, row k for trained coefficient k) from the output
-    /// columns of a Taylor pass (S·N in column blocks), the points' sources f and the resolved values.
+    /// columns of a Taylor pass (S·N in column blocks), the points' sources f, the resolved values
+    /// and, for the trained C entries in order, 𝒟_{E_ij} u (N values each, `entryTerms`).
     func coefficientJacobian(output out: UnsafePointer<Double>, source f: UnsafePointer<Double>, count n: Int,
-                             values: ResolvedCoefficients, into rows: UnsafeMutablePointer<Double>) {
+                             values: ResolvedCoefficients, entryTerms: UnsafePointer<Double>?,
+                             into rows: UnsafeMutablePointer<Double>) {
         let d = dimension
+        var entryIndex = 0
         for (k, entry) in trainable.entries.filter({ !$0.frozen }).enumerated() {
             let row = rows + k * n, chain = values.chain[k]
             switch entry.slot {
@@ -205,6 +240,10 @@ extension Operator {
                 for i in 0..<n { row[i] = chain * g[i] }
             case .constant: for i in 0..<n { row[i] = chain }
             case .sourceScale: for i in 0..<n { row[i] = -chain * f[i] }
+            case .secondOrderEntry:
+                let t = entryTerms! + entryIndex * n, scale = chain * values.kappa
+                for i in 0..<n { row[i] = scale * t[i] }
+                entryIndex += 1
             }
         }
     }

@@ -16,9 +16,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         case full, perLayer = "per_layer", diagonal, woodbury
     }
 
-    public enum StepRule: String, CaseIterable, Sendable {
-        case lineSearch = "line_search", fixed
-    }
+    public typealias StepRule = GaussNewtonStepRule
 
     public struct Options: Sendable, Equatable {
         /// λ > 0.
@@ -69,7 +67,8 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     private var hasDiagonal = false
     let lineSearch: GridLineSearch
     private var gradient: [Double], direction: [Double], theta0: [Double]
-    private let jacobian = Buffer(), residuals = Buffer(), solution = Buffer(), work = Buffer(), kernel = Buffer()
+    private let jacobian = Buffer(), residuals = Buffer(), solution = Buffer()
+    private let sampleSpace = SampleSpaceSolver()
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
@@ -140,21 +139,11 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         theta0 = loss.parameters
         var alpha = options.learningRate
         if options.stepRule == .lineSearch {
-            alpha = try theta0.withUnsafeBufferPointer { t in
-                try direction.withUnsafeBufferPointer { try lineSearch.search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: value.total) }
-            }
+            alpha = try lineSearch.search(batch, from: theta0, along: direction, below: value.total)
         }
         var stats = StepStatistics(loss: value.total, lossInterior: value.interior, lossBoundary: value.boundary,
                                    stepSize: alpha, momentum: 0, updateNorm: 0, accepted: alpha > 0, damping: lambda)
-        theta0.withUnsafeBufferPointer { t in
-            direction.withUnsafeBufferPointer { loss.setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) }
-        }
-        try loss.parameters.withUnsafeBufferPointer { p in
-            do { try requireFiniteUpdate(p.baseAddress!, D, "ENGD") } catch {
-                loss.assignParameters(theta0)
-                throw error
-            }
-        }
+        try loss.moveParameters(from: theta0, by: alpha, along: direction, optimizer: "ENGD")
         stats.updateNorm = alpha * direction.withUnsafeBufferPointer { BLAS.nrm2(D, $0.baseAddress!) }
         switch options.variant {
         case .full, .perLayer: for block in blocks { block.commit(keep: options.ema > 0) }
@@ -168,8 +157,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     }
 
     /// Refuses (`.outOfMemory`) a batch whose scaled Jacobian, kernel (woodbury) and Gramian
-    /// blocks (full, per-layer) would not fit: more than half the machine's memory, or more than
-    /// can be allocated now.
+    /// blocks (full, per-layer) would not fit (`SampleSpaceSolver.requireMemory`).
     private func requireMemory(rows: Int) throws {
         let D = loss.parameterCount, what = "ENGD (\(options.variant.rawValue)) on \(rows) residuals and \(D) parameters"
         var counts = [try Memory.product(rows, D, what: what)]
@@ -181,12 +169,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
                 for r in ENGD.blocks(loss, options.variant) { counts.append(try Memory.product(2, r.count, r.count, what: what)) }
             }
         }
-        let bytes = try Memory.bytes(doubles: Memory.total(counts, what), what)
-        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        guard Double(bytes) < physical / 2 else {
-            throw KFPError.outOfMemory("\(what) needs \(bytes) bytes (\(Memory.formatted(bytes))), more than half the machine's memory")
-        }
-        try Memory.require(bytes: bytes, what)
+        try SampleSpaceSolver.requireMemory(counts, what: what)
     }
 
     /// Δ = −(G + λI)⁺ ∇L for the variant, with the candidate moving averages.
@@ -196,11 +179,9 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         let D = loss.parameterCount
         switch options.variant {
         case .woodbury:
-            // y = (J̃J̃ᵀ + λI)⁻¹ r̃, Δ = −J̃ᵀ y.
-            let K = try kernel.reserve(rows * rows), y = try solution.reserve(rows)
-            BLAS.syrk(n: rows, k: D, a: J, lda: D, c: K, ldc: rows)
-            try dampedSymmetricSolve(K, n: rows, damping: lambda, r, into: y, work: work)
-            BLAS.gemv(trans: true, m: rows, n: D, alpha: -1, a: J, lda: D, x: y, y: dir)
+            // Δ = −J̃ᵀ (J̃J̃ᵀ + λI)⁻¹ r̃.
+            dir.update(repeating: 0, count: D)
+            try sampleSpace.solve(J, rows: rows, columns: D, r, damping: lambda, addingTo: dir, scale: -1)
         case .diagonal:
             let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.

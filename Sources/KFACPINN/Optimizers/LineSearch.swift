@@ -138,3 +138,18 @@ final class GridLineSearch {
         return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
     }
 }
+
+/// How a Gauss–Newton step (ENGD, SPRING) is scaled: by the grid line search, or by a fixed
+/// learning rate.
+public enum GaussNewtonStepRule: String, CaseIterable, Sendable {
+    case lineSearch = "line_search", fixed
+}
+
+extension GridLineSearch {
+    /// `search` from θ₀ along p given as arrays.
+    func search(_ batch: Batch, from theta0: [Double], along p: [Double], below current: Double) throws -> Double {
+        try theta0.withUnsafeBufferPointer { t in
+            try p.withUnsafeBufferPointer { try search(batch, from: t.baseAddress!, along: $0.baseAddress!, below: current) }
+        }
+    }
+}

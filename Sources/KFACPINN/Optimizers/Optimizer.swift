@@ -52,7 +52,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     // Curvature.
     case damping, ema, factorPeriod = "factor_period", inversePeriod = "inverse_period"
     case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters"
-    case dampingRule = "damping_rule"
+    case dampingRule = "damping_rule", normConstraint = "norm_constraint"
     // Adaptive moments.
     case beta1, beta2, epsilon
     // Iteration limits.
@@ -79,7 +79,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     /// The values every optimizer accepts for this option (string options: `.none`).
     public var range: Range {
         switch self {
-        case .learningRate, .damping, .epsilon: return .positive
+        case .learningRate, .damping, .epsilon, .normConstraint: return .positive
         case .momentum, .ema, .beta1, .beta2: return .unitInterval
         case .nesterov: return .flag
         case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations: return .atLeastOne
@@ -110,6 +110,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .history: return "L-BFGS's stored (s, y) pairs"
         case .maxEvaluations: return "L-BFGS's loss-and-gradient evaluations per line search"
         case .maxCGIterations: return "Hessian-free's CG iterations per step"
+        case .normConstraint: return "SPRING's fixed steps: the update's norm is at most the square root of this"
         case .divergenceFactor: return "a step whose starting loss exceeds this factor times the best so far (or meets a non-finite value) undoes the previous step and fails as diverged"
         }
     }
@@ -169,6 +170,20 @@ public protocol Optimizer: AnyObject {
 /// θ_new finite, or `.nonFinite` naming the optimizer.
 func requireFiniteUpdate(_ p: UnsafePointer<Double>, _ count: Int, _ name: String) throws {
     if let error = nonFiniteUpdate(p, count, name) { throw error }
+}
+
+extension PINNLoss {
+    /// [θ; κ̂] ← v₀ + α w (P values each) if that is finite; otherwise v₀ and `.nonFinite`
+    /// naming `optimizer`.
+    func moveParameters(from v0: [Double], by alpha: Double, along w: [Double], optimizer: String) throws {
+        v0.withUnsafeBufferPointer { t in w.withUnsafeBufferPointer { setParameters(t.baseAddress!, plus: alpha, times: $0.baseAddress!) } }
+        try parameters.withUnsafeBufferPointer { p in
+            do { try requireFiniteUpdate(p.baseAddress!, p.count, optimizer) } catch {
+                assignParameters(v0)
+                throw error
+            }
+        }
+    }
 }
 
 /// `.nonFinite` naming the optimizer and the first non-finite entry of θ_new, or nil.

@@ -21,12 +21,14 @@ extension LBFGS: CheckpointableOptimizer { static let checkpointName = "lbfgs" }
 extension KFAC: CheckpointableOptimizer { static let checkpointName = "kfac" }
 extension ENGD: CheckpointableOptimizer { static let checkpointName = "engd" }
 extension HessianFree: CheckpointableOptimizer { static let checkpointName = "hessian_free" }
+extension SPRING: CheckpointableOptimizer { static let checkpointName = "spring" }
 
 /// A new optimizer with default options, by checkpoint name.
 private let optimizerMakers: [String: @Sendable (MLP, Operator) throws -> any GuardedOptimizer] = [
     SGD.checkpointName: { try SGD(network: $0, operator: $1) }, Adam.checkpointName: { try Adam(network: $0, operator: $1) },
     LBFGS.checkpointName: { try LBFGS(network: $0, operator: $1) }, KFAC.checkpointName: { try KFAC(network: $0, operator: $1) },
     ENGD.checkpointName: { try ENGD(network: $0, operator: $1) }, HessianFree.checkpointName: { try HessianFree(network: $0, operator: $1) },
+    SPRING.checkpointName: { try SPRING(network: $0, operator: $1) },
 ]
 
 extension OptionValue {

@@ -62,6 +62,18 @@ struct Coefficients {
         dense = m
     }
 
+    /// C with entries (i, j) and (j, i) set to v for each (i, j, v); diagonal if the result is.
+    func replacing(_ entries: [(Int, Int, Double)]) -> Coefficients {
+        let d = dimension
+        var m = dense
+        for (i, j, v) in entries {
+            m[i * d + j] = v
+            m[j * d + i] = v
+        }
+        let isDiagonal = (0..<d).allSatisfy { i in (0..<d).allSatisfy { j in i == j || m[i * d + j] == 0 } }
+        return isDiagonal ? Coefficients(diagonal: (0..<d).map { m[$0 * d + $0] }) : Coefficients(dense: m, dimension: d)
+    }
+
     /// κ C (the same storage); C itself for κ = 1.
     func scaled(_ kappa: Double) -> Coefficients {
         if kappa == 1 { return self }

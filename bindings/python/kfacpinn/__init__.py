@@ -16,7 +16,7 @@ from ._lib import lib, c_double_p, c_int64_p
 
 __all__ = ["Error", "InputError", "OutOfMemoryError", "CorruptError", "DivergenceError", "FileError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
            "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
-           "LBFGS", "ENGD", "HessianFree", "Problem", "Trainable", "train", "load_optimizer", "LOG_COLUMNS",
+           "LBFGS", "ENGD", "HessianFree", "SPRING", "Problem", "Trainable", "train", "load_optimizer", "LOG_COLUMNS",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -293,7 +293,7 @@ def _rebuild_operator(recipe, trainables):
 class Operator(_Handle):
     """A PDE operator: the interior residual
     r = kappa D_C u + beta.grad u + c u + N(u, grad u) + constant - source_scale f,
-    whose scalar coefficients ("kappa", "c", "beta_<i>", "constant", "source_scale") can be
+    whose scalar coefficients ("kappa", "C_<i>_<j>", "c", "beta_<i>", "constant", "source_scale") can be
     trained with the network (`Trainable`, `set_trainable`, `coefficients`)."""
 
     _free = staticmethod(lib.kfp_operator_free)
@@ -799,9 +799,25 @@ class HessianFree(Optimizer):
                          ("divergence_factor", divergence_factor)])
 
 
+class SPRING(Optimizer):
+    """SPRING (Goldshlager, Abrahamsen, Lin 2024): sample-space Gauss-Newton with momentum,
+    phi = momentum phi_prev + J^T (J J^T + damping I)^-1 (-r - momentum J phi_prev), theta += eta phi.
+
+    step: "line_search" (grid as KFAC's) or a float learning rate eta, capped so that
+    |eta phi| <= sqrt(norm_constraint). Memory: the (N x D) Jacobian and an N x N kernel.
+    """
+
+    def __init__(self, net, op, damping=1e-3, momentum=0.99, step="line_search", norm_constraint=1e-3,
+                 divergence_factor=1e12):
+        super().__init__(_create(lib.kfp_optimizer_create_spring, net.handle, op.handle), net, op)
+        self._configure([("damping", damping), ("momentum", momentum), ("norm_constraint", norm_constraint),
+                         ("divergence_factor", divergence_factor)] + _step_rule(step))
+
+
 def _optimizer_object(handle, net, op):
     """The Python optimizer of the class the library names for `handle`."""
-    kinds = {"kfac": KFAC, "sgd": SGD, "adam": Adam, "lbfgs": LBFGS, "engd": ENGD, "hessian_free": HessianFree}
+    kinds = {"kfac": KFAC, "sgd": SGD, "adam": Adam, "lbfgs": LBFGS, "engd": ENGD, "hessian_free": HessianFree,
+             "spring": SPRING}
     try:
         cls = kinds[_static_name(lib.kfp_optimizer_kind, handle)]
     except Exception:

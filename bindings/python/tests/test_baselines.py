@@ -70,3 +70,25 @@ def test_engd_size_limit_is_a_clear_error():
     with pytest.raises(kp.Error, match="337 × 337 Gramian"):
         opt.step(poisson_batch(20, 5))
     assert np.array_equal(net.get_params(), theta)
+
+
+def test_spring_options_step_and_checkpoint():
+    prob = kp.Problem("poisson2d_sin")
+    net = kp.MLP([2, 8, 1], seed=1)
+    opt = kp.SPRING(net, prob.operator, step=0.5, norm_constraint=1e-4)
+    assert (opt.get("momentum"), opt.get("damping"), opt.get("step_rule"), opt.get("learning_rate")) == (0.99, 1e-3, "fixed", 0.5)
+    batch = prob.sample(n_interior=40, n_boundary=12, seed=2)
+    before = net.get_params()
+    opt.step(batch)
+    assert np.linalg.norm(net.get_params() - before) == pytest.approx(1e-2, rel=1e-10)   # capped at sqrt(1e-4)
+    # A checkpoint continues bit for bit.
+    twin = kp.MLP([2, 8, 1], seed=1)
+    twin.set_params(net.get_params())
+    loaded = kp._optimizer_from_bytes(opt.to_bytes(), twin, prob.operator)
+    assert isinstance(loaded, kp.SPRING)
+    for _ in range(3):
+        opt.step(batch)
+        loaded.step(batch)
+    np.testing.assert_array_equal(net.get_params(), twin.get_params())
+    with pytest.raises(kp.InputError, match="momentum"):
+        kp.SPRING(net, prob.operator, momentum=1.0)
