@@ -1,9 +1,10 @@
 // Timings for the networks of the paper's experiments: the Taylor-mode forward
 // pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), KFAC / KFAC* steps
-// with the share of each phase ("kfac"), the baselines ("baselines"); and, for
+// with the share of each phase ("kfac"), the baselines ("baselines"), the sample-space kernel
+// and the steps of Woodbury ENGD and SPRING ("samplespace", not in "all"); and, for
 // benchmarks/compare_pytorch.py, one comparison case or the DGEMM rate as JSON.
 //
-//     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|all] [--threads T] [--quick]
+//     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|all] [--threads T] [--quick]
 //     .build/release/kfacpinn-bench case NAME | dgemm [--threads T]
 import CBLAS
 import Glibc
@@ -44,7 +45,7 @@ while let arg = arguments.popFirst() {
     switch arg {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
-    case "taylor", "kfac", "baselines", "scaling": sections = [arg]
+    case "taylor", "kfac", "baselines", "scaling", "samplespace": sections = [arg]
     case "case":
         guard let name = arguments.popFirst(), comparisonCases[name] != nil else {
             print("known cases: " + comparisonCases.keys.sorted().joined(separator: ", "))
@@ -55,7 +56,7 @@ while let arg = arguments.popFirst() {
     case "dgemm": sections = ["dgemm"]
     case "all": break
     default:
-        print("usage: kfacpinn-bench [taylor|kfac|baselines|scaling|all] [--threads T] [--quick]")
+        print("usage: kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|all] [--threads T] [--quick]")
         print("       kfacpinn-bench case NAME [--threads T]   (one JSON line: the side-by-side quantities)")
         print("       kfacpinn-bench dgemm [--threads T]       (one JSON line: the measured DGEMM rate)")
         exit(2)
@@ -110,6 +111,7 @@ if sections.contains("taylor") { try taylorSection() }
 if sections.contains("kfac") { try kfacSection() }
 if sections.contains("baselines") { try baselineSection() }
 if sections.contains("scaling") { try scalingSection() }
+if sections == ["samplespace"] { try sampleSpaceSection() }
 
 @MainActor func taylorSection() throws {
 print("\nTaylor mode: median wall time")
@@ -226,6 +228,66 @@ for c in cases {
             let cg = optimizer is HessianFree ? "   (\(format(Double(iterations) / Double(steps))) CG iterations)" : ""
             print([name.padding(7), String(net.numParameters).padding(6, left: true), label.padding(15),
                    perStep.padding(10, left: true)].joined(separator: "  ") + cg)
+        }
+    }
+}
+
+/// The sample-space methods (docs/math.md §7, §11): the kernel J̃J̃ᵀ of an M × D Jacobian by
+/// one DSYRK against a DGEMM of the same product (M²D multiply-adds, GFLOP/s counting 2 per
+/// multiply-add for both), and the mean step of Woodbury ENGD, SPRING and SPRING with a
+/// rank-100 Nyström sketch on 5-d Poisson batches of M residuals (after one warm-up step).
+@MainActor func sampleSpaceSection() throws {
+    let widths: [(String, [Int])] = [("small", [5, 64, 1]), ("medium", [5, 64, 64, 48, 48, 1]), ("big", [5, 256, 256, 128, 128, 1])]
+    let sizes = quick ? [1000] : [1000, 3500]
+    print("\nSample-space kernel J J^T (M x D): DSYRK against DGEMM of the same product, GFLOP/s")
+    print("    M       D    dsyrk    dgemm   dsyrk s")
+    for m in sizes {
+        for (_, w) in widths {
+            let d = try MLP(widths: w).numParameters
+            var rng = RandomSource(seed: 1)
+            let j = (0..<(m * d)).map { _ in rng.uniform(-1, 1) }
+            var k = [Double](repeating: 0, count: m * m)
+            let flops = 2 * Double(m) * Double(m) * Double(d)
+            let budget = flops > 1e11 ? 0.0 : 2.0
+            let syrk = medianTime(budget: budget) {
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, j, Int32(d), 0, &k, Int32(m))
+            }
+            let gemm = medianTime(budget: budget) {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(m), Int32(d), 1, j, Int32(d), j, Int32(d),
+                            0, &k, Int32(m))
+            }
+            // DSYRK computes one triangle: half the multiply-adds of the DGEMM.
+            print([String(m).padding(5, left: true), String(d).padding(7, left: true),
+                   format(flops / 2 / syrk / 1e9).padding(8, left: true), format(flops / gemm / 1e9).padding(8, left: true),
+                   format(syrk).padding(9, left: true)].joined(separator: " "))
+        }
+    }
+    print("\nSteps on 5-d Poisson with M = N_interior + N_boundary residuals (line search): mean ms/step")
+    print("    M  network       D  ENGD woodbury       SPRING  SPRING nystrom k=100")
+    let op = try Operator.poisson(dimension: 5)
+    for m in sizes {
+        let batch = try poissonBatch(d: 5, interior: m * 6 / 7, boundary: m - m * 6 / 7)
+        for (name, w) in widths {
+            var cells: [String] = []
+            for make in [{ (net: MLP) -> any Optimizer in
+                              let o = try ENGD(network: net, operator: op); try o.setOption(.variant, .string("woodbury")); return o },
+                         { (net: MLP) -> any Optimizer in try SPRING(network: net, operator: op) },
+                         { (net: MLP) -> any Optimizer in
+                              let o = try SPRING(network: net, operator: op); try o.setOption(.variant, .string("nystrom")); return o }] {
+                let net = try MLP(widths: w, seed: 0)
+                let optimizer = try make(net)
+                _ = try optimizer.step(batch)
+                let start = now()
+                var steps = 0
+                repeat {
+                    _ = try optimizer.step(batch)
+                    steps += 1
+                } while steps < 2 || (now() - start < (quick ? 2 : 6) && steps < 100)
+                cells.append(format((now() - start) / Double(steps) * 1e3))
+            }
+            let d = try MLP(widths: w).numParameters
+            print([String(m).padding(5, left: true), name.padding(7), String(d).padding(7, left: true),
+                   cells[0].padding(14, left: true), cells[1].padding(12, left: true), cells[2].padding(21, left: true)].joined(separator: "  "))
         }
     }
 }

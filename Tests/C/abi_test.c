@@ -462,10 +462,10 @@ static void test_baselines(void) {
      * default with its type, the default lies in the range, a string default is a choice. */
     kfp_status (*create[])(kfp_net *, kfp_operator *, kfp_optimizer **) = {
         kfp_optimizer_create_sgd, kfp_optimizer_create_adam, kfp_optimizer_create_lbfgs, kfp_optimizer_create_engd,
-        kfp_optimizer_create_hessian_free, kfp_optimizer_create_kfac};
-    kfp_optimizer *all[6] = {NULL};
-    const int64_t counts[] = {4, 5, 4, 7, 3, 11};   /* each with divergence_factor */
-    for (int k = 0; k < 6; k++) {
+        kfp_optimizer_create_hessian_free, kfp_optimizer_create_kfac, kfp_optimizer_create_spring};
+    kfp_optimizer *all[7] = {NULL};
+    const int64_t counts[] = {4, 5, 4, 8, 3, 11, 8};   /* each with divergence_factor */
+    for (int k = 0; k < 7; k++) {
         EXPECT(create[k](net, op, &all[k]) == KFP_OK, "%s", kfp_last_error());
         int64_t count = -1;
         EXPECT(kfp_optimizer_option_count(all[k], &count) == KFP_OK && count == counts[k], "optimizer %d: %lld options",
@@ -886,6 +886,14 @@ static void test_spring(void) {
     first = stats[KFP_STAT_LOSS];
     for (int k = 0; k < 9; k++) EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
     EXPECT(kfp_loss(net, op, batch, &loss, NULL, NULL) == KFP_OK && loss < 0.1 * first, "loss %g after 10 steps from %g", loss, first);
+    /* The Nystrom variant: a rank above the batch's 52 residuals is refused at the step, nothing changes. */
+    EXPECT(kfp_optimizer_set_string(opt, KFP_OPT_VARIANT, "nystrom") == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_optimizer_set_int(opt, KFP_OPT_RANK, 0), KFP_ERROR_INVALID_ARGUMENT, "rank");
+    EXPECT_ERROR(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT), KFP_ERROR_INVALID_ARGUMENT, "rank 100");
+    double after = 0;
+    EXPECT(kfp_loss(net, op, batch, &after, NULL, NULL) == KFP_OK && after == loss, "loss %g after the refused step, %g before", after, loss);
+    EXPECT(kfp_optimizer_set_int(opt, KFP_OPT_RANK, 20) == KFP_OK && kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK,
+           "%s", kfp_last_error());
     kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
 }
 

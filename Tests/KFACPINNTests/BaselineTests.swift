@@ -95,7 +95,7 @@ struct BaselineTests {
         let grad = try PINNLoss(network: net, operator: op).lossAndGradient(batch).gradient
         let blocks: [Range<Int>]
         switch variant {
-        case .full, .woodbury: blocks = [0..<D]
+        case .full, .woodbury, .nystrom: blocks = [0..<D]
         case .perLayer: blocks = ENGD.blocks(try PINNLoss(network: net, operator: op), .perLayer)
         case .diagonal: blocks = (0..<D).map { $0..<($0 + 1) }
         }
@@ -110,6 +110,7 @@ struct BaselineTests {
         }
         var options = ENGD.Options()
         options.variant = variant
+        options.rank = 13          // nystrom: k = M, the exact kernel
         options.damping = lambda
         options.stepRule = .fixed
         options.learningRate = 1

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import KFACPINN
 
@@ -133,4 +134,71 @@ private func springOptions(momentum: Double, damping: Double = 1e-3, fixed: Bool
     }
     #expect(spring.options == SPRING.Options())
     #expect(throws: KFPError.self) { try spring.setOption(.variant, .string("full")) }
+}
+
+@Test func nystromWithFullRankEqualsTheExactKernel() throws {
+    let batch = try smallBatch(2, interior: 30, boundary: 12, seed: 6), op = try Operator.poisson(dimension: 2)
+    let M = 42
+    for variants in [(SPRING.Variant.exact, SPRING.Variant.nystrom)] {
+        let a = try MLP(widths: [2, 8, 8, 1], seed: 5), b = try MLP(widths: [2, 8, 8, 1], seed: 5)
+        var exact = springOptions(momentum: 0.9, damping: 1e-3, fixed: true, normConstraint: 1e30)
+        exact.variant = variants.0
+        var sketched = exact
+        sketched.variant = variants.1
+        sketched.rank = M
+        let x = try SPRING(network: a, operator: op, options: exact), y = try SPRING(network: b, operator: op, options: sketched)
+        _ = try x.step(batch)
+        _ = try y.step(batch)
+        let difference = maxRelativeDifference(b.parameters, a.parameters)
+        #expect(difference < 1e-8, "SPRING nystrom with k = M against exact: \(difference)")
+    }
+    // ENGD: nystrom with k = M against woodbury.
+    let a = try MLP(widths: [2, 8, 8, 1], seed: 5), b = try MLP(widths: [2, 8, 8, 1], seed: 5)
+    var woodbury = ENGD.Options()
+    woodbury.variant = .woodbury
+    woodbury.damping = 1e-3
+    var nystrom = woodbury
+    nystrom.variant = .nystrom
+    nystrom.rank = M
+    let x = try ENGD(network: a, operator: op, options: woodbury), y = try ENGD(network: b, operator: op, options: nystrom)
+    _ = try x.step(batch)
+    _ = try y.step(batch)
+    let difference = maxRelativeDifference(b.parameters, a.parameters)
+    #expect(difference < 1e-8, "ENGD nystrom with k = M against woodbury: \(difference)")
+}
+
+@Test func nystromOfLowRankTrainsAndRefusesARankAboveTheResiduals() throws {
+    let batch = try smallBatch(2, interior: 30, boundary: 12, seed: 7), op = try Operator.poisson(dimension: 2)
+    let net = try MLP(widths: [2, 8, 8, 1], seed: 2)
+    var options = SPRING.Options()
+    options.variant = .nystrom
+    options.rank = 10
+    let spring = try SPRING(network: net, operator: op, options: options)
+    let first = try spring.step(batch).loss
+    var last = first
+    for _ in 0..<10 { last = try spring.step(batch).loss }
+    #expect(last < 0.8 * first, "SPRING nystrom (k = 10 of M = 42): loss \(first) → \(last)")
+    try spring.setOption(.rank, .int(43))
+    let before = net.parameters
+    #expect(throws: KFPError.self) { _ = try spring.step(batch) }
+    #expect(net.parameters == before)
+    #expect(throws: KFPError.self) { try spring.setOption(.rank, .int(0)) }
+}
+
+@Test func sampleSpaceStepsRefuseAJacobianBeyondMemory() throws {
+    // M·P·8 bytes = 10000 · 264193 · 8 ≈ 21 GB: more than half of any machine this runs on
+    // with less than 42 GB, and refused before the Jacobian is allocated.
+    let net = try MLP(widths: [2, 512, 512, 1], seed: 1), op = try Operator.poisson(dimension: 2)
+    let batch = try smallBatch(2, interior: 10000, boundary: 0, seed: 1)
+    let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    guard physical < 40e9 else { return }
+    let spring = try SPRING(network: net, operator: op)
+    let before = net.parameters
+    #expect(throws: KFPError.self) {
+        do { _ = try spring.step(batch) } catch KFPError.outOfMemory(let message) {
+            #expect(message.contains("SPRING"))
+            throw KFPError.outOfMemory(message)
+        }
+    }
+    #expect(net.parameters == before)
 }

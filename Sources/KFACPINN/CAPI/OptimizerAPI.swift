@@ -27,7 +27,8 @@ import Synchronization
     case KFP_OPT_FACTOR_INIT = 204
     /// string: "expand" or "reduce", the weight-sharing approximation of the Kronecker factors.
     case KFP_OPT_APPROXIMATION = 205
-    /// string: "full", "per_layer", "diagonal" or "woodbury", the ENGD Gramian.
+    /// string: ENGD's Gramian "full", "per_layer", "diagonal", "woodbury" or "nystrom" (the
+    /// sample-space kernel by a rank-k sketch); SPRING's kernel "exact" or "nystrom".
     case KFP_OPT_VARIANT = 206
     /// integer >= 1: largest Gramian block ENGD forms; larger networks are refused.
     case KFP_OPT_MAX_PARAMETERS = 207
@@ -36,6 +37,8 @@ import Synchronization
     case KFP_OPT_DAMPING_RULE = 208
     /// double > 0: SPRING's norm constraint C; a fixed step has norm at most sqrt(C).
     case KFP_OPT_NORM_CONSTRAINT = 209
+    /// int >= 1: rank k of the Nystrom sketch (ENGD and SPRING variant "nystrom"; k <= the batch's residuals).
+    case KFP_OPT_RANK = 210
     /// double in [0, 1): first-moment decay beta1 (Adam).
     case KFP_OPT_BETA1 = 300
     /// double in [0, 1): second-moment decay beta2 (Adam).
@@ -95,6 +98,7 @@ extension OptimizerOption {
         case .maxParameters: return .KFP_OPT_MAX_PARAMETERS
         case .dampingRule: return .KFP_OPT_DAMPING_RULE
         case .normConstraint: return .KFP_OPT_NORM_CONSTRAINT
+        case .rank: return .KFP_OPT_RANK
         case .beta1: return .KFP_OPT_BETA1
         case .beta2: return .KFP_OPT_BETA2
         case .epsilon: return .KFP_OPT_EPSILON
@@ -200,7 +204,8 @@ private func createOptimizer(
 
 /// Creates a SPRING optimizer (sample-space Gauss-Newton with momentum, docs/math.md section 11):
 /// damping 1e-3, momentum 0.99, grid line search (step_rule "line_search"; "fixed" takes
-/// learning_rate capped by the norm constraint norm_constraint = 1e-3). A step needs the scaled
+/// learning_rate capped by the norm constraint norm_constraint = 1e-3), variant "exact" (or
+/// "nystrom": the kernel from a rank-`rank` sketch, default 100). A step needs the scaled
 /// Jacobian (M x P values for M residuals) and an M x M kernel; a batch for which they do not fit
 /// in half the machine's memory fails with KFP_ERROR_OUT_OF_MEMORY.
 /// @param out_optimizer receives the new handle (NULL on failure). Free it with kfp_optimizer_free.

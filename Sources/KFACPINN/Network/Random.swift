@@ -1,3 +1,5 @@
+import Glibc
+
 /// Deterministic pseudo-random numbers, identical on every machine:
 /// xoshiro256** seeded through SplitMix64.
 public struct RandomSource: Sendable {
@@ -39,5 +41,11 @@ public struct RandomSource: Sendable {
     /// Uniform in [a, b).
     public mutating func uniform(_ a: Double, _ b: Double) -> Double {
         a + (b - a) * uniform()
+    }
+
+    /// Standard normal (Box–Muller from two uniforms, the first in (0, 1)).
+    public mutating func normal() -> Double {
+        let u1 = (Double(next() >> 11) + 0.5) * 0x1.0p-53, u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }

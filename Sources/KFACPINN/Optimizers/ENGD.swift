@@ -13,7 +13,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     static let defaultOptions = Options()
 
     public enum Variant: String, CaseIterable, Sendable {
-        case full, perLayer = "per_layer", diagonal, woodbury
+        case full, perLayer = "per_layer", diagonal, woodbury, nystrom
     }
 
     public typealias StepRule = GaussNewtonStepRule
@@ -21,7 +21,8 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
     public struct Options: Sendable, Equatable {
         /// λ > 0.
         public var damping = 1e-10
-        /// β ∈ [0, 1) of the Gramian's moving average (0: this batch's Gramian; must be 0 for woodbury).
+        /// β ∈ [0, 1) of the Gramian's moving average (0: this batch's Gramian; must be 0 for the
+        /// sample-space variants woodbury and nystrom).
         public var ema = 0.0
         public var variant = Variant.full
         public var stepRule = StepRule.lineSearch
@@ -30,6 +31,8 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         /// Largest Gramian block (full: D, per-layer: a layer's parameter count) that a step
         /// forms (its memory is 8·n² bytes, held about three times); a larger one is refused.
         public var maxParameters = 16384
+        /// k of the nystrom variant's sketch (at most the batch's residual count).
+        public var rank = 100
 
         public init() {}
 
@@ -38,8 +41,9 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
             try requireUnitInterval(ema, "ema")
             try requireLearningRate(learningRate)
             guard maxParameters >= 1 else { throw KFPError.invalidArgument("max_parameters must be at least 1, got \(maxParameters)") }
-            if variant == .woodbury && ema != 0 {
-                throw KFPError.invalidArgument("the woodbury variant has no Gramian to average: ema must be 0")
+            guard rank >= 1 else { throw KFPError.invalidArgument("rank must be at least 1, got \(rank)") }
+            if (variant == .woodbury || variant == .nystrom) && ema != 0 {
+                throw KFPError.invalidArgument("the \(variant.rawValue) variant has no Gramian to average: ema must be 0")
             }
         }
 
@@ -91,14 +95,14 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         case .perLayer:
             return (0..<net.numLayers).map { net.weightOffset($0)..<(net.biasOffset($0) + net.widths[$0 + 1]) }
                 + (P > D ? [D..<P] : [])
-        case .diagonal, .woodbury: return []
+        case .diagonal, .woodbury, .nystrom: return []
         }
     }
 
     static var optionFields: [OptimizerOption: OptionField<Options>] {
         [.damping: .double(\.damping), .ema: .double(\.ema), .learningRate: .double(\.learningRate),
          .maxParameters: .int(\.maxParameters), .stepRule: .choice(\.stepRule, "step rule for ENGD"),
-         .variant: .choice(\.variant, "ENGD variant")]
+         .variant: .choice(\.variant, "ENGD variant"), .rank: .int(\.rank)]
     }
 
     /// Replaces all options at once (validated; nothing changes on failure). Another variant
@@ -116,6 +120,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         try options.requireGramianSize(for: loss)
         let value = try loss.forward(batch)
         let D = loss.parameterCount, rows = loss.residualCount
+        if options.variant == .nystrom { try SampleSpaceSolver.requireRank(options.rank, rows: rows) }
         try requireMemory(rows: rows)
         let J = try jacobian.reserve(rows * D), r = try residuals.reserve(rows)
         try loss.scaledJacobian(rows: J, residuals: r)
@@ -150,7 +155,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         case .diagonal:
             swap(&diagonal, &diagonalCandidate)
             hasDiagonal = options.ema > 0
-        case .woodbury: break
+        case .woodbury, .nystrom: break
         }
         stepCount += 1
         return stats
@@ -163,6 +168,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         var counts = [try Memory.product(rows, D, what: what)]
         switch options.variant {
         case .woodbury: counts.append(try Memory.product(2, rows, rows, what: what))
+        case .nystrom: counts.append(try SampleSpaceSolver.nystromValues(rows: rows, columns: D, rank: options.rank, what: what))
         case .diagonal: counts.append(try Memory.product(3, D, what: what))
         case .full, .perLayer:
             if blocks.isEmpty {
@@ -182,6 +188,11 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
             // Δ = −J̃ᵀ (J̃J̃ᵀ + λI)⁻¹ r̃.
             dir.update(repeating: 0, count: D)
             try sampleSpace.solve(J, rows: rows, columns: D, r, damping: lambda, addingTo: dir, scale: -1)
+        case .nystrom:
+            // The same with J̃J̃ᵀ replaced by its rank-k Nyström approximation (a new sketch each step).
+            dir.update(repeating: 0, count: D)
+            try sampleSpace.solveNystrom(J, rows: rows, columns: D, rank: options.rank, seed: SampleSpaceSolver.sketchSeed(step: stepCount),
+                                         r, damping: lambda, addingTo: dir, scale: -1)
         case .diagonal:
             let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.

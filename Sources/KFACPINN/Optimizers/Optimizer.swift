@@ -51,7 +51,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     case learningRate = "learning_rate", momentum, nesterov, stepRule = "step_rule"
     // Curvature.
     case damping, ema, factorPeriod = "factor_period", inversePeriod = "inverse_period"
-    case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters"
+    case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters", rank
     case dampingRule = "damping_rule", normConstraint = "norm_constraint"
     // Adaptive moments.
     case beta1, beta2, epsilon
@@ -82,7 +82,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .learningRate, .damping, .epsilon, .normConstraint: return .positive
         case .momentum, .ema, .beta1, .beta2: return .unitInterval
         case .nesterov: return .flag
-        case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations: return .atLeastOne
+        case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations, .rank: return .atLeastOne
         case .stepRule, .factorInitialization, .approximation, .variant, .dampingRule: return .none
         case .divergenceFactor: return Range(minimum: 1, maximum: .infinity, minimumOpen: true, maximumOpen: false)
         }
@@ -101,7 +101,8 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .inversePeriod: return "refactorise the damped Kronecker sums every this many steps (T_inv)"
         case .factorInitialization: return "initial value of the Kronecker factors (before the first step only)"
         case .approximation: return "weight-sharing approximation of the Kronecker factors"
-        case .variant: return "ENGD's Gramian: full, per_layer, diagonal or woodbury"
+        case .variant: return "ENGD's Gramian: full, per_layer, diagonal, woodbury or nystrom; SPRING's kernel: exact or nystrom"
+        case .rank: return "rank k of the Nystrom sketch of the sample-space kernel (nystrom variants)"
         case .maxParameters: return "largest Gramian block ENGD forms; larger networks are refused"
         case .dampingRule: return "fixed, or adaptive: KFAC* adapts the damping from each step's reduction ratio (Levenberg-Marquardt)"
         case .beta1: return "Adam's first-moment decay"

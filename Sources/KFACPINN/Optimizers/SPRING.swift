@@ -16,6 +16,14 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
 
     public typealias StepRule = GaussNewtonStepRule
 
+    /// How the M × M kernel J̃J̃ᵀ enters the solve.
+    public enum Variant: String, CaseIterable, Sendable {
+        /// J̃J̃ᵀ itself (SYRK and Cholesky).
+        case exact
+        /// Its rank-k Nyström approximation (`SampleSpaceSolver.solveNystrom`).
+        case nystrom
+    }
+
     public struct Options: Sendable, Equatable {
         /// λ > 0.
         public var damping = 1e-3
@@ -26,6 +34,9 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
         public var learningRate = 1.0
         /// C > 0: a fixed step has ‖η φ‖ ≤ √C.
         public var normConstraint = 1e-3
+        public var variant = Variant.exact
+        /// k of the nystrom variant's sketch (at most the batch's residual count).
+        public var rank = 100
 
         public init() {}
 
@@ -36,6 +47,7 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
             guard normConstraint.isFinite, normConstraint > 0 else {
                 throw KFPError.invalidArgument("norm_constraint must be positive and finite, got \(normConstraint)")
             }
+            guard rank >= 1 else { throw KFPError.invalidArgument("rank must be at least 1, got \(rank)") }
         }
     }
 
@@ -64,7 +76,8 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
 
     static var optionFields: [OptimizerOption: OptionField<Options>] {
         [.damping: .double(\.damping), .momentum: .double(\.momentum), .learningRate: .double(\.learningRate),
-         .normConstraint: .double(\.normConstraint), .stepRule: .choice(\.stepRule, "step rule for SPRING")]
+         .normConstraint: .double(\.normConstraint), .stepRule: .choice(\.stepRule, "step rule for SPRING"),
+         .variant: .choice(\.variant, "SPRING variant"), .rank: .int(\.rank)]
     }
 
     /// Replaces all options at once (validated; nothing changes on failure).
@@ -76,12 +89,18 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let value = try loss.forward(batch)
         let P = loss.parameterCount, rows = loss.residualCount
-        try SampleSpaceSolver.requireMemory(rows: rows, columns: P, what: "SPRING")
+        let nystrom = options.variant == .nystrom
+        if nystrom {
+            try SampleSpaceSolver.requireRank(options.rank, rows: rows)
+            let what = "SPRING (nystrom) on \(rows) residuals and \(P) parameters"
+            try SampleSpaceSolver.requireMemory([try Memory.product(rows, P, what: what),
+                                                 try SampleSpaceSolver.nystromValues(rows: rows, columns: P, rank: options.rank, what: what)],
+                                                what: what)
+        } else {
+            try SampleSpaceSolver.requireMemory(rows: rows, columns: P, what: "SPRING")
+        }
         let J = try jacobian.reserve(rows * P), r = try residuals.reserve(rows), b = try rhs.reserve(rows)
         try loss.scaledJacobian(rows: J, residuals: r)
-        if let i = firstNonFinite(J, rows * P) {
-            throw KFPError.nonFinite("SPRING: the Jacobian has a non-finite entry at index \(i)")
-        }
         let mu = hasPrevious ? options.momentum : 0
         // b = ε − μ J̃ φ_{k−1} = −r̃ − μ J̃ φ_{k−1}.
         previous.withUnsafeBufferPointer { phi in
@@ -93,7 +112,12 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
             try direction.withUnsafeMutableBufferPointer { dir in
                 try previous.withUnsafeBufferPointer { phi in
                     for i in 0..<P { dir[i] = mu * phi[i] }
-                    try solver.solve(J, rows: rows, columns: P, b, damping: lambda, addingTo: dir.baseAddress!)
+                    if nystrom {
+                        try solver.solveNystrom(J, rows: rows, columns: P, rank: options.rank, seed: SampleSpaceSolver.sketchSeed(step: stepCount),
+                                                b, damping: lambda, addingTo: dir.baseAddress!)
+                    } else {
+                        try solver.solve(J, rows: rows, columns: P, b, damping: lambda, addingTo: dir.baseAddress!)
+                    }
                 }
                 try requireFiniteUpdate(dir.baseAddress!, P, "SPRING")
             }

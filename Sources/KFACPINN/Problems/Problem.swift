@@ -238,11 +238,7 @@ public struct Problem: Sendable {
         var values = try exact(points, count: count)
         if noise > 0 {
             let rms = (values.reduce(0) { $0 + $1 * $1 } / Double(count)).squareRoot()
-            for k in 0..<count {
-                // Box–Muller: a standard normal from two uniforms in (0, 1).
-                let u1 = (Double(rng.next() >> 11) + 0.5) * 0x1.0p-53, u2 = Double(rng.next() >> 11) * 0x1.0p-53
-                values[k] += noise * rms * (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-            }
+            for k in 0..<count { values[k] += noise * rms * rng.normal() }
         }
         problem.name = name
         problem.observations = LossTerm(kind: .observation, points: points, targets: values, weight: 10)

@@ -776,16 +776,17 @@ class LBFGS(Optimizer):
 class ENGD(Optimizer):
     """Energy natural gradient (dense Gauss-Newton): direction -(G + damping I)^+ grad.
 
-    variant: "full" (D x D Gramian), "per_layer", "diagonal" or "woodbury" (sample space,
-    (N_interior + N_boundary)^2 system). step: "line_search" or a float learning rate.
+    variant: "full" (D x D Gramian), "per_layer", "diagonal", "woodbury" (sample space,
+    (N_interior + N_boundary)^2 system) or "nystrom" (the sample-space kernel from a rank-`rank`
+    sketch). step: "line_search" or a float learning rate.
     max_parameters: largest Gramian block formed; larger networks raise kp.Error.
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.0, variant="full", step="line_search",
-                 max_parameters=16384, divergence_factor=1e12):
+                 max_parameters=16384, rank=100, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_engd, net.handle, op.handle), net, op)
         self._configure([("max_parameters", max_parameters), ("variant", variant), ("damping", damping),
-                         ("ema", ema), ("divergence_factor", divergence_factor)] + _step_rule(step))
+                         ("ema", ema), ("rank", rank), ("divergence_factor", divergence_factor)] + _step_rule(step))
 
 
 class HessianFree(Optimizer):
@@ -804,14 +805,17 @@ class SPRING(Optimizer):
     phi = momentum phi_prev + J^T (J J^T + damping I)^-1 (-r - momentum J phi_prev), theta += eta phi.
 
     step: "line_search" (grid as KFAC's) or a float learning rate eta, capped so that
-    |eta phi| <= sqrt(norm_constraint). Memory: the (N x D) Jacobian and an N x N kernel.
+    |eta phi| <= sqrt(norm_constraint). variant: "exact" (the N x N kernel J J^T) or "nystrom"
+    (its rank-`rank` Nystrom approximation, O(N rank D) per step). Memory: the (N x D) Jacobian
+    and the kernel (or the sketch).
     """
 
     def __init__(self, net, op, damping=1e-3, momentum=0.99, step="line_search", norm_constraint=1e-3,
-                 divergence_factor=1e12):
+                 variant="exact", rank=100, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_spring, net.handle, op.handle), net, op)
         self._configure([("damping", damping), ("momentum", momentum), ("norm_constraint", norm_constraint),
-                         ("divergence_factor", divergence_factor)] + _step_rule(step))
+                         ("variant", variant), ("rank", rank), ("divergence_factor", divergence_factor)]
+                        + _step_rule(step))
 
 
 def _optimizer_object(handle, net, op):

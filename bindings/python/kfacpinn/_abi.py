@@ -36,6 +36,7 @@ OPTION_KEYS = {
     "max_parameters": 207,
     "damping_rule": 208,
     "norm_constraint": 209,
+    "rank": 210,
     "beta1": 300,
     "beta2": 301,
     "epsilon": 302,

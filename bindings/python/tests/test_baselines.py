@@ -92,3 +92,15 @@ def test_spring_options_step_and_checkpoint():
     np.testing.assert_array_equal(net.get_params(), twin.get_params())
     with pytest.raises(kp.InputError, match="momentum"):
         kp.SPRING(net, prob.operator, momentum=1.0)
+
+
+def test_nystrom_variants():
+    prob = kp.Problem("poisson2d_sin")
+    batch = prob.sample(n_interior=30, n_boundary=10, seed=3)
+    exact, sketched = kp.MLP([2, 8, 1], seed=2), kp.MLP([2, 8, 1], seed=2)
+    kp.SPRING(exact, prob.operator, step=1.0, norm_constraint=1e30).step(batch)
+    kp.SPRING(sketched, prob.operator, step=1.0, norm_constraint=1e30, variant="nystrom", rank=40).step(batch)
+    np.testing.assert_allclose(sketched.get_params(), exact.get_params(), rtol=1e-6)   # k = M: the exact kernel (of rank <= 33 here)
+    engd = kp.ENGD(kp.MLP([2, 8, 1], seed=2), prob.operator, variant="nystrom", rank=41)
+    with pytest.raises(kp.InputError, match="rank 41"):
+        engd.step(batch)
