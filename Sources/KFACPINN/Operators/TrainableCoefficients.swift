@@ -103,9 +103,6 @@ public final class TrainableCoefficients: @unchecked Sendable {
     /// The current value of each trainable coefficient, in order.
     public var values: [Double] { zip(entries, raw).map { TrainableCoefficients.value($1, positive: $0.positive) } }
 
-    /// (name, value) of each trainable coefficient, in order.
-    public var namedValues: [(name: String, value: Double)] { zip(entries, values).map { ($0.name, $1) } }
-
     func index(of slot: CoefficientSlot) -> Int? { entries.firstIndex { $0.slot == slot } }
 
     /// Adds `slot` (or replaces its start) with value `initial`; refused while a loss is bound.
