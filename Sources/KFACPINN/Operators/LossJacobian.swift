@@ -89,7 +89,7 @@ extension PINNLoss {
             let n = ev.count, w = try scaledSeeds.reserve(n), jv = ev.jv[0].pointer
             for k in 0..<n { w[k] = ev.weight * jv[k] / Double(n) }
             try ev.pass.accumulateGradient(into: out, weights: w)
-            try accumulateCoefficientTranspose(ev, jv, into: out)
+            accumulateCoefficientTranspose(ev, jv, into: out)
         }
     }
 

@@ -166,7 +166,7 @@ public final class PINNLoss {
             }
             try ev.pass.backward(seeds: seeds)
             try ev.pass.accumulateGradient(into: grad, weights: nil)
-            try accumulateCoefficientTranspose(ev, ev.residuals.pointer, into: grad)
+            accumulateCoefficientTranspose(ev, ev.residuals.pointer, into: grad)
         }
         if let i = firstNonFinite(grad, parameterCount) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
@@ -185,13 +185,13 @@ public final class PINNLoss {
             for k in 0..<n { w[k] = ev.weight * r[k] / Double(n) }
             try ev.pass.backward(seeds: ev.seeds.pointer)
             try ev.pass.accumulateGradient(into: grad, weights: w)
-            try accumulateCoefficientTranspose(ev, r, into: grad)
+            accumulateCoefficientTranspose(ev, r, into: grad)
         }
     }
 
     /// out[D + k] += w_t/N_t Σ_n (∂r_n/∂κ̂_k) y_n for an interior term (Jᵀ y in the κ̂ block).
     func accumulateCoefficientTranspose(_ ev: TermEvaluation, _ y: UnsafePointer<Double>,
-                                        into out: UnsafeMutablePointer<Double>) throws {
+                                        into out: UnsafeMutablePointer<Double>) {
         guard coefficientCount > 0, ev.kind.isInterior else { return }
         let n = ev.count, D = network.numParameters, scale = ev.weight / Double(n)
         for k in 0..<coefficientCount {
