@@ -231,6 +231,16 @@ typedef enum kfp_operator_coefficient_flag {
     KFP_COEF_FROZEN = 2,
 } kfp_operator_coefficient_flag;
 
+/// How an operator computes its second-order term (kfp_operator_set_estimator).
+typedef enum kfp_estimator {
+    /// The forward Laplacian: d derivative columns per point, exact (the default).
+    KFP_ESTIMATOR_EXACT = 0,
+    /// Randomized Taylor mode with Rademacher probes (entries +-1).
+    KFP_ESTIMATOR_RANDOMIZED = 1,
+    /// Randomized Taylor mode with Gaussian probes.
+    KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN = 2,
+} kfp_estimator;
+
 /// Creates the Poisson operator -Laplace(u) = f in d dimensions (residual -Laplace(u) - f).
 /// @param dim input dimension d >= 1.
 /// @param out_op receives the new handle (NULL on failure). Free it with kfp_operator_free.
@@ -302,6 +312,30 @@ kfp_status kfp_operator_coefficients(kfp_operator *op, double *values, int64_t c
 /// @param out_flags receives its KFP_COEF_* flags (may be NULL).
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT (index).
 kfp_status kfp_operator_coefficient_info(kfp_operator *op, int64_t index, char const **out_name, int64_t *out_flags);
+
+/// Chooses how the operator's second-order term kappa D_C u is computed in training. Randomized:
+/// with C = sign L L^T (C positive or negative semi-definite), `probes` directions v = L xi per
+/// point give the unbiased estimate sign/s sum_k v_k^T (Hessian u) v_k, carried through the
+/// network in s + 2 Taylor columns instead of d + 2 (one summed second-order column). The terms
+/// with grad u stay exact: a drift beta(x).grad u takes one more column (the derivative along
+/// beta(x)), the nonlinearity or a trained drift entry all d. Probes are drawn per point and
+/// fresh every optimizer step from `seed` and the step count (so a resumed run draws the same).
+/// The squared residual of the estimate is biased upward by its variance (docs/math.md).
+/// kfp_operator_residual stays exact. Set it before creating an optimizer on this handle.
+/// @param estimator a kfp_estimator value.
+/// @param probes s >= 1 (ignored for KFP_ESTIMATOR_EXACT).
+/// @param seed seed of the probes.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
+/// (unknown kind; probes < 1; C indefinite or zero; trained entries of C; an optimizer
+/// already created on the operator). On failure nothing changes.
+kfp_status kfp_operator_set_estimator(kfp_operator *op, kfp_estimator estimator, int64_t probes, uint64_t seed);
+
+/// The operator's estimator as set by kfp_operator_set_estimator.
+/// @param out_kind receives the kfp_estimator value.
+/// @param out_probes receives s (0 for the exact one); may be NULL.
+/// @param out_seed receives the seed (0 for the exact one); may be NULL.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+kfp_status kfp_operator_estimator(kfp_operator *op, int32_t *out_kind, int64_t *out_probes, uint64_t *out_seed);
 
 /// Sets the values of the operator's trainable coefficients (e.g. to restart an inverse problem).
 /// @param values `count` values, one per trainable coefficient in order (finite; > 0 for a positive one).

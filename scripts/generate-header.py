@@ -29,7 +29,7 @@ CAPI = ROOT / "Sources" / "KFACPINN" / "CAPI"
 SECTIONS = [
     ("Version, errors and threads", r"kfp_version_\w+|kfp_status\w*|kfp_last_error|kfp_\w+_num_threads"),
     ("Network", r"kfp_net_\w+"),
-    ("Operator", r"kfp_operator_\w+"),
+    ("Operator", r"kfp_operator_\w+|kfp_estimator"),
     ("Batch and terms", r"kfp_batch_\w+|kfp_term_kind"),
     ("Loss", r"kfp_loss\w*"),
     ("Optimizers and options", r"kfp_optimizer_\w+|kfp_option\w*|kfp_stat"),
@@ -170,9 +170,10 @@ def param_type(param):
         return f"{HANDLES[m.group(1)]} *{m.group(1)}"
     # Integer parameters that carry an enum's values are declared with the enum's type (an int,
     # the same size as int32_t); the library checks the value.
-    m = re.fullmatch(r"int32_t (key|status|kind)", param)
+    m = re.fullmatch(r"int32_t (key|status|kind|estimator)", param)
     if m:
-        return {"key": "kfp_option key", "status": "kfp_status status", "kind": "kfp_term_kind kind"}[m.group(1)]
+        return {"key": "kfp_option key", "status": "kfp_status status", "kind": "kfp_term_kind kind",
+                "estimator": "kfp_estimator estimator"}[m.group(1)]
     return re.sub(r" \* ", " *", param)
 
 
@@ -281,8 +282,8 @@ def ctype(c, structs):
     pointers = c.count("*")
     base = c.replace("*", "").strip()
     simple = {"double": "ctypes.c_double", "int64_t": "ctypes.c_int64", "int32_t": "ctypes.c_int32",
-              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "kfp_option": "ctypes.c_int32", "kfp_term_kind": "ctypes.c_int32",
-              "void": "None"}
+              "uint64_t": "ctypes.c_uint64", "kfp_status": "ctypes.c_int32", "kfp_option": "ctypes.c_int32",
+              "kfp_term_kind": "ctypes.c_int32", "kfp_estimator": "ctypes.c_int32", "void": "None"}
     if base == "char" and pointers == 1:
         return "ctypes.c_char_p"
     if base == "char" and pointers == 2:
@@ -332,6 +333,8 @@ def generate_python(enums, functions, blocks):
     out += ["# kfp_stat, in index order", "STATS = [" + ", ".join(f'"{n}"' for n in stats) + "]", ""]
     out.append("# kfp_operator_coefficient_flag")
     out += [f"{c} = {v}" for c, v, _ in enums["kfp_operator_coefficient_flag"][2]] + [""]
+    out.append("# kfp_estimator")
+    out += [f"{c} = {v}" for c, v, _ in enums["kfp_estimator"][2]] + [""]
     out += ["# kfp_log_column, in index order", "LOG_COLUMNS = [" + ", ".join(f'"{n}"' for n in logs) + "]", ""]
     for name, text, _ in blocks:
         m = re.search(r"typedef\s+(\w+)\s*\(\s*\*\s*(\w+)\)\s*\((.*)\);", text)

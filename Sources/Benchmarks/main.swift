@@ -1,10 +1,12 @@
 // Timings for the networks of the paper's experiments: the Taylor-mode forward
 // pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), KFAC / KFAC* steps
 // with the share of each phase ("kfac"), the baselines ("baselines"), the sample-space kernel
-// and the steps of Woodbury ENGD and SPRING ("samplespace", not in "all"); and, for
+// and the steps of Woodbury ENGD and SPRING ("samplespace", not in "all"), KFAC and KFAC* steps
+// with the exact and the randomized second-order term in d = 100 and 1000 ("randomized", not in
+// "all"); and, for
 // benchmarks/compare_pytorch.py, one comparison case or the DGEMM rate as JSON.
 //
-//     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|all] [--threads T] [--quick]
+//     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|randomized|all] [--threads T] [--quick]
 //     .build/release/kfacpinn-bench case NAME | dgemm [--threads T]
 import CBLAS
 import Glibc
@@ -45,7 +47,7 @@ while let arg = arguments.popFirst() {
     switch arg {
     case "--threads": threads = Int(arguments.popFirst() ?? "") ?? 2
     case "--quick": quick = true
-    case "taylor", "kfac", "baselines", "scaling", "samplespace": sections = [arg]
+    case "taylor", "kfac", "baselines", "scaling", "samplespace", "randomized": sections = [arg]
     case "case":
         guard let name = arguments.popFirst(), comparisonCases[name] != nil else {
             print("known cases: " + comparisonCases.keys.sorted().joined(separator: ", "))
@@ -56,7 +58,7 @@ while let arg = arguments.popFirst() {
     case "dgemm": sections = ["dgemm"]
     case "all": break
     default:
-        print("usage: kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|all] [--threads T] [--quick]")
+        print("usage: kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|randomized|all] [--threads T] [--quick]")
         print("       kfacpinn-bench case NAME [--threads T]   (one JSON line: the side-by-side quantities)")
         print("       kfacpinn-bench dgemm [--threads T]       (one JSON line: the measured DGEMM rate)")
         exit(2)
@@ -112,6 +114,7 @@ if sections.contains("kfac") { try kfacSection() }
 if sections.contains("baselines") { try baselineSection() }
 if sections.contains("scaling") { try scalingSection() }
 if sections == ["samplespace"] { try sampleSpaceSection() }
+if sections == ["randomized"] { try randomizedSection() }
 
 @MainActor func taylorSection() throws {
 print("\nTaylor mode: median wall time")
@@ -288,6 +291,45 @@ for c in cases {
             let d = try MLP(widths: w).numParameters
             print([String(m).padding(5, left: true), name.padding(7), String(d).padding(7, left: true),
                    cells[0].padding(14, left: true), cells[1].padding(12, left: true), cells[2].padding(21, left: true)].joined(separator: "  "))
+        }
+    }
+}
+
+/// KFAC and KFAC* steps on d-dimensional Poisson (N_Ω = 100, N_∂ = 50, the poisson100d_sq sizes)
+/// with the exact second-order term and the randomized one from s probes per point.
+@MainActor func randomizedSection() throws {
+    let cases: [(d: Int, name: String, hidden: [Int])] = quick ? [(100, "big", [256, 256, 128, 128])]
+        : [(100, "huge", [768, 768, 512, 512]), (1000, "big", [256, 256, 128, 128]), (1000, "huge", [768, 768, 512, 512])]
+    print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
+    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    for c in cases {
+        let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
+        for rule in [KFAC.StepRule.lineSearch, .automatic] {
+            var cells: [String] = [], exact = 0.0
+            for probes in [0, 8, 16, 32] {
+                let base = try Operator.poisson(dimension: c.d)
+                let op = probes == 0 ? base : try base.randomized(probes: probes, seed: 0)
+                let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
+                var options = KFAC.Options()
+                options.stepRule = rule
+                options.dampingRule = .fixed
+                options.damping = 1e-10
+                let kfac = try KFAC(network: net, operator: op, options: options)
+                _ = try kfac.step(batch)
+                let start = now()
+                var steps = 0
+                repeat {
+                    _ = try kfac.step(batch)
+                    steps += 1
+                } while steps < 2 || (now() - start < (quick ? 2 : 6) && steps < 200)
+                let ms = (now() - start) / Double(steps) * 1e3
+                if probes == 0 { exact = ms }
+                cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
+            }
+            let d = try MLP(widths: [c.d] + c.hidden + [1]).numParameters
+            print([String(c.d).padding(4, left: true), c.name.padding(7), String(d).padding(8, left: true),
+                   (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6)].joined(separator: "  ") + " "
+                  + cells.map { $0.padding(12, left: true) }.joined(separator: " "))
         }
     }
 }

@@ -897,6 +897,48 @@ static void test_spring(void) {
     kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
 }
 
+static void test_randomized(void) {
+    kfp_operator *op = NULL, *indefinite = NULL;
+    int32_t kind = -1;
+    int64_t probes = -1;
+    uint64_t seed = 1;
+    EXPECT(kfp_operator_create_poisson(3, &op) == KFP_OK && kfp_operator_estimator(op, &kind, &probes, &seed) == KFP_OK &&
+               kind == KFP_ESTIMATOR_EXACT && probes == 0 && seed == 0,
+           "kind %d, probes %lld, seed %llu", kind, (long long)probes, (unsigned long long)seed);
+    EXPECT_ERROR(kfp_operator_set_estimator(NULL, KFP_ESTIMATOR_RANDOMIZED, 4, 0), KFP_ERROR_NULL_POINTER, "op");
+    EXPECT_ERROR(kfp_operator_set_estimator(op, (kfp_estimator)7, 4, 0), KFP_ERROR_INVALID_ARGUMENT, "unknown estimator 7");
+    EXPECT_ERROR(kfp_operator_set_estimator(op, KFP_ESTIMATOR_RANDOMIZED, 0, 0), KFP_ERROR_INVALID_ARGUMENT, "at least 1");
+    EXPECT_ERROR(kfp_operator_estimator(op, NULL, NULL, NULL), KFP_ERROR_NULL_POINTER, "out_kind");
+    EXPECT(kfp_operator_estimator(op, &kind, NULL, NULL) == KFP_OK && kind == KFP_ESTIMATOR_EXACT, "kind %d after refused calls", kind);
+    EXPECT(kfp_operator_set_estimator(op, KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN, 4, 5) == KFP_OK &&
+               kfp_operator_estimator(op, &kind, &probes, &seed) == KFP_OK && kind == KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN &&
+               probes == 4 && seed == 5,
+           "kind %d, probes %lld, seed %llu", kind, (long long)probes, (unsigned long long)seed);
+    const double c[] = {1, 0, 0, -1};
+    EXPECT(kfp_operator_create_linear(2, c, NULL, NULL, 0, NULL, &indefinite) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_operator_set_estimator(indefinite, KFP_ESTIMATOR_RANDOMIZED, 4, 0), KFP_ERROR_INVALID_ARGUMENT, "indefinite");
+    kfp_operator_free(indefinite);
+    kfp_operator_free(op);
+
+    /* poisson1000d_sq: randomized with 16 Rademacher probes by default; trains; the estimator is fixed once an optimizer exists. */
+    kfp_problem *problem = NULL;
+    kfp_net *net = NULL;
+    kfp_batch *batch = NULL;
+    kfp_optimizer *opt = NULL;
+    const int64_t widths[] = {1000, 16, 1};
+    EXPECT(kfp_problem_create("poisson1000d_sq", &problem) == KFP_OK && kfp_problem_operator(problem, &op) == KFP_OK &&
+               kfp_operator_estimator(op, &kind, &probes, NULL) == KFP_OK && kind == KFP_ESTIMATOR_RANDOMIZED && probes == 16,
+           "kind %d, probes %lld: %s", kind, (long long)probes, kfp_last_error());
+    EXPECT(kfp_problem_sample(problem, 30, 10, 1, NULL, &batch) == KFP_OK && kfp_net_create(widths, 3, NULL, NULL, 1, &net) == KFP_OK &&
+               kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK,
+           "%s", kfp_last_error());
+    double stats[KFP_STAT_COUNT];
+    for (int k = 0; k < 5; k++) EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    EXPECT_ERROR(kfp_operator_set_estimator(op, KFP_ESTIMATOR_EXACT, 0, 0), KFP_ERROR_INVALID_ARGUMENT, "in use");
+    EXPECT(kfp_operator_estimator(op, &kind, NULL, NULL) == KFP_OK && kind == KFP_ESTIMATOR_RANDOMIZED, "kind %d after the refused change", kind);
+    kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
+}
+
 int main(void) {
     test_library();
     test_network();
@@ -907,6 +949,7 @@ int main(void) {
     test_divergence();
     test_inverse();
     test_spring();
+    test_randomized();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

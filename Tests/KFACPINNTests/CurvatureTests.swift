@@ -143,8 +143,8 @@ struct CurvatureTests {
                 var r = [0.0], seeds = [Double](repeating: 0, count: s)
                 x.withUnsafeBufferPointer { xp in
                     [batch.source[k]].withUnsafeBufferPointer { fp in
-                        op.residuals(output: single.output, points: xp.baseAddress!, source: fp.baseAddress!, count: 1, values: op.coefficientValues(),
-                                     residuals: &r, seeds: &seeds)
+                        op.residuals(output: single.output, points: xp.baseAddress!, source: fp.baseAddress!, count: 1, columnsPerSample: s,
+                                     gradientColumns: d, values: op.coefficientValues(), residuals: &r, seeds: &seeds)
                     }
                 }
                 try seeds.withUnsafeBufferPointer { try single.backward(seeds: $0.baseAddress!) }

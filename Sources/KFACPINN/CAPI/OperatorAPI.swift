@@ -162,6 +162,74 @@
     }
 }
 
+/// How an operator computes its second-order term (kfp_operator_set_estimator).
+@c public enum kfp_estimator: Int32 {
+    /// The forward Laplacian: d derivative columns per point, exact (the default).
+    case KFP_ESTIMATOR_EXACT = 0
+    /// Randomized Taylor mode with Rademacher probes (entries +-1).
+    case KFP_ESTIMATOR_RANDOMIZED = 1
+    /// Randomized Taylor mode with Gaussian probes.
+    case KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN = 2
+}
+
+/// Chooses how the operator's second-order term kappa D_C u is computed in training. Randomized:
+/// with C = sign L L^T (C positive or negative semi-definite), `probes` directions v = L xi per
+/// point give the unbiased estimate sign/s sum_k v_k^T (Hessian u) v_k, carried through the
+/// network in s + 2 Taylor columns instead of d + 2 (one summed second-order column). The terms
+/// with grad u stay exact: a drift beta(x).grad u takes one more column (the derivative along
+/// beta(x)), the nonlinearity or a trained drift entry all d. Probes are drawn per point and
+/// fresh every optimizer step from `seed` and the step count (so a resumed run draws the same).
+/// The squared residual of the estimate is biased upward by its variance (docs/math.md).
+/// kfp_operator_residual stays exact. Set it before creating an optimizer on this handle.
+/// @param estimator a kfp_estimator value.
+/// @param probes s >= 1 (ignored for KFP_ESTIMATOR_EXACT).
+/// @param seed seed of the probes.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
+///         (unknown kind; probes < 1; C indefinite or zero; trained entries of C; an optimizer
+///         already created on the operator). On failure nothing changes.
+@c public func kfp_operator_set_estimator(_ op: OpaquePointer?, _ estimator: Int32, _ probes: Int64, _ seed: UInt64) -> kfp_status {
+    entryPoint("kfp_operator_set_estimator") {
+        let handle = try object(op, OperatorHandle.self, "op")
+        guard let k = kfp_estimator(rawValue: estimator) else {
+            throw KFPError.invalidArgument("unknown estimator \(estimator) (KFP_ESTIMATOR_EXACT = 0, KFP_ESTIMATOR_RANDOMIZED = 1, KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN = 2)")
+        }
+        guard !handle.op.trainable.isBound else {
+            throw KFPError.invalidArgument("the operator is in use by an optimizer or a loss: set its estimator before creating one")
+        }
+        switch k {
+        case .KFP_ESTIMATOR_EXACT: handle.op = handle.op.exact()
+        case .KFP_ESTIMATOR_RANDOMIZED, .KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN:
+            guard probes >= 1 && probes <= Int64(Int32.max) else { throw KFPError.invalidArgument("the number of probes must be at least 1, got \(probes)") }
+            handle.op = try handle.op.randomized(probes: Int(probes), distribution: k == .KFP_ESTIMATOR_RANDOMIZED ? .rademacher : .gaussian,
+                                                 seed: seed)
+        }
+    }
+}
+
+/// The operator's estimator as set by kfp_operator_set_estimator.
+/// @param out_kind receives the kfp_estimator value.
+/// @param out_probes receives s (0 for the exact one); may be NULL.
+/// @param out_seed receives the seed (0 for the exact one); may be NULL.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE.
+@c public func kfp_operator_estimator(
+    _ op: OpaquePointer?, _ out_kind: UnsafeMutablePointer<Int32>?, _ out_probes: UnsafeMutablePointer<Int64>?,
+    _ out_seed: UnsafeMutablePointer<UInt64>?
+) -> kfp_status {
+    entryPoint("kfp_operator_estimator") {
+        let o = try object(op, OperatorHandle.self, "op").op, kind = try required(out_kind, "out_kind")
+        switch o.estimator {
+        case .exact:
+            kind.pointee = kfp_estimator.KFP_ESTIMATOR_EXACT.rawValue
+            out_probes?.pointee = 0
+            out_seed?.pointee = 0
+        case .randomized(let e):
+            kind.pointee = (e.distribution == .rademacher ? kfp_estimator.KFP_ESTIMATOR_RANDOMIZED : .KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN).rawValue
+            out_probes?.pointee = Int64(e.probes)
+            out_seed?.pointee = e.seed
+        }
+    }
+}
+
 /// Sets the values of the operator's trainable coefficients (e.g. to restart an inverse problem).
 /// @param values `count` values, one per trainable coefficient in order (finite; > 0 for a positive one).
 /// @param count the number of trainable coefficients.

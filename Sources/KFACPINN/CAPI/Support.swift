@@ -189,7 +189,8 @@ func handleName(_ type: Any.Type) -> String {
 
 /// Box of an `Operator` value behind a `kfp_operator` handle.
 final class OperatorHandle {
-    let op: Operator
+    /// Replaced by kfp_operator_set_estimator (only while no optimizer is bound to it).
+    var op: Operator
     init(_ op: Operator) { self.op = op }
 }
 

@@ -53,12 +53,6 @@ extension TaylorPass {
         }
     }
 
-    /// The input columns of linear layer l (h_in × N·S) for the general branch: the previous
-    /// activation, or in a `.directional` pass [x | n] for l = 0.
-    private func layerInput(_ l: Int) -> UnsafePointer<Double> {
-        isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
-    }
-
     private func layerFactors(_ l: Int, _ approximation: KroneckerApproximation, _ a: UnsafeMutablePointer<Double>,
                               _ b: UnsafeMutablePointer<Double>, _ workspace: FactorWorkspace, threads: Int) throws {
         let widths = network.widths, n = count, s = columnsPerSample, ns = n * s
@@ -67,18 +61,18 @@ extension TaylorPass {
         if approximation == .expand || s == 1 {
             // A = 1/(N S) Σ_{n,s} z̃ z̃ᵀ with z̃ = [z; 1 in the value column, 0 elsewhere].
             a.update(repeating: 0, count: h1 * h1)
-            if l == 0 && !isDirectional {
+            if l == 0 && !hasExplicitInput {
                 // Input columns x_n, e_i (i = 1..d), 0: Σ z zᵀ = XᵀX + N·I.
                 BLAS.syrk(n: d, k: n, a: points.pointer, lda: n, c: a, ldc: h1)
                 if s > 1 { for i in 0..<d { a[i * h1 + i] += Double(n) } }
-            } else if l == 1 && s > 1 && !isDirectional {
+            } else if l == 1 && s > 1 && !hasExplicitInput {
                 try firstHiddenGram(a, h1, workspace, threads: threads)
             } else {
                 BLAS.syrk(n: hin, k: ns, a: layerInput(l), lda: ns, c: a, ldc: h1, threads: threads)
             }
             // Bias column: Σ_n of each input's value row (in the last row first, which is below the
             // diagonal and overwritten by the symmetrisation).
-            let plainPoints = l == 0 && !isDirectional
+            let plainPoints = l == 0 && !hasExplicitInput
             let input = plainPoints ? UnsafePointer(points.pointer) : layerInput(l)
             kernels_row_sums(kernelISA, hin, n, input, plainPoints ? n : ns, a + hin * h1)
             for i in 0..<hin { a[i * h1 + hin] = a[hin * h1 + i] }
@@ -91,7 +85,7 @@ extension TaylorPass {
             // z̄_n = mean_s z̃_{n,s} (h_in+1 × N), ḡ_n = Σ_s g_{n,s} (h_out × N).
             let zbar = try workspace.reducedInputs.reserve(h1 * n)
             for k in 0..<n { zbar[hin * n + k] = 1 / Double(s) }
-            if l == 0 && !isDirectional {
+            if l == 0 && !hasExplicitInput {
                 for i in 0..<d {
                     for k in 0..<n { zbar[i * n + k] = (points.pointer[i * n + k] + 1) / Double(s) }
                 }

@@ -20,6 +20,15 @@ public struct RandomSource: Sendable {
     @inline(__always)
     private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
+    /// A seed from two values (SplitMix64's finaliser of a ⊕ golden-ratio multiple of b), for
+    /// independent streams per (seed, index).
+    public static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        var x = a ^ (b &+ 0x9E37_79B9_7F4A_7C15) &* 0xD6E8_FEB8_6659_FD93
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+        return x ^ (x >> 31)
+    }
+
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         let result = RandomSource.rotl(s.1 &* 5, 7) &* 9

@@ -61,6 +61,9 @@ public struct LossTerm: Sendable, Equatable {
     }
 
     public var count: Int { targets.count }
+    /// The index of the first point in the term this one was sliced from (0 for a whole term):
+    /// a randomized operator draws each point's probes from its index.
+    private(set) var firstIndex = 0
 
     /// Shapes against `dimension`, finite values, a finite weight ≥ 0; `index` names the term.
     func validate(dimension d: Int, index t: Int) throws {
@@ -104,8 +107,10 @@ public struct LossTerm: Sendable, Equatable {
     /// Points `range` of the term (no checks).
     func slice(_ range: Range<Int>, dimension d: Int) -> LossTerm {
         let rows = (range.lowerBound * d)..<(range.upperBound * d)
-        return LossTerm(kind: kind, points: Array(points[rows]), targets: Array(targets[range]), weight: weight,
-                        normals: normals.isEmpty ? [] : Array(normals[rows]),
-                        robinA: robinA.isEmpty ? [] : Array(robinA[range]), robinB: robinB.isEmpty ? [] : Array(robinB[range]))
+        var part = LossTerm(kind: kind, points: Array(points[rows]), targets: Array(targets[range]), weight: weight,
+                            normals: normals.isEmpty ? [] : Array(normals[rows]),
+                            robinA: robinA.isEmpty ? [] : Array(robinA[range]), robinB: robinB.isEmpty ? [] : Array(robinB[range]))
+        part.firstIndex = firstIndex + range.lowerBound
+        return part
     }
 }

@@ -39,6 +39,8 @@ public struct Operator: Sendable {
     public let trainable = TrainableCoefficients()
     /// C, and κ C (the Taylor pass's coefficients).
     let baseCoefficients: Coefficients, coefficients: Coefficients
+    /// Exact (the forward Laplacian) or randomized (`randomized(probes:distribution:seed:)`).
+    public internal(set) var estimator = SecondOrderEstimator.exact
 
     /// The general operator; validates every array against `dimension`.
     public init(name: String = "linear", dimension d: Int, secondOrder: SecondOrderCoefficients,
@@ -130,24 +132,37 @@ public struct Operator: Sendable {
         }
     }
 
-    /// Interior residuals r_n and their seeds ∂r_n/∂(u, ∇u, T) (S·N values) from the
-    /// output columns of a Taylor pass (`out`, S·N in column blocks, S = d + 2) with the
-    /// coefficients `values.pass`, points x and source f.
+    /// Interior residuals r_n and their seeds ∂r_n/∂(output columns) (S·N values) from the
+    /// output columns of a Taylor pass (`out`, S·N in column blocks) with the coefficients
+    /// `values.pass`, points x and source f. The blocks are [u | ∂_1 u … ∂_d u | T] (S = d + 2)
+    /// for `columns` = d (exact), and [u | g gradient columns | s probe columns | T] with g =
+    /// `columns` ∈ {0, 1, d} for the randomized estimator (g = 1: the derivative along β(x_n)).
     func residuals(output out: UnsafePointer<Double>, points x: UnsafePointer<Double>,
-                   source f: UnsafePointer<Double>, count n: Int, values: ResolvedCoefficients,
+                   source f: UnsafePointer<Double>, count n: Int, columnsPerSample S: Int, gradientColumns g: Int,
+                   values: ResolvedCoefficients,
                    residuals r: UnsafeMutablePointer<Double>, seeds: UnsafeMutablePointer<Double>) {
         let d = dimension
         var first = d
         if case .negativeGradientNormSquared(let k) = nonlinearity { first = k }
         // Column c of sample k is at c·N + k (the Taylor pass's blocks), for `out` and `seeds`.
-        let tSeed = values.secondOrderSeed, sourceScale = values.sourceScale
+        let tSeed = values.secondOrderSeed, sourceScale = values.sourceScale, tBlock = S - 1
+        seeds.update(repeating: 0, count: S * n)
         for k in 0..<n {
             let xk = x + k * d
             var c = values.reaction
             if let c1 = reactionGradient { for i in 0..<d { c += c1[i] * xk[i] } }
-            var value = tSeed * out[(d + 1) * n + k] + c * out[k] + values.constant - sourceScale * f[k]
+            var value = tSeed * out[tBlock * n + k] + c * out[k] + values.constant - sourceScale * f[k]
             seeds[k] = c
-            seeds[(d + 1) * n + k] = tSeed
+            seeds[tBlock * n + k] = tSeed
+            if g == 1 {
+                // β(x_n)ᵀ∇u is the column along β(x_n) (a trained drift entry has g = d).
+                value += out[n + k]
+                seeds[n + k] = 1
+            }
+            guard g == d else {
+                r[k] = value
+                continue
+            }
             for i in 0..<d {
                 var beta = values.drift[i]
                 if let b = driftJacobian { for j in 0..<d { beta += b[i * d + j] * xk[j] } }
@@ -165,7 +180,8 @@ public struct Operator: Sendable {
         }
     }
 
-    /// r_n = 𝓛u(x_n) − f(x_n) for `count` points (row-major count × d).
+    /// r_n = 𝓛u(x_n) − f(x_n) for `count` points (row-major count × d), with the exact
+    /// second-order term whatever the estimator.
     public func residual(network: MLP, points x: [Double], count n: Int, source f: [Double]) throws -> [Double] {
         try requireCompatible(with: network)
         try network.validatePoints(x, count: n)
@@ -181,6 +197,7 @@ public struct Operator: Sendable {
             f.withUnsafeBufferPointer { fp in
                 r.withUnsafeMutableBufferPointer { rp in
                     residuals(output: pass.output, points: xp.baseAddress!, source: fp.baseAddress!, count: n,
+                              columnsPerSample: dimension + 2, gradientColumns: dimension,
                               values: values, residuals: rp.baseAddress!, seeds: seeds.pointer)
                 }
             }
@@ -206,9 +223,14 @@ extension Operator {
         case .none: nonlinear = []
         case .negativeGradientNormSquared(let first): nonlinear = [Double(first)]
         }
+        var estimated: [(String, [Double])] = []
+        if case .randomized(let e) = estimator {
+            estimated = [("randomized estimator (\(e.distribution.rawValue))", [Double(e.probes), Double(bitPattern: e.seed)])]
+        }
         return [("dimension", [Double(dimension)]), second, ("drift", drift), ("drift Jacobian", driftJacobian ?? []),
                 ("reaction coefficient", [reaction]), ("reaction gradient", reactionGradient ?? []),
                 ("constant term", [constant]), ("nonlinearity", nonlinear)]
+            + estimated
             + trainable.entries.map { ("trainable coefficient \($0.name)\($0.positive ? " (positive)" : "")\($0.frozen ? " (frozen)" : "")", []) }
     }
 

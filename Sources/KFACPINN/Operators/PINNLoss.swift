@@ -35,6 +35,9 @@ public final class PINNLoss {
     private(set) var termCount = 0
     /// Per-sample weights of a backward pass or gradient (reused).
     let scaledSeeds = Buffer()
+    /// The draw of a randomized estimator's probes (docs/math.md §12): set by the optimizer to its
+    /// step count, so that every step sees fresh probes and a resumed run the same.
+    var probeDraw: UInt64 = 0
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
@@ -107,8 +110,8 @@ public final class PINNLoss {
         termCount = batch.terms.count
         let values = op.trainable.count == 0 ? fixedValues : op.coefficientValues(raw: theta.map { $0 + network.numParameters })
         var value = Value(total: 0, interior: 0, boundary: 0)
-        for (term, ev) in zip(batch.terms, evaluations) {
-            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta)
+        for (index, (term, ev)) in zip(batch.terms, evaluations).enumerated() {
+            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta, draw: probeDraw, index: index)
             let part = ev.count > 0 ? ev.weight * (0.5 * ev.squares / Double(ev.count)) : 0
             if term.kind.isInterior { value.interior += part } else { value.boundary += part }
         }
@@ -250,6 +253,9 @@ final class TermEvaluation {
     private let entryTerms = Buffer()
     /// J_n v of the term's residuals for up to two directions at once (one per tangent space).
     let jv = [Buffer(), Buffer()]
+    /// The probe directions of a randomized interior term for the draw and the (slices of) points
+    /// seen with it: a line search evaluates the same slices many times.
+    private var probes: [(draw: UInt64, first: Int, points: [Double], directions: [Double])] = []
     private(set) var kind = LossTermKind.interior
     private(set) var count = 0
     private(set) var weight = 1.0
@@ -260,9 +266,10 @@ final class TermEvaluation {
 
     /// The term's pass and residuals at the network's parameters or at `theta`, with the
     /// operator's coefficients `values`; at the network's parameters also the coefficient rows
-    /// (with 𝒟_{E_ij} u from a pass per trained C entry in `secondOrderEntries`).
+    /// (with 𝒟_{E_ij} u from a pass per trained C entry in `secondOrderEntries`). A randomized
+    /// operator's probes are drawn for (`draw`, term `index`) once per batch of points.
     func forward(_ term: LossTerm, _ op: Operator, _ values: ResolvedCoefficients, secondOrderEntries: [Coefficients],
-                 at theta: UnsafePointer<Double>?) throws {
+                 at theta: UnsafePointer<Double>?, draw: UInt64, index: Int) throws {
         kind = term.kind
         count = term.count
         weight = term.weight
@@ -272,12 +279,28 @@ final class TermEvaluation {
         switch term.kind {
         case .interior:
             pass.outputGradientUsed = op.readsGradient
-            try pass.forward(term.points, count: n, mode: .taylor(values.pass), parameters: theta)
-            let r = try residuals.reserve(n), js = try seeds.reserve(n * pass.columnsPerSample)
+            let gradientColumns: Int
+            if case .randomized(let e) = op.estimator {
+                probes.removeAll { $0.draw != draw }
+                let directions: [Double]
+                if let cached = probes.first(where: { $0.first == term.firstIndex && $0.points == term.points }) {
+                    directions = cached.directions
+                } else {
+                    directions = try op.probeDirections(e, points: term.points, count: n, draw: draw, term: index, first: term.firstIndex)
+                    probes.append((draw, term.firstIndex, term.points, directions))
+                }
+                let columns = ProbeColumns(weights: op.probeWeights(e, passScale: values.passScale), directions: directions)
+                try pass.forward(term.points, count: n, mode: .probes(columns), parameters: theta)
+                gradientColumns = op.randomizedGradientColumns
+            } else {
+                try pass.forward(term.points, count: n, mode: .taylor(values.pass), parameters: theta)
+                gradientColumns = op.dimension
+            }
+            let S = pass.columnsPerSample, r = try residuals.reserve(n), js = try seeds.reserve(n * S)
             term.points.withUnsafeBufferPointer { x in
                 term.targets.withUnsafeBufferPointer { f in
-                    op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!,
-                                 count: n, values: values, residuals: r, seeds: js)
+                    op.residuals(output: pass.output, points: x.baseAddress!, source: f.baseAddress!, count: n,
+                                 columnsPerSample: S, gradientColumns: gradientColumns, values: values, residuals: r, seeds: js)
                 }
             }
             let p = values.chain.count
@@ -290,8 +313,8 @@ final class TermEvaluation {
                     (terms + k * n).update(from: entryPasses[k].output + (s - 1) * n, count: n)
                 }
                 term.targets.withUnsafeBufferPointer { f in
-                    op.coefficientJacobian(output: pass.output, source: f.baseAddress!, count: n, values: values,
-                                           entryTerms: terms, into: rows)
+                    op.coefficientJacobian(output: pass.output, source: f.baseAddress!, count: n,
+                                           secondOrderBlock: S - 1, values: values, entryTerms: terms, into: rows)
                 }
             }
         case .dirichlet, .observation:

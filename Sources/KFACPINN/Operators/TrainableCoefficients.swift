@@ -136,6 +136,9 @@ public final class TrainableCoefficients: @unchecked Sendable {
         raw = zip(entries, values).map { $0.positive ? log($1) : $1 }
     }
 
+    /// Whether a loss (of an optimizer) is built on these coefficients.
+    var isBound: Bool { lock.withLock { bindings > 0 } }
+
     func bind() { lock.withLock { bindings += 1 } }
     func unbind() { lock.withLock { bindings -= 1 } }
 }
@@ -165,6 +168,9 @@ extension Operator {
         let slot = try CoefficientSlot.named(name, dimension: dimension)
         if slot == .secondOrderScale && coefficients.dense.allSatisfy({ $0 == 0 }) {
             throw KFPError.invalidArgument("the operator '\(self.name)' has no second-order term, so no coefficient kappa")
+        }
+        if case .secondOrderEntry = slot, case .randomized = estimator {
+            throw KFPError.invalidArgument("coefficient \(name): trained entries of C need the exact second-order term, and this operator is randomized")
         }
         guard initial.isFinite else { throw KFPError.nonFinite("the initial value of coefficient \(name) is \(initial)") }
         guard !positive || initial > 0 else {
@@ -221,15 +227,14 @@ extension Operator {
     /// columns of a Taylor pass (S·N in column blocks), the points' sources f, the resolved values
     /// and, for the trained C entries in order, 𝒟_{E_ij} u (N values each, `entryTerms`).
     func coefficientJacobian(output out: UnsafePointer<Double>, source f: UnsafePointer<Double>, count n: Int,
-                             values: ResolvedCoefficients, entryTerms: UnsafePointer<Double>?,
+                             secondOrderBlock: Int, values: ResolvedCoefficients, entryTerms: UnsafePointer<Double>?,
                              into rows: UnsafeMutablePointer<Double>) {
-        let d = dimension
         var entryIndex = 0
         for (k, entry) in trainable.entries.filter({ !$0.frozen }).enumerated() {
             let row = rows + k * n, chain = values.chain[k]
             switch entry.slot {
             case .secondOrderScale:
-                let t = out + (d + 1) * n, scale = chain / values.passScale
+                let t = out + secondOrderBlock * n, scale = chain / values.passScale
                 for i in 0..<n { row[i] = scale * t[i] }
             case .reaction: for i in 0..<n { row[i] = chain * out[i] }
             case .drift(let j):

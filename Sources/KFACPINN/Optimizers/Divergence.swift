@@ -23,6 +23,9 @@ final class DivergenceGuard {
     private var canUndo = false
     /// Steps taken before the last `.diverged` that it undid (0 or 1).
     private(set) var stepsUndone = 0
+    /// Steps completed: the draw of a randomized operator's probes (`PINNLoss.probeDraw`), so
+    /// that each step sees fresh probes and a resumed run the same ones.
+    private(set) var draws: UInt64 = 0
 
     func setFactor(_ value: Double) throws {
         guard value > 1 else { throw KFPError.invalidArgument("divergence_factor must be greater than 1, got \(value)") }
@@ -35,6 +38,7 @@ final class DivergenceGuard {
     /// One step of `optimizer` on `batch`, checked as above.
     func step(_ optimizer: some GuardedOptimizer, _ batch: Batch) throws -> StepStatistics {
         stepsUndone = 0
+        optimizer.loss.probeDraw = draws
         beforeCurrent.reset()
         try snapshot(optimizer, into: &beforeCurrent)
         let stats: StepStatistics
@@ -66,6 +70,7 @@ final class DivergenceGuard {
         }
         swap(&beforeLast, &beforeCurrent)
         canUndo = true
+        draws &+= 1
         return stats
     }
 
@@ -109,11 +114,13 @@ final class DivergenceGuard {
 }
 
 extension DivergenceGuard {
-    /// The best loss and the state before the last step (section DIVG of optimizer checkpoints).
+    /// The best loss, the state before the last step and the probe draws (section DIVG of
+    /// optimizer checkpoints).
     func writeCheckpoint(_ s: inout SectionWriter) throws {
         s.double(bestLoss)
         s.bool(canUndo)
         try s.block(canUndo ? beforeLast : SectionWriter())
+        s.uint64(draws)
     }
 
     /// Replaces the guard's state by the one in `s`; the kept state is checked by reading it into
@@ -124,6 +131,8 @@ extension DivergenceGuard {
         guard best >= 0 else { throw s.corrupt("the best loss is \(best)") }
         let undo = try s.bool("the rollback flag")
         var kept = try s.block("rollback state")
+        // Checkpoints written before the probe draws were kept end here (0 draws).
+        let drawn = s.remaining > 0 ? try s.uint64() : 0
         try s.finish()
         var copy = SectionWriter()
         if undo {
@@ -132,12 +141,12 @@ extension DivergenceGuard {
         } else {
             try kept.finish()
         }
-        (bestLoss, canUndo, beforeLast) = (best, undo, copy)
+        (bestLoss, canUndo, beforeLast, draws) = (best, undo, copy, drawn)
     }
 
-    /// Takes over another guard's best loss and kept state (not its factor, an option).
+    /// Takes over another guard's best loss, kept state and draws (not its factor, an option).
     func adoptState(of other: DivergenceGuard) {
-        (bestLoss, canUndo, beforeLast) = (other.bestLoss, other.canUndo, other.beforeLast)
+        (bestLoss, canUndo, beforeLast, draws) = (other.bestLoss, other.canUndo, other.beforeLast, other.draws)
     }
 }
 

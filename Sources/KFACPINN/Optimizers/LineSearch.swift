@@ -55,6 +55,7 @@ final class GridLineSearch {
         let chunks = trialChunks!.chunks, concurrent = BLAS.numThreads >= 2
         if concurrent && twin == nil { twin = try? PINNLoss(network: network, operator: loss.op) }
         let twin = concurrent ? self.twin : nil, parts = twin == nil ? 1 : 2
+        twin?.probeDraw = loss.probeDraw
         for part in 0..<parts { try trialParameters[part].reserve(D) }
         best.store(current.bitPattern, ordering: .relaxed)
         nextTrial.store(0, ordering: .relaxed)

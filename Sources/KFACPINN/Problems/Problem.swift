@@ -57,7 +57,7 @@ public struct Problem: Sendable {
     public var dimension: Int { op.dimension }
 
     /// The names of the built-in problems.
-    public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq",
+    public static let names = ["poisson2d_sin", "poisson5d_cos", "poisson10d_pairs", "poisson100d_sq", "poisson1000d_sq",
                                "heat1d", "heat4d", "logfp9d", "poisson2d_mixed", "wave1d", "disk_robin",
                                "heat1d_inverse", "heat1d_inverse_noisy", "poisson2d_reaction_inverse"]
 
@@ -142,6 +142,17 @@ public struct Problem: Sendable {
             networks = [("huge", [768, 768, 512, 512])]
             exactSolution = PointFunction { x in (0..<100).reduce(0) { $0 + x[$1] * x[$1] } }
             sourceTerm = PointFunction { _ in -200 }
+        case "poisson1000d_sq":
+            // u* = ‖x‖²/d in d = 1000 (values in [0, 1]), −Δu* = −2; the operator estimates Δu from
+            // 16 Rademacher probes per point (randomized Taylor mode; `exact()` for the exact term).
+            let d = 1000
+            op = try Operator.poisson(dimension: d).randomized(probes: 16, seed: 0)
+            (lower, upper) = unitBox(d)
+            conditions = .boundary
+            (defaultInterior, defaultBoundary) = (100, 50)
+            networks = [("big", [256, 256, 128, 128]), ("huge", [768, 768, 512, 512])]
+            exactSolution = PointFunction { x in (0..<d).reduce(0) { $0 + x[$1] * x[$1] } / Double(d) }
+            sourceTerm = PointFunction { _ in -2 }
         case "heat1d":
             // (t, x): ∂_t u = ¼ ∂²_x u, u* = e^{−π²t/4} sin πx.
             op = try .heat(spaceDimension: 1, kappa: 0.25)

@@ -135,7 +135,8 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     }
     var batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
     if run.step == 0 && records.isEmpty {
-        let initial = try PINNLoss(network: net, operator: problem.op).loss(batch)
+        // The loss as the optimizer sees it (a randomized operator's estimate with the first step's probes).
+        let initial = try PINNLoss(network: net, operator: (optimizer as? any CheckpointableOptimizer)?.loss.op ?? problem.op).loss(batch)
         let errors = try currentErrors()
         log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
                            lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0,

@@ -15,7 +15,7 @@ extension TaylorPass {
             for k in 0..<n {
                 let row = rows + k * ld
                 for j in 0..<hout { row[bo + j] = scale * g[j * ns + k] }
-                if l == 0 && !isDirectional {
+                if l == 0 && !hasExplicitInput {
                     let x = points.pointer + k
                     for j in 0..<hout {
                         let gv = scale * g[j * ns + k], out = row + wo + j * d
@@ -23,7 +23,7 @@ extension TaylorPass {
                     }
                 } else {
                     // This sample's columns gathered (h_out × S, h_in × S), then one small GEMM.
-                    let z = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
+                    let z = layerInput(l)
                     for c in 0..<s {
                         for j in 0..<hout { gk[j * s + c] = g[j * ns + c * n + k] }
                         for i in 0..<hin { zk[i * s + c] = z[i * ns + c * n + k] }
@@ -54,7 +54,7 @@ extension TaylorPass {
                 forEachRowRange(h, ns) { rows, part in body(rows, part == 0 ? out : partial) }
             }
             // Layer 0 from its input columns x_n, e_i, 0 (a `.directional` pass: a GEMM as every layer).
-            if !isDirectional {
+            if !hasExplicitInput {
                 let g0 = UnsafePointer(adjoints[0].pointer), h1 = widths[1]
                 let dw0 = v + net.weightOffset(0), db0 = v + net.biasOffset(0), x = UnsafePointer(points.pointer)
                 accumulate(h1) { rows, sums in
@@ -62,10 +62,10 @@ extension TaylorPass {
                                                    dw0 + rows.lowerBound * d, db0 + rows.lowerBound, x, sums)
                 }
             }
-            for l in (isDirectional ? 0 : 1)..<net.numLayers {
+            for l in (hasExplicitInput ? 0 : 1)..<net.numLayers {
                 let hin = widths[l], hout = widths[l + 1]
                 let p = try work.pre.reserve(hout * ns), g = UnsafePointer(adjoints[l].pointer)
-                let input = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
+                let input = layerInput(l)
                 BLAS.gemm(m: hout, n: ns, k: hin, a: v + net.weightOffset(l), lda: hin, b: input,
                           ldb: ns, c: p, ldc: ns, threads: elementwiseThreads)
                 let db = v + net.biasOffset(l), pc = UnsafePointer(p)

@@ -18,12 +18,18 @@ import Glibc
 /// derivative along a direction n_k of its own per point k: the input columns [x_k | n_k]
 /// (d × 2N) go through every layer as a GEMM, and an activation maps (v, J) to
 /// (σ(v), σ'(v) J).
+///
+/// In `.probes` mode (docs/math.md §12) S = s + 2, Z_n = [v, J_1, …, J_s, T̂] with J_k the
+/// derivative along probe v_{n,k} of point n and T̂ = w Σ_k ∂²_{v_{n,k}} v, the collapsed
+/// second-order column: the input columns [x | v_1 | … | v_s | 0] (d × S·N) go through layer 0
+/// as a GEMM, and every activation applies the Taylor rules with C = w I over the s columns.
 final class TaylorPass {
     enum Mode {
         case value
         case taylor(Coefficients)
         /// Per-point directions, row-major N × d.
         case directional([Double])
+        case probes(ProbeColumns)
     }
 
     let network: MLP
@@ -31,9 +37,15 @@ final class TaylorPass {
     private(set) var columnsPerSample = 1   // S
     /// Whether the last forward pass was in `.directional` mode.
     private(set) var isDirectional = false
+    /// Whether layer 0 of the last pass was a GEMM over stored input columns (`.directional`,
+    /// `.probes`) rather than the structured columns x_n, e_i, 0 of `.taylor`.
+    private(set) var hasExplicitInput = false
+    /// The derivative columns J per sample of a Taylor pass: d in `.taylor`, s in `.probes`.
+    private(set) var derivativeColumns = 0
 
     /// Input points as d rows of N values (row i: coordinate i of every point); in
-    /// `.directional` mode d rows of 2N, [x_{·,i} | n_{·,i}]: the first layer's input columns.
+    /// `.directional` mode d rows of 2N, [x_{·,i} | n_{·,i}], in `.probes` mode d rows of S·N,
+    /// [x_{·,i} | v_{·,1,i} | … | v_{·,s,i} | 0]: the first layer's input columns.
     let points = Buffer()
     /// Layer 0 pre-activation values W₀x_n + b₀, h₁ × N (activations other than tanh, whose
     /// kernels form them block by block).
@@ -106,6 +118,7 @@ final class TaylorPass {
         case .value: s = 1
         case .taylor: s = d + 2
         case .directional: s = 2
+        case .probes(let p): s = p.count + 2
         }
         // Every BLAS dimension must fit in 32 bits; N·S is the column count of each GEMM.
         guard n <= Int(Int32.max) / s else {
@@ -120,14 +133,49 @@ final class TaylorPass {
         }
         count = n
         columnsPerSample = s
+        derivativeColumns = s > 2 ? s - 2 : 0
+        hasExplicitInput = false
         if case .taylor(let c) = mode {
             coefficientsDiagonal = c.diagonal != nil
             let values = c.diagonal ?? c.dense
             let cp = try coefficientValues.reserve(values.count)
             for (i, v) in values.enumerated() { cp[i] = v }
         }
+        if case .probes(let probes) = mode {
+            // C = diag(w) over the m direction columns; input columns [x | v_1 | … | v_m | 0].
+            isDirectional = false
+            hasExplicitInput = true
+            coefficientsDiagonal = true
+            let m = probes.count, ns = n * s
+            let cp = try coefficientValues.reserve(m)
+            for (c, w) in probes.weights.enumerated() { cp[c] = w }
+            let zp = try points.reserve(d * ns)
+            try probes.directions.withUnsafeBufferPointer { v in
+                guard v.count == n * m * d else {
+                    throw KFPError.dimensionMismatch("\(v.count) probe coordinates for \(n) points × \(m) probes × \(d) dimensions")
+                }
+                for i in 0..<d {
+                    let row = zp + i * ns
+                    for k in 0..<n { row[k] = x[k * d + i] }
+                    for c in 0..<m {
+                        let block = row + (1 + c) * n
+                        for k in 0..<n { block[k] = v[(k * m + c) * d + i] }
+                    }
+                    (row + (s - 1) * n).update(repeating: 0, count: n)
+                }
+            }
+            try BLAS.onLibraryThreads {
+                if let theta {
+                    try forwardLayers(theta, outputOnly: true)
+                } else {
+                    try network.parameters.withUnsafeBufferPointer { try forwardLayers($0.baseAddress!, outputOnly: false) }
+                }
+            }
+            return
+        }
         if case .directional(let directions) = mode {
             isDirectional = true
+            hasExplicitInput = true
             let zp = try points.reserve(2 * n * d)
             for k in 0..<n {
                 for i in 0..<d {
@@ -158,16 +206,72 @@ final class TaylorPass {
 
     /// With `outputOnly` (a pass at trial parameters) a tanh network keeps no slopes: each unit's
     /// activation and Taylor rule are one kernel, and with one output the last hidden layer is
-    /// fused with the output layer (none of its columns are stored).
+    /// fused with the output layer (none of its columns are stored). A pass with explicit input
+    /// columns (`.probes`) computes layer 0 as the other layers, from `points`.
     private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
-        let d = widths[0], ns = n * s, L = net.numLayers
+        let ns = n * s, L = net.numLayers, dJ = derivativeColumns
         let act = net.activation
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
-        let x = UnsafePointer(points.pointer)
         let tanh = act == .tanh, noSlopes = outputOnly && tanh, fused = noSlopes && L >= 2 && widths[L] == 1
         let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
+        if !hasExplicitInput {
+            guard try forwardStructuredFirstLayer(theta, noSlopes: noSlopes, fused: fused) else { return }
+        }
+        // Layers 1..L−1 (0..L−1 with explicit inputs): one GEMM over S·N columns, bias on the value block.
+        let qs = try scratch.reserve(2 * max(n, 1))
+        for l in (hasExplicitInput ? 0 : 1)..<L {
+            let hout = widths[l + 1], b = theta + net.biasOffset(l)
+            let z = try linearLayer(l, theta)
+            if l == L - 1 {
+                for j in 0..<hout {
+                    let row = z + j * ns, bj = b[j]
+                    for k in 0..<n { row[k] += bj }
+                }
+                break
+            }
+            if fused && l == L - 2 {
+                let out = try outputBuffer.reserve(ns)
+                forEachColumnRange(n, hout) { k in
+                    kernels_tanh_output(kernelISA, hout, k.count, dJ, z + k.lowerBound, n, ns, b, cvals, diag ? 1 : 0,
+                                        s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, outputWeights, out + k.lowerBound)
+                }
+                for k in 0..<n { out[k] += outputBias }
+                return
+            }
+            // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
+            let out = try post[l].reserve(hout * ns), hn = hout * n
+            if tanh {
+                let sl = noSlopes ? nil : try slopes[l].reserve(3 * hn)
+                forEachRowRange(hout, n) { rows, _ in
+                    for j in rows {
+                        kernels_tanh_taylor_rule(kernelISA, n, dJ, z + j * ns, b[j], cvals, diag ? 1 : 0, s > 1 ? 1 : 0,
+                                                 out + j * ns, sl.map { $0 + j * n }, hn)
+                    }
+                }
+                continue
+            }
+            let sl = try slopes[l].reserve(3 * hn)
+            forEachRowRange(hout, n) { rows, part in
+                for j in rows {
+                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
+                    for k in 0..<n { zj[k] += bj }
+                    act.evaluate(n, zj, value: o, d1: s1, d2: s2, d3: s2 + hn)
+                    if s > 1 { kernels_taylor_rule(kernelISA, n, dJ, zj, cvals, diag ? 1 : 0, s1, s2, o, qs + part * n) }
+                }
+            }
+        }
+    }
 
+    /// Layer 0 from its structured input columns x_n, e_i, 0 and its activation into post[0];
+    /// false when that already produced the output (a one-layer network, or a fused two-layer
+    /// tanh pass).
+    private func forwardStructuredFirstLayer(_ theta: UnsafePointer<Double>, noSlopes: Bool, fused: Bool) throws -> Bool {
+        let net = network, widths = net.widths, n = count, s = columnsPerSample
+        let d = widths[0], ns = n * s, L = net.numLayers, act = net.activation, tanh = act == .tanh
+        let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
+        let x = UnsafePointer(points.pointer)
+        let outputWeights = theta + net.weightOffset(L - 1), outputBias = theta[net.biasOffset(L - 1)]
         // Layer 0: values W₀ x_n + b₀ (d multiply-adds per value, no GEMM); J_i = W₀[:, i]; T = 0.
         // tanh passes compute them inside their kernels.
         let h1 = widths[1]
@@ -177,7 +281,7 @@ final class TaylorPass {
         if L == 1 {
             // A linear model: the output columns come straight from layer 0.
             writeLinearOutput(values: v0, weights: w0, into: try outputBuffer.reserve(ns))
-            return
+            return false
         }
         if s > 1 {
             // q_j = Σ_ik C_ik W_ji W_jk and (C W_jᵀ)_i for the first hidden layer.
@@ -195,7 +299,7 @@ final class TaylorPass {
                                           s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, out + k.lowerBound)
             }
             for k in 0..<n { out[k] += outputBias }
-            return
+            return false
         }
         // Activation of layer 0 into post[0]: v' = σ(v), J'_i = σ' W₀[:, i], T' = σ'' q.
         if !noSlopes { try firstWeights.reserve(h1 * d).update(from: w0, count: h1 * d) }
@@ -219,73 +323,17 @@ final class TaylorPass {
                 }
             }
         }
-        // Layers 1..L−1: one GEMM over S·N columns, bias on the value block. A single output
-        // row z = Σ_j w_j post_j is summed here, row by row (no BLAS thread is woken for it).
-        let qs = try scratch.reserve(2 * max(n, 1))
-        for l in 1..<L {
-            let hin = widths[l], hout = widths[l + 1]
-            let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l)
-            let z = l == L - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
-            if hout == 1 {
-                kernels_row_combination(kernelISA, hin, ns, w, post[l - 1].pointer, ns, z)
-            } else {
-                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: post[l - 1].pointer, ldb: ns, c: z, ldc: ns,
-                          threads: elementwiseThreads)
-            }
-            if l == L - 1 {
-                for j in 0..<hout {
-                    let row = z + j * ns, bj = b[j]
-                    for k in 0..<n { row[k] += bj }
-                }
-                break
-            }
-            if fused && l == L - 2 {
-                let out = try outputBuffer.reserve(ns)
-                forEachColumnRange(n, hout) { k in
-                    kernels_tanh_output(kernelISA, hout, k.count, d, z + k.lowerBound, n, ns, b, cvals, diag ? 1 : 0,
-                                        s > 1 ? 1 : 0, outputGradientUsed ? 1 : 0, outputWeights, out + k.lowerBound)
-                }
-                for k in 0..<n { out[k] += outputBias }
-                return
-            }
-            // Per unit: bias, σ and its derivatives, then J' = σ' J, T' = σ' T + σ'' Q, Q = Σ C_ij J_i J_j.
-            let out = try post[l].reserve(hout * ns), hn = hout * n
-            if tanh {
-                let sl = noSlopes ? nil : try slopes[l].reserve(3 * hn)
-                forEachRowRange(hout, n) { rows, _ in
-                    for j in rows {
-                        kernels_tanh_taylor_rule(kernelISA, n, d, z + j * ns, b[j], cvals, diag ? 1 : 0, s > 1 ? 1 : 0,
-                                                 out + j * ns, sl.map { $0 + j * n }, hn)
-                    }
-                }
-                continue
-            }
-            let sl = try slopes[l].reserve(3 * hn)
-            forEachRowRange(hout, n) { rows, part in
-                for j in rows {
-                    let zj = z + j * ns, o = out + j * ns, s1 = sl + j * n, s2 = s1 + hn, bj = b[j]
-                    for k in 0..<n { zj[k] += bj }
-                    act.evaluate(n, zj, value: o, d1: s1, d2: s2, d3: s2 + hn)
-                    if s > 1 { kernels_taylor_rule(kernelISA, n, d, zj, cvals, diag ? 1 : 0, s1, s2, o, qs + part * n) }
-                }
-            }
-        }
+        return true
     }
 
     /// `.directional` mode: every layer l is one GEMM over the 2N columns of its input
-    /// (`directionalInput`), the bias on the value block; an activation keeps z = [v | J] in
+    /// (`layerInput`), the bias on the value block; an activation keeps z = [v | J] in
     /// pre[l] and σ', σ'', σ''' in slopes[l], and writes [σ(v) | σ'(v) J] to post[l].
     private func forwardDirectional(_ theta: UnsafePointer<Double>) throws {
         let net = network, widths = net.widths, n = count, ns = 2 * n, L = net.numLayers, act = net.activation
         for l in 0..<L {
-            let hin = widths[l], hout = widths[l + 1]
-            let w = theta + net.weightOffset(l), b = theta + net.biasOffset(l), input = directionalInput(l)
-            let z = l == L - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
-            if hout == 1 {
-                kernels_row_combination(kernelISA, hin, ns, w, input, ns, z)
-            } else {
-                BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: input, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
-            }
+            let hout = widths[l + 1], b = theta + net.biasOffset(l)
+            let z = try linearLayer(l, theta)
             for j in 0..<hout {
                 let row = z + j * ns, bj = b[j]
                 for k in 0..<n { row[k] += bj }
@@ -302,9 +350,24 @@ final class TaylorPass {
         }
     }
 
-    /// The input of linear layer l in a `.directional` pass (h_in × 2N): [x | n] for l = 0, else
-    /// the previous activation's columns.
-    func directionalInput(_ l: Int) -> UnsafePointer<Double> {
+    /// W_l · (layer l's input columns) into pre[l], or into the output for the last layer
+    /// (h_out × N·S, no bias). A single output row z = Σ_j w_j post_j is summed row by row (no
+    /// BLAS thread is woken for it).
+    private func linearLayer(_ l: Int, _ theta: UnsafePointer<Double>) throws -> UnsafeMutablePointer<Double> {
+        let net = network, hin = net.widths[l], hout = net.widths[l + 1], ns = count * columnsPerSample
+        let w = theta + net.weightOffset(l), input = layerInput(l)
+        let z = l == net.numLayers - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
+        if hout == 1 {
+            kernels_row_combination(kernelISA, hin, ns, w, input, ns, z)
+        } else {
+            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: input, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
+        }
+        return z
+    }
+
+    /// The input columns of linear layer l (h_in × N·S): the previous activation's columns, or
+    /// for l = 0 of a pass with explicit inputs (`.directional`, `.probes`) the stored input columns.
+    func layerInput(_ l: Int) -> UnsafePointer<Double> {
         l == 0 ? UnsafePointer(points.pointer) : UnsafePointer(post[l - 1].pointer)
     }
 
@@ -350,13 +413,13 @@ final class TaylorPass {
 
     private func backwardLayers(_ theta: UnsafePointer<Double>, _ seeds: UnsafePointer<Double>) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
-        let d = widths[0], ns = n * s, L = net.numLayers
+        let d = widths[0], ns = n * s, L = net.numLayers, dJ = derivativeColumns
         let cvals = UnsafePointer(coefficientValues.pointer), diag = coefficientsDiagonal
         let top = try adjoints[L - 1].reserve(ns)
         top.update(from: seeds, count: ns)
         guard L > 1 else { return }
-        // Per-row work of the rules, for each of two threads: (d + 2)·N values.
-        let work = try ruleWork.reserve(2 * (d + 2) * max(n, 1))
+        // Per-row work of the rules, for each of two threads: S·N values.
+        let work = try ruleWork.reserve(2 * s * max(n, 1))
         let w0 = theta + net.weightOffset(0)
         let firstCWs = UnsafePointer(firstCW.pointer), firstQs = UnsafePointer(firstQuadratic.pointer)
         for l in stride(from: L - 1, through: 1, by: -1) {
@@ -372,12 +435,12 @@ final class TaylorPass {
             }
             let g = try adjoints[l - 1].reserve(hin * ns)
             let sl = slopes[l - 1].pointer, hn = hin * n
-            let z = l > 1 ? UnsafePointer(pre[l - 1].pointer) : nil
+            let z = l > 1 || hasExplicitInput ? UnsafePointer(pre[l - 1].pointer) : nil
             // T̄ = σ'T̄', J̄_i = σ'J̄'_i + 2σ''T̄'(CJ)_i, v̄ = σ'v̄' + σ''Σ J_i J̄'_i + (σ''T + σ'''Q)T̄'
-            // (layer 0's pre-activation: J_i = W₀[j, i], T = 0, Q = q_j).
+            // (layer 0's pre-activation from structured inputs: J_i = W₀[j, i], T = 0, Q = q_j).
             let directional = isDirectional, zd = UnsafePointer(pre[l - 1].pointer)
             forEachRowRange(hin, n) { rows, part in
-                let wk = work + part * (d + 2) * n
+                let wk = work + part * s * n
                 for j in rows {
                     let u = outer ? up : up + j * ns, scale = outer ? w[j] : 1, o = g + j * ns, e = j * n
                     let s1 = sl + e, s2 = sl + hn + e, s3 = sl + 2 * hn + e
@@ -391,7 +454,7 @@ final class TaylorPass {
                     } else if s == 1 {
                         for k in 0..<n { o[k] = scale * (s1[k] * u[k]) }
                     } else if let z {
-                        kernels_taylor_rule_adjoint(kernelISA, n, d, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, scale,
+                        kernels_taylor_rule_adjoint(kernelISA, n, dJ, z + j * ns, cvals, diag ? 1 : 0, s1, s2, s3, u, scale,
                                                     o, wk)
                     } else {
                         kernels_taylor_first_rule_adjoint(kernelISA, n, d, w0 + j * d, firstCWs + j * d, firstQs[j],
@@ -416,7 +479,7 @@ final class TaylorPass {
             let scaled = weights == nil ? nil : try scratch.reserve(hout * ns), g = scaled.map { UnsafePointer($0) } ?? unscaled
             // Row sums of the value block (the bias's input row is 1 there, 0 elsewhere) and, for
             // layer 0, of the J_i blocks (its input columns e_i): block b's sums at sums[b·hout...].
-            let plainPoints = l == 0 && !isDirectional
+            let plainPoints = l == 0 && !hasExplicitInput
             let blocks = plainPoints && s > 1 ? 1 + d : 1, sums = try rowSums.reserve(blocks * hout)
             forEachRowRange(hout, ns) { rows, _ in
                 if let weights, let scaled {
@@ -438,7 +501,7 @@ final class TaylorPass {
                     for j in 0..<hout { gw[j * d + i] += sums[(1 + i) * hout + j] }
                 }
             } else {
-                let input = isDirectional ? directionalInput(l) : UnsafePointer(post[l - 1].pointer)
+                let input = layerInput(l)
                 BLAS.gemm(transB: true, m: hout, n: hin, k: ns, a: g, lda: ns,
                           b: input, ldb: ns, beta: 1, c: gw, ldc: hin, threads: elementwiseThreads)
             }

@@ -283,11 +283,16 @@ def _value(v):
     return v.value if isinstance(v, Trainable) else float(v)
 
 
-def _rebuild_operator(recipe, trainables):
+def _rebuild_operator(recipe, trainables, estimator=None):
     op = recipe[0](*recipe[1])
     for name, value, flags in trainables:
         _check(lib.kfp_operator_set_trainable(op.handle, name.encode(), value, flags))
+    if estimator is not None:
+        _check(lib.kfp_operator_set_estimator(op.handle, *estimator))
     return op
+
+
+_ESTIMATORS = {"rademacher": _abi.KFP_ESTIMATOR_RANDOMIZED, "gaussian": _abi.KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN}
 
 
 class Operator(_Handle):
@@ -340,7 +345,39 @@ class Operator(_Handle):
         if self._recipe is None:
             raise TypeError(f"operator {self.name!r} cannot be pickled")
         trainables = [(name, value, flags) for (name, value), flags in zip(self.coefficients.items(), self._flags())]
-        return (_rebuild_operator, (self._recipe, trainables)) if trainables else self._recipe
+        kind, probes, seed = self._estimator()
+        estimator = None if kind == _abi.KFP_ESTIMATOR_EXACT else (kind, probes, seed)
+        return (_rebuild_operator, (self._recipe, trainables, estimator)) if trainables or estimator else self._recipe
+
+    def randomized(self, probes, seed=0, distribution="rademacher"):
+        """Randomized Taylor mode (before an optimizer is created on this operator): the
+        second-order term from `probes` random directions per point (distribution "rademacher"
+        or "gaussian"), drawn fresh every optimizer step from `seed`; the Taylor pass carries
+        probes + 2 columns instead of d + 2. Terms with grad u stay exact. Needs C positive or
+        negative semi-definite. Returns self."""
+        if distribution not in _ESTIMATORS:
+            raise InputError(f"distribution must be one of {list(_ESTIMATORS)}, got {distribution!r}")
+        _check(lib.kfp_operator_set_estimator(self.handle, _ESTIMATORS[distribution], int(probes), int(seed)))
+        return self
+
+    def exact(self):
+        """The exact second-order term (the forward Laplacian, the default); returns self."""
+        _check(lib.kfp_operator_set_estimator(self.handle, _abi.KFP_ESTIMATOR_EXACT, 0, 0))
+        return self
+
+    def _estimator(self):
+        kind, probes, seed = ctypes.c_int32(), ctypes.c_int64(), ctypes.c_uint64()
+        _check(lib.kfp_operator_estimator(self.handle, ctypes.byref(kind), ctypes.byref(probes), ctypes.byref(seed)))
+        return kind.value, probes.value, seed.value
+
+    @property
+    def estimator(self):
+        """{"kind": "exact"} or {"kind": "randomized", "probes": s, "seed": seed, "distribution": ...}."""
+        kind, probes, seed = self._estimator()
+        if kind == _abi.KFP_ESTIMATOR_EXACT:
+            return {"kind": "exact"}
+        distribution = next(name for name, k in _ESTIMATORS.items() if k == kind)
+        return {"kind": "randomized", "probes": probes, "seed": seed, "distribution": distribution}
 
     def set_trainable(self, name, value, positive=False, frozen=False):
         """Marks coefficient `name` trainable from `value` (before an optimizer is created on
@@ -421,7 +458,11 @@ class Operator(_Handle):
         return r
 
     def __repr__(self):
-        return f"Operator.{self.name}(dim={self.dim})" if self._handle is not None else "Operator(closed)"
+        if self._handle is None:
+            return "Operator(closed)"
+        e = self.estimator
+        extra = "" if e["kind"] == "exact" else f".randomized(probes={e['probes']}, seed={e['seed']}, distribution={e['distribution']!r})"
+        return f"Operator.{self.name}(dim={self.dim}){extra}"
 
 
 class _Term:

@@ -67,6 +67,11 @@ STATS = ["loss", "loss_interior", "loss_boundary", "step_size", "momentum", "upd
 KFP_COEF_POSITIVE = 1
 KFP_COEF_FROZEN = 2
 
+# kfp_estimator
+KFP_ESTIMATOR_EXACT = 0
+KFP_ESTIMATOR_RANDOMIZED = 1
+KFP_ESTIMATOR_RANDOMIZED_GAUSSIAN = 2
+
 # kfp_log_column, in index order
 LOG_COLUMNS = ["step", "seconds", "loss", "loss_interior", "loss_boundary", "l2_error", "relative_l2_error", "step_size"]
 
@@ -155,6 +160,8 @@ SIGNATURES = {
     "kfp_operator_set_trainable": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_int64]),
     "kfp_operator_coefficients": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]),
     "kfp_operator_coefficient_info": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int64)]),
+    "kfp_operator_set_estimator": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64]),
+    "kfp_operator_estimator": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint64)]),
     "kfp_operator_set_coefficients": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64]),
     "kfp_operator_residual": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double)]),
     "kfp_batch_create": (ctypes.c_int32, [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p)]),
