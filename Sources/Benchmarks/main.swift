@@ -302,6 +302,7 @@ for c in cases {
         : [(100, "huge", [768, 768, 512, 512]), (1000, "big", [256, 256, 128, 128]), (1000, "huge", [768, 768, 512, 512])]
     print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
     print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    var phases: [String] = []
     for c in cases {
         let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
         for rule in [KFAC.StepRule.lineSearch, .automatic] {
@@ -316,13 +317,20 @@ for c in cases {
                 options.damping = 1e-10
                 let kfac = try KFAC(network: net, operator: op, options: options)
                 _ = try kfac.step(batch)
-                let start = now()
+                let before = kfac.profile, start = now()
                 var steps = 0
                 repeat {
                     _ = try kfac.step(batch)
                     steps += 1
                 } while steps < 2 || (now() - start < (quick ? 2 : 6) && steps < 200)
-                let ms = (now() - start) / Double(steps) * 1e3
+                let ms = (now() - start) / Double(steps) * 1e3, p = kfac.profile
+                if probes == 0 || probes == 16 {
+                    let parts: [KeyPath<StepProfile, Double>] = [\.forward, \.backward, \.factors, \.inverse, \.solve, \.stepSize]
+                    phases.append([String(c.d).padding(4, left: true), c.name.padding(7), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
+                                   (probes == 0 ? "exact" : "s = 16").padding(7)].joined(separator: "  ") + " "
+                                  + parts.map { format((p[keyPath: $0] - before[keyPath: $0]) / Double(steps) * 1e3).padding(9, left: true) }
+                                    .joined(separator: " "))
+                }
                 if probes == 0 { exact = ms }
                 cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
             }
@@ -332,6 +340,9 @@ for c in cases {
                   + cells.map { $0.padding(12, left: true) }.joined(separator: " "))
         }
     }
+    print("\nWhere a step's time goes, ms/step: exact against s = 16")
+    print("   d  network  rule    term     forward  backward  factors  inverse    solve step-size")
+    for line in phases { print(line) }
 }
 
 /// Peak resident memory of this process (VmHWM) in MiB.

@@ -19,10 +19,10 @@ import Glibc
 /// (d × 2N) go through every layer as a GEMM, and an activation maps (v, J) to
 /// (σ(v), σ'(v) J).
 ///
-/// In `.probes` mode (docs/math.md §12) S = s + 2, Z_n = [v, J_1, …, J_s, T̂] with J_k the
-/// derivative along probe v_{n,k} of point n and T̂ = w Σ_k ∂²_{v_{n,k}} v, the collapsed
-/// second-order column: the input columns [x | v_1 | … | v_s | 0] (d × S·N) go through layer 0
-/// as a GEMM, and every activation applies the Taylor rules with C = w I over the s columns.
+/// In `.probes` mode (docs/math.md §12) S = m + 2, Z_n = [v, J_1, …, J_m, T̂] with J_c the
+/// derivative along direction v_{n,c} of point n and T̂ = Σ_c w_c ∂²_{v_{n,c}} v, the collapsed
+/// second-order column: the input columns [x | v_1 | … | v_m | 0] (d × S·N) go through layer 0
+/// as a GEMM, and every activation applies the Taylor rules with C = diag(w) over the m columns.
 final class TaylorPass {
     enum Mode {
         case value

@@ -962,8 +962,10 @@ class InitialCondition:
 
 class Problem(_Handle):
     """A built-in problem: the paper's "poisson2d_sin", "poisson5d_cos", "poisson10d_pairs",
-    "poisson100d_sq", "heat1d", "heat4d", "logfp9d", and "poisson2d_mixed" (Dirichlet, Neumann
-    and Robin faces), "wave1d" (initial value and velocity), "disk_robin" (Robin on the unit circle)."""
+    "poisson100d_sq", "heat1d", "heat4d", "logfp9d", and "poisson1000d_sq" (randomized Taylor mode),
+    "poisson2d_mixed" (Dirichlet, Neumann and Robin faces), "wave1d" (initial value and velocity),
+    "disk_robin" (Robin on the unit circle), "heat1d_inverse", "heat1d_inverse_noisy" and
+    "poisson2d_reaction_inverse" (an unknown coefficient and observations)."""
 
     _free = staticmethod(lib.kfp_problem_free)
 

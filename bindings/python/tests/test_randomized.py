@@ -1,5 +1,8 @@
 """Randomized Taylor mode: Operator.randomized, the poisson1000d_sq built-in, training and resume."""
+import pathlib
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,3 +61,10 @@ def test_randomized_training_resumes_exactly(tmp_path):
     log, resumed = run(6, checkpoint=path, resume=True)
     assert np.array_equal(resumed, theta), np.max(np.abs(resumed - theta))
     assert np.array_equal(log["loss"], whole["loss"])
+
+
+def test_high_dimensional_example_trains():
+    example = pathlib.Path(__file__).resolve().parents[3] / "examples" / "high_dimensional.py"
+    out = subprocess.run([sys.executable, str(example), "60"], capture_output=True, text=True, check=True).stdout
+    errors = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("step")]
+    assert len(errors) == 6 and errors[-1] < 0.3 * errors[0], out   # steps 0, 1, 15, 30, 45, 60
