@@ -467,7 +467,9 @@ kfp_status kfp_batch_data(kfp_batch *batch, double *x_interior, double *f_interi
  * Loss
  * ========================================================================================== */
 
-/// The PINN loss L = 1/(2N) sum_n r_n^2 + 1/(2M) sum_m (u(x_m) - g_m)^2 on a batch.
+/// The PINN loss L = 1/(2N) sum_n r_n^2 + 1/(2M) sum_m (u(x_m) - g_m)^2 on a batch. With a
+/// randomized operator (kfp_operator_set_estimator) r_n is the estimate from the probes of an
+/// optimizer's first step (draw 0).
 /// @param out_loss receives L (may be NULL).
 /// @param out_loss_interior receives the interior term (may be NULL).
 /// @param out_loss_boundary receives the boundary term (may be NULL).

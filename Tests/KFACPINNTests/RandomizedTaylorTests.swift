@@ -139,6 +139,28 @@ struct RandomizedTaylorTests {
         }
     }
 
+    @Test("J v by the tangent pass and from kept adjoints equals the Jacobian rows times v (sin and tanh)")
+    func jacobianVectorProducts() throws {
+        for activation in [Activation.tanh, .sin] {
+            let op = try Operator.heat(spaceDimension: 3, kappa: 0.4).randomized(probes: 3, seed: 1)
+            let net = try MLP(widths: [4, 6, 5, 1], activation: activation, seed: 3), batch = try smallBatch(4, interior: 7, boundary: 4, seed: 2)
+            let loss = try PINNLoss(network: net, operator: op)
+            loss.probeDraw = 2
+            let rows = try loss.jacobians(batch).interior, D = net.numParameters, n = batch.interiorCount
+            var rng = RandomSource(seed: 9)
+            let v = (0..<D).map { _ in rng.uniform(-1, 1) }
+            let expected = (0..<n).map { k in (0..<D).reduce(0.0) { $0 + rows[k * D + $1] * v[$1] } }
+            try loss.forward(batch)
+            try v.withUnsafeBufferPointer { try loss.jacobianVectorProducts($0.baseAddress!) }
+            let tangent = loss.storedJacobianVectorProducts().interior
+            try loss.keepJacobianAdjoints()
+            try v.withUnsafeBufferPointer { try loss.jacobianVectorProductsFromAdjoints($0.baseAddress!) }
+            let adjoint = loss.storedJacobianVectorProducts().interior
+            #expect(maxRelativeDifference(tangent, expected) < 1e-12, "\(activation) tangent: \(maxRelativeDifference(tangent, expected))")
+            #expect(maxRelativeDifference(adjoint, expected) < 1e-12, "\(activation) adjoints: \(maxRelativeDifference(adjoint, expected))")
+        }
+    }
+
     @Test("Kronecker factors over the s + 2 columns against their definition")
     func factorsOverProbeColumns() throws {
         let d = 5, s = 3, n = 4
