@@ -97,6 +97,12 @@ extension Operator {
         return (sign, l, false)
     }
 
+    /// S, the Taylor columns per interior point: d + 2, or g + s + 2 when randomized.
+    var interiorColumns: Int {
+        guard case .randomized(let e) = estimator else { return dimension + 2 }
+        return randomizedGradientColumns + e.probes + 2
+    }
+
     /// The exact gradient columns a randomized pass carries before its probes: 0, 1 (along the
     /// drift β(x_n)) or d (∂_i u, for the nonlinearity or a trained drift entry).
     var randomizedGradientColumns: Int {

@@ -48,7 +48,7 @@ final class GridLineSearch {
         if trialChunks?.batch != batch {
             let n = batch.interiorCount, w = network.widths
             // A first chunk to stop early on pays where a trial costs more than its extra pass.
-            let work = Double(n * (w[0] + 2)) * zip(w, w.dropFirst()).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+            let work = Double(n * loss.op.interiorColumns) * zip(w, w.dropFirst()).reduce(0.0) { $0 + Double($1.0 * $1.1) }
             trialChunks = (batch, work < Self.earlyStopWork ? batch.chunks(maxInterior: trialChunkPoints)
                 : batch.chunks(interiorCounts: Batch.trialChunkSizes(n, minimum: Self.minimumTrialChunk, maximum: trialChunkPoints)))
         }
@@ -135,7 +135,7 @@ final class GridLineSearch {
     /// thread), which beats one trial with its products split over two threads
     /// (docs/performance.md, design choices).
     private var trialChunkPoints: Int {
-        let w = network.widths.map(Double.init), s = w[0] + 2
+        let w = network.widths.map(Double.init), s = Double(loss.op.interiorColumns)
         return max(256, (1 << 20) / Int((w.dropFirst().max() ?? 1) * s))
     }
 }
