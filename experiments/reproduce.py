@@ -9,9 +9,14 @@ one line per optimizer) as PNG, and a markdown table of final errors next to the
 A smaller run of poisson5d_cos, poisson10d_pairs, poisson100d_sq and logfp9d with KFAC* and
 Adam shows that those work end to end.
 
+The sample-space comparison (Guzman-Cordero, Dangel, Goldshlager, Zeinhofer 2025) trains
+poisson5d_cos with the medium network (D = 10065) on 3000 interior and 500 boundary points drawn
+anew every step, with SPRING, Woodbury ENGD and KFAC* for the same number of steps, each after
+the same seeded search (candidates train for a fraction of the steps).
+
     python3 experiments/reproduce.py [--budget 60] [--trials 3] [--threads 2] [--out experiments/results]
                                      [--cases poisson2d_sin:small,...] [--optimizers KFAC,Adam,...]
-                                     [--extra-budget 30] [--no-extra]
+                                     [--extra-budget 30] [--no-extra] [--sample-space-steps 500]
 
 Needs numpy and matplotlib (pip install matplotlib) and a built library (swift build -c release).
 """
@@ -27,9 +32,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 import kfacpinn as kp  # noqa: E402
 
-OPTIMIZERS = ["SGD", "Adam", "LBFGS", "ENGD", "HessianFree", "KFAC", "KFAC*"]
+OPTIMIZERS = ["SGD", "Adam", "LBFGS", "ENGD", "HessianFree", "KFAC", "KFAC*", "SPRING"]
 CASES = ["poisson2d_sin:small", "poisson2d_sin:medium", "heat4d:small", "heat4d:medium"]
 EXTRA = ["poisson5d_cos:small", "poisson10d_pairs:big", "poisson100d_sq:huge", "logfp9d:big"]
+# The sample-space comparison: problem, network, batch sizes, optimizers (all equal steps).
+SAMPLE_SPACE = ("poisson5d_cos", "medium", 3000, 500, ["SPRING", "ENGD-Woodbury", "KFAC*"])
 # Batches: the paper's sizes; heat4d and the high-dimensional problems draw a new batch every step.
 RESAMPLE = {"poisson2d_sin": 0, "heat1d": 0}
 SIZES = {"poisson100d_sq": (100, 50)}
@@ -56,6 +63,8 @@ START = {
     "SGD": {"lr": 0.018, "momentum": 0.99},
     "HessianFree": {"damping": 500.0},
     "LBFGS": {"lr": 0.5, "history": 150},
+    "SPRING": {"damping": 1e-3, "momentum": 0.99},
+    "ENGD-Woodbury": {"damping": 1e-6},
 }
 
 
@@ -70,6 +79,8 @@ def candidate(name, rng):
         "SGD": lambda: {"lr": log(-3, -1), "momentum": rng.uniform(0.5, 0.99)},
         "HessianFree": lambda: {"damping": log(-2, 3)},
         "LBFGS": lambda: {"lr": log(-1.5, 0), "history": rng.choice([50, 150, 300])},
+        "SPRING": lambda: {"damping": log(-10, -1), "momentum": 1 - log(-3, -0.3)},
+        "ENGD-Woodbury": lambda: {"damping": log(-10, -2)},
     }[name]()
 
 
@@ -84,19 +95,24 @@ def make_optimizer(name, net, op, h):
         return kp.Adam(net, op, lr=h["lr"])
     if name == "SGD":
         return kp.SGD(net, op, lr=h["lr"], momentum=h["momentum"])
+    if name == "ENGD-Woodbury":
+        return kp.ENGD(net, op, damping=h["damping"], variant="woodbury")
+    if name == "SPRING":
+        return kp.SPRING(net, op, damping=h["damping"], momentum=h["momentum"])
     if name == "HessianFree":
         return kp.HessianFree(net, op, damping=h["damping"])
     return kp.LBFGS(net, op, lr=h["lr"], history=h["history"])
 
 
-def run(problem, size, name, h, seconds, csv=None, log_every=10):
-    """One training run; returns its log ({column: array}) or None if it failed."""
+def run(problem, size, name, h, seconds=None, csv=None, log_every=10, steps=10**9, batch=None):
+    """One training run for `seconds` or `steps`, on `batch` = (N_interior, N_boundary) points;
+    returns its log ({column: array}) or None if it failed."""
     prob = kp.Problem(problem)
     net = kp.MLP(prob.network_widths(size), seed=0)
-    n, m = SIZES.get(problem, (None, None))
+    n, m = batch or SIZES.get(problem, (None, None))
     try:
         opt = make_optimizer(name, net, prob.operator, h)
-        return kp.train(net, prob, opt, steps=10**9, seconds=seconds, n_interior=n, n_boundary=m,
+        return kp.train(net, prob, opt, steps=steps, seconds=seconds, n_interior=n, n_boundary=m,
                         resample_every=RESAMPLE.get(problem, 1), log_every=log_every, seed=0, csv=csv,
                         progress=False)
     except kp.Error as error:
@@ -106,6 +122,14 @@ def run(problem, size, name, h, seconds, csv=None, log_every=10):
 
 def final_error(log):
     return log["l2_error"][-1] if log is not None and math.isfinite(log["l2_error"][-1]) else math.inf
+
+
+def cpu():
+    """The processor's model name (Linux), else the machine type."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def fmt(h):
@@ -133,6 +157,49 @@ def plot(case, logs, out):
     plt.close(fig)
 
 
+def search(name, rng, trials, score):
+    """The seeded search: START[name], then trials - 1 random candidates; returns the candidate of
+    lowest score(h) and the scores [(score, h)]."""
+    cands = [START[name]] + [candidate(name, rng) for _ in range(max(trials - 1, 0))]
+    scored = [(score(h), h) for h in cands]
+    return min(scored, key=lambda s: s[0])[1], scored
+
+
+def sample_space(args, out):
+    """SPRING, Woodbury ENGD and KFAC* for the same number of steps on SAMPLE_SPACE; writes the
+    logs, a figure and sample_space.md."""
+    problem, size, n, m, names = SAMPLE_SPACE
+    D = kp.MLP(kp.Problem(problem).network_widths(size)).num_params
+    steps = args.sample_space_steps
+    trial_steps = max(1, int(args.trial_fraction * steps))
+    print(f"{problem}, {size} network (D = {D}), {n} + {m} points resampled every step, {steps} steps")
+    rng, searches = random.Random(0), {}
+    for name in names:  # all searches first, so that the timed runs follow one another
+        searches[name] = search(name, rng, args.trials, lambda h: final_error(
+            run(problem, size, name, h, steps=trial_steps, batch=(n, m), log_every=trial_steps)))
+        print(f"  search {name}: " + ", ".join(f"{e:.1e} ({fmt(h)})" for e, h in searches[name][1]))
+    logs, lines = {}, []
+    for name, (best, scored) in searches.items():
+        tag = f"{problem}_D{D}_{name.replace('*', 'star')}_steps"
+        log = logs[name] = run(problem, size, name, best, steps=steps, batch=(n, m), csv=str(out / f"{tag}.csv"))
+        if log is None:
+            lines.append(f"| {name} | {fmt(best)} | failed | | | | | |")
+            continue
+        at = lambda k: log["l2_error"][list(log["step"]).index(k)] if k in log["step"] else math.nan
+        seconds = log["seconds"][-1]
+        lines.append(f"| {name} | {fmt(best)} | {at(steps // 5):.2e} | {at(steps // 2):.2e} | {final_error(log):.2e} "
+                     f"| {min(log['l2_error']):.2e} | {seconds:.0f} s ({seconds / steps:.3f} s/step) | "
+                     + ", ".join(f"{e:.1e}" for e, _ in scored) + " |")
+        print("  " + lines[-1], flush=True)
+    plot(f"{problem}, D = {D}, {n} + {m} points, {steps} steps", logs, out / f"{problem}_D{D}_steps.png")
+    head = [f"{problem}, {size} network (D = {D}), {n} interior + {m} boundary points drawn anew every step, "
+            f"{steps} steps; search: {args.trials} candidates of {trial_steps} steps (their final L2 errors); "
+            f"{args.threads} thread(s), {cpu()}.", "",
+            f"| optimizer | setting | L2 at step {steps // 5} | L2 at step {steps // 2} | L2 at step {steps} "
+            f"| lowest L2 | time | search |", "|---|---|---|---|---|---|---|---|"]
+    (out / "sample_space.md").write_text("\n".join(head + lines) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per final run")
@@ -144,21 +211,21 @@ def main():
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--extra-budget", type=float, default=30.0)
     parser.add_argument("--no-extra", action="store_true")
+    parser.add_argument("--sample-space-steps", type=int, default=500, help="steps of the SPRING comparison (0: none)")
     args = parser.parse_args()
     kp.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     rows, settings = [], {}
-    for case in args.cases.split(","):
+    for case in filter(None, args.cases.split(",")):
         problem, size = case.split(":")
         D = kp.MLP(kp.Problem(problem).network_widths(size)).num_params
         print(f"{problem}, {size} network (D = {D}), budget {args.budget:g} s per run")
         logs = {}
         for name in args.optimizers.split(","):
-            cands = [START[name]] + [candidate(name, rng) for _ in range(max(args.trials - 1, 0))]
-            scored = [(final_error(run(problem, size, name, h, args.trial_fraction * args.budget)), h) for h in cands]
-            best = min(scored, key=lambda s: s[0])[1]
+            best, scored = search(name, rng, args.trials,
+                                  lambda h: final_error(run(problem, size, name, h, args.trial_fraction * args.budget)))
             tag = f"{problem}_D{D}_{name.replace('*', 'star')}"
             logs[name] = run(problem, size, name, best, args.budget, csv=str(out / f"{tag}.csv"))
             err = final_error(logs[name])
@@ -179,8 +246,12 @@ def main():
                 err, steps = final_error(log), int(log["step"][-1]) if log is not None else 0
                 print(f"  {name:12} L2 {err:.2e} after {steps} steps")
                 rows.append((problem, D, name, err, steps, PAPER.get((problem, D), {}).get(name)))
+    if args.sample_space_steps > 0:
+        sample_space(args, out)
+    if not rows:
+        return
     lines = [f"Budget {args.budget:g} s per run ({args.extra_budget:g} s for the last four problems), "
-             f"{args.threads} thread(s), {platform.processor() or platform.machine()}; paper: 1000–10000 s on a GPU.",
+             f"{args.threads} thread(s), {cpu()}; paper: 1000–10000 s on a GPU.",
              "", "| problem | D | optimizer | L2 error here | steps | L2 error, paper |", "|---|---|---|---|---|---|"]
     for problem, D, name, err, steps, paper in rows:
         lines.append(f"| {problem} | {D} | {name} | {err:.2e} | {steps} | {'–' if paper is None else f'{paper:.1e}'} |")

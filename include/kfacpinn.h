@@ -326,7 +326,7 @@ kfp_status kfp_operator_coefficient_info(kfp_operator *op, int64_t index, char c
 /// @param probes s >= 1 (ignored for KFP_ESTIMATOR_EXACT).
 /// @param seed seed of the probes.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
-/// (unknown kind; probes < 1; C indefinite or zero; trained entries of C; an optimizer
+/// (unknown estimator; probes < 1; C indefinite or zero; trained entries of C; an optimizer
 /// already created on the operator). On failure nothing changes.
 kfp_status kfp_operator_set_estimator(kfp_operator *op, kfp_estimator estimator, int64_t probes, uint64_t seed);
 

@@ -185,7 +185,7 @@
 /// @param probes s >= 1 (ignored for KFP_ESTIMATOR_EXACT).
 /// @param seed seed of the probes.
 /// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_WRONG_HANDLE; KFP_ERROR_INVALID_ARGUMENT
-///         (unknown kind; probes < 1; C indefinite or zero; trained entries of C; an optimizer
+///         (unknown estimator; probes < 1; C indefinite or zero; trained entries of C; an optimizer
 ///         already created on the operator). On failure nothing changes.
 @c public func kfp_operator_set_estimator(_ op: OpaquePointer?, _ estimator: Int32, _ probes: Int64, _ seed: UInt64) -> kfp_status {
     entryPoint("kfp_operator_set_estimator") {

@@ -135,8 +135,8 @@ public struct Operator: Sendable {
     /// Interior residuals r_n and their seeds ∂r_n/∂(output columns) (S·N values) from the
     /// output columns of a Taylor pass (`out`, S·N in column blocks) with the coefficients
     /// `values.pass`, points x and source f. The blocks are [u | ∂_1 u … ∂_d u | T] (S = d + 2)
-    /// for `columns` = d (exact), and [u | g gradient columns | s probe columns | T] with g =
-    /// `columns` ∈ {0, 1, d} for the randomized estimator (g = 1: the derivative along β(x_n)).
+    /// for g = `gradientColumns` = d (exact), and [u | g gradient columns | s probe columns | T̂]
+    /// with g ∈ {0, 1, d} for the randomized estimator (g = 1: the derivative along β(x_n)).
     func residuals(output out: UnsafePointer<Double>, points x: UnsafePointer<Double>,
                    source f: UnsafePointer<Double>, count n: Int, columnsPerSample S: Int, gradientColumns g: Int,
                    values: ResolvedCoefficients,

@@ -131,7 +131,7 @@ extension DivergenceGuard {
         guard best >= 0 else { throw s.corrupt("the best loss is \(best)") }
         let undo = try s.bool("the rollback flag")
         var kept = try s.block("rollback state")
-        // Checkpoints written before the probe draws were kept end here (0 draws).
+        // A section without the draw count reads as 0 draws.
         let drawn = s.remaining > 0 ? try s.uint64() : 0
         try s.finish()
         var copy = SectionWriter()
