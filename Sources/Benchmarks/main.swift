@@ -32,6 +32,18 @@ func medianTime(budget: Double, _ body: () throws -> Void) rethrows -> Double {
     return times[times.count / 2]
 }
 
+/// Mean wall time per call of `step` (no warm-up): at least `minimum` calls, then more until
+/// the quick or full time budget or `maximum` calls.
+@MainActor func meanStepTime(minimum: Int, maximum: Int, _ step: () throws -> Void) rethrows -> Double {
+    let start = now()
+    var steps = 0
+    repeat {
+        try step()
+        steps += 1
+    } while steps < minimum || (now() - start < (quick ? 2 : 6) && steps < maximum)
+    return (now() - start) / Double(steps)
+}
+
 /// The cases of the side-by-side comparison (benchmarks/compare_pytorch.py): dimension,
 /// hidden widths, interior and condition points.
 let comparisonCases: [String: (d: Int, hidden: [Int], n: Int, m: Int)] = [
@@ -156,19 +168,14 @@ for c in cases {
             let batch = try poissonBatch(d: c.d, interior: c.n, boundary: c.m)
             for _ in 0..<2 { _ = try kfac.step(batch) }
             let before = kfac.profile, rss0 = residentMiB()
-            let start = now()
-            var steps = 0
-            repeat {
-                _ = try kfac.step(batch)
-                steps += 1
-            } while steps < 3 || (now() - start < (quick ? 2 : 6) && steps < 500)
+            let perStep = try meanStepTime(minimum: 3, maximum: 500) { _ = try kfac.step(batch) }
             let p = kfac.profile, total = p.total - before.total
             func share(_ k: KeyPath<StepProfile, Double>) -> String {
                 format(100 * (p[keyPath: k] - before[keyPath: k]) / total).padding(6, left: true) + "%"
             }
             let fields = [String(c.d).padding(2), c.name.padding(7), String(net.numParameters).padding(7, left: true),
                           "\(c.n)/\(c.m)".padding(9, left: true), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
-                          format((now() - start) / Double(steps) * 1e3).padding(14, left: true),
+                          format(perStep * 1e3).padding(14, left: true),
                           share(\.forward), share(\.backward), share(\.factors), share(\.inverse), share(\.solve),
                           share(\.stepSize), "\(format(rss0)) → \(format(residentMiB()))".padding(24, left: true)]
             print(fields.joined(separator: " "))
@@ -280,13 +287,7 @@ for c in cases {
                 let net = try MLP(widths: w, seed: 0)
                 let optimizer = try make(net)
                 _ = try optimizer.step(batch)
-                let start = now()
-                var steps = 0
-                repeat {
-                    _ = try optimizer.step(batch)
-                    steps += 1
-                } while steps < 2 || (now() - start < (quick ? 2 : 6) && steps < 100)
-                cells.append(format((now() - start) / Double(steps) * 1e3))
+                cells.append(format(try meanStepTime(minimum: 2, maximum: 100) { _ = try optimizer.step(batch) } * 1e3))
             }
             let d = try MLP(widths: w).numParameters
             print([String(m).padding(5, left: true), name.padding(7), String(d).padding(7, left: true),
@@ -317,13 +318,9 @@ for c in cases {
                 options.damping = 1e-10
                 let kfac = try KFAC(network: net, operator: op, options: options)
                 _ = try kfac.step(batch)
-                let before = kfac.profile, start = now()
-                var steps = 0
-                repeat {
-                    _ = try kfac.step(batch)
-                    steps += 1
-                } while steps < 2 || (now() - start < (quick ? 2 : 6) && steps < 200)
-                let ms = (now() - start) / Double(steps) * 1e3, p = kfac.profile
+                let before = kfac.profile
+                let ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3, p = kfac.profile
+                let steps = p.steps - before.steps
                 if probes == 0 || probes == 16 {
                     let parts: [KeyPath<StepProfile, Double>] = [\.forward, \.backward, \.factors, \.inverse, \.solve, \.stepSize]
                     phases.append([String(c.d).padding(4, left: true), c.name.padding(7), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),

@@ -37,12 +37,12 @@ public struct RandomizedEstimator: Sendable, Equatable {
 }
 
 extension Operator {
-    /// The largest probes × points product a randomized pass may hold, in input columns: the
-    /// pass keeps d × (s + 2) × N input values, refused above the machine's memory.
-    static func requireProbeMemory(dimension d: Int, columns: Int, points n: Int) throws {
-        let bytes = 8 * Double(d) * Double(columns) * Double(n)
+    /// Refuses (`.outOfMemory`) probes whose d-vectors (`vectors` per point: the directions, the
+    /// pass's input columns and the drawn ξ) for N points exceed half the machine's memory.
+    static func requireProbeMemory(dimension d: Int, vectors: Int, points n: Int) throws {
+        let bytes = 8 * Double(d) * Double(vectors) * Double(n)
         guard bytes < TaylorPass.physicalMemory / 2 else {
-            throw KFPError.outOfMemory("the randomized pass's \(columns) columns per point for \(n) points in \(d) dimensions need \(Int((bytes / 1073741824).rounded())) GiB of input columns, more than half the machine's memory")
+            throw KFPError.outOfMemory("the randomized pass's \(vectors) vectors per point for \(n) points in \(d) dimensions need \(Int((bytes / 1073741824).rounded())) GiB, more than half the machine's memory")
         }
     }
 
@@ -118,13 +118,34 @@ extension Operator {
     func probeDirections(_ e: RandomizedEstimator, points x: [Double], count n: Int, draw: UInt64, term: Int,
                          first: Int = 0) throws -> [Double] {
         let d = dimension, g = randomizedGradientColumns, s = e.probes, m = g + s
-        try Operator.requireProbeMemory(dimension: d, columns: m + 2, points: n)
+        try Operator.requireProbeMemory(dimension: d, vectors: m + (m + 2) + 2 * s, points: n)
         var v = [Double](repeating: 0, count: n * m * d)
-        var xi = [Double](repeating: 0, count: d)
+        // ξ of every point's probes, (N·s) × d row-major, each point from its own stream.
+        var xi = [Double](repeating: 0, count: n * s * d)
         let stream = RandomSource.mix(RandomSource.mix(e.seed, draw), UInt64(term))
         for k in 0..<n {
-            let base = k * m * d
             var rng = RandomSource(seed: RandomSource.mix(stream, UInt64(first + k)))
+            for j in (k * s * d)..<((k + 1) * s * d) {
+                switch e.distribution {
+                case .rademacher: xi[j] = rng.next() >> 63 == 0 ? 1 : -1
+                case .gaussian: xi[j] = rng.normal()
+                }
+            }
+        }
+        // v = L ξ: L's diagonal, or one GEMM Ξ Lᵀ for a dense L.
+        if !e.factorIsDiagonal {
+            let product = xi
+            product.withUnsafeBufferPointer { a in
+                e.factor.withUnsafeBufferPointer { l in
+                    xi.withUnsafeMutableBufferPointer {
+                        BLAS.gemm(transB: true, m: n * s, n: d, k: d, a: a.baseAddress!, lda: d, b: l.baseAddress!, ldb: d,
+                                  c: $0.baseAddress!, ldc: d)
+                    }
+                }
+            }
+        }
+        for k in 0..<n {
+            let base = k * m * d
             if g == d {
                 for i in 0..<d { v[base + i * d + i] = 1 }
             } else if g == 1 {
@@ -135,22 +156,8 @@ extension Operator {
                 }
             }
             for c in 0..<s {
-                for i in 0..<d {
-                    switch e.distribution {
-                    case .rademacher: xi[i] = rng.next() >> 63 == 0 ? 1 : -1
-                    case .gaussian: xi[i] = rng.normal()
-                    }
-                }
-                let out = base + (g + c) * d
-                if e.factorIsDiagonal {
-                    for i in 0..<d { v[out + i] = e.factor[i] * xi[i] }
-                } else {
-                    for i in 0..<d {
-                        var sum = 0.0
-                        for j in 0..<d { sum += e.factor[i * d + j] * xi[j] }
-                        v[out + i] = sum
-                    }
-                }
+                let out = base + (g + c) * d, source = (k * s + c) * d
+                for i in 0..<d { v[out + i] = e.factorIsDiagonal ? e.factor[i] * xi[source + i] : xi[source + i] }
             }
         }
         return v

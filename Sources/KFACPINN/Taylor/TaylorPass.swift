@@ -40,8 +40,8 @@ final class TaylorPass {
     /// Whether layer 0 of the last pass was a GEMM over stored input columns (`.directional`,
     /// `.probes`) rather than the structured columns x_n, e_i, 0 of `.taylor`.
     private(set) var hasExplicitInput = false
-    /// The derivative columns J per sample of a Taylor pass: d in `.taylor`, s in `.probes`.
-    private(set) var derivativeColumns = 0
+    /// The derivative columns J per sample of a Taylor pass: d in `.taylor`, m in `.probes`.
+    var derivativeColumns: Int { columnsPerSample > 2 ? columnsPerSample - 2 : 0 }
 
     /// Input points as d rows of N values (row i: coordinate i of every point); in
     /// `.directional` mode d rows of 2N, [x_{·,i} | n_{·,i}], in `.probes` mode d rows of S·N,
@@ -133,7 +133,6 @@ final class TaylorPass {
         }
         count = n
         columnsPerSample = s
-        derivativeColumns = s > 2 ? s - 2 : 0
         hasExplicitInput = false
         if case .taylor(let c) = mode {
             coefficientsDiagonal = c.diagonal != nil
@@ -164,16 +163,7 @@ final class TaylorPass {
                     (row + (s - 1) * n).update(repeating: 0, count: n)
                 }
             }
-            try BLAS.onLibraryThreads {
-                if let theta {
-                    try forwardLayers(theta, outputOnly: true)
-                } else {
-                    try network.parameters.withUnsafeBufferPointer { try forwardLayers($0.baseAddress!, outputOnly: false) }
-                }
-            }
-            return
-        }
-        if case .directional(let directions) = mode {
+        } else if case .directional(let directions) = mode {
             isDirectional = true
             hasExplicitInput = true
             let zp = try points.reserve(2 * n * d)
@@ -191,10 +181,11 @@ final class TaylorPass {
                 }
             }
             return
+        } else {
+            isDirectional = false
+            let xp = try points.reserve(n * d)
+            for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
         }
-        isDirectional = false
-        let xp = try points.reserve(n * d)
-        for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
         try BLAS.onLibraryThreads {
             if let theta {
                 try forwardLayers(theta, outputOnly: true)
