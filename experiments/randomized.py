@@ -9,7 +9,11 @@ the `--size-1000d` network. Every run trains a fresh network (seed 0) on the pro
 and writes its log as CSV, a figure (L2 error against time and against steps) and a markdown table.
 
     python3 experiments/randomized.py [--minutes 30] [--probes 16] [--threads 2] [--size-1000d big]
-                                      [--damping 1e-6] [--out experiments/results]
+                                      [--damping 1e-6] [--runs exact100,random100,random1000]
+                                      [--out experiments/results]
+
+`--runs` picks a subset (the table then goes to randomized_<runs>.md), so that runs with one
+thread each can share the machine's cores.
 
 Needs numpy, matplotlib and a built library (swift build -c release).
 """
@@ -45,14 +49,22 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size-1000d", default="big")
     parser.add_argument("--damping", type=float, default=1e-6, help="KFAC*'s initial damping")
+    parser.add_argument("--runs", default="exact100,random100,random1000", help="comma-separated subset of the runs")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     args = parser.parse_args()
     kp.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seconds = 60 * args.minutes
-    runs = [("poisson100d_sq", "huge", None, "exact"), ("poisson100d_sq", "huge", args.probes, f"s = {args.probes}"),
-            ("poisson1000d_sq", args.size_1000d, 0, "s = 16")]
+    all_runs = {"exact100": ("poisson100d_sq", "huge", None, "exact"),
+                "random100": ("poisson100d_sq", "huge", args.probes, f"s = {args.probes}"),
+                "random1000": ("poisson1000d_sq", args.size_1000d, 0, "s = 16")}
+    names = [name for name in args.runs.split(",") if name]
+    unknown = [name for name in names if name not in all_runs]
+    if unknown or not names:
+        parser.error(f"--runs takes names from {', '.join(all_runs)}, got {args.runs!r}")
+    runs = [all_runs[name] for name in names]
+    suffix = "" if names == list(all_runs) else "_" + "_".join(names)
     lines = [f"KFAC* (adaptive damping from {args.damping:g}, ema 0.93), {args.minutes:g} min of training per run, 100 + 50 points drawn anew "
              f"every step, {args.threads} thread(s), {cpu()}.", "",
              "| problem | D | second-order term | steps | s/step | rel. L2 at 1/4 time | rel. L2 at the end | lowest rel. L2 |",
@@ -68,8 +80,8 @@ def main():
                      f"{log['relative_l2_error'][-1]:.2e} | {min(log['relative_l2_error']):.2e} |")
         print(lines[-1], flush=True)
     for problem, by_label in logs.items():
-        plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized.png")
-    (out / "randomized.md").write_text("\n".join(lines) + "\n")
+        plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized{suffix}.png")
+    (out / f"randomized{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

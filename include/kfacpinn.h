@@ -92,6 +92,8 @@ typedef enum kfp_status {
     KFP_ERROR_DIVERGED = 9,
     /// A file could not be opened, read or written.
     KFP_ERROR_IO = 10,
+    /// The processes of a data-parallel run could not exchange their sums or disagree on their setup.
+    KFP_ERROR_COMMUNICATION = 11,
 } kfp_status;
 
 /// Version string "MAJOR.MINOR.PATCH" (static storage; never free it).
@@ -739,6 +741,54 @@ kfp_status kfp_optimizer_option_info(kfp_optimizer *optimizer, int64_t index, kf
 /// a factorisation fails or the direction is not finite also after KFAC, ENGD or Hessian-free
 /// retried with the damping raised tenfold four times (KFP_STAT_DAMPING: the damping used).
 kfp_status kfp_optimizer_step(kfp_optimizer *optimizer, kfp_net *net, kfp_batch *batch, double *stats, int64_t num_stats);
+
+/* ==========================================================================================
+ * Data-parallel training
+ * ========================================================================================== */
+
+/* Sums buffer[0..count) over all ranks of a data-parallel run, in place, on every rank, and
+ * returns 0 on success (a field of kfp_communicator). */
+typedef int32_t (*kfp_allreduce_sum_function)(void *context, double *buffer, int64_t count);
+
+/* Gathers count values of every rank, receive[r*count .. (r+1)*count) <- rank r's send, on
+ * every rank, and returns 0 on success (a field of kfp_communicator). */
+typedef int32_t (*kfp_allgather_function)(void *context, const double *send, int64_t count, double *receive);
+
+/* The processes of a data-parallel run as the library sees them (kfp_optimizer_set_communicator,
+ * docs/parallel.md). The library copies the struct, and `context` must stay valid while an
+ * optimizer uses it. Every rank must receive the bitwise identical result of each call (a fixed
+ * order of the additions), and every rank makes the same calls in the same order.
+ * libkfacpinn_mpi.so (kfacpinn_mpi.h) fills one from an MPI communicator, and any other transport
+ * plugs in the same way. */
+typedef struct kfp_communicator {
+    int64_t size;               /* sizeof(kfp_communicator) */
+    void *context;              /* passed to the functions */
+    int32_t rank;               /* this process, 0 <= rank < num_ranks */
+    int32_t num_ranks;          /* the run's processes, >= 1 */
+    kfp_allreduce_sum_function allreduce_sum; /* may be NULL for one process */
+    kfp_allgather_function allgather;         /* may be NULL for one process */
+} kfp_communicator;
+
+/// Makes the optimizer one process of a data-parallel run (docs/parallel.md): from now on its
+/// steps, and kfp_train with it, sum every quantity over the processes of `comm`, each process
+/// holding its own points, so that all take the identical step. Every process calls this
+/// collectively, with an optimizer of the same kind, options and state on a network of the same
+/// shape and parameters and the same operator; a hash of these is compared across the processes.
+/// A failure in a later step on any process (non-finite values, out of memory) ends that call on
+/// every process with the same status.
+/// @param comm the communicator (copied; its context must outlive the optimizer's use of it), or
+/// NULL to make the optimizer a single process again. kfacpinn_mpi.h makes one from MPI.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (comm->size, rank out of
+/// range; SPRING and the woodbury and nystrom ENGD variants, whose kernel couples every
+/// pair of points); KFP_ERROR_COMMUNICATION (a communicator function failed, or the
+/// processes' setups differ: on every process); KFP_ERROR_OUT_OF_MEMORY. On failure the
+/// optimizer is unchanged.
+kfp_status kfp_optimizer_set_communicator(kfp_optimizer *optimizer, kfp_communicator const *comm);
+
+/// The optimizer's place in its data-parallel run: its rank and the number of processes (0 and 1
+/// without a communicator).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER.
+kfp_status kfp_optimizer_rank(kfp_optimizer *optimizer, int32_t *out_rank, int32_t *out_num_ranks);
 
 /* ==========================================================================================
  * Problems

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: the layering check, Swift tests, the header check, C programs (compiled with
-# -Wall -Wextra -Werror, then run) and the Python binding's tests.
+# -Wall -Wextra -Werror, then run; the MPI example on two processes) and the Python binding's
+# tests (data-parallel ones on two MPI processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,6 +19,7 @@ echo "== C programs"
 mkdir -p .build/c
 for src in examples/*.c Tests/C/*.c; do
     exe=.build/c/$(basename "$src" .c)
+    case "$src" in */mpi_*.c) continue ;; esac
     scripts/build-c.sh "$src" "$exe"
     echo "-- $exe"
     case "$src" in
@@ -32,5 +34,8 @@ for src in examples/*.c Tests/C/*.c; do
         *) "$exe" ;;
     esac
 done
+echo "== MPI"
+scripts/build-mpi.sh examples/mpi_train.c .build/c/mpi_train
+timeout 600 mpirun --allow-run-as-root --oversubscribe -np 2 .build/c/mpi_train 60 200 50
 echo "== Python tests"
 python3 -m pytest -q bindings/python/tests

@@ -23,13 +23,55 @@ public enum KFPError: Error, Equatable, CustomStringConvertible {
     case diverged(String)
     /// A file could not be opened, read or written.
     case io(String)
+    /// The processes of a data-parallel run could not exchange their sums, or disagree on their
+    /// setup (the communicator's function failed, or another rank's network, operator or options
+    /// differ).
+    case communication(String)
 
     public var description: String {
         switch self {
         case .nullPointer(let m), .invalidArgument(let m), .dimensionMismatch(let m),
              .nonFinite(let m), .wrongHandle(let m), .numerical(let m), .outOfMemory(let m),
-             .corrupt(let m), .diverged(let m), .io(let m):
+             .corrupt(let m), .diverged(let m), .io(let m), .communication(let m):
             return m
+        }
+    }
+
+    /// The cases in order (the C status of case k is k + 1), for agreeing on a failure across
+    /// processes (`ProcessGroup`).
+    static let kindCount = 11
+
+    /// The index of this case in that order.
+    var kind: Int {
+        switch self {
+        case .nullPointer: return 0
+        case .invalidArgument: return 1
+        case .dimensionMismatch: return 2
+        case .nonFinite: return 3
+        case .wrongHandle: return 4
+        case .numerical: return 5
+        case .outOfMemory: return 6
+        case .corrupt: return 7
+        case .diverged: return 8
+        case .io: return 9
+        case .communication: return 10
+        }
+    }
+
+    /// The case of index `kind` with `message`.
+    static func of(kind: Int, _ message: String) -> KFPError {
+        switch kind {
+        case 0: return .nullPointer(message)
+        case 1: return .invalidArgument(message)
+        case 2: return .dimensionMismatch(message)
+        case 3: return .nonFinite(message)
+        case 4: return .wrongHandle(message)
+        case 5: return .numerical(message)
+        case 6: return .outOfMemory(message)
+        case 7: return .corrupt(message)
+        case 8: return .diverged(message)
+        case 9: return .io(message)
+        default: return .communication(message)
         }
     }
 }

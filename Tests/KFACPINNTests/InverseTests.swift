@@ -99,7 +99,7 @@ private func interiorResiduals(_ net: MLP, _ op: Operator, _ term: LossTerm, raw
     // The κ block that KFAC solves with.
     try loss.forward(batch)
     var block = [Double](repeating: 0, count: p * p)
-    block.withUnsafeMutableBufferPointer { loss.coefficientGramian(into: $0.baseAddress!) }
+    try block.withUnsafeMutableBufferPointer { try loss.coefficientGramian(into: $0.baseAddress!) }
     var worst = 0.0
     for a in 0..<p { for b in 0..<p { worst = max(worst, abs(block[a * p + b] - dense(D + a, D + b)) / max(1, abs(dense(D + a, D + b)))) } }
     #expect(worst < 1e-12, "max relative difference of G_κκ against the dense Jacobian: \(worst)")
@@ -123,7 +123,7 @@ private func interiorResiduals(_ net: MLP, _ op: Operator, _ term: LossTerm, raw
     let D = net.numParameters, p = loss.coefficientCount
     let (_, g) = try loss.lossAndGradient(batch)
     var G = [Double](repeating: 0, count: p * p)
-    G.withUnsafeMutableBufferPointer { loss.coefficientGramian(into: $0.baseAddress!) }
+    try G.withUnsafeMutableBufferPointer { try loss.coefficientGramian(into: $0.baseAddress!) }
     let before = kfac.loss.parameters
     _ = try kfac.step(batch)
     let after = kfac.loss.parameters

@@ -402,3 +402,71 @@ private func createOptimizer(
         for i in 0..<k { out![i] = values[i] }
     }
 }
+
+// MARK: - Data-parallel training
+
+/// A `kfp_communicator` as a Swift `Communicator` (a copy of the struct).
+final class CCommunicator: Communicator {
+    private let c: kfp_communicator
+
+    init(_ c: kfp_communicator) throws {
+        guard c.size == Int64(MemoryLayout<kfp_communicator>.size) else {
+            throw KFPError.invalidArgument("comm->size is \(c.size), this library's kfp_communicator has \(MemoryLayout<kfp_communicator>.size) bytes")
+        }
+        guard c.num_ranks >= 1, c.rank >= 0, c.rank < c.num_ranks else {
+            throw KFPError.invalidArgument("comm has rank \(c.rank) of \(c.num_ranks) processes; need 0 <= rank < num_ranks")
+        }
+        guard c.num_ranks == 1 || (c.allreduce_sum != nil && c.allgather != nil) else {
+            throw KFPError.nullPointer("comm->allreduce_sum and comm->allgather must be set for more than one process")
+        }
+        self.c = c
+    }
+
+    var rank: Int { Int(c.rank) }
+    var size: Int { Int(c.num_ranks) }
+
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
+        let status = c.allreduce_sum!(c.context, buffer, Int64(count))
+        guard status == 0 else { throw KFPError.communication("the communicator's allreduce_sum of \(count) values returned \(status)") }
+    }
+
+    func allgather(_ send: UnsafePointer<Double>, count: Int, into receive: UnsafeMutablePointer<Double>) throws {
+        let status = c.allgather!(c.context, send, Int64(count), receive)
+        guard status == 0 else { throw KFPError.communication("the communicator's allgather of \(count) values per rank returned \(status)") }
+    }
+}
+
+/// Makes the optimizer one process of a data-parallel run (docs/parallel.md): from now on its
+/// steps, and kfp_train with it, sum every quantity over the processes of `comm`, each process
+/// holding its own points, so that all take the identical step. Every process calls this
+/// collectively, with an optimizer of the same kind, options and state on a network of the same
+/// shape and parameters and the same operator; a hash of these is compared across the processes.
+/// A failure in a later step on any process (non-finite values, out of memory) ends that call on
+/// every process with the same status.
+/// @param comm the communicator (copied; its context must outlive the optimizer's use of it), or
+///        NULL to make the optimizer a single process again. kfacpinn_mpi.h makes one from MPI.
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER; KFP_ERROR_INVALID_ARGUMENT (comm->size, rank out of
+///         range; SPRING and the woodbury and nystrom ENGD variants, whose kernel couples every
+///         pair of points); KFP_ERROR_COMMUNICATION (a communicator function failed, or the
+///         processes' setups differ: on every process); KFP_ERROR_OUT_OF_MEMORY. On failure the
+///         optimizer is unchanged.
+@c public func kfp_optimizer_set_communicator(_ optimizer: OpaquePointer?, _ comm: UnsafePointer<kfp_communicator>?) -> kfp_status {
+    entryPoint("kfp_optimizer_set_communicator") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        try opt.setCommunicator(try comm.map { try CCommunicator($0.pointee) })
+    }
+}
+
+/// The optimizer's place in its data-parallel run: its rank and the number of processes (0 and 1
+/// without a communicator).
+/// @return KFP_OK; KFP_ERROR_NULL_POINTER.
+@c public func kfp_optimizer_rank(
+    _ optimizer: OpaquePointer?, _ out_rank: UnsafeMutablePointer<Int32>?, _ out_num_ranks: UnsafeMutablePointer<Int32>?
+) -> kfp_status {
+    entryPoint("kfp_optimizer_rank") {
+        let opt = try object(optimizer, OptimizerHandle.self, "optimizer").optimizer
+        let rank = try required(out_rank, "out_rank"), ranks = try required(out_num_ranks, "out_num_ranks")
+        rank.pointee = Int32(opt.communicator?.rank ?? 0)
+        ranks.pointee = Int32(opt.communicator?.size ?? 1)
+    }
+}

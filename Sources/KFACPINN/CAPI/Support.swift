@@ -23,6 +23,8 @@ import Glibc
     case KFP_ERROR_DIVERGED = 9
     /// A file could not be opened, read or written.
     case KFP_ERROR_IO = 10
+    /// The processes of a data-parallel run could not exchange their sums or disagree on their setup.
+    case KFP_ERROR_COMMUNICATION = 11
 }
 
 extension kfp_status {
@@ -38,6 +40,7 @@ extension kfp_status {
         case .corrupt: self = .KFP_ERROR_CORRUPT
         case .diverged: self = .KFP_ERROR_DIVERGED
         case .io: self = .KFP_ERROR_IO
+        case .communication: self = .KFP_ERROR_COMMUNICATION
         }
     }
 
@@ -55,6 +58,7 @@ extension kfp_status {
         case .KFP_ERROR_CORRUPT: return "corrupt or incompatible checkpoint"
         case .KFP_ERROR_DIVERGED: return "training diverged"
         case .KFP_ERROR_IO: return "file input/output failed"
+        case .KFP_ERROR_COMMUNICATION: return "communication between processes failed"
         }
     }
 }

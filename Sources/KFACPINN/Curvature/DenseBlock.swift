@@ -10,15 +10,29 @@ final class DenseBlock {
     private var gramian = Buffer(), candidate = Buffer()
     private var hasGramian = false
     private let solution = Buffer(), work = Buffer()
+    /// The batch Gramian's upper triangle, for its sum over processes.
+    private let packed = Buffer()
 
     init(range: Range<Int>) { self.range = range }
 
     /// Candidate G = β G_current + (1 − β) J̃[:, range]ᵀ J̃[:, range] for `rows` Jacobian rows
-    /// (row-major, leading dimension `ld`); β = 0 before the first commit.
-    func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double) throws {
+    /// (row-major, leading dimension `ld`); β = 0 before the first commit. In a data-parallel run
+    /// (`group` over several processes) J̃ᵀJ̃ is summed over the processes' rows (upper triangles).
+    func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double, group: ProcessGroup) throws {
         let p = range.count, beta = hasGramian ? ema : 0, G = try candidate.reserve(p * p)
-        if beta > 0 { G.update(from: gramian.pointer, count: p * p) }
-        BLAS.syrk(trans: true, n: p, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: ld, beta: beta, c: G, ldc: p)
+        guard group.isDistributed else {
+            if beta > 0 { G.update(from: gramian.pointer, count: p * p) }
+            BLAS.syrk(trans: true, n: p, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: ld, beta: beta, c: G, ldc: p)
+            return
+        }
+        let sums = try packed.reserve(UpperTriangle.count(p))
+        try group.sum(sums, count: UpperTriangle.count(p)) {
+            if rows == 0 { G.update(repeating: 0, count: p * p) }
+            BLAS.syrk(trans: true, n: p, k: rows, a: J + range.lowerBound, lda: ld, c: G, ldc: p)
+            UpperTriangle.pack(G, p, into: sums)
+        }
+        UpperTriangle.unpack(sums, p, into: G)
+        if beta > 0 { for i in 0..<(p * p) { G[i] = beta * gramian.pointer[i] + (1 - beta) * G[i] } }
     }
 
     /// direction[range] = scale · (G + λI)⁺ gradient[range] with the candidate Gramian (both

@@ -8,8 +8,9 @@ public enum FactorInitialization: String, CaseIterable, Sendable {
 /// the moving averages F ← β F + (1 − β) F_batch of A_p and B_p, and the exact inverse of the
 /// damped sum B̂₁ X Â₁ + B̂₂ X Â₂ = ∇ (`KroneckerSumInverse`).
 ///
-/// A step works on a candidate state (`prepare`, `updateFactors`, `factorize`, `multiplyInverse`)
-/// that `commit` makes current; a step that fails before `commit` leaves the block as it was.
+/// A step works on a candidate state (`prepare`, `computeBatchFactors`, `blendBatchFactors`,
+/// `factorize`, `multiplyInverse`) that `commit` makes current; a step that fails before `commit`
+/// leaves the block as it was.
 final class KroneckerBlock {
     /// Undamped moving averages of the factors (row-major, full symmetric), whether product 2 has
     /// ever had terms, and the factorisation of the damped sum.
@@ -26,8 +27,11 @@ final class KroneckerBlock {
     private(set) var candidate: State
     /// Offsets of W (h_out × h_in, row-major) and b in θ.
     private let weightOffset: Int, biasOffset: Int
-    /// Work space: a batch's factors, a second term's factors, the factors' Grams, the solve.
-    private let batchA = Buffer(), batchB = Buffer(), termFactors = (a: Buffer(), b: Buffer())
+    /// Work space: a batch's factors (A, B per product) and which products it has, a second
+    /// term's factors, the factors' Grams, the solve.
+    private let batchFactors = [(a: Buffer(), b: Buffer()), (a: Buffer(), b: Buffer())]
+    private var batchPresent = [false, false]
+    private let termFactors = (a: Buffer(), b: Buffer())
     private let workspace = FactorWorkspace(), solveWork = Buffer()
 
     init(network: MLP, layer l: Int, initialization: FactorInitialization, method: KroneckerSumInverse.Method? = nil) {
@@ -42,14 +46,14 @@ final class KroneckerBlock {
     }
 
     /// Values a block of layer l stores: current and candidate state (four factors and the
-    /// inverse each) and its work space (a batch's and a term's factors, the solve).
+    /// inverse each) and its work space (a batch's two products' and a term's factors, the solve).
     static func storage(network: MLP, layer l: Int, method: KroneckerSumInverse.Method? = nil) throws -> Int {
         let rows = network.widths[l + 1], columns = network.widths[l] + 1, what = "the Kronecker factors of layer \(l)"
         let factors = try Memory.total([Memory.product(rows, rows, what: what), Memory.product(columns, columns, what: what)], what)
         let inverse = try KroneckerSumInverse.storage(
             rows: rows, columns: columns, method: method ?? KroneckerSumInverse.defaultMethod(rows: rows, columns: columns))
         let state = try Memory.total([factors, factors, inverse], what)
-        return try Memory.total([state, state, factors, factors, Memory.product(rows, columns, 2, what: what)], what)
+        return try Memory.total([state, state, factors, factors, factors, Memory.product(rows, columns, 2, what: what)], what)
     }
 
     static func initialFactor(_ n: Int, _ kind: FactorInitialization) -> [Double] {
@@ -84,11 +88,47 @@ final class KroneckerBlock {
         if !refactorize { candidate.inverse.assign(state.inverse) }
     }
 
-    /// Candidate factors F = β F_current + (1 − β) F_batch from the terms of `loss`'s last forward
-    /// and backward passes with the Jacobian seeds; a product without terms in this batch keeps
-    /// its current factors.
-    func updateFactors(from loss: PINNLoss, ema beta: Double, approximation: KroneckerApproximation, threads: Int) throws {
-        let a = try batchA.reserve(columns * columns), b = try batchB.reserve(rows * rows)
+    /// The factors of the batch from the terms of `loss`'s last forward and backward passes with
+    /// the Jacobian seeds, per product (interior terms; condition terms): kept for
+    /// `blendBatchFactors`; a product without terms in the batch is marked absent.
+    func computeBatchFactors(from loss: PINNLoss, approximation: KroneckerApproximation, threads: Int) throws {
+        for (p, interior) in [true, false].enumerated() {
+            let a = try batchFactors[p].a.reserve(columns * columns), b = try batchFactors[p].b.reserve(rows * rows)
+            batchPresent[p] = try loss.productFactors(layer: layer, interior: interior, approximation: approximation, a: a, b: b,
+                                                      term: termFactors, workspace: workspace, threads: threads)
+        }
+    }
+
+    /// Values of `packBatchFactors`: the upper triangles of A and B of both products.
+    var packedFactorCount: Int { 2 * (UpperTriangle.count(columns) + UpperTriangle.count(rows)) }
+
+    /// The batch's factors' upper triangles, A then B of product 1, then of product 2 (zeros for
+    /// an absent product), into `out` (`packedFactorCount` values), for their sum over processes.
+    func packBatchFactors(into out: UnsafeMutablePointer<Double>) {
+        let na = UpperTriangle.count(columns), nb = UpperTriangle.count(rows)
+        for p in 0..<2 {
+            let a = out + p * (na + nb), b = a + na
+            if batchPresent[p] {
+                UpperTriangle.pack(batchFactors[p].a.pointer, columns, into: a)
+                UpperTriangle.pack(batchFactors[p].b.pointer, rows, into: b)
+            } else {
+                a.update(repeating: 0, count: na + nb)
+            }
+        }
+    }
+
+    /// The batch's present factors from packed values (`packBatchFactors`' layout).
+    func unpackBatchFactors(from packed: UnsafePointer<Double>) {
+        let na = UpperTriangle.count(columns), nb = UpperTriangle.count(rows)
+        for p in 0..<2 where batchPresent[p] {
+            UpperTriangle.unpack(packed + p * (na + nb), columns, into: batchFactors[p].a.pointer)
+            UpperTriangle.unpack(packed + p * (na + nb) + na, rows, into: batchFactors[p].b.pointer)
+        }
+    }
+
+    /// Candidate factors F = β F_current + (1 − β) F_batch from `computeBatchFactors`; a product
+    /// without terms in this batch keeps its current factors.
+    func blendBatchFactors(ema beta: Double) {
         func blend(_ f: inout [Double], _ old: [Double], _ batch: UnsafePointer<Double>) {
             f.withUnsafeMutableBufferPointer { p in
                 old.withUnsafeBufferPointer { o in
@@ -96,18 +136,16 @@ final class KroneckerBlock {
                 }
             }
         }
-        if try loss.productFactors(layer: layer, interior: true, approximation: approximation, a: a, b: b,
-                               term: termFactors, workspace: workspace, threads: threads) {
-            blend(&candidate.a1, state.a1, a)
-            blend(&candidate.b1, state.b1, b)
+        if batchPresent[0] {
+            blend(&candidate.a1, state.a1, batchFactors[0].a.pointer)
+            blend(&candidate.b1, state.b1, batchFactors[0].b.pointer)
         } else {
             copyValues(state.a1, into: &candidate.a1)
             copyValues(state.b1, into: &candidate.b1)
         }
-        if try loss.productFactors(layer: layer, interior: false, approximation: approximation, a: a, b: b,
-                               term: termFactors, workspace: workspace, threads: threads) {
-            blend(&candidate.a2, state.a2, a)
-            blend(&candidate.b2, state.b2, b)
+        if batchPresent[1] {
+            blend(&candidate.a2, state.a2, batchFactors[1].a.pointer)
+            blend(&candidate.b2, state.b2, batchFactors[1].b.pointer)
             candidate.hasSecond = true
         } else {
             copyValues(state.a2, into: &candidate.a2)

@@ -128,27 +128,36 @@ extension PINNLoss {
     /// (docs/math.md §9): A = Σ_t w_t A_t / Σ_t w_t, B = Σ_t B_t with A_t = 1/(N_t S_t) Σ z̃z̃ᵀ,
     /// B_t = w_t/N_t Σ g gᵀ. `term` (A, B) is work space of the second and later terms. Returns
     /// false, writing nothing, when the product has no term with points and positive weight.
+    /// In a data-parallel run (N_t counting every process's points) the sums are over this
+    /// process's points, so that the factors are the sums over the processes of these; a process
+    /// without points of the product writes zeros.
     func productFactors(layer l: Int, interior: Bool, approximation: KroneckerApproximation,
                         a: UnsafeMutablePointer<Double>, b: UnsafeMutablePointer<Double>,
                         term: (a: Buffer, b: Buffer), workspace: FactorWorkspace, threads: Int) throws -> Bool {
-        func member(_ ev: TermEvaluation) -> Bool { ev.kind.isInterior == interior && ev.count > 0 && ev.weight > 0 }
+        func member(_ ev: TermEvaluation) -> Bool { ev.kind.isInterior == interior && ev.total > 0 && ev.weight > 0 }
         let totalWeight = terms.reduce(0) { member($1) ? $0 + $1.weight : $0 }
         guard totalWeight > 0 else { return false }
         let h1 = network.widths[l] + 1, hout = network.widths[l + 1]
-        var i = 0
-        for ev in terms where member(ev) {
-            defer { i += 1 }
-            let ta = i == 0 ? a : try term.a.reserve(h1 * h1), tb = i == 0 ? b : try term.b.reserve(hout * hout)
+        var first = true
+        for ev in terms where member(ev) && ev.count > 0 {
+            let ta = first ? a : try term.a.reserve(h1 * h1), tb = first ? b : try term.b.reserve(hout * hout)
             try ev.pass.kroneckerFactors(layer: l, approximation: approximation, a: ta, b: tb, workspace: workspace,
                                      threads: threads)
-            let wa = ev.weight / totalWeight, wb = ev.weight
-            if i == 0 {
+            // The pass normalises by this process's points n; N_t counts all processes'.
+            let share = ev.count == Int(ev.total) ? 1 : Double(ev.count) / ev.total
+            let wa = share * ev.weight / totalWeight, wb = share * ev.weight
+            if first {
                 if wa != 1 { BLAS.scal(h1 * h1, wa, a) }
                 if wb != 1 { BLAS.scal(hout * hout, wb, b) }
             } else {
                 for k in 0..<(h1 * h1) { a[k] += wa * ta[k] }
                 for k in 0..<(hout * hout) { b[k] += wb * tb[k] }
             }
+            first = false
+        }
+        if first {
+            a.update(repeating: 0, count: h1 * h1)
+            b.update(repeating: 0, count: hout * hout)
         }
         return true
     }

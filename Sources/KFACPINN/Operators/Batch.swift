@@ -66,6 +66,14 @@ extension Batch {
         }
     }
 
+    /// Part `rank` of `size` of the batch, for the processes of a data-parallel run: of each
+    /// term t, points ⌊rank·N_t/size⌋ ..< ⌊(rank+1)·N_t/size⌋. The parts keep the terms' order
+    /// and weights, and together hold every point once.
+    func part(_ rank: Int, of size: Int) -> Batch {
+        guard size > 1 else { return self }
+        return Batch(validated: dimension, terms: terms.map { $0.slice(rank * $0.count / size ..< (rank + 1) * $0.count / size, dimension: dimension) })
+    }
+
     /// Interior counts of the line-search trial chunks: an eighth of the points (at least
     /// `minimum`), then the rest in equal chunks; none above `maximum`. A trial that cannot win
     /// stops after a chunk (see `GridLineSearch`); most that overshoot do so by far more than a

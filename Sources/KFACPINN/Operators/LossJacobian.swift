@@ -37,12 +37,12 @@ extension PINNLoss {
         }
     }
 
-    /// vᵀGw = Σ_t w_t/N_t Σ_n (J_n v)(J_n w) from the stored products of tangent spaces `a` (v)
-    /// and `b` (w).
+    /// vᵀGw = Σ_t w_t/N_t Σ_n (J_n v)(J_n w) over this process's points, from the stored products
+    /// of tangent spaces `a` (v) and `b` (w).
     func ggnInner(_ a: Int, _ b: Int) -> Double {
         var value = 0.0
         for ev in terms where ev.count > 0 {
-            value += ev.weight * BLAS.dot(ev.count, ev.jv[a].pointer, ev.jv[b].pointer) / Double(ev.count)
+            value += ev.weight * BLAS.dot(ev.count, ev.jv[a].pointer, ev.jv[b].pointer) / ev.total
         }
         return value
     }
@@ -83,13 +83,15 @@ extension PINNLoss {
     /// J_tᵀ(J_t v) w_t/N_t as a gradient with the per-sample weights w_t (J_n v)/N_t. Two GEMMs per
     /// layer; the adjoints stay, so any number of products can follow one backward pass.
     func ggnVectorProduct(_ v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
-        try jacobianVectorProductsFromAdjoints(v)
-        out.update(repeating: 0, count: parameterCount)
-        for ev in terms where ev.count > 0 {
-            let n = ev.count, w = try scaledSeeds.reserve(n), jv = ev.jv[0].pointer
-            for k in 0..<n { w[k] = ev.weight * jv[k] / Double(n) }
-            try ev.pass.accumulateGradient(into: out, weights: w)
-            accumulateCoefficientTranspose(ev, jv, into: out)
+        try group.sum(out, count: parameterCount) {
+            try jacobianVectorProductsFromAdjoints(v)
+            out.update(repeating: 0, count: parameterCount)
+            for ev in terms where ev.count > 0 {
+                let n = ev.count, w = try scaledSeeds.reserve(n), jv = ev.jv[0].pointer
+                for k in 0..<n { w[k] = ev.weight * jv[k] / ev.total }
+                try ev.pass.accumulateGradient(into: out, weights: w)
+                accumulateCoefficientTranspose(ev, jv, into: out)
+            }
         }
     }
 
@@ -105,12 +107,13 @@ extension PINNLoss {
 
     /// After `forward`: the scaled Jacobian J̃ (Σ_t N_t × P, row-major; term t's rows scaled by
     /// √(w_t/N_t), terms in order) and the scaled residuals r̃, so that G = J̃ᵀJ̃, ∇L = J̃ᵀr̃ and
-    /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds.
+    /// L = ½‖r̃‖². Runs the backward passes with the unscaled seeds. In a data-parallel run, this
+    /// process's rows (N_t still counts all processes' points).
     func scaledJacobian(rows: UnsafeMutablePointer<Double>, residuals: UnsafeMutablePointer<Double>) throws {
         let P = parameterCount
         var offset = 0
         for ev in terms where ev.count > 0 {
-            let n = ev.count, scale = ev.weight.squareRoot() / Double(n).squareRoot()
+            let n = ev.count, scale = ev.weight.squareRoot() / ev.total.squareRoot()
             try ev.pass.backward(seeds: ev.seeds.pointer)
             try ev.pass.jacobianRows(into: rows + offset * P, ld: P, scale: scale)
             writeCoefficientColumns(ev, into: rows + offset * P, ld: P, scale: scale)

@@ -6,6 +6,11 @@
 /// products and the Kronecker factors come from one backward pass per term. Buffers are kept
 /// per term index and reused across batches.
 ///
+/// In a data-parallel run (`group` over several processes, §13) each process holds a part of
+/// every term's points: N_t counts the points of all processes, and the loss, the gradient and
+/// the products G v and vᵀG w are sums over the processes; per-point quantities (residuals,
+/// J v, Jacobian rows) are this process's.
+///
 /// The loss is a function of the parameter vector [θ; κ̂] (P = D + p values): the network's
 /// parameters θ followed by the trained variables κ̂ of the operator's p trainable coefficients
 /// (docs/math.md §10). Gradients, Jacobian products and directions have P entries.
@@ -38,6 +43,8 @@ public final class PINNLoss {
     /// The draw of a randomized estimator's probes (docs/math.md §12): set by the optimizer to its
     /// step count, so that every step sees fresh probes and a resumed run the same.
     var probeDraw: UInt64 = 0
+    /// The processes whose points make up the batch (one by default).
+    var group = ProcessGroup()
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
@@ -91,29 +98,57 @@ public final class PINNLoss {
     /// The terms of the last `forward`.
     var terms: ArraySlice<TermEvaluation> { evaluations[..<termCount] }
 
-    func requireCompatible(_ batch: Batch) throws {
+    /// Throws unless `batch` has the network's dimension and (`interior`) an interior point.
+    func requireCompatible(_ batch: Batch, interior: Bool = true) throws {
         guard batch.dimension == network.inputDimension else {
             throw KFPError.dimensionMismatch("the batch has \(batch.dimension)-dimensional points, the network expects \(network.inputDimension)")
         }
-        guard batch.interiorCount > 0 else {
-            throw KFPError.invalidArgument("the batch has no interior point: a PINN loss needs an interior term with points")
+        guard !interior || batch.interiorCount > 0 else { throw Self.noInteriorPoint }
+    }
+
+    private static let noInteriorPoint = KFPError.invalidArgument("the batch has no interior point: a PINN loss needs an interior term with points")
+
+    /// Forward passes and residuals of every term of `batch` on this process's points; each
+    /// term's `squares` is its local Σ_n r_n². No sum over processes.
+    private func forwardLocal(_ batch: Batch, at theta: UnsafePointer<Double>?) throws {
+        try requireCompatible(batch, interior: !group.isDistributed)
+        while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
+        termCount = batch.terms.count
+        let values = op.trainable.count == 0 ? fixedValues : op.coefficientValues(raw: theta.map { $0 + network.numParameters })
+        for (index, (term, ev)) in zip(batch.terms, evaluations).enumerated() {
+            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta, draw: probeDraw, index: index)
         }
     }
 
     /// Forward passes and residuals of every term of `batch`; returns the loss. At `theta` (P
     /// values) instead of the current parameters only the returned value may be used (see
-    /// TaylorPass.forward).
+    /// TaylorPass.forward). Sets each term's N_t (`total`), over all processes.
     @discardableResult
     func forward(_ batch: Batch, at theta: UnsafePointer<Double>? = nil) throws -> Value {
-        try requireCompatible(batch)
-        while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
-        termCount = batch.terms.count
-        let values = op.trainable.count == 0 ? fixedValues : op.coefficientValues(raw: theta.map { $0 + network.numParameters })
+        let T = batch.terms.count
         var value = Value(total: 0, interior: 0, boundary: 0)
-        for (index, (term, ev)) in zip(batch.terms, evaluations).enumerated() {
-            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta, draw: probeDraw, index: index)
-            let part = ev.count > 0 ? ev.weight * (0.5 * ev.squares / Double(ev.count)) : 0
-            if term.kind.isInterior { value.interior += part } else { value.boundary += part }
+        // Per term Σ_n r_n² and N_t, summed over the processes.
+        try withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * T) { buffer in
+            let sums = buffer.baseAddress!
+            try group.sum(sums, count: 2 * T) {
+                try forwardLocal(batch, at: theta)
+                for (t, ev) in evaluations[..<T].enumerated() {
+                    sums[t] = ev.squares
+                    sums[T + t] = Double(ev.count)
+                }
+            }
+            var interiorPoints = 0.0
+            for (t, (term, ev)) in zip(batch.terms, evaluations).enumerated() {
+                ev.total = sums[T + t]
+                let part = ev.total > 0 ? ev.weight * (0.5 * sums[t] / ev.total) : 0
+                if term.kind.isInterior {
+                    value.interior += part
+                    interiorPoints += ev.total
+                } else {
+                    value.boundary += part
+                }
+            }
+            if interiorPoints == 0 { throw Self.noInteriorPoint }
         }
         value.total = value.interior + value.boundary
         guard value.total.isFinite else {
@@ -134,7 +169,7 @@ public final class PINNLoss {
         for t in 0..<T { totals[t] = Double(chunks.reduce(0) { $0 + $1.terms[t].count }) }
         var sum = 0.0
         for chunk in chunks {
-            guard (try? forward(chunk, at: theta)) != nil else { return nil }
+            guard (try? forwardLocal(chunk, at: theta)) != nil else { return nil }
             sum = 0
             for t in 0..<T {
                 sums[t] += evaluations[t].squares
@@ -143,6 +178,17 @@ public final class PINNLoss {
             if sum > stopAbove() { return nil }
         }
         return sum.isFinite ? sum : nil
+    }
+
+    /// Per term t, Σ_n r_{t,n}² over the points of `chunks` (consecutive slices of a batch) at θ,
+    /// on this process, into `out` (T values). No sum over processes.
+    func squares(_ chunks: [Batch], at theta: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
+        guard let first = chunks.first else { return }
+        out.update(repeating: 0, count: first.terms.count)
+        for chunk in chunks {
+            try forwardLocal(chunk, at: theta)
+            for t in 0..<first.terms.count { out[t] += evaluations[t].squares }
+        }
     }
 
     /// L(θ) on `batch`.
@@ -159,17 +205,19 @@ public final class PINNLoss {
     /// backward pass seeded with (w_t r_n/N_t) ∂r_n/∂(output columns).
     func lossAndGradient(_ batch: Batch, into grad: UnsafeMutablePointer<Double>) throws -> Value {
         let value = try forward(batch)
-        grad.update(repeating: 0, count: parameterCount)
-        for ev in terms where ev.count > 0 {
-            let n = ev.count, s = ev.pass.columnsPerSample
-            let seeds = try scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
-            for k in 0..<n {
-                let w = ev.weight * r[k] / Double(n)
-                for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
+        try group.sum(grad, count: parameterCount) {
+            grad.update(repeating: 0, count: parameterCount)
+            for ev in terms where ev.count > 0 {
+                let n = ev.count, s = ev.pass.columnsPerSample
+                let seeds = try scaledSeeds.reserve(n * s), r = ev.residuals.pointer, js = ev.seeds.pointer
+                for k in 0..<n {
+                    let w = ev.weight * r[k] / ev.total
+                    for c in 0..<s { seeds[c * n + k] = w * js[c * n + k] }
+                }
+                try ev.pass.backward(seeds: seeds)
+                try ev.pass.accumulateGradient(into: grad, weights: nil)
+                accumulateCoefficientTranspose(ev, ev.residuals.pointer, into: grad)
             }
-            try ev.pass.backward(seeds: seeds)
-            try ev.pass.accumulateGradient(into: grad, weights: nil)
-            accumulateCoefficientTranspose(ev, ev.residuals.pointer, into: grad)
         }
         if let i = firstNonFinite(grad, parameterCount) {
             throw KFPError.nonFinite("the gradient has a non-finite entry at index \(i)")
@@ -182,13 +230,15 @@ public final class PINNLoss {
     /// read. The gradient weights each sample by w_t r_n/N_t afterwards (the backward pass is
     /// linear in its seeds).
     func gradientKeepingJacobianAdjoints(into grad: UnsafeMutablePointer<Double>) throws {
-        grad.update(repeating: 0, count: parameterCount)
-        for ev in terms where ev.count > 0 {
-            let n = ev.count, w = try scaledSeeds.reserve(n), r = ev.residuals.pointer
-            for k in 0..<n { w[k] = ev.weight * r[k] / Double(n) }
-            try ev.pass.backward(seeds: ev.seeds.pointer)
-            try ev.pass.accumulateGradient(into: grad, weights: w)
-            accumulateCoefficientTranspose(ev, r, into: grad)
+        try group.sum(grad, count: parameterCount) {
+            grad.update(repeating: 0, count: parameterCount)
+            for ev in terms where ev.count > 0 {
+                let n = ev.count, w = try scaledSeeds.reserve(n), r = ev.residuals.pointer
+                for k in 0..<n { w[k] = ev.weight * r[k] / ev.total }
+                try ev.pass.backward(seeds: ev.seeds.pointer)
+                try ev.pass.accumulateGradient(into: grad, weights: w)
+                accumulateCoefficientTranspose(ev, r, into: grad)
+            }
         }
     }
 
@@ -196,7 +246,7 @@ public final class PINNLoss {
     func accumulateCoefficientTranspose(_ ev: TermEvaluation, _ y: UnsafePointer<Double>,
                                         into out: UnsafeMutablePointer<Double>) {
         guard coefficientCount > 0, ev.kind.isInterior else { return }
-        let n = ev.count, D = network.numParameters, scale = ev.weight / Double(n)
+        let n = ev.count, D = network.numParameters, scale = ev.weight / ev.total
         for k in 0..<coefficientCount {
             out[D + k] += scale * BLAS.dot(n, ev.coefficientRows.pointer + k * n, y)
         }
@@ -213,16 +263,18 @@ public final class PINNLoss {
     }
 
     /// G_κκ = Σ_t w_t/N_t Σ_n (∂r_n/∂κ̂)(∂r_n/∂κ̂)ᵀ (p × p, row-major) after `forward`.
-    func coefficientGramian(into g: UnsafeMutablePointer<Double>) {
+    func coefficientGramian(into g: UnsafeMutablePointer<Double>) throws {
         let p = coefficientCount
-        g.update(repeating: 0, count: p * p)
-        for ev in terms where ev.count > 0 && ev.kind.isInterior {
-            let n = ev.count, scale = ev.weight / Double(n), rows = ev.coefficientRows.pointer
-            for a in 0..<p {
-                for b in 0...a {
-                    let v = scale * BLAS.dot(n, rows + a * n, rows + b * n)
-                    g[a * p + b] += v
-                    if a != b { g[b * p + a] += v }
+        try group.sum(g, count: p * p) {
+            g.update(repeating: 0, count: p * p)
+            for ev in terms where ev.count > 0 && ev.kind.isInterior {
+                let n = ev.count, scale = ev.weight / ev.total, rows = ev.coefficientRows.pointer
+                for a in 0..<p {
+                    for b in 0...a {
+                        let v = scale * BLAS.dot(n, rows + a * n, rows + b * n)
+                        g[a * p + b] += v
+                        if a != b { g[b * p + a] += v }
+                    }
                 }
             }
         }
@@ -257,7 +309,10 @@ final class TermEvaluation {
     /// seen with it: a line search evaluates the same slices many times.
     private var probes: [(draw: UInt64, first: Int, points: [Double], directions: [Double])] = []
     private(set) var kind = LossTermKind.interior
+    /// This process's points of the term, and N_t, the term's points over all processes (set by
+    /// `PINNLoss.forward`).
     private(set) var count = 0
+    var total = 0.0
     private(set) var weight = 1.0
     /// Σ_n r_n² of the last forward pass.
     private(set) var squares = 0.0

@@ -14,6 +14,14 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
 
     public enum Variant: String, CaseIterable, Sendable {
         case full, perLayer = "per_layer", diagonal, woodbury, nystrom
+
+        /// Whether the variant solves in sample space (the kernel J̃J̃ᵀ of all points).
+        var isSampleSpace: Bool { self == .woodbury || self == .nystrom }
+    }
+
+    /// Why a sample-space method refuses a data-parallel run.
+    static func sampleSpaceNotDistributed(_ method: String) -> KFPError {
+        .invalidArgument("\(method) solves with the kernel J̃J̃ᵀ of every point, which couples the processes' points pairwise: it would need every process's Jacobian rows on every process (M × D values each); data-parallel training supports SGD, Adam, L-BFGS, KFAC, ENGD (full, per_layer, diagonal) and Hessian-free")
     }
 
     public typealias StepRule = GaussNewtonStepRule
@@ -42,7 +50,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
             try requireLearningRate(learningRate)
             guard maxParameters >= 1 else { throw KFPError.invalidArgument("max_parameters must be at least 1, got \(maxParameters)") }
             guard rank >= 1 else { throw KFPError.invalidArgument("rank must be at least 1, got \(rank)") }
-            if (variant == .woodbury || variant == .nystrom) && ema != 0 {
+            if variant.isSampleSpace && ema != 0 {
                 throw KFPError.invalidArgument("the \(variant.rawValue) variant has no Gramian to average: ema must be 0")
             }
         }
@@ -118,15 +126,21 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         try options.requireGramianSize(for: loss)
+        if loss.group.isDistributed && options.variant.isSampleSpace { throw ENGD.sampleSpaceNotDistributed(options.variant.rawValue) }
         let value = try loss.forward(batch)
         let D = loss.parameterCount, rows = loss.residualCount
         if options.variant == .nystrom { try SampleSpaceSolver.requireRank(options.rank, rows: rows) }
-        try requireMemory(rows: rows)
-        let J = try jacobian.reserve(rows * D), r = try residuals.reserve(rows)
-        try loss.scaledJacobian(rows: J, residuals: r)
-        // ∇L = J̃ᵀ r̃.
+        // ∇L = J̃ᵀ r̃ (summed over the processes of a data-parallel run: each holds its rows).
+        var J = jacobian.pointer, r = residuals.pointer
         try gradient.withUnsafeMutableBufferPointer { g in
-            BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
+            try loss.group.sum(g.baseAddress!, count: D) {
+                try requireMemory(rows: rows)
+                J = try jacobian.reserve(rows * D)
+                r = try residuals.reserve(rows)
+                try loss.scaledJacobian(rows: J, residuals: r)
+                if rows == 0 { g.update(repeating: 0) }
+                BLAS.gemv(trans: true, m: rows, n: D, a: J, lda: D, x: r, y: g.baseAddress!)
+            }
             if let i = firstNonFinite(g.baseAddress!, D) {
                 throw KFPError.nonFinite("ENGD: the gradient has a non-finite entry at index \(i)")
             }
@@ -197,10 +211,12 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
             let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.
             let batchDiagonal = try solution.reserve(D), diag = try diagonalCandidate.reserve(D)
-            batchDiagonal.update(repeating: 0, count: D)
-            for k in 0..<rows {
-                let row = J + k * D
-                for i in 0..<D { batchDiagonal[i] += row[i] * row[i] }
+            try loss.group.sum(batchDiagonal, count: D) {
+                batchDiagonal.update(repeating: 0, count: D)
+                for k in 0..<rows {
+                    let row = J + k * D
+                    for i in 0..<D { batchDiagonal[i] += row[i] * row[i] }
+                }
             }
             for i in 0..<D {
                 diag[i] = beta > 0 ? beta * diagonal.pointer[i] + (1 - beta) * batchDiagonal[i] : batchDiagonal[i]
@@ -209,7 +225,7 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         case .full, .perLayer:
             if blocks.isEmpty { blocks = ENGD.blocks(loss, options.variant).map { DenseBlock(range: $0) } }
             for block in blocks {
-                try block.update(jacobian: J, rows: rows, ld: D, ema: options.ema)
+                try block.update(jacobian: J, rows: rows, ld: D, ema: options.ema, group: loss.group)
                 try block.multiplyInverse(g, into: dir, damping: lambda, scale: -1)
             }
         }

@@ -93,6 +93,10 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
     private var inverseErrors: [(any Error)?]
     /// G_κκ of the step's batch (p × p) and the work space of its damped solve.
     private let coefficientBlock = Buffer(), coefficientSolution = Buffer(), coefficientWork = Buffer()
+    /// The layers' batch factors, packed for their sum over the processes of a data-parallel run
+    /// (`packedFactorCount` values, reserved when the communicator is set).
+    let factorSums = Buffer()
+    var packedFactorCount: Int { blocks.reduce(0) { $0 + $1.packedFactorCount } }
 
     public init(network: MLP, operator op: Operator, options: Options = Options()) throws {
         try options.validate()
@@ -165,24 +169,46 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         var invert = stepCount % options.inversePeriod == 0 || !invertedOnce || factorizationDamping != options.damping
         for block in blocks { block.prepare(updateFactors: updateFactors, refactorize: invert) }
         if updateFactors {
-            if factorsStayOnTheirThread {
-                // The layers' factors are independent work: two layers at a time, on two threads.
-                struct Work: @unchecked Sendable { let kfac: KFAC }
-                let work = Work(kfac: self)
-                try WorkerPool.shared.parallelFor(blocks.count) { l in
-                    let kfac = work.kfac
-                    try kfac.blocks[l].updateFactors(from: kfac.loss, ema: kfac.options.ema,
-                                                 approximation: kfac.options.approximation, threads: 1)
+            // The batch's factors; in a data-parallel run summed over the processes before the
+            // moving averages take them.
+            let distributed = loss.group.isDistributed
+            let count = distributed ? packedFactorCount : 0
+            let packed = try factorSums.reserve(count)
+            try loss.group.sum(packed, count: count) {
+                if factorsStayOnTheirThread {
+                    // The layers' factors are independent work: two layers at a time, on two threads.
+                    struct Work: @unchecked Sendable { let kfac: KFAC, blend: Bool }
+                    let work = Work(kfac: self, blend: !distributed)
+                    try WorkerPool.shared.parallelFor(blocks.count) { l in
+                        let kfac = work.kfac, block = kfac.blocks[l]
+                        try block.computeBatchFactors(from: kfac.loss, approximation: kfac.options.approximation, threads: 1)
+                        if work.blend { block.blendBatchFactors(ema: kfac.options.ema) }
+                    }
+                } else {
+                    for block in blocks {
+                        try block.computeBatchFactors(from: loss, approximation: options.approximation, threads: BLAS.numThreads)
+                        if !distributed { block.blendBatchFactors(ema: options.ema) }
+                    }
                 }
-            } else {
+                if distributed {
+                    var k = 0
+                    for block in blocks {
+                        block.packBatchFactors(into: packed + k)
+                        k += block.packedFactorCount
+                    }
+                }
+            }
+            if distributed {
+                var k = 0
                 for block in blocks {
-                    try block.updateFactors(from: loss, ema: options.ema, approximation: options.approximation,
-                                        threads: BLAS.numThreads)
+                    block.unpackBatchFactors(from: packed + k)
+                    k += block.packedFactorCount
+                    block.blendBatchFactors(ema: options.ema)
                 }
             }
         }
         let p = loss.coefficientCount
-        if p > 0 { loss.coefficientGramian(into: try coefficientBlock.reserve(p * p)) }
+        if p > 0 { try loss.coefficientGramian(into: try coefficientBlock.reserve(p * p)) }
         try lap(\.factors)
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
         // factorisation when the inverses are recomputed. A failed factorisation or a non-finite

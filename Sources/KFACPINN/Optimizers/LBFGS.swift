@@ -93,7 +93,13 @@ public final class LBFGS: Optimizer, OptionTable, GuardedOptimizer {
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
         let D = loss.parameterCount
         let value: PINNLoss.Value
-        if let c = cached, c.batch == batch, c.theta == loss.parameters {
+        // The last line search's gradient at θ on this batch, if it has one (on every process of
+        // a data-parallel run, each with its own points).
+        let hit = try loss.group.sum(count: 1) {
+            guard let c = cached, c.batch == batch, c.theta == loss.parameters else { return [1] }
+            return [0]
+        }[0] == 0
+        if hit, let c = cached {
             value = c.value
         } else {
             value = try gradient.withUnsafeMutableBufferPointer { try loss.lossAndGradient(batch, into: $0.baseAddress!) }

@@ -41,6 +41,7 @@ final class GridLineSearch {
     /// does not depend on the threads that evaluate it.
     func search(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
                 below current: Double) throws -> Double {
+        if loss.group.isDistributed { return try searchAcrossProcesses(batch, from: theta0, along: p, below: current) }
         let grid = lineSearchGrid, D = loss.parameterCount
         // Work space kept between searches: no allocation per step.
         let trials = try self.trials.reserve(grid.count)
@@ -105,6 +106,44 @@ final class GridLineSearch {
             bestAlpha = grid[i]
         }
         return bestAlpha
+    }
+
+    /// `search` in a data-parallel run: every trial's per-term sums of squares over this
+    /// process's points (whole, in chunks of `trialChunkPoints`), then one sum over the processes
+    /// of all trials' sums and the terms' point counts, from which every process finds the same
+    /// α. A trial that fails on some process is not finite everywhere. No trial stops early (a
+    /// bound on one process's part is no bound on the whole), and the trials run one after another.
+    private func searchAcrossProcesses(_ batch: Batch, from theta0: UnsafePointer<Double>, along p: UnsafePointer<Double>,
+                                       below current: Double) throws -> Double {
+        let grid = lineSearchGrid, D = loss.parameterCount, T = batch.terms.count, K = grid.count
+        if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkPoints)) }
+        let chunks = trialChunks!.chunks
+        let trials = try self.trials.reserve(K)
+        return try withUnsafeTemporaryAllocation(of: Double.self, capacity: (K + 1) * T) { buffer in
+            // Row i: trial i's Σ_n r_{t,n}² per term; row K: the terms' points.
+            let sums = buffer.baseAddress!, counts = sums + K * T
+            try loss.group.sum(sums, count: (K + 1) * T) {
+                let theta = try trialParameters[0].reserve(D)
+                for i in 0..<K {
+                    for j in 0..<D { theta[j] = theta0[j] + grid[i] * p[j] }
+                    if (try? loss.squares(chunks, at: theta, into: sums + i * T)) == nil {
+                        (sums + i * T).update(repeating: .nan, count: T)
+                    }
+                }
+                for t in 0..<T { counts[t] = Double(batch.terms[t].count) }
+            }
+            var best = current, bestAlpha = 0.0
+            for i in 0..<K {
+                var value = 0.0
+                for t in 0..<T where counts[t] > 0 { value += batch.terms[t].weight * (0.5 * sums[i * T + t] / counts[t]) }
+                trials[i] = value.isFinite ? value : .infinity
+                if trials[i] < best {
+                    best = trials[i]
+                    bestAlpha = grid[i]
+                }
+            }
+            return bestAlpha
+        }
     }
 
     /// The lowest loss of the running search (`current` or a finished trial).

@@ -101,20 +101,25 @@ extension KFAC {
                     }
                     let directions = Directions(loss: loss, dir: dir, prev: prev)
                     let count = hasPreviousUpdate ? 2 : 1, concurrent = count == 2 && BLAS.numThreads >= 2
-                    if concurrent { loss.setRunsConcurrently(true) }
-                    try WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
-                        try directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev, space: k)
+                    // ΔᵀGΔ, ΔᵀGδ, δᵀGδ: sums over points (and over the processes of a data-parallel run).
+                    let ggn = try loss.group.sum(count: 3) {
+                        if concurrent { loss.setRunsConcurrently(true) }
+                        defer { if concurrent { loss.setRunsConcurrently(false) } }
+                        try WorkerPool.shared.parallelFor(count, threads: concurrent ? 2 : 1) { k in
+                            try directions.loss.jacobianVectorProductsFromAdjoints(k == 0 ? directions.dir : directions.prev, space: k)
+                        }
+                        return hasPreviousUpdate ? [loss.ggnInner(0, 0), loss.ggnInner(0, 1), loss.ggnInner(1, 1)]
+                            : [loss.ggnInner(0, 0), 0, 0]
                     }
-                    if concurrent { loss.setRunsConcurrently(false) }
                     // ΔᵀΔ, ∇ᵀΔ, Δᵀδ, δᵀδ, ∇ᵀδ in one sweep.
                     let dots = withUnsafeTemporaryAllocation(of: Double.self, capacity: 5) { out in
                         kernels_model_products(kernelISA, D, g, dir, prev, out.baseAddress!)
                         return (dd: out[0], gd: out[1], dp: out[2], pp: out[3], gp: out[4])
                     }
-                    let m11 = loss.ggnInner(0, 0) + lambda * dots.dd
+                    let m11 = ggn[0] + lambda * dots.dd
                     guard hasPreviousUpdate else { return (m11, 0, 0, dots.gd, 0) }
-                    let m12 = loss.ggnInner(0, 1) + lambda * dots.dp
-                    let m22 = loss.ggnInner(1, 1) + lambda * dots.pp
+                    let m12 = ggn[1] + lambda * dots.dp
+                    let m22 = ggn[2] + lambda * dots.pp
                     return (m11, m12, m22, dots.gd, dots.gp)
                 }
             }

@@ -87,6 +87,7 @@ public final class SPRING: Optimizer, OptionTable, GuardedOptimizer {
     }
 
     func unguardedStep(_ batch: Batch) throws -> StepStatistics {
+        if loss.group.isDistributed { throw ENGD.sampleSpaceNotDistributed("SPRING") }
         let value = try loss.forward(batch)
         let P = loss.parameterCount, rows = loss.residualCount
         let nystrom = options.variant == .nystrom

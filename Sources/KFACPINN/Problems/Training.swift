@@ -75,7 +75,14 @@ public struct TrainingOptions: Sendable {
 }
 
 /// Trains `optimizer`'s network on `problem` (docs/math.md §1 loss on seeded batches), logging
-/// every `logEvery` steps. `callback` sees each record as it is made (after a resume, the saved
+/// every `logEvery` steps.
+///
+/// Data-parallel (an optimizer with a communicator of P processes, §13): every process calls
+/// `train` with the same problem and options; the batch sizes are per process, and each process
+/// trains on its part of the batch of P·N_Ω and P·N_∂ points that one process would draw from the
+/// seed, so that a run of P processes takes the steps of one process with P times the points.
+/// The training time is the processes' mean, a callback's stop stops every process, and only
+/// rank 0 writes the checkpoint (a resume reads it on every process: a shared file system). `callback` sees each record as it is made (after a resume, the saved
 /// ones first) and returns false to stop. Returns the log. Deterministic for fixed seeds and
 /// thread count, across checkpoints and resumes. A failing step throws after the last good step
 /// has been logged (to the callback and the CSV file) and checkpointed; the network and the
@@ -95,9 +102,32 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     let coefficients = (optimizer as? any CheckpointableOptimizer)?.loss.op.trainable ?? TrainableCoefficients()
     let data = TrainingData(problem: problem.name, interior: n, boundary: m, sampler: options.sampler,
                             seed: options.dataSeed, resampleEvery: options.resampleEvery)
+    let group = (optimizer as? any CheckpointableOptimizer)?.loss.group ?? ProcessGroup()
+    if group.isDistributed {
+        var settings = SectionWriter()
+        data.write(&settings)
+        settings.int(options.steps)
+        settings.double(options.seconds ?? 0)
+        try requireSame(fnv1a(settings.bytes), on: group, "training settings (problem, points, sampler, seed, resampling, steps, time)")
+    }
+    /// This process's part of the batch of step `step` (all of it on a single process).
+    func sampleBatch(step: Int) throws -> Batch {
+        var batch: Batch? = nil
+        try group.agree {
+            batch = try problem.sample(interior: group.size * n, boundary: group.size * m, seed: data.batchSeed(step: step),
+                                       sampler: options.sampler).part(group.rank, of: group.size)
+        }
+        return batch!
+    }
     var run = TrainingRun()
-    if options.resume, let path = options.checkpointPath, access(path, F_OK) == 0 {
-        run = try resumeTraining(optimizer, from: path, data: data)
+    let resumes = try group.sum(count: 1) {
+        [options.resume && options.checkpointPath.map { access($0, F_OK) == 0 } == true ? 1 : 0]
+    }[0]
+    if resumes > 0 {
+        guard resumes == Double(group.size) else {
+            throw KFPError.io("the checkpoint '\(options.checkpointPath ?? "")' to resume exists for \(Int(resumes)) of the \(group.size) processes")
+        }
+        try group.agree { run = try resumeTraining(optimizer, from: options.checkpointPath!, data: data) }
     }
     progress?.steps = run.step
     // Errors against the exact solution, when the problem has one (else NaN in the log).
@@ -130,13 +160,15 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     run.records = []
     for record in saved { log(record) }
     func saveCheckpoint() throws {
-        guard let path = options.checkpointPath else { return }
+        guard let path = options.checkpointPath, group.rank == 0 else { return }
         try ArchiveFile.write(try trainingCheckpoint(optimizer, data: data, run: run), to: path)
     }
-    var batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
+    var batch = try sampleBatch(step: run.step)
     if run.step == 0 && records.isEmpty {
         // The loss as the optimizer sees it (a randomized operator's estimate with the first step's probes).
-        let initial = try PINNLoss(network: net, operator: (optimizer as? any CheckpointableOptimizer)?.loss.op ?? problem.op).loss(batch)
+        let loss = try PINNLoss(network: net, operator: (optimizer as? any CheckpointableOptimizer)?.loss.op ?? problem.op)
+        loss.group = group
+        let initial = try loss.loss(batch)
         let errors = try currentErrors()
         log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
                            lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0,
@@ -148,6 +180,11 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
                               lossBoundary: stats.lossBoundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2,
                               stepSize: stats.stepSize, coefficients: coefficients.values)
     }
+    // A callback's stop on any process stops all.
+    func agreeOnStop() throws {
+        if group.isDistributed { stopped = try group.sum(count: 1) { [stopped ? 1 : 0] }[0] > 0 }
+    }
+    try agreeOnStop()
     var unlogged: StepStatistics? = nil
     var runBeforeLastStep = run
     while !stopped && run.step < options.steps && run.seconds < (options.seconds ?? .infinity) {
@@ -155,7 +192,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         let stats: StepStatistics
         do {
             if data.resampleEvery > 0 && run.step > 0 && run.step % data.resampleEvery == 0 {
-                batch = try problem.sample(interior: n, boundary: m, seed: data.batchSeed(step: run.step), sampler: options.sampler)
+                batch = try sampleBatch(step: run.step)
             }
             stats = try optimizer.step(batch)
         } catch {
@@ -171,7 +208,8 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
             throw error
         }
         runBeforeLastStep = run
-        run.seconds += monotonicSeconds() - start
+        let elapsed = monotonicSeconds() - start
+        run.seconds += group.isDistributed ? try group.sum(count: 1) { [elapsed] }[0] / Double(group.size) : elapsed
         run.step += 1
         progress?.steps = run.step
         unlogged = stats
@@ -182,6 +220,7 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
             unlogged = nil
         }
         if options.checkpointEvery > 0 && run.step % options.checkpointEvery == 0 { try saveCheckpoint() }
+        try agreeOnStop()
     }
     try saveCheckpoint()
     return records

@@ -58,4 +58,27 @@ typedef struct kfp_option_info {
     const char *choices;        /* KFP_OPTION_STRING: the allowed values, comma-separated, else "" */
 } kfp_option_info;
 
+/* Sums buffer[0..count) over all ranks of a data-parallel run, in place, on every rank, and
+ * returns 0 on success (a field of kfp_communicator). */
+typedef int32_t (*kfp_allreduce_sum_function)(void *context, double *buffer, int64_t count);
+
+/* Gathers count values of every rank, receive[r*count .. (r+1)*count) <- rank r's send, on
+ * every rank, and returns 0 on success (a field of kfp_communicator). */
+typedef int32_t (*kfp_allgather_function)(void *context, const double *send, int64_t count, double *receive);
+
+/* The processes of a data-parallel run as the library sees them (kfp_optimizer_set_communicator,
+ * docs/parallel.md). The library copies the struct, and `context` must stay valid while an
+ * optimizer uses it. Every rank must receive the bitwise identical result of each call (a fixed
+ * order of the additions), and every rank makes the same calls in the same order.
+ * libkfacpinn_mpi.so (kfacpinn_mpi.h) fills one from an MPI communicator, and any other transport
+ * plugs in the same way. */
+typedef struct kfp_communicator {
+    int64_t size;               /* sizeof(kfp_communicator) */
+    void *context;              /* passed to the functions */
+    int32_t rank;               /* this process, 0 <= rank < num_ranks */
+    int32_t num_ranks;          /* the run's processes, >= 1 */
+    kfp_allreduce_sum_function allreduce_sum; /* may be NULL for one process */
+    kfp_allgather_function allgather;         /* may be NULL for one process */
+} kfp_communicator;
+
 #endif

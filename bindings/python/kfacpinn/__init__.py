@@ -17,6 +17,7 @@ from ._lib import lib, c_double_p, c_int64_p
 __all__ = ["Error", "InputError", "OutOfMemoryError", "CorruptError", "DivergenceError", "FileError", "MLP", "Operator", "Batch", "Interior", "Dirichlet", "Observation", "Neumann",
            "Robin", "Box", "Ball", "Points", "DirichletCondition", "NeumannCondition", "RobinCondition", "InitialCondition", "loss", "loss_and_gradient", "KFAC", "SGD", "Adam",
            "LBFGS", "ENGD", "HessianFree", "SPRING", "Problem", "Trainable", "train", "load_optimizer", "LOG_COLUMNS",
+           "MPIComm", "CommunicationError",
            "set_num_threads", "get_num_threads", "__version__"]
 
 __version__ = lib.kfp_version_string().decode()
@@ -52,8 +53,13 @@ class FileError(Error, OSError):
     """A file could not be opened, read or written."""
 
 
+class CommunicationError(Error, RuntimeError):
+    """The processes of a data-parallel run could not exchange their sums, or their setups differ."""
+
+
 _ERRORS = {_abi.ERROR_NUMERICAL: Error, _abi.ERROR_OUT_OF_MEMORY: OutOfMemoryError,
-           _abi.ERROR_CORRUPT: CorruptError, _abi.ERROR_DIVERGED: DivergenceError, _abi.ERROR_IO: FileError}
+           _abi.ERROR_CORRUPT: CorruptError, _abi.ERROR_DIVERGED: DivergenceError, _abi.ERROR_IO: FileError,
+           _abi.ERROR_COMMUNICATION: CommunicationError}
 
 
 def _check(status):
@@ -651,6 +657,26 @@ class Optimizer(_Handle):
         super().__init__(handle)
         self.net, self.op = net, op
         self._info = None
+        self._communicator = None
+
+    def set_communicator(self, comm):
+        """Makes this optimizer one process of a data-parallel run (docs/parallel.md), e.g.
+        `opt.set_communicator(kp.MPIComm(MPI.COMM_WORLD))` on every rank, all with the same
+        network (shape and parameters: seed them alike), operator, optimizer options and state;
+        None makes it a single process again. Steps and kp.train then sum every quantity over
+        the processes, each holding its own points, and all take the identical step. Raises
+        kp.CommunicationError on every rank if the setups differ."""
+        if comm is not None and not isinstance(comm, MPIComm):
+            raise InputError(f"set_communicator takes a kp.MPIComm or None, got {type(comm).__name__}")
+        _check(lib.kfp_optimizer_set_communicator(self.handle, None if comm is None else ctypes.byref(comm._comm)))
+        self._communicator = comm   # its context must outlive the optimizer's use of it
+
+    @property
+    def rank(self):
+        """(rank, number of processes) of this optimizer's data-parallel run; (0, 1) alone."""
+        rank, ranks = ctypes.c_int32(), ctypes.c_int32()
+        _check(lib.kfp_optimizer_rank(self.handle, ctypes.byref(rank), ctypes.byref(ranks)))
+        return rank.value, ranks.value
 
     def _option_info(self):
         """{name: kfp_option_info} of the options this optimizer accepts (from the library)."""
@@ -1190,6 +1216,33 @@ def train(net, prob, opt, steps=1000, seconds=None, n_interior=None, n_boundary=
     if failure:
         raise failure[0]
     return history()
+
+
+class MPIComm:
+    """The processes of an mpi4py communicator as a kfacpinn communicator (libkfacpinn_mpi.so,
+    built by scripts/build-mpi.sh next to libkfacpinn.so; KFACPINN_MPI_LIBRARY overrides its
+    path). Creating one is collective over `comm` (it is duplicated); `close()` (also collective)
+    frees it, after the optimizers using it are freed or detached."""
+
+    def __init__(self, comm):
+        from ._lib import mpi_lib
+        self._lib = mpi_lib()
+        self._comm = _abi.Communicator()
+        _check(self._lib.kfp_comm_from_mpi_fortran(int(comm.py2f()), ctypes.byref(self._comm)))
+        self.rank, self.size = self._comm.rank, self._comm.num_ranks
+
+    def close(self):
+        if self._comm.context:
+            self._lib.kfp_comm_free_mpi(ctypes.byref(self._comm))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"kp.MPIComm(rank {self.rank} of {self.size})"
 
 
 def set_num_threads(n):

@@ -19,6 +19,7 @@ ERROR_OUT_OF_MEMORY = 7
 ERROR_CORRUPT = 8
 ERROR_DIVERGED = 9
 ERROR_IO = 10
+ERROR_COMMUNICATION = 11
 
 # kfp_option: name -> key (the names are the Python keywords).
 OPTION_KEYS = {
@@ -81,6 +82,12 @@ train_callback = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_double
 # kfp_point_function
 point_function = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_double))
 
+# kfp_allreduce_sum_function
+allreduce_sum_function = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64)
+
+# kfp_allgather_function
+allgather_function = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64, ctypes.POINTER(ctypes.c_double))
+
 
 class TrainOptions(ctypes.Structure):
     """kfp_train_options"""
@@ -119,6 +126,18 @@ class OptionInfo(ctypes.Structure):
         ("default_int", ctypes.c_int64),
         ("default_string", ctypes.c_char_p),
         ("choices", ctypes.c_char_p),
+    ]
+
+
+class Communicator(ctypes.Structure):
+    """kfp_communicator"""
+    _fields_ = [
+        ("size", ctypes.c_int64),
+        ("context", ctypes.c_void_p),
+        ("rank", ctypes.c_int32),
+        ("num_ranks", ctypes.c_int32),
+        ("allreduce_sum", allreduce_sum_function),
+        ("allgather", allgather_function),
     ]
 
 
@@ -192,6 +211,8 @@ SIGNATURES = {
     "kfp_optimizer_option_count": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]),
     "kfp_optimizer_option_info": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(OptionInfo)]),
     "kfp_optimizer_step": (ctypes.c_int32, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_int64]),
+    "kfp_optimizer_set_communicator": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(Communicator)]),
+    "kfp_optimizer_rank": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32)]),
     "kfp_problem_create": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_create_box": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
     "kfp_problem_create_ball": (ctypes.c_int32, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_double), ctypes.c_double, ctypes.c_int64, point_function, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),

@@ -33,6 +33,26 @@ def _load():
 
 lib = _load()
 
+
+def mpi_lib():
+    """libkfacpinn_mpi.so (a kfp_communicator over MPI): KFACPINN_MPI_LIBRARY, else next to
+    libkfacpinn.so. Import mpi4py's MPI first (it loads and initialises MPI)."""
+    global _mpi
+    if _mpi is None:
+        path = os.environ.get("KFACPINN_MPI_LIBRARY") or str(pathlib.Path(lib._name).resolve().parent / "libkfacpinn_mpi.so")
+        if not pathlib.Path(path).exists():
+            raise ImportError(f"{path} not found: build it with scripts/build-mpi.sh (OpenMPI: scripts/setup.sh --mpi)")
+        m = ctypes.CDLL(path)
+        m.kfp_comm_from_mpi_fortran.restype = ctypes.c_int32
+        m.kfp_comm_from_mpi_fortran.argtypes = [ctypes.c_int64, ctypes.POINTER(_abi.Communicator)]
+        m.kfp_comm_free_mpi.restype = None
+        m.kfp_comm_free_mpi.argtypes = [ctypes.POINTER(_abi.Communicator)]
+        _mpi = m
+    return _mpi
+
+
+_mpi = None
+
 c_double_p = ctypes.POINTER(ctypes.c_double)
 c_int64_p = ctypes.POINTER(ctypes.c_int64)
 
