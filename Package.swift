@@ -5,11 +5,21 @@ import Foundation
 /// Absolute path of this package, for the linker version script.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
+/// The library's major version (Sources/KFACPINN/Version.swift): the SONAME is libkfacpinn.so.<major>.
+let majorVersion: String = {
+    let text = (try? String(contentsOfFile: packageRoot + "/Sources/KFACPINN/Version.swift", encoding: .utf8)) ?? ""
+    guard let range = text.range(of: #"static let major = \d+"#, options: .regularExpression) else { return "1" }
+    return String(text[range].split(separator: " ").last!)
+}()
+
 let package = Package(
     name: "kfacpinn",
     products: [
-        // libkfacpinn.so: the C ABI of include/kfacpinn.h.
-        .library(name: "kfacpinn", type: .dynamic, targets: ["KFACPINN"]),
+        // libkfacpinn.so: the C ABI of include/kfacpinn.h, exporting kfp_* only, SONAME
+        // libkfacpinn.so.<major>.
+        .library(name: "kfacpinn", type: .dynamic, targets: ["KFACPINN", "KFACPINNExports"]),
+        // The Swift API for other packages (`import KFACPINN`).
+        .library(name: "KFACPINNSwift", targets: ["KFACPINN"]),
         .executable(name: "kfacpinn-bench", targets: ["Benchmarks"]),
     ],
     targets: [
@@ -21,17 +31,17 @@ let package = Package(
         ),
         // Elementwise kernels built for several x86-64 instruction sets, chosen at run time.
         .target(name: "CKernels"),
-        // The structs of the C interface (kfp_train_options, kfp_option_info).
+        // The structs of the C interface (kfp_train_options, kfp_option_info, kfp_communicator).
         .target(name: "KFPTypes"),
+        .target(name: "KFACPINN", dependencies: ["CBLAS", "CKernels", "KFPTypes"]),
+        // The link settings of libkfacpinn.so only (not of the Swift API's users).
         .target(
-            name: "KFACPINN",
-            dependencies: ["CBLAS", "CKernels", "KFPTypes"],
-            exclude: ["CAPI/exports.map"],
+            name: "KFACPINNExports",
+            exclude: ["exports.map"],
             linkerSettings: [
-                // Export only the kfp_* C ABI, and name the library by its file name.
                 .unsafeFlags([
-                    "-Xlinker", "--version-script=\(packageRoot)/Sources/KFACPINN/CAPI/exports.map",
-                    "-Xlinker", "-soname=libkfacpinn.so",
+                    "-Xlinker", "--version-script=\(packageRoot)/Sources/KFACPINNExports/exports.map",
+                    "-Xlinker", "-soname=libkfacpinn.so.\(majorVersion)",
                 ]),
             ]
         ),

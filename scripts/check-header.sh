@@ -18,15 +18,17 @@ readelf --dyn-syms -W .build/release/libkfacpinn.so | awk '$5 == "GLOBAL" && $7 
 if ! diff "$tmp/declared" "$tmp/exported" > "$tmp/diff"; then
     echo "header declarations and exported symbols differ (< header only, > library only):"; cat "$tmp/diff"; exit 1
 fi
-readelf -d .build/release/libkfacpinn.so | grep -q 'SONAME.*\[libkfacpinn.so\]' || { echo "libkfacpinn.so has no SONAME"; exit 1; }
+major=$(sed -n 's/^#define KFP_VERSION_MAJOR \([0-9]*\)$/\1/p' include/kfacpinn.h)
+readelf -d .build/release/libkfacpinn.so | grep -q "SONAME.*\[libkfacpinn.so.$major\]" || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
+scripts/soname-link.sh
 # The header's example, built with its own link line in another directory and run from /.
 python3 - "$tmp/example.c" <<'PY'
 import sys
 h = open("include/kfacpinn.h").read()
-lines = h[h.index(" *     #include <stdio.h>"):h.index(" * Build, with KFP")].splitlines()
+lines = h[h.index(" *     #include <stdio.h>"):h.index(" * Build against an installation")].splitlines()
 open(sys.argv[1], "w").write("\n".join(l[7:] if l.startswith(" *     ") else "" for l in lines) + "\n")
 PY
-link=$(grep -o 'cc prog.c .*' include/kfacpinn.h | sed 's/^cc prog.c //')
+link=$(grep -o 'cc prog.c -I"$KFP.*' include/kfacpinn.h | sed 's/^cc prog.c //')
 (cd "$tmp" && KFP="$OLDPWD" eval "cc -std=c99 -Wall -Wextra -Werror example.c $link -o example")
 (cd / && "$tmp/example") | grep -q "L2 error" || { echo "the header's example did not train"; exit 1; }
 echo "header check: $(wc -l < "$tmp/declared") functions declared and exported; gcc, clang and g++ compile it; its example runs"

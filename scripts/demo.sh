@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release -q
 test -f .build/release/libkfacpinn.so
+scripts/soname-link.sh
 mkdir -p .build/c
 scripts/build-c.sh examples/train_poisson_kfac.c .build/c/train_poisson_kfac
 .build/c/train_poisson_kfac "$@"

@@ -11,6 +11,7 @@ scripts/setup.sh
 out=.build-fuzz
 swift build -c release -q --scratch-path "$out" --product kfacpinn \
     -Xswiftc -sanitize=fuzzer,address
+scripts/soname-link.sh "$out/release"
 clang -g -O1 -fsanitize=fuzzer,address -Iinclude Tests/Fuzz/checkpoint_fuzz.c -o "$out/checkpoint_fuzz" \
     -L"$out/release" -lkfacpinn -Wl,-rpath,"$PWD/$out/release"
 corpus=$out/corpus

@@ -88,7 +88,12 @@ PREAMBLE = """\
  *         return 1;
  *     }
  *
- * Build, with KFP the absolute path of a kfacpinn checkout built by `swift build -c release`
+ * Build against an installation (scripts/install.sh --prefix DIR, with DIR/lib/pkgconfig on
+ * PKG_CONFIG_PATH; CMake: find_package(kfacpinn), target kfacpinn::kfacpinn):
+ *
+ *     cc prog.c $(pkg-config --cflags --libs kfacpinn)
+ *
+ * or, with KFP the absolute path of a kfacpinn checkout built by `swift build -c release`
  * (the rpath makes the program find the library from any directory):
  *
  *     cc prog.c -I"$KFP/include" -L"$KFP/.build/release" -lkfacpinn -Wl,-rpath,"$KFP/.build/release"

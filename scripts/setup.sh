@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what kfacpinn needs and is missing: OpenBLAS + LAPACKE (Debian
-# packages), OpenMPI for data-parallel training (libkfacpinn_mpi.so) and, for the Python
-# binding and its tests, numpy, pytest and mpi4py.
+# packages), OpenMPI for data-parallel training (libkfacpinn_mpi.so), pkg-config and CMake for
+# the install checks and, for the Python binding and its tests, numpy, pytest and mpi4py.
 set -euo pipefail
 missing=()
-for pkg in libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin; do
+for pkg in libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin pkgconf cmake; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the layering check, Swift tests, the header check, C programs (compiled with
 # -Wall -Wextra -Werror, then run; the MPI example on two processes) and the Python binding's
-# tests (data-parallel ones on two MPI processes).
+# tests (data-parallel ones on two MPI processes), then installs as each language's users do
+# (scripts/check-install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,6 +11,7 @@ python3 scripts/check-layers.py
 echo "== build"
 swift build -c release -q
 test -f .build/release/libkfacpinn.so
+scripts/soname-link.sh
 echo "== Swift tests"
 # Release build with testing enabled (the training tests need optimised code), in its own folder.
 swift test -c release -Xswiftc -enable-testing --scratch-path .build-tests -q --disable-xctest 2>&1 | grep -vE "^◇"
@@ -39,3 +41,5 @@ scripts/build-mpi.sh examples/mpi_train.c .build/c/mpi_train
 timeout 600 mpirun --allow-run-as-root --oversubscribe -np 2 .build/c/mpi_train 60 200 50
 echo "== Python tests"
 python3 -m pytest -q bindings/python/tests
+echo "== install (pip, pkg-config, CMake, SwiftPM)"
+scripts/check-install.sh

@@ -939,6 +939,102 @@ static void test_randomized(void) {
     kfp_optimizer_free(opt); kfp_net_free(net); kfp_batch_free(batch); kfp_operator_free(op); kfp_problem_free(problem);
 }
 
+/* Communicators standing in for a second process: "mirrored" (the other process holds the same
+ * values: a sum doubles them), failing, or gathering another setup's hash. */
+static int32_t mirrored_sum(void *context, double *buffer, int64_t count) {
+    (void)context;
+    for (int64_t i = 0; i < count; i++) buffer[i] *= 2;
+    return 0;
+}
+
+static int32_t mirrored_gather(void *context, const double *send, int64_t count, double *receive) {
+    const double *other = context;   /* NULL: the same values as this process */
+    for (int64_t i = 0; i < count; i++) {
+        receive[i] = send[i];
+        receive[count + i] = other ? other[i] : send[i];
+    }
+    return 0;
+}
+
+static int32_t failing_sum(void *context, double *buffer, int64_t count) {
+    (void)context; (void)buffer; (void)count;
+    return 7;
+}
+
+static kfp_communicator two_processes(kfp_allreduce_sum_function sum, void *context) {
+    kfp_communicator c = {sizeof(kfp_communicator), context, 0, 2, sum, mirrored_gather};
+    return c;
+}
+
+static void test_communicator(void) {
+    kfp_operator *op = NULL;
+    kfp_net *net = NULL, *reference_net = NULL;
+    kfp_optimizer *opt = NULL, *reference = NULL, *spring = NULL;
+    const int64_t widths[] = {2, 8, 1};
+    EXPECT(kfp_operator_create_poisson(2, &op) == KFP_OK && kfp_net_create(widths, 3, NULL, NULL, 1, &net) == KFP_OK &&
+               kfp_net_create(widths, 3, NULL, NULL, 1, &reference_net) == KFP_OK &&
+               kfp_optimizer_create_kfac(net, op, &opt) == KFP_OK && kfp_optimizer_create_kfac(reference_net, op, &reference) == KFP_OK &&
+               kfp_optimizer_create_spring(net, op, &spring) == KFP_OK,
+           "%s", kfp_last_error());
+    kfp_communicator good = two_processes(mirrored_sum, NULL), bad = good;
+    EXPECT_ERROR(kfp_optimizer_set_communicator(NULL, &good), KFP_ERROR_NULL_POINTER, "optimizer");
+    bad.size = 8;
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_INVALID_ARGUMENT, "comm->size");
+    bad = good; bad.rank = 2;
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_INVALID_ARGUMENT, "rank 2 of 2");
+    bad = good; bad.num_ranks = 0; bad.rank = 0;
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_INVALID_ARGUMENT, "rank 0 of 0");
+    bad = good; bad.allgather = NULL;
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_NULL_POINTER, "allgather");
+    bad = two_processes(failing_sum, NULL);
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_COMMUNICATION, "returned 7");
+    const double other_hash[2] = {1, 2};
+    bad = two_processes(mirrored_sum, (void *)other_hash);
+    EXPECT_ERROR(kfp_optimizer_set_communicator(opt, &bad), KFP_ERROR_COMMUNICATION, "differ");
+    int32_t rank = -1, ranks = -1;
+    EXPECT(kfp_optimizer_rank(opt, &rank, &ranks) == KFP_OK && rank == 0 && ranks == 1, "after the refusals: rank %d of %d", rank, ranks);
+    EXPECT_ERROR(kfp_optimizer_rank(opt, NULL, &ranks), KFP_ERROR_NULL_POINTER, "out_rank");
+    EXPECT_ERROR(kfp_optimizer_set_communicator(spring, &good), KFP_ERROR_INVALID_ARGUMENT, "kernel");
+    EXPECT(kfp_optimizer_set_communicator(opt, &good) == KFP_OK && kfp_optimizer_rank(opt, &rank, &ranks) == KFP_OK &&
+               rank == 0 && ranks == 2, "%s; rank %d of %d", kfp_last_error(), rank, ranks);
+
+    /* Two mirrored processes with a batch each take the steps of one process with the batch twice. */
+    enum { N = 30, M = 12 };
+    double x[2 * N * 2], f[2 * N], xb[2 * M * 2], gb[2 * M];
+    for (int k = 0; k < N; k++) {
+        x[2 * k] = (k + 0.5) / N;
+        x[2 * k + 1] = fmod(0.37 * k + 0.11, 1.0);
+        f[k] = sin(3 * x[2 * k]) * x[2 * k + 1];
+    }
+    for (int k = 0; k < M; k++) {
+        xb[2 * k] = k % 2;
+        xb[2 * k + 1] = (k + 0.5) / M;
+        gb[k] = 0.1 * k;
+    }
+    memcpy(x + 2 * N, x, sizeof(double) * 2 * N);
+    memcpy(f + N, f, sizeof(double) * N);
+    memcpy(xb + 2 * M, xb, sizeof(double) * 2 * M);
+    memcpy(gb + M, gb, sizeof(double) * M);
+    kfp_batch *batch = NULL, *doubled = NULL;
+    EXPECT(kfp_batch_create(x, f, N, xb, gb, M, 2, &batch) == KFP_OK && kfp_batch_create(x, f, 2 * N, xb, gb, 2 * M, 2, &doubled) == KFP_OK,
+           "%s", kfp_last_error());
+    double stats[KFP_STAT_COUNT], theta[33], expected[33];
+    for (int k = 0; k < 3; k++) {
+        EXPECT(kfp_optimizer_step(opt, net, batch, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+        EXPECT(kfp_optimizer_step(reference, reference_net, doubled, stats, KFP_STAT_COUNT) == KFP_OK, "%s", kfp_last_error());
+    }
+    EXPECT(kfp_net_get_params(net, theta, 33) == KFP_OK && kfp_net_get_params(reference_net, expected, 33) == KFP_OK, "%s", kfp_last_error());
+    double scale = 0;
+    for (int i = 0; i < 33; i++) scale = fmax(scale, fabs(expected[i]));
+    EXPECT(max_abs_diff(theta, expected, 33) <= 1e-12 * scale, "max |theta_2 - theta_1| = %g (scale %g)",
+           max_abs_diff(theta, expected, 33), scale);
+    EXPECT(kfp_optimizer_set_communicator(opt, NULL) == KFP_OK && kfp_optimizer_rank(opt, &rank, &ranks) == KFP_OK && ranks == 1,
+           "%s", kfp_last_error());
+    kfp_batch_free(batch); kfp_batch_free(doubled);
+    kfp_optimizer_free(opt); kfp_optimizer_free(reference); kfp_optimizer_free(spring);
+    kfp_net_free(net); kfp_net_free(reference_net); kfp_operator_free(op);
+}
+
 int main(void) {
     test_library();
     test_network();
@@ -950,6 +1046,7 @@ int main(void) {
     test_inverse();
     test_spring();
     test_randomized();
+    test_communicator();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

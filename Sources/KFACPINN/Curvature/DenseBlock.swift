@@ -19,13 +19,19 @@ final class DenseBlock {
     /// (row-major, leading dimension `ld`); β = 0 before the first commit. In a data-parallel run
     /// (`group` over several processes) J̃ᵀJ̃ is summed over the processes' rows (upper triangles).
     func update(jacobian J: UnsafePointer<Double>, rows: Int, ld: Int, ema: Double, group: ProcessGroup) throws {
-        let p = range.count, beta = hasGramian ? ema : 0, G = try candidate.reserve(p * p)
+        let p = range.count, beta = hasGramian ? ema : 0
         guard group.isDistributed else {
+            let G = try candidate.reserve(p * p)
             if beta > 0 { G.update(from: gramian.pointer, count: p * p) }
             BLAS.syrk(trans: true, n: p, k: rows, alpha: 1 - beta, a: J + range.lowerBound, lda: ld, beta: beta, c: G, ldc: p)
             return
         }
-        let sums = try packed.reserve(UpperTriangle.count(p))
+        // Work space that any process may fail to get: agreed on before the sum.
+        var G = candidate.pointer, sums = packed.pointer
+        try group.agree {
+            G = try candidate.reserve(p * p)
+            sums = try packed.reserve(UpperTriangle.count(p))
+        }
         try group.sum(sums, count: UpperTriangle.count(p)) {
             if rows == 0 { G.update(repeating: 0, count: p * p) }
             BLAS.syrk(trans: true, n: p, k: rows, a: J + range.lowerBound, lda: ld, c: G, ldc: p)

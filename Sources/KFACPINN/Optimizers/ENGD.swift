@@ -210,7 +210,11 @@ public final class ENGD: Optimizer, OptionTable, GuardedOptimizer {
         case .diagonal:
             let beta = hasDiagonal ? options.ema : 0
             // diag(G_batch)_i = Σ_k J̃_ki², accumulated row by row.
-            let batchDiagonal = try solution.reserve(D), diag = try diagonalCandidate.reserve(D)
+            var batchDiagonal = solution.pointer, diag = diagonalCandidate.pointer
+            try loss.group.agree {
+                batchDiagonal = try solution.reserve(D)
+                diag = try diagonalCandidate.reserve(D)
+            }
             try loss.group.sum(batchDiagonal, count: D) {
                 batchDiagonal.update(repeating: 0, count: D)
                 for k in 0..<rows {

@@ -75,20 +75,21 @@ public struct TrainingOptions: Sendable {
 }
 
 /// Trains `optimizer`'s network on `problem` (docs/math.md §1 loss on seeded batches), logging
-/// every `logEvery` steps.
-///
-/// Data-parallel (an optimizer with a communicator of P processes, §13): every process calls
-/// `train` with the same problem and options; the batch sizes are per process, and each process
-/// trains on its part of the batch of P·N_Ω and P·N_∂ points that one process would draw from the
-/// seed, so that a run of P processes takes the steps of one process with P times the points.
-/// The training time is the processes' mean, a callback's stop stops every process, and only
-/// rank 0 writes the checkpoint (a resume reads it on every process: a shared file system). `callback` sees each record as it is made (after a resume, the saved
+/// every `logEvery` steps. `callback` sees each record as it is made (after a resume, the saved
 /// ones first) and returns false to stop. Returns the log. Deterministic for fixed seeds and
 /// thread count, across checkpoints and resumes. A failing step throws after the last good step
 /// has been logged (to the callback and the CSV file) and checkpointed; the network and the
 /// optimizer are then as after that step, or, when the step reports divergence, as before it
 /// (the checkpoint then holds the run before the undone step). `progress` holds the steps that
 /// stand, also after a throw.
+///
+/// Data-parallel (an optimizer with a communicator of P processes, §13): every process calls
+/// `train` with the same problem and options; the batch sizes are per process, and each process
+/// trains on its part of the batch of P·N_Ω and P·N_∂ points that one process would draw from the
+/// seed, so that a run of P processes takes the steps of one process with P times the points.
+/// The training time is the processes' mean, a callback's stop stops every process, only rank 0
+/// writes the checkpoint (a resume reads it on every process: a shared file system), and a
+/// failure on any process (a file, memory) ends the call on every process.
 @discardableResult
 public func train(_ optimizer: any Optimizer, on problem: Problem, options: TrainingOptions = TrainingOptions(),
                   progress: TrainingProgress? = nil, callback: ((TrainingRecord) -> Bool)? = nil) throws -> [TrainingRecord] {
@@ -131,21 +132,25 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     }
     progress?.steps = run.step
     // Errors against the exact solution, when the problem has one (else NaN in the log).
-    let evaluation = problem.hasExactSolution
-        ? try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed) : nil
+    var evaluation: Problem.EvaluationSet? = nil
+    var csv: UnsafeMutablePointer<FILE>? = nil
+    defer { if let csv { fclose(csv) } }
+    try group.agree {
+        if problem.hasExactSolution {
+            evaluation = try problem.evaluationSet(count: options.evaluationPoints ?? 10 * n, seed: options.evaluationSeed)
+        }
+        if let path = options.csvPath {
+            guard let f = fopen(path, "w") else {
+                throw KFPError.invalidArgument("cannot write the log to '\(path)': \(String(cString: strerror(errno)))")
+            }
+            csv = f
+            fputs((TrainingRecord.columns + coefficients.entries.map { "coef_\($0.name)" }).joined(separator: ",") + "\n", f)
+        }
+    }
     func currentErrors() throws -> (l2: Double, relativeL2: Double) {
         guard let evaluation else { return (.nan, .nan) }
         return try problem.errors(net, on: evaluation)
     }
-    var csv: UnsafeMutablePointer<FILE>? = nil
-    if let path = options.csvPath {
-        guard let f = fopen(path, "w") else {
-            throw KFPError.invalidArgument("cannot write the log to '\(path)': \(String(cString: strerror(errno)))")
-        }
-        csv = f
-        fputs((TrainingRecord.columns + coefficients.entries.map { "coef_\($0.name)" }).joined(separator: ",") + "\n", f)
-    }
-    defer { if let csv { fclose(csv) } }
     var records: [TrainingRecord] = []
     var stopped = false
     // The log a checkpoint keeps: the records of step 0, 1 and every logEvery steps (not those
@@ -160,8 +165,10 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
     run.records = []
     for record in saved { log(record) }
     func saveCheckpoint() throws {
-        guard let path = options.checkpointPath, group.rank == 0 else { return }
-        try ArchiveFile.write(try trainingCheckpoint(optimizer, data: data, run: run), to: path)
+        guard let path = options.checkpointPath else { return }
+        try group.agree {
+            if group.rank == 0 { try ArchiveFile.write(try trainingCheckpoint(optimizer, data: data, run: run), to: path) }
+        }
     }
     var batch = try sampleBatch(step: run.step)
     if run.step == 0 && records.isEmpty {
@@ -169,7 +176,8 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         let loss = try PINNLoss(network: net, operator: (optimizer as? any CheckpointableOptimizer)?.loss.op ?? problem.op)
         loss.group = group
         let initial = try loss.loss(batch)
-        let errors = try currentErrors()
+        var errors = (l2: Double.nan, relativeL2: Double.nan)
+        try group.agree { errors = try currentErrors() }
         log(TrainingRecord(step: 0, seconds: 0, loss: initial.total, lossInterior: initial.interior,
                            lossBoundary: initial.boundary, l2Error: errors.l2, relativeL2Error: errors.relativeL2, stepSize: 0,
                            coefficients: coefficients.values))
@@ -216,7 +224,9 @@ public func train(_ optimizer: any Optimizer, on problem: Problem, options: Trai
         let last = run.step == options.steps || run.seconds >= (options.seconds ?? .infinity)
         let scheduled = run.step == 1 || run.step % options.logEvery == 0
         if scheduled || last {
-            log(try record(stats), scheduled: scheduled)
+            var made: TrainingRecord? = nil
+            try group.agree { made = try record(stats) }
+            log(made!, scheduled: scheduled)
             unlogged = nil
         }
         if options.checkpointEvery > 0 && run.step % options.checkpointEvery == 0 { try saveCheckpoint() }

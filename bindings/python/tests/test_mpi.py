@@ -25,10 +25,20 @@ def test_two_ranks_take_the_steps_of_one_process_with_all_points():
     run = mpirun(HERE / "mpi" / "equivalence.py")
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count("ok  ") >= 41, run.stdout
+    assert run.stdout.count("ok  ") >= 42, run.stdout
 
 
 def test_the_example_trains_on_two_ranks():
     run = mpirun(HERE.parent.parent.parent / "examples" / "mpi_train.py", "30", "100")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "parameters identical on all ranks: yes" in run.stdout, run.stdout
+
+
+def test_set_communicator_takes_an_mpi_communicator_or_none():
+    import kfacpinn as kp
+    net = kp.MLP([2, 8, 1], seed=1)
+    opt = kp.KFAC(net, kp.Operator.poisson(2))
+    with pytest.raises(kp.InputError, match="MPIComm"):
+        opt.set_communicator(42)
+    opt.set_communicator(None)
+    assert opt.rank == (0, 1)

@@ -1,7 +1,9 @@
 """Run under `mpirun -np 2`: two ranks with half the points each take the steps of one process
 with all the points (docs/math.md §13), for every optimizer that trains data-parallel, with a
-fixed batch and with a new batch every step; and a failure on one rank ends the call on both
-with the same status. Prints one line per check on rank 0 and exits non-zero on a failure."""
+fixed batch and with a new batch every step; and a failure on one rank (a non-finite value,
+memory) ends the call on both with the same status. Prints one line per check on rank 0 and
+exits non-zero on a failure."""
+import resource
 import sys
 
 import numpy as np
@@ -80,6 +82,21 @@ opt = kp.KFAC(net, prob.operator)
 opt.set_communicator(comm)
 statuses = world.allgather(status_of(lambda: kp.train(net, prob, opt, steps=3, n_interior=16, n_boundary=8, progress=False)))
 report("a non-finite source on one rank", statuses[0] != kp.OK and len(set(statuses)) == 1, f"statuses {statuses}")
+
+# Rank 1 cannot have the memory of ENGD's Jacobian rows (3500 x 10065 values, 282 MB, under an
+# address-space limit 150 MB above its present size): both ranks end with OUT_OF_MEMORY.
+prob = kp.Problem("poisson5d_cos")
+net = kp.MLP(prob.network_widths("medium"), seed=0)
+opt = kp.ENGD(net, prob.operator, variant="diagonal")
+opt.set_communicator(comm)
+limit = resource.getrlimit(resource.RLIMIT_AS)
+if rank == 1:
+    size_now = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (size_now + (150 << 20), limit[1]))
+status = status_of(lambda: kp.train(net, prob, opt, steps=2, n_interior=3000, n_boundary=500, progress=False))
+resource.setrlimit(resource.RLIMIT_AS, limit)
+statuses = world.allgather(status)
+report("out of memory on one rank", statuses == [kp._abi.ERROR_OUT_OF_MEMORY] * size, f"statuses {statuses}")
 
 # Different options on the ranks: set_communicator refuses on both.
 net = kp.MLP([2, 8, 1], seed=1)

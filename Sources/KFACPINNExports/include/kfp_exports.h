@@ -1,0 +1,1 @@
+/* The exports target has no declarations of its own (see exports.c). */

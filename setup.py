@@ -1,0 +1,45 @@
+"""Builds the shared libraries into the kfacpinn package (configuration: pyproject.toml).
+
+`build_py` runs `swift build -c release --product kfacpinn` in this checkout and copies
+libkfacpinn.so into the package, and libkfacpinn_mpi.so (bindings/mpi) when OpenMPI's mpicc is
+there; the distribution counts as binary, so a wheel is tagged for this platform. The version is
+the library's (Sources/KFACPINN/Version.swift).
+"""
+import pathlib
+import re
+import shutil
+import subprocess
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+ROOT = pathlib.Path(__file__).resolve().parent
+
+
+def version():
+    text = (ROOT / "Sources" / "KFACPINN" / "Version.swift").read_text()
+    return ".".join(re.search(rf"static let {k} = (\d+)", text).group(1) for k in ("major", "minor", "patch"))
+
+
+class BuildWithLibraries(build_py):
+    def run(self):
+        super().run()
+        subprocess.run(["swift", "build", "-c", "release", "--product", "kfacpinn"], cwd=ROOT, check=True)
+        target = pathlib.Path(self.build_lib) / "kfacpinn"
+        target.mkdir(parents=True, exist_ok=True)
+        library = ROOT / ".build" / "release" / "libkfacpinn.so"
+        shutil.copy2(library, target / "libkfacpinn.so")
+        if shutil.which("mpicc"):
+            subprocess.run(["mpicc", "-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
+                            f"-I{ROOT / 'include'}", str(ROOT / "bindings" / "mpi" / "kfacpinn_mpi.c"),
+                            "-o", str(target / "libkfacpinn_mpi.so"), "-Wl,-soname,libkfacpinn_mpi.so",
+                            f"-L{library.parent}", "-lkfacpinn"], check=True)
+
+
+class BinaryDistribution(Distribution):
+    def has_ext_modules(self):
+        return True
+
+
+setup(version=version(), cmdclass={"build_py": BuildWithLibraries}, distclass=BinaryDistribution)
