@@ -37,9 +37,14 @@ def run(problem, size, probes, seconds, csv, damping):
         prob.operator.randomized(probes=probes, seed=0)
     net = kp.MLP(prob.network_widths(size), seed=0)
     opt = kp.KFAC(net, prob.operator, damping=damping, ema=0.93, step="auto")
-    log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, resample_every=1, log_every=10, seed=0,
-                   csv=csv, progress=False)
-    return log, net.num_params, prob.operator.estimator
+    try:
+        log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, resample_every=1, log_every=10, seed=0,
+                       csv=csv, progress=False)
+        stop = ""
+    except kp.Error as error:   # the log up to the last good step, and why the run stopped
+        log, stop = error.history, f"stopped: {type(error).__name__}"
+        print(f"{problem}: {error}", flush=True)
+    return log, net.num_params, stop
 
 
 def main():
@@ -72,12 +77,12 @@ def main():
     logs = {}
     for problem, size, probes, label in runs:
         tag = f"{problem}_{size}_{'exact' if probes is None else 'randomized'}"
-        log, D, _ = run(problem, size, probes, seconds, str(out / f"{tag}.csv"), args.damping)
+        log, D, stop = run(problem, size, probes, seconds, str(out / f"{tag}.csv"), args.damping)
         logs.setdefault(problem, {})[label] = log
         steps, t = int(log["step"][-1]), log["seconds"]
         quarter = log["relative_l2_error"][min(range(len(t)), key=lambda i: abs(t[i] - seconds / 4))]
-        lines.append(f"| {problem} | {D} | {label} | {steps} | {t[-1] / max(steps, 1):.3f} | {quarter:.2e} | "
-                     f"{log['relative_l2_error'][-1]:.2e} | {min(log['relative_l2_error']):.2e} |")
+        lines.append(f"| {problem} | {D} | {label} | {steps}{' (' + stop + ')' if stop else ''} | {t[-1] / max(steps, 1):.3f} | "
+                     f"{quarter:.2e} | {log['relative_l2_error'][-1]:.2e} | {min(log['relative_l2_error']):.2e} |")
         print(lines[-1], flush=True)
     for problem, by_label in logs.items():
         plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized{suffix}.png")

@@ -161,6 +161,21 @@ struct KFACTests {
         }
     }
 
+    @Test("a retry raises the damping to at least 1e-10 times the largest factor diagonal")
+    func retryDampingIsRelativeToTheFactors() throws {
+        // Layer 1's B factor: diagonal 1e8 and one eigenvalue −1e-3 (−1e-11 relative: rounding
+        // level). From λ = 1e-14, four tenfold retries reach 1e-10 and fail; the relative floor
+        // 1e-10 · 1e8 = 1e-2 cures it at the first retry.
+        let net = try MLP(widths: [2, 5, 4, 1], seed: 3)
+        let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+        try kfac.setOption(.damping, .double(1e-14))
+        try kfac.setOption(.ema, .double(1 - 1e-9))
+        for i in 1..<4 { kfac.blocks[1].state.b1[i * 4 + i] = 1e8 }
+        kfac.blocks[1].state.b1[0] = -1e-3
+        let stats = try kfac.step(try smallBatch(2, interior: 30, boundary: 10, seed: 1))
+        #expect(stats.damping >= 0.99e-2 && stats.damping < 1e-1, "damping used: \(stats.damping)")
+    }
+
     @Test("a failed factorisation of the inverses reports the first failing layer, whether the layers run one after another or at once")
     func failedFactorizationNamesTheFirstLayer() throws {
         let net = try MLP(widths: [2, 5, 4, 3, 1], seed: 3)

@@ -179,6 +179,15 @@ final class KroneckerBlock {
         }
     }
 
+    /// The largest diagonal entry of the candidate's four factors.
+    var largestCandidateDiagonal: Double {
+        var largest = 0.0
+        for (f, n) in [(candidate.a1, columns), (candidate.b1, rows), (candidate.a2, columns), (candidate.b2, rows)] where f.count == n * n {
+            for i in 0..<n { largest = max(largest, f[i * n + i]) }
+        }
+        return largest
+    }
+
     /// Makes the candidate current.
     func commit() { swap(&state, &candidate) }
 }

@@ -213,7 +213,7 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         // Δ = −X, X solving the damped Kronecker sum, per layer: right after the layer's
         // factorisation when the inverses are recomputed. A failed factorisation or a non-finite
         // direction is retried (refactorising) with λ raised tenfold (`withDampingRetries`).
-        stepDamping = try withDampingRetries(options.damping) { lambda, retry in
+        stepDamping = try withDampingRetries(options.damping, retryFloor: { KFAC.relativeRetryDamping * largestFactorDiagonal }) { lambda, retry in
             stepDamping = lambda
             invert = invert || retry
             if invert {
@@ -242,6 +242,14 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         stepCount += 1
         return stats
     }
+
+    /// A retried step's damping is at least this times the largest diagonal entry of the step's
+    /// Kronecker factors (`withDampingRetries`): far above their rounding level (about n·ε
+    /// relative), far below any damping that shapes a step.
+    static let relativeRetryDamping = 1e-10
+
+    /// The largest diagonal entry of the step's candidate factors, over all layers.
+    private var largestFactorDiagonal: Double { blocks.reduce(0) { max($0, $1.largestCandidateDiagonal) } }
 
     /// Whether the layers' factors are computed two layers at a time, each on one thread (each
     /// block has its own work space): with two library threads.

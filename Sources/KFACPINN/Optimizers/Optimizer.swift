@@ -23,9 +23,14 @@ public struct StepStatistics: Sendable, Equatable {
 
 /// Runs `attempt` with damping λ = `damping`; while it fails in a way more damping can cure (a
 /// failed factorisation, a non-finite direction: `.numerical`, `.nonFinite`), again with λ raised
-/// tenfold, at most four times, then reports the last failure as `.numerical`. Returns the λ that
-/// succeeded; `attempt` gets λ and whether it is a retry.
-func withDampingRetries(_ damping: Double, _ attempt: (_ lambda: Double, _ retry: Bool) throws -> Void) throws -> Double {
+/// tenfold, and at least to `retryFloor()`, at most four times, then reports the last failure as
+/// `.numerical`. Returns the λ that succeeded; `attempt` gets λ and whether it is a retry.
+///
+/// `retryFloor` is a damping relative to the curvature's scale: an absolute λ far below the
+/// rounding level of large factors (KFAC*'s adaptive λ may fall to 1e-14) cannot cure their
+/// rounding-level indefiniteness in four tenfold steps.
+func withDampingRetries(_ damping: Double, retryFloor: () -> Double = { 0 },
+                        _ attempt: (_ lambda: Double, _ retry: Bool) throws -> Void) throws -> Double {
     var lambda = damping
     for retry in 0...4 {
         do {
@@ -35,7 +40,7 @@ func withDampingRetries(_ damping: Double, _ attempt: (_ lambda: Double, _ retry
             switch error {
             case .numerical, .nonFinite:
                 guard retry < 4 else { throw KFPError.numerical("\(error) (also with the damping raised to \(lambda))") }
-                lambda *= 10
+                lambda = max(lambda * 10, retryFloor())
             default: throw error
             }
         }
