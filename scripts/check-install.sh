@@ -31,7 +31,15 @@ PY
 (cd "$tmp" && "$tmp/venv/bin/pip" wheel -q --no-deps -w "$tmp/wheel" "$root" 2>&1 | grep -v "^\[notice\]" || true)
 wheel=$(ls "$tmp"/wheel/kfacpinn-"$version"-*.whl)
 python3 -m zipfile -l "$wheel" | grep -q "kfacpinn/libkfacpinn.so" || { echo "the wheel has no libkfacpinn.so"; exit 1; }
-echo "wheel $(basename "$wheel") holds libkfacpinn.so"
+python3 -m venv "$tmp/wheel-venv"
+"$tmp/wheel-venv/bin/pip" install -q "$wheel" 2>&1 | grep -v "^\[notice\]" || true
+(cd / && env -u PYTHONPATH -u KFACPINN_LIBRARY "$tmp/wheel-venv/bin/python" -c '
+import kfacpinn as kp
+net = kp.MLP([2, 16, 1], seed=0)
+loss, gradient = kp.loss_and_gradient(net, kp.Operator.poisson(2), kp.Problem("poisson2d_sin").sample(100, 20))
+assert "wheel-venv" in kp._lib.lib._name and gradient.shape == (net.num_params,)
+print(f"the wheel installed into a fresh environment: kfacpinn {kp.__version__}, loss {loss:.3e} from /")
+')
 
 echo "-- C: scripts/install.sh, pkg-config and CMake consumers"
 "$root/scripts/install.sh" --prefix "$tmp/prefix"
