@@ -1,9 +1,10 @@
 """Builds the shared libraries into the kfacpinn package (configuration: pyproject.toml).
 
-`build_py` runs `swift build -c release --product kfacpinn` in this checkout and copies
-libkfacpinn.so into the package, and libkfacpinn_mpi.so (bindings/mpi) when OpenMPI's mpicc is
-there; the distribution counts as binary, so a wheel is tagged for this platform. The version is
-the library's (Sources/KFACPINN/Version.swift).
+`build_py` builds libkfacpinn.so with the Swift runtime linked in (`swift build -c release
+--product kfacpinn -Xswiftc -static-stdlib`, in .build-dist: the wheel needs no Swift toolchain,
+only OpenBLAS and LAPACKE) and copies it into the package, and libkfacpinn_mpi.so (bindings/mpi)
+when OpenMPI's mpicc is there; the distribution counts as binary, so a wheel is tagged for this
+platform. The version is the library's (Sources/KFACPINN/Version.swift).
 """
 import pathlib
 import re
@@ -25,10 +26,11 @@ def version():
 class BuildWithLibraries(build_py):
     def run(self):
         super().run()
-        subprocess.run(["swift", "build", "-c", "release", "--product", "kfacpinn"], cwd=ROOT, check=True)
+        subprocess.run(["swift", "build", "-c", "release", "--product", "kfacpinn", "-Xswiftc", "-static-stdlib",
+                        "--scratch-path", ".build-dist"], cwd=ROOT, check=True)
         target = pathlib.Path(self.build_lib) / "kfacpinn"
         target.mkdir(parents=True, exist_ok=True)
-        library = ROOT / ".build" / "release" / "libkfacpinn.so"
+        library = ROOT / ".build-dist" / "release" / "libkfacpinn.so"
         shutil.copy2(library, target / "libkfacpinn.so")
         if shutil.which("mpicc"):
             subprocess.run(["mpicc", "-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",

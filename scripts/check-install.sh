@@ -38,6 +38,7 @@ import kfacpinn as kp
 net = kp.MLP([2, 16, 1], seed=0)
 loss, gradient = kp.loss_and_gradient(net, kp.Operator.poisson(2), kp.Problem("poisson2d_sin").sample(100, 20))
 assert "wheel-venv" in kp._lib.lib._name and gradient.shape == (net.num_params,)
+assert "libswiftCore" not in open("/proc/self/maps").read(), "the wheel loads the Swift runtime of a toolchain"
 print(f"the wheel installed into a fresh environment: kfacpinn {kp.__version__}, loss {loss:.3e} from /")
 ')
 
@@ -61,6 +62,7 @@ export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 cc -std=c99 -Wall -Wextra -Werror ../prog.c $(pkg-config --cflags --libs kfacpinn) -o prog
 (cd / && "$tmp/c/prog")
 readelf -d prog | grep -q "NEEDED.*libkfacpinn.so.${version%%.*}\]" || { echo "prog does not need libkfacpinn.so.${version%%.*}"; exit 1; }
+! readelf -d "$tmp/prefix/lib/libkfacpinn.so.$version" | grep -q "NEEDED.*libswift" || { echo "the installed library needs the Swift runtime"; exit 1; }
 mkdir -p "$tmp/cmake" && cd "$tmp/cmake"
 cat > CMakeLists.txt <<'CMAKE'
 cmake_minimum_required(VERSION 3.16)

@@ -7,7 +7,8 @@
 #     DIR/lib/cmake/kfacpinn/kfacpinnConfig.cmake, kfacpinnConfigVersion.cmake
 #     DIR/share/kfacpinn/install_manifest.txt (what --uninstall removes)
 #
-#     scripts/install.sh --prefix DIR        builds (swift build -c release) and installs
+#     scripts/install.sh --prefix DIR        builds (swift build -c release -Xswiftc -static-stdlib,
+#                                            in .build-dist) and installs
 #     scripts/install.sh --prefix DIR --uninstall
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,8 +40,9 @@ fi
 version() { sed -n "s/^#define KFP_VERSION_$1 \([0-9]*\)$/\1/p" "$root/include/kfacpinn.h"; }
 major=$(version MAJOR) minor=$(version MINOR) patch=$(version PATCH)
 full="$major.$minor.$patch"
-(cd "$root" && swift build -c release -q --product kfacpinn)
-lib="$root/.build/release"
+# The Swift runtime linked in (-static-stdlib): the installed library needs no Swift toolchain.
+(cd "$root" && swift build -c release -q --product kfacpinn -Xswiftc -static-stdlib --scratch-path .build-dist)
+lib="$root/.build-dist/release"
 readelf -d "$lib/libkfacpinn.so" | grep -q "SONAME.*\[libkfacpinn.so.$major\]" || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
 files=()
 put() {   # put SOURCE RELATIVE-DESTINATION [mode]
