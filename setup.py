@@ -33,10 +33,8 @@ class BuildWithLibraries(build_py):
         library = ROOT / ".build-dist" / "release" / "libkfacpinn.so"
         shutil.copy2(library, target / "libkfacpinn.so")
         if shutil.which("mpicc"):
-            subprocess.run(["mpicc", "-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
-                            f"-I{ROOT / 'include'}", str(ROOT / "bindings" / "mpi" / "kfacpinn_mpi.c"),
-                            "-o", str(target / "libkfacpinn_mpi.so"), "-Wl,-soname,libkfacpinn_mpi.so",
-                            f"-L{library.parent}", "-lkfacpinn"], check=True)
+            subprocess.run([str(ROOT / "scripts" / "build-mpi.sh"), "--lib", str(library.parent),
+                            "--output", str(target / "libkfacpinn_mpi.so")], check=True)
 
 
 class BinaryDistribution(Distribution):

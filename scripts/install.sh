@@ -74,8 +74,7 @@ PC
 }
 pc kfacpinn "Physics-informed neural networks trained with KFAC (C ABI)" -lkfacpinn
 if command -v mpicc >/dev/null; then
-    mpicc -std=c99 -O2 -fPIC -shared -Wall -Wextra -Werror -I"$root/include" "$root/bindings/mpi/kfacpinn_mpi.c" \
-        -o "$lib/libkfacpinn_mpi.so.$full" -Wl,-soname,"libkfacpinn_mpi.so.$major" -L"$lib" -lkfacpinn
+    "$root/scripts/build-mpi.sh" --lib "$lib" --output "$lib/libkfacpinn_mpi.so.$full" --soname "libkfacpinn_mpi.so.$major"
     put "$lib/libkfacpinn_mpi.so.$full" "lib/libkfacpinn_mpi.so.$full" 755
     rm -f "$lib/libkfacpinn_mpi.so.$full"
     link "libkfacpinn_mpi.so.$full" "lib/libkfacpinn_mpi.so.$major"

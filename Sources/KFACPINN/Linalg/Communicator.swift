@@ -50,10 +50,10 @@ final class ProcessGroup {
     /// The sum over the ranks of the `count` values `local` returns (a few; zeros from a rank
     /// whose `local` failed).
     func sum(count: Int, _ local: () throws -> [Double]) throws -> [Double] {
-        var values = [Double](repeating: 0, count: count), computed: [Double] = []
+        var values = [Double](repeating: 0, count: count)
         try values.withUnsafeMutableBufferPointer { v in
             try sum(v.baseAddress!, count: count) {
-                computed = try local()
+                let computed = try local()
                 precondition(computed.count == count, "a sum over ranks of \(count) values got \(computed.count)")
                 v.baseAddress!.update(from: computed, count: count)
             }
