@@ -19,7 +19,7 @@ if ! diff "$tmp/declared" "$tmp/exported" > "$tmp/diff"; then
     echo "header declarations and exported symbols differ (< header only, > library only):"; cat "$tmp/diff"; exit 1
 fi
 major=$(sed -n 's/^#define KFP_VERSION_MAJOR \([0-9]*\)$/\1/p' include/kfacpinn.h)
-readelf -d .build/release/libkfacpinn.so | grep -q "SONAME.*\[libkfacpinn.so.$major\]" || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
+readelf -d .build/release/libkfacpinn.so | grep -c "SONAME.*\[libkfacpinn.so.$major\]" > /dev/null || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
 scripts/soname-link.sh
 # The header's example, built with its own link line in another directory and run from /.
 python3 - "$tmp/example.c" <<'PY'
@@ -30,5 +30,5 @@ open(sys.argv[1], "w").write("\n".join(l[7:] if l.startswith(" *     ") else "" 
 PY
 link=$(grep -o 'cc prog.c -I"$KFP.*' include/kfacpinn.h | sed 's/^cc prog.c //')
 (cd "$tmp" && KFP="$OLDPWD" eval "cc -std=c99 -Wall -Wextra -Werror example.c $link -o example")
-(cd / && "$tmp/example") | grep -q "L2 error" || { echo "the header's example did not train"; exit 1; }
+(cd / && "$tmp/example") | grep -c "L2 error" > /dev/null || { echo "the header's example did not train"; exit 1; }
 echo "header check: $(wc -l < "$tmp/declared") functions declared and exported; gcc, clang and g++ compile it; its example runs"

@@ -30,7 +30,7 @@ PY
 )
 (cd "$tmp" && "$tmp/venv/bin/pip" wheel -q --no-deps -w "$tmp/wheel" "$root" 2>&1 | grep -v "^\[notice\]" || true)
 wheel=$(ls "$tmp"/wheel/kfacpinn-"$version"-*.whl)
-python3 -m zipfile -l "$wheel" | grep -q "kfacpinn/libkfacpinn.so" || { echo "the wheel has no libkfacpinn.so"; exit 1; }
+python3 -m zipfile -l "$wheel" | grep -c "kfacpinn/libkfacpinn.so" > /dev/null || { echo "the wheel has no libkfacpinn.so"; exit 1; }
 python3 -m venv "$tmp/wheel-venv"
 "$tmp/wheel-venv/bin/pip" install -q "$wheel" 2>&1 | grep -v "^\[notice\]" || true
 (cd / && env -u PYTHONPATH -u KFACPINN_LIBRARY "$tmp/wheel-venv/bin/python" -c '
@@ -61,8 +61,8 @@ export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 [ "$(pkg-config --modversion kfacpinn)" = "$version" ]
 cc -std=c99 -Wall -Wextra -Werror ../prog.c $(pkg-config --cflags --libs kfacpinn) -o prog
 (cd / && "$tmp/c/prog")
-readelf -d prog | grep -q "NEEDED.*libkfacpinn.so.${version%%.*}\]" || { echo "prog does not need libkfacpinn.so.${version%%.*}"; exit 1; }
-! readelf -d "$tmp/prefix/lib/libkfacpinn.so.$version" | grep -q "NEEDED.*libswift" || { echo "the installed library needs the Swift runtime"; exit 1; }
+readelf -d prog | grep -c "NEEDED.*libkfacpinn.so.${version%%.*}\]" > /dev/null || { echo "prog does not need libkfacpinn.so.${version%%.*}"; exit 1; }
+! readelf -d "$tmp/prefix/lib/libkfacpinn.so.$version" | grep -c "NEEDED.*libswift" > /dev/null || { echo "the installed library needs the Swift runtime"; exit 1; }
 mkdir -p "$tmp/cmake" && cd "$tmp/cmake"
 cat > CMakeLists.txt <<'CMAKE'
 cmake_minimum_required(VERSION 3.16)

@@ -43,7 +43,7 @@ full="$major.$minor.$patch"
 # The Swift runtime linked in (-static-stdlib): the installed library needs no Swift toolchain.
 (cd "$root" && swift build -c release -q --product kfacpinn -Xswiftc -static-stdlib --scratch-path .build-dist)
 lib="$root/.build-dist/release"
-readelf -d "$lib/libkfacpinn.so" | grep -q "SONAME.*\[libkfacpinn.so.$major\]" || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
+readelf -d "$lib/libkfacpinn.so" | grep -c "SONAME.*\[libkfacpinn.so.$major\]" > /dev/null || { echo "libkfacpinn.so's SONAME is not libkfacpinn.so.$major"; exit 1; }
 files=()
 put() {   # put SOURCE RELATIVE-DESTINATION [mode]
     install -D -m "${3:-644}" "$1" "$prefix/$2"
