@@ -1,7 +1,9 @@
 """Randomized Taylor mode against the exact second-order term, L2 error over wall-clock time.
 
-poisson100d_sq (huge network, D = 1325057) with KFAC* (its adaptive damping from 1e-6: with a
-fixed damping of 1.2e-10 or 1e-6 the exact run diverged within 50 steps): the exact forward Laplacian (102 Taylor
+poisson100d_sq (huge network, D = 1325057) with KFAC* (its adaptive damping from 1e-6, never
+below `--min-damping`: with a fixed damping of 1.2e-10 or 1e-6 the exact run diverged within 50
+steps; with the adaptive damping free to fall to 1e-14, the d = 1000 run diverged after 700
+steps and the randomized d = 100 run lost its way): the exact forward Laplacian (102 Taylor
 columns per point) and the randomized estimate from s Rademacher probes (s + 2 columns), and
 poisson1000d_sq (randomized, the problem's 16 probes; the exact pass would carry 1002 columns) on
 the `--size-1000d` network. Every run trains a fresh network (seed 0) on the problems' batch sizes
@@ -9,7 +11,8 @@ the `--size-1000d` network. Every run trains a fresh network (seed 0) on the pro
 and writes its log as CSV, a figure (L2 error against time and against steps) and a markdown table.
 
     python3 experiments/randomized.py [--minutes 30] [--probes 16] [--threads 2] [--size-1000d big]
-                                      [--damping 1e-6] [--runs exact100,random100,random1000]
+                                      [--damping 1e-6] [--min-damping 1e-6]
+                                      [--runs exact100,random100,random1000]
                                       [--out experiments/results]
 
 `--runs` picks a subset (the table then goes to randomized_<runs>.md), so that runs with one
@@ -28,7 +31,7 @@ import kfacpinn as kp  # noqa: E402
 from reproduce import cpu, plot  # noqa: E402
 
 
-def run(problem, size, probes, seconds, csv, damping):
+def run(problem, size, probes, seconds, csv, damping, min_damping):
     """KFAC* (adaptive damping) on `problem`; probes None: exact, 0: the problem's own estimator."""
     prob = kp.Problem(problem)
     if probes is None:
@@ -36,7 +39,7 @@ def run(problem, size, probes, seconds, csv, damping):
     elif probes > 0:
         prob.operator.randomized(probes=probes, seed=0)
     net = kp.MLP(prob.network_widths(size), seed=0)
-    opt = kp.KFAC(net, prob.operator, damping=damping, ema=0.93, step="auto")
+    opt = kp.KFAC(net, prob.operator, damping=damping, ema=0.93, step="auto", min_damping=min_damping)
     try:
         log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, resample_every=1, log_every=10, seed=0,
                        csv=csv, progress=False)
@@ -54,6 +57,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size-1000d", default="big")
     parser.add_argument("--damping", type=float, default=1e-6, help="KFAC*'s initial damping")
+    parser.add_argument("--min-damping", type=float, default=1e-6, help="lower bound of KFAC*'s adaptive damping")
     parser.add_argument("--runs", default="exact100,random100,random1000", help="comma-separated subset of the runs")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     args = parser.parse_args()
@@ -70,14 +74,14 @@ def main():
         parser.error(f"--runs takes names from {', '.join(all_runs)}, got {args.runs!r}")
     runs = [all_runs[name] for name in names]
     suffix = "" if names == list(all_runs) else "_" + "_".join(names)
-    lines = [f"KFAC* (adaptive damping from {args.damping:g}, ema 0.93), {args.minutes:g} min of training per run, 100 + 50 points drawn anew "
+    lines = [f"KFAC* (adaptive damping from {args.damping:g}, at least {args.min_damping:g}, ema 0.93), {args.minutes:g} min of training per run, 100 + 50 points drawn anew "
              f"every step, {args.threads} thread(s), {cpu()}.", "",
              "| problem | D | second-order term | steps | s/step | rel. L2 at 1/4 time | rel. L2 at the end | lowest rel. L2 |",
              "|---|---|---|---|---|---|---|---|"]
     logs = {}
     for problem, size, probes, label in runs:
         tag = f"{problem}_{size}_{'exact' if probes is None else 'randomized'}"
-        log, D, stop = run(problem, size, probes, seconds, str(out / f"{tag}.csv"), args.damping)
+        log, D, stop = run(problem, size, probes, seconds, str(out / f"{tag}.csv"), args.damping, args.min_damping)
         logs.setdefault(problem, {})[label] = log
         steps, t = int(log["step"][-1]), log["seconds"]
         quarter = log["relative_l2_error"][min(range(len(t)), key=lambda i: abs(t[i] - seconds / 4))]

@@ -535,6 +535,10 @@ typedef enum kfp_option {
     KFP_OPT_NORM_CONSTRAINT = 209,
     /// int >= 1: rank k of the Nystrom sketch (ENGD and SPRING variant "nystrom"; k <= the batch's residuals).
     KFP_OPT_RANK = 210,
+    /// double > 0, default 1e-14: lower bound of the adaptive damping rule (KFAC*). The rule
+    /// measures each step's reduction ratio on the step's own batch; with a batch much smaller
+    /// than the network (or a randomized operator) the damping falls to this bound.
+    KFP_OPT_MIN_DAMPING = 211,
     /// double in [0, 1): first-moment decay beta1 (Adam).
     KFP_OPT_BETA1 = 300,
     /// double in [0, 1): second-moment decay beta2 (Adam).

@@ -11,7 +11,9 @@ struct KFACTests {
                                 (.damping, .double(.nan)), (.ema, .double(1)), (.ema, .double(-0.1)),
                                 (.momentum, .double(1.5)), (.learningRate, .double(0)), (.factorPeriod, .int(0)),
                                 (.inversePeriod, .int(-2)), (.stepRule, .string("newton")), (.damping, .string("x")),
-                                (.approximation, .string("diagonal")), (.factorInitialization, .string("random"))] {
+                                (.approximation, .string("diagonal")), (.factorInitialization, .string("random")),
+                                (.minDamping, .double(0)), (.minDamping, .double(-1e-8)), (.minDamping, .double(.infinity)),
+                                (.minDamping, .double(1e9))] {
             #expect(throws: KFPError.self, "\(option) = \(value)") { try kfac.setOption(option, value) }
         }
         #expect(kfac.options == before)
@@ -136,6 +138,28 @@ struct KFACTests {
             branches.insert(rho < 0.25 ? "raised" : rho > 0.75 ? "lowered" : "kept")
         }
         #expect(branches.isSuperset(of: ["rejected", "lowered"]), "branches seen: \(branches)")
+    }
+
+    @Test("the adaptive damping never falls below min_damping, and the bound is what stops its fall")
+    func adaptiveDampingFloor() throws {
+        // A batch of 6 + 4 points for 61 parameters: each step fits its batch, ρ stays near 1 and λ
+        // falls by 1.5 per step until the floor.
+        func run(minDamping: Double?) throws -> [Double] {
+            let net = try MLP(widths: [2, 6, 6, 1], seed: 4)
+            let kfac = try KFAC(network: net, operator: try Operator.poisson(dimension: 2))
+            try kfac.setOption(.stepRule, .string("auto"))
+            try kfac.setOption(.damping, .double(1e-3))
+            if let minDamping { try kfac.setOption(.minDamping, .double(minDamping)) }
+            return try (0..<60).map { step in
+                _ = try kfac.step(try Poisson2D.batch(interior: 6, boundary: 4, seed: UInt64(step)))
+                return kfac.options.damping
+            }
+        }
+        let free = try run(minDamping: nil), floored = try run(minDamping: 1e-6)
+        #expect(free.min()! < 1e-7, "without a bound λ only fell to \(free.min()!)")
+        #expect(floored.min()! == 1e-6, "with min_damping 1e-6 λ reached \(floored.min()!)")
+        #expect(try KFAC(network: try MLP(widths: [2, 3, 1], seed: 1), operator: try Operator.poisson(dimension: 2))
+                    .option(.minDamping) == .double(1e-14))
     }
 
     @Test("a failed factorisation is retried with the damping raised tenfold, up to four times, then reported")

@@ -39,6 +39,10 @@ import Synchronization
     case KFP_OPT_NORM_CONSTRAINT = 209
     /// int >= 1: rank k of the Nystrom sketch (ENGD and SPRING variant "nystrom"; k <= the batch's residuals).
     case KFP_OPT_RANK = 210
+    /// double > 0, default 1e-14: lower bound of the adaptive damping rule (KFAC*). The rule
+    /// measures each step's reduction ratio on the step's own batch; with a batch much smaller
+    /// than the network (or a randomized operator) the damping falls to this bound.
+    case KFP_OPT_MIN_DAMPING = 211
     /// double in [0, 1): first-moment decay beta1 (Adam).
     case KFP_OPT_BETA1 = 300
     /// double in [0, 1): second-moment decay beta2 (Adam).
@@ -99,6 +103,7 @@ extension OptimizerOption {
         case .dampingRule: return .KFP_OPT_DAMPING_RULE
         case .normConstraint: return .KFP_OPT_NORM_CONSTRAINT
         case .rank: return .KFP_OPT_RANK
+        case .minDamping: return .KFP_OPT_MIN_DAMPING
         case .beta1: return .KFP_OPT_BETA1
         case .beta2: return .KFP_OPT_BETA2
         case .epsilon: return .KFP_OPT_EPSILON

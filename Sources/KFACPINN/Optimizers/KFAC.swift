@@ -49,11 +49,16 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         public var factorInitialization = FactorInitialization.identity
         public var approximation = KroneckerApproximation.expand
         public var dampingRule = DampingRule.adaptive
+        /// Lower bound λ_min > 0 of the adaptive damping rule.
+        public var minDamping = 1e-14
 
         public init() {}
 
         func validate() throws {
             try requireDamping(damping)
+            guard minDamping.isFinite, minDamping > 0, minDamping <= KFAC.maxDamping else {
+                throw KFPError.invalidArgument("min_damping must lie in (0, \(KFAC.maxDamping)], got \(minDamping)")
+            }
             try requireUnitInterval(ema, "ema")
             try requireUnitInterval(momentum, "momentum")
             try requireLearningRate(learningRate)
@@ -137,7 +142,8 @@ public final class KFAC: Optimizer, OptionTable, GuardedOptimizer {
         [.damping: .double(\.damping), .ema: .double(\.ema), .momentum: .double(\.momentum),
          .learningRate: .double(\.learningRate), .factorPeriod: .int(\.factorPeriod), .inversePeriod: .int(\.inversePeriod),
          .stepRule: .choice(\.stepRule, "step rule"), .factorInitialization: .choice(\.factorInitialization, "factor initialisation"),
-         .approximation: .choice(\.approximation, "Kronecker approximation"), .dampingRule: .choice(\.dampingRule, "damping rule")]
+         .approximation: .choice(\.approximation, "Kronecker approximation"), .dampingRule: .choice(\.dampingRule, "damping rule"),
+         .minDamping: .double(\.minDamping)]
     }
 
     /// One KFAC (or KFAC*) step on `batch`. On a thrown error (dimension mismatch, a

@@ -57,7 +57,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     // Curvature.
     case damping, ema, factorPeriod = "factor_period", inversePeriod = "inverse_period"
     case factorInitialization = "factor_init", approximation, variant, maxParameters = "max_parameters", rank
-    case dampingRule = "damping_rule", normConstraint = "norm_constraint"
+    case dampingRule = "damping_rule", normConstraint = "norm_constraint", minDamping = "min_damping"
     // Adaptive moments.
     case beta1, beta2, epsilon
     // Iteration limits.
@@ -84,7 +84,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
     /// The values every optimizer accepts for this option (string options: `.none`).
     public var range: Range {
         switch self {
-        case .learningRate, .damping, .epsilon, .normConstraint: return .positive
+        case .learningRate, .damping, .epsilon, .normConstraint, .minDamping: return .positive
         case .momentum, .ema, .beta1, .beta2: return .unitInterval
         case .nesterov: return .flag
         case .factorPeriod, .inversePeriod, .maxParameters, .history, .maxEvaluations, .maxCGIterations, .rank: return .atLeastOne
@@ -110,6 +110,7 @@ public enum OptimizerOption: String, CaseIterable, Sendable {
         case .rank: return "rank k of the Nystrom sketch of the sample-space kernel (nystrom variants)"
         case .maxParameters: return "largest Gramian block ENGD forms; larger networks are refused"
         case .dampingRule: return "fixed, or adaptive: KFAC* adapts the damping from each step's reduction ratio (Levenberg-Marquardt)"
+        case .minDamping: return "lower bound of the adaptive damping rule (KFAC*)"
         case .beta1: return "Adam's first-moment decay"
         case .beta2: return "Adam's second-moment decay"
         case .epsilon: return "Adam's denominator offset"

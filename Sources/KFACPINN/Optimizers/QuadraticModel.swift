@@ -11,12 +11,15 @@ import CKernels
 /// With the adaptive damping rule (Martens & Grosse §6.5), the loss L⁺ after the step on the same
 /// batch gives the reduction ratio ρ = (L⁺ − L) / (M(δ) − M(0)) of the undamped model,
 /// M(δ) − M(0) = ½ bᵀ(α, μ) − ½ λ‖δ‖²;
-/// λ ← ω λ if ρ < 1/4, λ ← λ / ω if ρ > 3/4 (ω = 3/2, λ kept in `dampingRange`); a step with
-/// L⁺ ≥ L (or not finite) is not taken and λ ← 10 λ. λ starts from the step's λ (raised if the
-/// factorisation was retried).
+/// λ ← ω λ if ρ < 1/4, λ ← λ / ω if ρ > 3/4 (ω = 3/2); a step with L⁺ ≥ L (or not finite) is not
+/// taken and λ ← 10 λ; λ is kept in [`minDamping`, 10⁸]. λ starts from the step's λ (raised if the
+/// factorisation was retried). ρ measured on the step's own batch is close to 1 whenever the batch
+/// fits: with few points against D parameters (or a randomized operator's probes) λ then falls
+/// step after step, and the floor `minDamping` is what keeps the update in the directions the
+/// batch does not see bounded.
 extension KFAC {
     static let dampingFactor = 1.5
-    static let dampingRange = 1e-14...1e8
+    static let maxDamping = 1e8
 
     func automaticStep(_ batch: Batch, _ stats: inout StepStatistics) throws {
         let D = loss.parameterCount
@@ -56,7 +59,7 @@ extension KFAC {
             } else if rho > 0.75 {
                 lambda /= KFAC.dampingFactor
             }
-            options.damping = min(max(lambda, KFAC.dampingRange.lowerBound), KFAC.dampingRange.upperBound)
+            options.damping = min(max(lambda, options.minDamping), KFAC.maxDamping)
             guard after < stats.loss else {
                 loss.assignParameters(theta0)
                 return

@@ -789,17 +789,18 @@ class KFAC(Optimizer):
     step: "line_search" (grid {2^-30, ..., 1} on heavy-ball momentum), "auto" (KFAC*: step
     size and momentum from the damped quadratic model) or a float (fixed learning rate).
     damping_rule: "adaptive" (KFAC* adapts the damping by Levenberg-Marquardt and skips steps
-    that do not lower their batch's loss) or "fixed" (the paper's KFAC*).
+    that do not lower their batch's loss; never below min_damping) or "fixed" (the paper's KFAC*).
     """
 
     def __init__(self, net, op, damping=1e-10, ema=0.95, momentum=0.0, step="line_search",
                  factor_period=1, inverse_period=1, factor_init="identity", approximation="expand",
-                 damping_rule="adaptive", divergence_factor=1e12):
+                 damping_rule="adaptive", min_damping=1e-14, divergence_factor=1e12):
         super().__init__(_create(lib.kfp_optimizer_create_kfac, net.handle, op.handle), net, op)
         self._configure(_step_rule(step) + [("damping", damping), ("ema", ema), ("momentum", momentum),
                                             ("factor_period", factor_period), ("inverse_period", inverse_period),
                                             ("factor_init", factor_init), ("approximation", approximation),
-                                            ("damping_rule", damping_rule), ("divergence_factor", divergence_factor)])
+                                            ("damping_rule", damping_rule), ("min_damping", min_damping),
+                                            ("divergence_factor", divergence_factor)])
 
 
 def _step_rule(step):

@@ -38,6 +38,7 @@ OPTION_KEYS = {
     "damping_rule": 208,
     "norm_constraint": 209,
     "rank": 210,
+    "min_damping": 211,
     "beta1": 300,
     "beta2": 301,
     "epsilon": 302,

@@ -35,14 +35,15 @@ def test_kfac_lowers_the_loss(step):
 def test_options_round_trip_and_validation():
     net = kp.MLP([2, 8, 1], seed=2)
     op = kp.Operator.poisson(2)
-    opt = kp.KFAC(net, op, damping=1e-6, ema=0.5, momentum=0.3, factor_period=2, inverse_period=4)
-    assert (opt.get("damping"), opt.get("ema"), opt.get("momentum")) == (1e-6, 0.5, 0.3)
+    opt = kp.KFAC(net, op, damping=1e-6, ema=0.5, momentum=0.3, factor_period=2, inverse_period=4, min_damping=1e-9)
+    assert (opt.get("damping"), opt.get("ema"), opt.get("momentum"), opt.get("min_damping")) == (1e-6, 0.5, 0.3, 1e-9)
     assert (opt.get("factor_period"), opt.get("inverse_period")) == (2, 4)
     for kwargs, message in [({"damping": 0.0}, "damping"), ({"damping": -1e-3}, "damping"),
                             ({"damping": float("nan")}, "damping"), ({"ema": 1.0}, "ema"), ({"ema": -0.5}, "ema"),
                             ({"step": "newton"}, "step rule"), ({"step": -1.0}, "learning rate"),
                             ({"inverse_period": 0}, "inverse_period"), ({"approximation": "diag"}, "approximation"),
-                            ({"factor_init": "random"}, "initialisation")]:
+                            ({"factor_init": "random"}, "initialisation"), ({"min_damping": 0.0}, "min_damping"),
+                            ({"min_damping": float("inf")}, "min_damping")]:
         with pytest.raises(kp.Error, match=message):
             kp.KFAC(net, op, **kwargs)
 
