@@ -79,7 +79,7 @@ def candidate(name, rng):
         "SGD": lambda: {"lr": log(-3, -1), "momentum": rng.uniform(0.5, 0.99)},
         "HessianFree": lambda: {"damping": log(-2, 3)},
         "LBFGS": lambda: {"lr": log(-1.5, 0), "history": rng.choice([50, 150, 300])},
-        "SPRING": lambda: {"damping": log(-10, -1), "momentum": 1 - log(-3, -0.3)},
+        "SPRING": lambda: {"damping": log(-10, -2), "momentum": rng.uniform(0, 0.99)},
         "ENGD-Woodbury": lambda: {"damping": log(-10, -2)},
     }[name]()
 
