@@ -3,7 +3,7 @@
 poisson100d_sq (huge network, D = 1325057) with KFAC* (its adaptive damping from 1e-6, never
 below `--min-damping`: with a fixed damping of 1.2e-10 or 1e-6 the exact run diverged within 50
 steps; with the adaptive damping free to fall to 1e-14, the d = 1000 run diverged after 700
-steps and the randomized d = 100 run lost its way): the exact forward Laplacian (102 Taylor
+steps): the exact forward Laplacian (102 Taylor
 columns per point) and the randomized estimate from s Rademacher probes (s + 2 columns), and
 poisson1000d_sq (randomized, the problem's 16 probes; the exact pass would carry 1002 columns) on
 the `--size-1000d` network. Every run trains a fresh network (seed 0) on the problems' batch sizes

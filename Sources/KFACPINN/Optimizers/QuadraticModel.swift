@@ -15,8 +15,8 @@ import CKernels
 /// taken and λ ← 10 λ; λ is kept in [`minDamping`, 10⁸]. λ starts from the step's λ (raised if the
 /// factorisation was retried). ρ measured on the step's own batch is close to 1 whenever the batch
 /// fits: with few points against D parameters (or a randomized operator's probes) λ then falls
-/// step after step, and the floor `minDamping` is what keeps the update in the directions the
-/// batch does not see bounded.
+/// step after step, and the floor `minDamping` bounds the update in the directions the batch
+/// does not see.
 extension KFAC {
     static let dampingFactor = 1.5
     static let maxDamping = 1e8
