@@ -7,12 +7,14 @@ steps): the exact forward Laplacian (102 Taylor
 columns per point) and the randomized estimate from s Rademacher probes (s + 2 columns), and
 poisson1000d_sq (randomized, the problem's 16 probes; the exact pass would carry 1002 columns) on
 the `--size-1000d` network. Every run trains a fresh network (seed 0) on the problems' batch sizes
-(100 interior, 50 boundary points), a new batch every step, for `--minutes` of training time,
-and writes its log as CSV, a figure (L2 error against time and against steps) and a markdown table.
+(100 interior, 50 boundary points; `random100wide`: 500 interior points, a randomized step then
+costs about what an exact step on 100 points does), a new batch every step, for `--minutes` of
+training time, and writes its log as CSV, a figure (L2 error against time and against steps) and
+a markdown table. `--plot-only` redraws the figures from the CSVs of all runs found in `--out`.
 
     python3 experiments/randomized.py [--minutes 30] [--probes 16] [--threads 2] [--size-1000d big]
                                       [--damping 1e-6] [--min-damping 1e-6]
-                                      [--runs exact100,random100,random1000]
+                                      [--runs exact100,random100,random100wide,random1000] [--plot-only]
                                       [--out experiments/results]
 
 `--runs` picks a subset (the table then goes to randomized_<runs>.md), so that runs with one
@@ -21,17 +23,19 @@ thread each can share the machine's cores.
 Needs numpy, matplotlib and a built library (swift build -c release).
 """
 import argparse
+import csv
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "experiments"))
+import numpy as np  # noqa: E402
 import kfacpinn as kp  # noqa: E402
 from reproduce import cpu, plot  # noqa: E402
 
 
-def run(problem, size, probes, seconds, csv, damping, min_damping):
+def run(problem, size, probes, interior, seconds, csv, damping, min_damping):
     """KFAC* (adaptive damping) on `problem`; probes None: exact, 0: the problem's own estimator."""
     prob = kp.Problem(problem)
     if probes is None:
@@ -41,8 +45,8 @@ def run(problem, size, probes, seconds, csv, damping, min_damping):
     net = kp.MLP(prob.network_widths(size), seed=0)
     opt = kp.KFAC(net, prob.operator, damping=damping, ema=0.93, step="auto", min_damping=min_damping)
     try:
-        log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, resample_every=1, log_every=10, seed=0,
-                       csv=csv, progress=False)
+        log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, n_interior=interior, resample_every=1, log_every=10,
+                       seed=0, csv=csv, progress=False)
         stop = ""
     except kp.Error as error:   # the log up to the last good step, and why the run stopped
         log, stop = error.history, f"stopped: {type(error).__name__}"
@@ -58,30 +62,48 @@ def main():
     parser.add_argument("--size-1000d", default="big")
     parser.add_argument("--damping", type=float, default=1e-6, help="KFAC*'s initial damping")
     parser.add_argument("--min-damping", type=float, default=1e-6, help="lower bound of KFAC*'s adaptive damping")
-    parser.add_argument("--runs", default="exact100,random100,random1000", help="comma-separated subset of the runs")
+    parser.add_argument("--runs", default="exact100,random100,random100wide,random1000", help="comma-separated subset of the runs")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figures from the CSVs in --out")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     args = parser.parse_args()
     kp.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seconds = 60 * args.minutes
-    all_runs = {"exact100": ("poisson100d_sq", "huge", None, "exact"),
-                "random100": ("poisson100d_sq", "huge", args.probes, f"s = {args.probes}"),
-                "random1000": ("poisson1000d_sq", args.size_1000d, 0, "s = 16")}
+    # name: (problem, network, probes (None: exact, 0: the problem's estimator), label, interior points)
+    all_runs = {"exact100": ("poisson100d_sq", "huge", None, "exact, 100 points", 100),
+                "random100": ("poisson100d_sq", "huge", args.probes, f"s = {args.probes}, 100 points", 100),
+                "random100wide": ("poisson100d_sq", "huge", args.probes, f"s = {args.probes}, 500 points", 500),
+                "random1000": ("poisson1000d_sq", args.size_1000d, 0, "s = 16", 100)}
+
+    def csv_path(problem, size, probes, interior):
+        points = "" if interior == 100 else f"_{interior}points"
+        return out / f"{problem}_{size}_{'exact' if probes is None else 'randomized'}{points}.csv"
+
+    if args.plot_only:
+        logs = {}
+        for problem, size, probes, label, interior in all_runs.values():
+            path = csv_path(problem, size, probes, interior)
+            if path.exists():
+                rows = list(csv.DictReader(open(path)))
+                logs.setdefault(problem, {})[label] = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+        for problem, by_label in logs.items():
+            plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized.png")
+        return
     names = [name for name in args.runs.split(",") if name]
     unknown = [name for name in names if name not in all_runs]
     if unknown or not names:
         parser.error(f"--runs takes names from {', '.join(all_runs)}, got {args.runs!r}")
     runs = [all_runs[name] for name in names]
     suffix = "" if names == list(all_runs) else "_" + "_".join(names)
-    lines = [f"KFAC* (adaptive damping from {args.damping:g}, at least {args.min_damping:g}, ema 0.93), {args.minutes:g} min of training per run, 100 + 50 points drawn anew "
-             f"every step, {args.threads} thread(s), {cpu()}.", "",
+    lines = [f"KFAC* (adaptive damping from {args.damping:g}, at least {args.min_damping:g}, ema 0.93), {args.minutes:g} min of training per run, "
+             f"100 interior (random100wide: 500) + 50 boundary points drawn anew every step, {args.threads} thread(s), {cpu()}.", "",
              "| problem | D | second-order term | steps | s/step | rel. L2 at 1/4 time | rel. L2 at the end | lowest rel. L2 |",
              "|---|---|---|---|---|---|---|---|"]
     logs = {}
-    for problem, size, probes, label in runs:
-        tag = f"{problem}_{size}_{'exact' if probes is None else 'randomized'}"
-        log, D, stop = run(problem, size, probes, seconds, str(out / f"{tag}.csv"), args.damping, args.min_damping)
+    for problem, size, probes, label, interior in runs:
+        path = csv_path(problem, size, probes, interior)
+        log, D, stop = run(problem, size, probes, interior, seconds, str(path), args.damping, args.min_damping)
         logs.setdefault(problem, {})[label] = log
         steps, t = int(log["step"][-1]), log["seconds"]
         quarter = log["relative_l2_error"][min(range(len(t)), key=lambda i: abs(t[i] - seconds / 4))]
