@@ -35,7 +35,13 @@ import kfacpinn as kp  # noqa: E402
 from reproduce import cpu, plot  # noqa: E402
 
 
-def run(problem, size, probes, interior, seconds, csv, damping, min_damping):
+def kfac_star(net, op, damping, min_damping):
+    """The optimizer of every run here: KFAC* with adaptive damping from `damping`, never below
+    `min_damping`, ema 0.93."""
+    return kp.KFAC(net, op, damping=damping, ema=0.93, step="auto", min_damping=min_damping)
+
+
+def run(problem, size, probes, interior, seconds, log_csv, damping, min_damping):
     """KFAC* (adaptive damping) on `problem`; probes None: exact, 0: the problem's own estimator."""
     prob = kp.Problem(problem)
     if probes is None:
@@ -43,10 +49,10 @@ def run(problem, size, probes, interior, seconds, csv, damping, min_damping):
     elif probes > 0:
         prob.operator.randomized(probes=probes, seed=0)
     net = kp.MLP(prob.network_widths(size), seed=0)
-    opt = kp.KFAC(net, prob.operator, damping=damping, ema=0.93, step="auto", min_damping=min_damping)
+    opt = kfac_star(net, prob.operator, damping, min_damping)
     try:
         log = kp.train(net, prob, opt, steps=10**9, seconds=seconds, n_interior=interior, resample_every=1, log_every=10,
-                       seed=0, csv=csv, progress=False)
+                       seed=0, csv=log_csv, progress=False)
         stop = ""
     except kp.Error as error:   # the log up to the last good step, and why the run stopped
         log, stop = error.history, f"stopped: {type(error).__name__}"
@@ -86,7 +92,8 @@ def main():
         for problem, size, probes, label, interior in all_runs.values():
             path = csv_path(problem, size, probes, interior)
             if path.exists():
-                rows = list(csv.DictReader(open(path)))
+                with open(path) as f:
+                    rows = list(csv.DictReader(f))
                 logs.setdefault(problem, {})[label] = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
         for problem, by_label in logs.items():
             plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized.png")

@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "experiments"))
 import kfacpinn as kp  # noqa: E402
+from randomized import kfac_star  # noqa: E402
 from reproduce import cpu  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def main():
     exact.operator.exact()
     estimated.operator.randomized(probes=16, seed=0)
     net = kp.MLP(estimated.network_widths("huge"), seed=0)
-    opt = kp.KFAC(net, estimated.operator, damping=1e-6, ema=0.93, step="auto", min_damping=1e-6)
+    opt = kfac_star(net, estimated.operator, damping=1e-6, min_damping=1e-6)
     kept = pathlib.Path(tempfile.mkdtemp(prefix="residual_spikes_"))
     steps = []
 
