@@ -12,15 +12,20 @@ Adam shows that those work end to end.
 The sample-space comparison (Guzman-Cordero, Dangel, Goldshlager, Zeinhofer 2025) trains
 poisson5d_cos with the medium network (D = 10065) on 3000 interior and 500 boundary points drawn
 anew every step, with SPRING, Woodbury ENGD and KFAC* for the same number of steps, each after
-the same seeded search (candidates train for a fraction of the steps).
+the same seeded search (candidates train for a fraction of the steps) with common random numbers:
+one stream per hyper-parameter, so that SPRING's and Woodbury ENGD's k-th candidates share their
+damping. --sample-space-optimizers runs some of them, e.g. one per process and core on one --out;
+the table and figure take all three once their files are there.
 
     python3 experiments/reproduce.py [--budget 60] [--trials 3] [--threads 2] [--out experiments/results]
                                      [--cases poisson2d_sin:small,...] [--optimizers KFAC,Adam,...]
                                      [--extra-budget 30] [--no-extra] [--sample-space-steps 500]
+                                     [--sample-space-optimizers SPRING,ENGD-Woodbury,KFAC*]
 
 Needs numpy and matplotlib (pip install matplotlib) and a built library (swift build -c release).
 """
 import argparse
+import csv
 import json
 import math
 import pathlib
@@ -68,20 +73,52 @@ START = {
 }
 
 
-def candidate(name, rng):
-    """A random point of the search space of optimizer `name`."""
-    log = lambda lo, hi: 10 ** rng.uniform(lo, hi)
+def candidate(name, draw):
+    """A random point of the search space of optimizer `name`, from `draw` (SharedStream or
+    CommonStreams)."""
+    u, log = draw.uniform, lambda parameter, lo, hi: 10 ** draw.uniform(parameter, lo, hi)
     return {
-        "KFAC": lambda: {"damping": log(-12, -8), "ema": rng.uniform(0.3, 0.99), "momentum": rng.uniform(0, 0.9)},
-        "KFAC*": lambda: {"damping": log(-12, -8), "ema": rng.uniform(0.5, 0.99)},
-        "ENGD": lambda: {"damping": log(-12, -6), "ema": rng.uniform(0, 0.9)},
-        "Adam": lambda: {"lr": log(-4, -2)},
-        "SGD": lambda: {"lr": log(-3, -1), "momentum": rng.uniform(0.5, 0.99)},
-        "HessianFree": lambda: {"damping": log(-2, 3)},
-        "LBFGS": lambda: {"lr": log(-1.5, 0), "history": rng.choice([50, 150, 300])},
-        "SPRING": lambda: {"damping": log(-10, -2), "momentum": rng.uniform(0, 0.99)},
-        "ENGD-Woodbury": lambda: {"damping": log(-10, -2)},
+        "KFAC": lambda: {"damping": log("damping", -12, -8), "ema": u("ema", 0.3, 0.99), "momentum": u("momentum", 0, 0.9)},
+        "KFAC*": lambda: {"damping": log("damping", -12, -8), "ema": u("ema", 0.5, 0.99)},
+        "ENGD": lambda: {"damping": log("damping", -12, -6), "ema": u("ema", 0, 0.9)},
+        "Adam": lambda: {"lr": log("lr", -4, -2)},
+        "SGD": lambda: {"lr": log("lr", -3, -1), "momentum": u("momentum", 0.5, 0.99)},
+        "HessianFree": lambda: {"damping": log("damping", -2, 3)},
+        "LBFGS": lambda: {"lr": log("lr", -1.5, 0), "history": draw.choice("history", [50, 150, 300])},
+        "SPRING": lambda: {"damping": log("damping", -10, -2), "momentum": u("momentum", 0, 0.99)},
+        "ENGD-Woodbury": lambda: {"damping": log("damping", -10, -2)},
     }[name]()
+
+
+class SharedStream:
+    """Draws for `candidate` from one generator, whatever the parameter: each draw takes the
+    generator's next number."""
+    def __init__(self, rng):
+        self.rng = rng
+
+    def uniform(self, parameter, lo, hi):
+        return self.rng.uniform(lo, hi)
+
+    def choice(self, parameter, options):
+        return self.rng.choice(options)
+
+
+class CommonStreams:
+    """Draws for `candidate` with one generator per hyper-parameter name, seeded by `seed` and the
+    name (common random numbers): the k-th candidates of two optimizers that search a parameter
+    over the same range get the same value (SPRING's and Woodbury ENGD's dampings), and a
+    parameter one of them lacks (SPRING's momentum) changes no other draw."""
+    def __init__(self, seed):
+        self.seed, self.streams = seed, {}
+
+    def uniform(self, parameter, lo, hi):
+        return self.stream(parameter).uniform(lo, hi)
+
+    def choice(self, parameter, options):
+        return self.stream(parameter).choice(options)
+
+    def stream(self, parameter):
+        return self.streams.setdefault(parameter, random.Random(f"{self.seed}:{parameter}"))
 
 
 def make_optimizer(name, net, op, h):
@@ -157,47 +194,68 @@ def plot(case, logs, out):
     plt.close(fig)
 
 
-def search(name, rng, trials, score):
-    """The seeded search: START[name], then trials - 1 random candidates; returns the candidate of
-    lowest score(h) and the scores [(score, h)]."""
-    cands = [START[name]] + [candidate(name, rng) for _ in range(max(trials - 1, 0))]
+def search(name, draw, trials, score):
+    """The seeded search: START[name], then trials - 1 random candidates (`candidate` from `draw`);
+    returns the candidate of lowest score(h) and the scores [(score, h)]."""
+    cands = [START[name]] + [candidate(name, draw) for _ in range(max(trials - 1, 0))]
     scored = [(score(h), h) for h in cands]
     return min(scored, key=lambda s: s[0])[1], scored
 
 
 def sample_space(args, out):
-    """SPRING, Woodbury ENGD and KFAC* for the same number of steps on SAMPLE_SPACE; writes the
-    logs, a figure and sample_space.md."""
+    """SPRING, Woodbury ENGD and KFAC* (those of --sample-space-optimizers) for the same number of
+    steps on SAMPLE_SPACE: per optimizer its search, then its run; each writes its log (CSV) and
+    its search (JSON), so that the optimizers can run in separate processes on one --out. Then the
+    figure and sample_space.md from the files of all three that are there."""
     problem, size, n, m, names = SAMPLE_SPACE
     D = kp.MLP(kp.Problem(problem).network_widths(size)).num_params
     steps = args.sample_space_steps
     trial_steps = max(1, int(args.trial_fraction * steps))
     print(f"{problem}, {size} network (D = {D}), {n} + {m} points resampled every step, {steps} steps")
-    rng, searches = random.Random(0), {}
-    for name in names:  # all searches first, so that the timed runs follow one another
-        searches[name] = search(name, rng, args.trials, lambda h: final_error(
+    chosen = [name for name in args.sample_space_optimizers.split(",") if name]
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise SystemExit(f"--sample-space-optimizers: {', '.join(unknown)} not among {', '.join(names)}")
+    searches = {}
+    for name in chosen:  # all searches first, so that the timed runs follow one another
+        searches[name] = search(name, CommonStreams(0), args.trials, lambda h: final_error(
             run(problem, size, name, h, steps=trial_steps, batch=(n, m), log_every=trial_steps)))
-        print(f"  search {name}: " + ", ".join(f"{e:.1e} ({fmt(h)})" for e, h in searches[name][1]))
-    logs, lines = {}, []
+        print(f"  search {name}: " + ", ".join(f"{e:.1e} ({fmt(h)})" for e, h in searches[name][1]), flush=True)
+    tag = lambda name: out / f"{problem}_D{D}_{name.replace('*', 'star')}_steps"
     for name, (best, scored) in searches.items():
-        tag = f"{problem}_D{D}_{name.replace('*', 'star')}_steps"
-        log = logs[name] = run(problem, size, name, best, steps=steps, batch=(n, m), csv=str(out / f"{tag}.csv"))
-        if log is None:
-            lines.append(f"| {name} | {fmt(best)} | failed | | | | | |")
+        path = tag(name)
+        path.with_suffix(".csv").unlink(missing_ok=True)
+        log = run(problem, size, name, best, steps=steps, batch=(n, m), csv=str(path.with_suffix(".csv")))
+        path.with_suffix(".json").write_text(json.dumps(
+            {"setting": best, "search": [[e, h] for e, h in scored], "threads": args.threads, "cpu": cpu(),
+             "search_steps": trial_steps, "failed": log is None}) + "\n")
+        print(f"  {name}: L2 {final_error(log):.2e} at step {steps}", flush=True)
+    logs, lines = {}, []
+    for name in names:
+        path = tag(name)
+        if not path.with_suffix(".json").exists():
             continue
-        at = lambda k: log["l2_error"][list(log["step"]).index(k)] if k in log["step"] else math.nan
-        seconds = log["seconds"][-1]
-        lines.append(f"| {name} | {fmt(best)} | {at(steps // 5):.2e} | {at(steps // 2):.2e} | {final_error(log):.2e} "
-                     f"| {min(log['l2_error']):.2e} | {seconds:.0f} s ({seconds / steps:.3f} s/step) | "
-                     + ", ".join(f"{e:.1e}" for e, _ in scored) + " |")
-        print("  " + lines[-1], flush=True)
+        record = json.loads(path.with_suffix(".json").read_text())
+        scores = ", ".join(f"{e:.1e}" for e, _ in record["search"])
+        if record["failed"]:
+            lines.append(f"| {name} | {fmt(record['setting'])} | failed | | | | | {scores} |")
+            continue
+        with open(path.with_suffix(".csv")) as f:
+            rows = list(csv.DictReader(f))
+        log = logs[name] = {k: [float(r[k]) for r in rows] for k in ("step", "seconds", "l2_error")}
+        at = lambda k: log["l2_error"][log["step"].index(k)] if k in log["step"] else math.nan
+        last, seconds = int(log["step"][-1]), log["seconds"][-1]
+        lines.append(f"| {name} | {fmt(record['setting'])} | {at(last // 5):.2e} | {at(last // 2):.2e} | "
+                     f"{final_error(log):.2e} | {min(log['l2_error']):.2e} | {seconds:.0f} s ({seconds / last:.3f} s/step, "
+                     f"{record['threads']} thread(s)) | {scores} |")
     plot(f"{problem}, D = {D}, {n} + {m} points, {steps} steps", logs, out / f"{problem}_D{D}_steps.png")
     head = [f"{problem}, {size} network (D = {D}), {n} interior + {m} boundary points drawn anew every step, "
-            f"{steps} steps; search: {args.trials} candidates of {trial_steps} steps (their final L2 errors); "
-            f"{args.threads} thread(s), {cpu()}.", "",
+            f"{steps} steps; search: {args.trials} candidates of {trial_steps} steps (their final L2 errors), "
+            f"common random numbers; {cpu()}.", "",
             f"| optimizer | setting | L2 at step {steps // 5} | L2 at step {steps // 2} | L2 at step {steps} "
             f"| lowest L2 | time | search |", "|---|---|---|---|---|---|---|---|"]
     (out / "sample_space.md").write_text("\n".join(head + lines) + "\n")
+    print("\n".join(lines))
 
 
 def main():
@@ -212,6 +270,8 @@ def main():
     parser.add_argument("--extra-budget", type=float, default=30.0)
     parser.add_argument("--no-extra", action="store_true")
     parser.add_argument("--sample-space-steps", type=int, default=500, help="steps of the SPRING comparison (0: none)")
+    parser.add_argument("--sample-space-optimizers", default=",".join(SAMPLE_SPACE[4]),
+                        help="the optimizers of the SPRING comparison to run here (the table takes all found in --out)")
     args = parser.parse_args()
     kp.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
@@ -224,7 +284,7 @@ def main():
         print(f"{problem}, {size} network (D = {D}), budget {args.budget:g} s per run")
         logs = {}
         for name in args.optimizers.split(","):
-            best, scored = search(name, rng, args.trials,
+            best, scored = search(name, SharedStream(rng), args.trials,
                                   lambda h: final_error(run(problem, size, name, h, args.trial_fraction * args.budget)))
             tag = f"{problem}_D{D}_{name.replace('*', 'star')}"
             logs[name] = run(problem, size, name, best, args.budget, csv=str(out / f"{tag}.csv"))

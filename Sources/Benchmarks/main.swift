@@ -2,9 +2,9 @@
 // pass (u, ∇u, Δu) and the PINN loss + gradient ("taylor"), KFAC / KFAC* steps
 // with the share of each phase ("kfac"), the baselines ("baselines"), the sample-space kernel
 // and the steps of Woodbury ENGD and SPRING ("samplespace", not in "all"), KFAC and KFAC* steps
-// with the exact and the randomized second-order term in d = 100 and 1000 ("randomized", not in
-// "all"); and, for
-// benchmarks/compare_pytorch.py, one comparison case or the DGEMM rate as JSON.
+// with the exact and the randomized second-order term in d = 100 and 1000, also refactorising
+// every 10th step ("randomized", not in "all"); and, for benchmarks/compare_pytorch.py, one
+// comparison case or the DGEMM rate as JSON.
 //
 //     .build/release/kfacpinn-bench [taylor|kfac|baselines|scaling|samplespace|randomized|all] [--threads T] [--quick]
 //     .build/release/kfacpinn-bench case NAME | dgemm [--threads T]
@@ -297,10 +297,33 @@ for c in cases {
 }
 
 /// KFAC and KFAC* steps on d-dimensional Poisson (N_Ω = 100, N_∂ = 50, the poisson100d_sq sizes)
-/// with the exact second-order term and the randomized one from s probes per point.
+/// with the exact second-order term and the randomized one from s probes per point; then, for
+/// the first case, the same with the damped Kronecker sums refactorised every 10th step.
 @MainActor func randomizedSection() throws {
     let cases: [(d: Int, name: String, hidden: [Int])] = quick ? [(100, "big", [256, 256, 128, 128])]
         : [(100, "huge", [768, 768, 512, 512]), (1000, "big", [256, 256, 128, 128]), (1000, "huge", [768, 768, 512, 512])]
+    /// A KFAC optimizer (damping 1e-10, fixed) on the case's network and operator after its first
+    /// step, which factorises.
+    func warmedUp(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, probes: Int, inversePeriod: Int,
+                  _ batch: Batch) throws -> KFAC {
+        let base = try Operator.poisson(dimension: c.d)
+        let op = probes == 0 ? base : try base.randomized(probes: probes, seed: 0)
+        let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
+        var options = KFAC.Options()
+        options.stepRule = rule
+        options.dampingRule = .fixed
+        options.damping = 1e-10
+        options.inversePeriod = inversePeriod
+        let kfac = try KFAC(network: net, operator: op, options: options)
+        _ = try kfac.step(batch)
+        return kfac
+    }
+    func row(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, _ cells: [String]) throws -> String {
+        let d = try MLP(widths: [c.d] + c.hidden + [1]).numParameters
+        return [String(c.d).padding(4, left: true), c.name.padding(7), String(d).padding(8, left: true),
+                (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6)].joined(separator: "  ") + " "
+            + cells.map { $0.padding(12, left: true) }.joined(separator: " ")
+    }
     print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
     print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
     var phases: [String] = []
@@ -309,15 +332,7 @@ for c in cases {
         for rule in [KFAC.StepRule.lineSearch, .automatic] {
             var cells: [String] = [], exact = 0.0
             for probes in [0, 8, 16, 32] {
-                let base = try Operator.poisson(dimension: c.d)
-                let op = probes == 0 ? base : try base.randomized(probes: probes, seed: 0)
-                let net = try MLP(widths: [c.d] + c.hidden + [1], seed: 0)
-                var options = KFAC.Options()
-                options.stepRule = rule
-                options.dampingRule = .fixed
-                options.damping = 1e-10
-                let kfac = try KFAC(network: net, operator: op, options: options)
-                _ = try kfac.step(batch)
+                let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: 1, batch)
                 let before = kfac.profile
                 let ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3, p = kfac.profile
                 let steps = p.steps - before.steps
@@ -331,15 +346,30 @@ for c in cases {
                 if probes == 0 { exact = ms }
                 cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
             }
-            let d = try MLP(widths: [c.d] + c.hidden + [1]).numParameters
-            print([String(c.d).padding(4, left: true), c.name.padding(7), String(d).padding(8, left: true),
-                   (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6)].joined(separator: "  ") + " "
-                  + cells.map { $0.padding(12, left: true) }.joined(separator: " "))
+            print(try row(c, rule, cells))
         }
     }
     print("\nWhere a step's time goes, ms/step: exact against s = 16")
     print("   d  network  rule    term     forward  backward  factors  inverse    solve step-size")
     for line in phases { print(line) }
+
+    // T_inv = 10: the mean over 10 steps after the first, one of which refactorises.
+    let period = 10, c = cases[0]
+    print("\nThe same, d = \(c.d), refactorising every \(period)th step (inverse_period = \(period)): mean ms/step over \(period) steps")
+    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
+    for rule in [KFAC.StepRule.lineSearch, .automatic] {
+        var cells: [String] = [], exact = 0.0
+        for probes in [0, 8, 16, 32] {
+            let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: period, batch)
+            let start = now()
+            for _ in 0..<period { _ = try kfac.step(batch) }
+            let ms = (now() - start) / Double(period) * 1e3
+            if probes == 0 { exact = ms }
+            cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
+        }
+        print(try row(c, rule, cells))
+    }
 }
 
 /// Peak resident memory of this process (VmHWM) in MiB.
