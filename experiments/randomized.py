@@ -23,16 +23,14 @@ thread each can share the machine's cores.
 Needs numpy, matplotlib and a built library (swift build -c release).
 """
 import argparse
-import csv
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "experiments"))
-import numpy as np  # noqa: E402
 import kfacpinn as kp  # noqa: E402
-from reproduce import cpu, plot  # noqa: E402
+from reproduce import cpu, plot, read_log  # noqa: E402
 
 
 def kfac_star(net, op, damping, min_damping):
@@ -92,9 +90,7 @@ def main():
         for problem, size, probes, label, interior in all_runs.values():
             path = csv_path(problem, size, probes, interior)
             if path.exists():
-                with open(path) as f:
-                    rows = list(csv.DictReader(f))
-                logs.setdefault(problem, {})[label] = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+                logs.setdefault(problem, {})[label] = read_log(path)
         for problem, by_label in logs.items():
             plot(f"{problem}, KFAC*, {args.minutes:g} min", by_label, out / f"{problem}_randomized.png")
         return

@@ -157,6 +157,13 @@ def run(problem, size, name, h, seconds=None, csv=None, log_every=10, steps=10**
         return None
 
 
+def read_log(path):
+    """A training log written by kp.train(csv=...): {column: list of floats}."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else {}
+
+
 def final_error(log):
     return log["l2_error"][-1] if log is not None and math.isfinite(log["l2_error"][-1]) else math.inf
 
@@ -227,8 +234,7 @@ def sample_space(args, out):
         path.with_suffix(".csv").unlink(missing_ok=True)
         log = run(problem, size, name, best, steps=steps, batch=(n, m), csv=str(path.with_suffix(".csv")))
         path.with_suffix(".json").write_text(json.dumps(
-            {"setting": best, "search": [[e, h] for e, h in scored], "threads": args.threads, "cpu": cpu(),
-             "search_steps": trial_steps, "failed": log is None}) + "\n")
+            {"setting": best, "search": [[e, h] for e, h in scored], "threads": args.threads, "failed": log is None}) + "\n")
         print(f"  {name}: L2 {final_error(log):.2e} at step {steps}", flush=True)
     logs, lines = {}, []
     for name in names:
@@ -240,9 +246,7 @@ def sample_space(args, out):
         if record["failed"]:
             lines.append(f"| {name} | {fmt(record['setting'])} | failed | | | | | {scores} |")
             continue
-        with open(path.with_suffix(".csv")) as f:
-            rows = list(csv.DictReader(f))
-        log = logs[name] = {k: [float(r[k]) for r in rows] for k in ("step", "seconds", "l2_error")}
+        log = logs[name] = read_log(path.with_suffix(".csv"))
         at = lambda k: log["l2_error"][log["step"].index(k)] if k in log["step"] else math.nan
         last, seconds = int(log["step"][-1]), log["seconds"][-1]
         lines.append(f"| {name} | {fmt(record['setting'])} | {at(last // 5):.2e} | {at(last // 2):.2e} | "

@@ -13,7 +13,6 @@ replaces --engd's).
 Writes spring_momentum.md and a CSV per setting to --out (default experiments/results).
 """
 import argparse
-import csv
 import pathlib
 import sys
 
@@ -21,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(ROOT / "experiments"))
 import kfacpinn as kp  # noqa: E402
-from reproduce import SAMPLE_SPACE, cpu, run  # noqa: E402
+from reproduce import SAMPLE_SPACE, cpu, read_log, run  # noqa: E402
 
 
 def main():
@@ -39,7 +38,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     marks = sorted({k for k in (25, 50, 100, 125, 250, 500, 1000, args.steps) if k <= args.steps})
     if args.woodbury is None:
-        engd = {int(float(r["step"])): float(r["l2_error"]) for r in csv.DictReader(open(args.engd))}
+        log = read_log(args.engd)
         engd_setting, engd_time = "its log (--engd)", ""
     else:
         tag = f"{problem}_ENGD-Woodbury_damping{args.woodbury:g}_{args.steps}steps"
@@ -47,8 +46,8 @@ def main():
                   csv=str(out / f"{tag}.csv"))
         if log is None:
             sys.exit("Woodbury ENGD failed")
-        engd = dict(zip(map(int, log["step"]), log["l2_error"]))
         engd_setting, engd_time = f"damping={args.woodbury:g}", f"{log['seconds'][-1] / args.steps:.2f}"
+    engd = dict(zip(map(int, log["step"]), log["l2_error"]))
     lines = [f"{problem}, {size} network, {n} + {m} points drawn anew every step, {args.threads} thread(s), {cpu()}; "
              f"L2 error at steps {', '.join(map(str, marks))}.", "",
              "| optimizer | setting | " + " | ".join(f"step {k}" for k in marks) + " | s/step |",
