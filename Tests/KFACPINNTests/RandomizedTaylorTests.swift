@@ -250,6 +250,41 @@ struct RandomizedTaylorTests {
         }
     }
 
+    @Test("trials on a line share layer 0's products: each equals the loss at θ₀ + α p evaluated without them, also after a new draw or a new line",
+          arguments: [([4, 9, 7, 1], Activation.tanh), ([4, 9, 1], .tanh), ([4, 1], .tanh), ([4, 6, 5, 1], .sin)])
+    func lineTrialsShareFirstLayer(widths: [Int], activation: Activation) throws {
+        let op = try Operator.heat(spaceDimension: 3, kappa: 0.3).randomized(probes: 3, seed: 2)
+        let net = try MLP(widths: widths, activation: activation, seed: 5), batch = try smallBatch(4, interior: 23, boundary: 9, seed: 7)
+        let loss = try PINNLoss(network: net, operator: op), chunks = batch.chunks(interiorCounts: [5, 9, 9]), squares = Buffer()
+        var rng = RandomSource(seed: 8)
+        let theta0 = net.parameters, lines = (0..<2).map { _ in theta0.map { _ in rng.uniform(-1, 1) } }
+        /// The loss at θ₀ + α p: on the line (layer 0 from its products) and as a plain trial.
+        func trial(_ p: [Double], _ alpha: Double) throws -> (line: Double, plain: Double) {
+            let theta = zip(theta0, p).map { $0 + alpha * $1 }
+            return try theta.withUnsafeBufferPointer { t in
+                try theta0.withUnsafeBufferPointer { o in
+                    try p.withUnsafeBufferPointer { d in
+                        let point = LinePoint(origin: o.baseAddress!, direction: d.baseAddress!, alpha: alpha)
+                        let line = try loss.loss(chunks, at: t.baseAddress!, squares: squares, line: point) ?? .nan
+                        return (line, try loss.loss(chunks, at: t.baseAddress!, squares: squares) ?? .nan)
+                    }
+                }
+            }
+        }
+        // Each line's trials twice (the second time from kept products), a new draw within the
+        // second line (no new line begun), then the first line again.
+        for (draw, p, begins) in [(UInt64(4), lines[0], true), (4, lines[1], true), (5, lines[1], false), (5, lines[0], true)] {
+            if begins { loss.beginLine() }
+            loss.probeDraw = draw
+            for alpha in [1, 0.25, 1.0 / 1024, 1, 0.25] {
+                let (line, plain) = try trial(p, alpha)
+                let difference = abs(line - plain) / plain
+                #expect(difference < 1e-12, "\(widths), draw \(draw), α \(alpha): \(line) on the line, \(plain) plain (relative \(difference))")
+            }
+        }
+        #expect(loss.terms.first?.lineProductSlices == 3, "layer 0's products kept for \(loss.terms.first?.lineProductSlices ?? 0) slices, expected 3")
+    }
+
     @Test("a randomized run resumes exactly from a checkpoint")
     func resumesExactly() throws {
         let op = try Operator.poisson(dimension: 3).randomized(probes: 2, seed: 7)

@@ -45,6 +45,12 @@ public final class PINNLoss {
     var probeDraw: UInt64 = 0
     /// The processes whose points make up the batch (one by default).
     var group = ProcessGroup()
+    /// Names the line of the running line search (`beginLine`): trial passes on it share their
+    /// first layer's products (TaylorPass.LineLayer), kept per term and slice of points.
+    private(set) var lineGeneration = 0
+
+    /// Starts a new line θ₀ + α p for the trials of `loss(_:at:squares:line:stopAbove:)`.
+    func beginLine() { lineGeneration &+= 1 }
 
     public init(network: MLP, operator op: Operator) throws {
         try op.requireCompatible(with: network)
@@ -110,13 +116,14 @@ public final class PINNLoss {
 
     /// Forward passes and residuals of every term of `batch` on this process's points; each
     /// term's `squares` is its local Σ_n r_n². No sum over processes.
-    private func forwardLocal(_ batch: Batch, at theta: UnsafePointer<Double>?) throws {
+    private func forwardLocal(_ batch: Batch, at theta: UnsafePointer<Double>?, line: LinePoint? = nil) throws {
         try requireCompatible(batch, interior: !group.isDistributed)
         while evaluations.count < batch.terms.count { evaluations.append(TermEvaluation(network: network)) }
         termCount = batch.terms.count
         let values = op.trainable.count == 0 ? fixedValues : op.coefficientValues(raw: theta.map { $0 + network.numParameters })
         for (index, (term, ev)) in zip(batch.terms, evaluations).enumerated() {
-            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta, draw: probeDraw, index: index)
+            try ev.forward(term, op, values, secondOrderEntries: secondOrderEntries, at: theta, draw: probeDraw, index: index,
+                           line: line.map { ($0, lineGeneration) })
         }
     }
 
@@ -160,8 +167,9 @@ public final class PINNLoss {
     /// The loss of a batch given as consecutive chunks (`Batch.chunks`), at θ:
     /// L = Σ_t w_t/(2N_t) Σ_c Σ_{n ∈ chunk c} r_{t,n}², with N_t the term's points over all chunks;
     /// nil if it is not finite, or as soon as the sum over the chunks so far exceeds `stopAbove()`
-    /// (a lower bound of L: every chunk adds non-negative terms). `squares` is work space.
-    func loss(_ chunks: [Batch], at theta: UnsafePointer<Double>, squares: Buffer,
+    /// (a lower bound of L: every chunk adds non-negative terms). `squares` is work space. With
+    /// `line`, θ is that point of the line begun last (`beginLine`).
+    func loss(_ chunks: [Batch], at theta: UnsafePointer<Double>, squares: Buffer, line: LinePoint? = nil,
               stopAbove: () -> Double = { .infinity }) throws -> Double? {
         guard let first = chunks.first else { return nil }
         let T = first.terms.count, sums = try squares.reserve(2 * T), totals = sums + T
@@ -169,7 +177,7 @@ public final class PINNLoss {
         for t in 0..<T { totals[t] = Double(chunks.reduce(0) { $0 + $1.terms[t].count }) }
         var sum = 0.0
         for chunk in chunks {
-            guard (try? forwardLocal(chunk, at: theta)) != nil else { return nil }
+            guard (try? forwardLocal(chunk, at: theta, line: line)) != nil else { return nil }
             sum = 0
             for t in 0..<T {
                 sums[t] += evaluations[t].squares
@@ -181,12 +189,13 @@ public final class PINNLoss {
     }
 
     /// Per term t, Σ_n r_{t,n}² over the points of `chunks` (consecutive slices of a batch) at θ,
-    /// on this process, into `out` (T values). No sum over processes.
-    func squares(_ chunks: [Batch], at theta: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>) throws {
+    /// on this process, into `out` (T values). No sum over processes. `line` as for `loss`.
+    func squares(_ chunks: [Batch], at theta: UnsafePointer<Double>, line: LinePoint? = nil,
+                 into out: UnsafeMutablePointer<Double>) throws {
         guard let first = chunks.first else { return }
         out.update(repeating: 0, count: first.terms.count)
         for chunk in chunks {
-            try forwardLocal(chunk, at: theta)
+            try forwardLocal(chunk, at: theta, line: line)
             for t in 0..<first.terms.count { out[t] += evaluations[t].squares }
         }
     }
@@ -292,6 +301,11 @@ public final class PINNLoss {
     }
 }
 
+/// A point θ = θ₀ + α p of a line (a line-search trial; θ itself is passed as well).
+struct LinePoint {
+    let origin: UnsafePointer<Double>, direction: UnsafePointer<Double>, alpha: Double
+}
+
 /// The evaluation state of one loss term: its Taylor pass, residuals r_n, their Jacobian seeds
 /// ∂r_n/∂(output columns) (S·N, in the pass's column blocks), and J v per tangent space.
 final class TermEvaluation {
@@ -308,6 +322,13 @@ final class TermEvaluation {
     /// The probe directions of a randomized interior term for the draw and the (slices of) points
     /// seen with it: a line search evaluates the same slices many times.
     private var probes: [(draw: UInt64, first: Int, points: [Double], directions: [Double])] = []
+    /// A randomized term's first-layer products on a line (TaylorPass.LineLayer), per slice of
+    /// points (by its first index), with the line, draw and point count they were formed for.
+    private var lineProducts: [Int: (products: Buffer, generation: Int, draw: UInt64, count: Int)] = [:]
+    /// Most values all slices' line products may hold together; slices beyond it take the GEMM.
+    static let lineProductLimit = 1 << 24
+    /// The slices of points with line products kept (for tests).
+    var lineProductSlices: Int { lineProducts.count }
     private(set) var kind = LossTermKind.interior
     /// This process's points of the term, and N_t, the term's points over all processes (set by
     /// `PINNLoss.forward`).
@@ -324,7 +345,8 @@ final class TermEvaluation {
     /// (with 𝒟_{E_ij} u from a pass per trained C entry in `secondOrderEntries`). A randomized
     /// operator's probes are drawn for (`draw`, term `index`) once per batch of points.
     func forward(_ term: LossTerm, _ op: Operator, _ values: ResolvedCoefficients, secondOrderEntries: [Coefficients],
-                 at theta: UnsafePointer<Double>?, draw: UInt64, index: Int) throws {
+                 at theta: UnsafePointer<Double>?, draw: UInt64, index: Int,
+                 line: (point: LinePoint, generation: Int)? = nil) throws {
         kind = term.kind
         count = term.count
         weight = term.weight
@@ -345,7 +367,10 @@ final class TermEvaluation {
                     probes.append((draw, term.firstIndex, term.points, directions))
                 }
                 let columns = ProbeColumns(weights: op.probeWeights(e, passScale: values.passScale), directions: directions)
-                try pass.forward(term.points, count: n, mode: .probes(columns), parameters: theta)
+                let layer = theta == nil ? nil : try line.flatMap { try lineLayer($0.point, generation: $0.generation, first: term.firstIndex,
+                                                                                    count: n, columns: columns.count + 2, draw: draw) }
+                try pass.forward(term.points, count: n, mode: .probes(columns), parameters: theta, line: layer)
+                if layer != nil, let line { lineProducts[term.firstIndex]?.generation = line.generation }
                 gradientColumns = op.randomizedGradientColumns
             } else {
                 try pass.forward(term.points, count: n, mode: .taylor(values.pass), parameters: theta)
@@ -392,6 +417,28 @@ final class TermEvaluation {
             }
         }
         squares = sumOfSquares(n, residuals.pointer)
+    }
+}
+
+extension TermEvaluation {
+    /// The first layer of a pass at `point` on the line `generation` for the slice of `count`
+    /// points from `first`: its products ready if formed for this line, draw and slice; nil (the
+    /// pass multiplies by W₀) when they would exceed `lineProductLimit` or cannot be allocated.
+    /// The caller marks them formed after the pass.
+    fileprivate func lineLayer(_ point: LinePoint, generation: Int, first: Int, count n: Int, columns: Int,
+                               draw: UInt64) throws -> TaylorPass.LineLayer? {
+        let size = TaylorPass.LineLayer.productCount(pass.network, count: n, columns: columns)
+        if let kept = lineProducts[first], kept.draw == draw, kept.count == n, kept.products.capacity >= size {
+            return TaylorPass.LineLayer(origin: point.origin, direction: point.direction, alpha: point.alpha,
+                                        products: kept.products.pointer, ready: kept.generation == generation)
+        }
+        let others = lineProducts.filter { $0.key != first }.values.reduce(0) { $0 + $1.products.capacity }
+        guard others + size <= Self.lineProductLimit else { return nil }
+        let products = lineProducts[first]?.products ?? Buffer()
+        guard (try? products.reserve(size)) != nil else { return nil }
+        lineProducts[first] = (products, generation &- 1, draw, n)
+        return TaylorPass.LineLayer(origin: point.origin, direction: point.direction, alpha: point.alpha,
+                                    products: products.pointer, ready: false)
     }
 }
 

@@ -57,6 +57,8 @@ final class GridLineSearch {
         if concurrent && twin == nil { twin = try? PINNLoss(network: network, operator: loss.op) }
         let twin = concurrent ? self.twin : nil, parts = twin == nil ? 1 : 2
         twin?.probeDraw = loss.probeDraw
+        loss.beginLine()
+        twin?.beginLine()
         for part in 0..<parts { try trialParameters[part].reserve(D) }
         best.store(current.bitPattern, ordering: .relaxed)
         nextTrial.store(0, ordering: .relaxed)
@@ -73,7 +75,8 @@ final class GridLineSearch {
                     guard taken < end else { return }
                     let i = grid.count - 1 - taken, alpha = grid[i]
                     for j in 0..<D { theta[j] = theta0[j] + alpha * p[j] }
-                    let value = try evaluator.loss(chunks, at: theta, squares: search.trialSquares[part]) {
+                    let value = try evaluator.loss(chunks, at: theta, squares: search.trialSquares[part],
+                                                   line: LinePoint(origin: theta0, direction: p, alpha: alpha)) {
                         search.chunkEvaluations.add(1, ordering: .relaxed)
                         return search.bestSoFar
                     }
@@ -119,6 +122,7 @@ final class GridLineSearch {
         if trialChunks?.batch != batch { trialChunks = (batch, batch.chunks(maxInterior: trialChunkPoints)) }
         let chunks = trialChunks!.chunks
         let trials = try self.trials.reserve(K)
+        loss.beginLine()
         return try withUnsafeTemporaryAllocation(of: Double.self, capacity: (K + 1) * T) { buffer in
             // Row i: trial i's Σ_n r_{t,n}² per term; row K: the terms' points.
             let sums = buffer.baseAddress!, counts = sums + K * T
@@ -126,7 +130,8 @@ final class GridLineSearch {
                 let theta = try trialParameters[0].reserve(D)
                 for i in 0..<K {
                     for j in 0..<D { theta[j] = theta0[j] + grid[i] * p[j] }
-                    if (try? loss.squares(chunks, at: theta, into: sums + i * T)) == nil {
+                    let point = LinePoint(origin: theta0, direction: p, alpha: grid[i])
+                    if (try? loss.squares(chunks, at: theta, line: point, into: sums + i * T)) == nil {
                         (sums + i * T).update(repeating: .nan, count: T)
                     }
                 }

@@ -108,10 +108,27 @@ final class TaylorPass {
         return (u, g, t)
     }
 
+    /// Layer 0 of a `.probes` pass at a point θ = θ₀ + α p of a line (a line-search trial). Its
+    /// pre-activation is affine in α, W₀(θ) X = W₀(θ₀) X + α P₀ X (X the input columns, which do
+    /// not depend on θ), so the trials of one line share the two products: h₁ × N(S − 1) each
+    /// (the value and J blocks; the T̂ block is 0), side by side in `products`. Without `ready`
+    /// the pass forms them from X first; with it, it neither forms X nor multiplies by W₀.
+    struct LineLayer {
+        let origin: UnsafePointer<Double>, direction: UnsafePointer<Double>, alpha: Double
+        let products: UnsafeMutablePointer<Double>, ready: Bool
+
+        /// Values of `products` for `count` points of a pass with S = `columns` on `network`.
+        static func productCount(_ network: MLP, count: Int, columns: Int) -> Int {
+            2 * network.widths[1] * count * (columns - 1)
+        }
+    }
+
     /// Forward pass on `count` points x (row-major count × d, already validated), at the
     /// network's parameters or at `theta` (D values; then only the output may be used, the
-    /// reverse and tangent passes assume the network's parameters).
-    func forward(_ x: [Double], count n: Int, mode: Mode, parameters theta: UnsafePointer<Double>? = nil) throws {
+    /// reverse and tangent passes assume the network's parameters). `line` (`.probes` mode at
+    /// `theta` only): θ is a point of that line.
+    func forward(_ x: [Double], count n: Int, mode: Mode, parameters theta: UnsafePointer<Double>? = nil,
+                 line: LineLayer? = nil) throws {
         let d = network.inputDimension
         let s: Int
         switch mode {
@@ -148,6 +165,10 @@ final class TaylorPass {
             let m = probes.count, ns = n * s
             let cp = try coefficientValues.reserve(m)
             for (c, w) in probes.weights.enumerated() { cp[c] = w }
+            if let line, line.ready {
+                try forwardOnLine(theta, line)
+                return
+            }
             let zp = try points.reserve(d * ns)
             try probes.directions.withUnsafeBufferPointer { v in
                 guard v.count == n * m * d else {
@@ -186,6 +207,13 @@ final class TaylorPass {
             let xp = try points.reserve(n * d)
             for k in 0..<n { for i in 0..<d { xp[i * n + k] = x[k * d + i] } }
         }
+        if let line, case .probes = mode {
+            // X is in place: the line's products, then the pass from them.
+            BLAS.onLibraryThreads { formLineProducts(line) }
+            try forwardOnLine(theta, LineLayer(origin: line.origin, direction: line.direction, alpha: line.alpha,
+                                               products: line.products, ready: true))
+            return
+        }
         try BLAS.onLibraryThreads {
             if let theta {
                 try forwardLayers(theta, outputOnly: true)
@@ -195,11 +223,28 @@ final class TaylorPass {
         }
     }
 
+    /// W₀(θ₀) X and P₀ X into the line's products (h₁ × N(S − 1) each, from the input columns X).
+    private func formLineProducts(_ line: LineLayer) {
+        let net = network, h1 = net.widths[1], d = net.widths[0], ns = count * columnsPerSample
+        let nc = count * (columnsPerSample - 1), offset = net.weightOffset(0)
+        for (k, weights) in [line.origin, line.direction].enumerated() {
+            BLAS.gemm(m: h1, n: nc, k: d, a: weights + offset, lda: d, b: points.pointer, ldb: ns,
+                      c: line.products + k * h1 * nc, ldc: nc, threads: elementwiseThreads)
+        }
+    }
+
+    /// The pass at θ on a line whose products are formed: layer 0 from them, then every layer on.
+    private func forwardOnLine(_ theta: UnsafePointer<Double>?, _ line: LineLayer) throws {
+        guard let theta else { throw KFPError.invalidArgument("a pass on a line needs its trial parameters") }
+        try BLAS.onLibraryThreads { try forwardLayers(theta, outputOnly: true, line: line) }
+    }
+
     /// With `outputOnly` (a pass at trial parameters) a tanh network keeps no slopes: each unit's
     /// activation and Taylor rule are one kernel, and with one output the last hidden layer is
     /// fused with the output layer (none of its columns are stored). A pass with explicit input
-    /// columns (`.probes`) computes layer 0 as the other layers, from `points`.
-    private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool) throws {
+    /// columns (`.probes`) computes layer 0 as the other layers, from `points`, or on a line from
+    /// the line's products.
+    private func forwardLayers(_ theta: UnsafePointer<Double>, outputOnly: Bool, line: LineLayer? = nil) throws {
         let net = network, widths = net.widths, n = count, s = columnsPerSample
         let ns = n * s, L = net.numLayers, dJ = derivativeColumns
         let act = net.activation
@@ -213,7 +258,8 @@ final class TaylorPass {
         let qs = try scratch.reserve(2 * max(n, 1))
         for l in (hasExplicitInput ? 0 : 1)..<L {
             let hout = widths[l + 1], b = theta + net.biasOffset(l)
-            let z = try linearLayer(l, theta)
+            let z: UnsafeMutablePointer<Double>
+            if l == 0, let line { z = try lineLayer(line) } else { z = try linearLayer(l, theta) }
             if l == L - 1 {
                 for j in 0..<hout {
                     let row = z + j * ns, bj = b[j]
@@ -341,17 +387,38 @@ final class TaylorPass {
         }
     }
 
+    /// Layer 0 of a pass on a line into pre[0], or into the output for a one-layer network
+    /// (h₁ × N·S, no bias): W₀(θ₀) X + α P₀ X from the line's products, 0 in the T̂ block.
+    private func lineLayer(_ line: LineLayer) throws -> UnsafeMutablePointer<Double> {
+        let h1 = network.widths[1], ns = count * columnsPerSample, nc = count * (columnsPerSample - 1)
+        let z = network.numLayers == 1 ? try outputBuffer.reserve(h1 * ns) : try pre[0].reserve(h1 * ns), alpha = line.alpha
+        let base = UnsafePointer(line.products), along = base + h1 * nc
+        forEachRowRange(h1, ns) { rows, _ in
+            for j in rows {
+                let row = z + j * ns, b = base + j * nc, a = along + j * nc
+                for k in 0..<nc { row[k] = b[k] + alpha * a[k] }
+                (row + nc).update(repeating: 0, count: ns - nc)
+            }
+        }
+        return z
+    }
+
     /// W_l · (layer l's input columns) into pre[l], or into the output for the last layer
     /// (h_out × N·S, no bias). A single output row z = Σ_j w_j post_j is summed row by row (no
-    /// BLAS thread is woken for it).
+    /// BLAS thread is woken for it). Layer 0 of a `.probes` pass leaves out the input's T̂ block
+    /// (zero) and writes 0 there.
     private func linearLayer(_ l: Int, _ theta: UnsafePointer<Double>) throws -> UnsafeMutablePointer<Double> {
         let net = network, hin = net.widths[l], hout = net.widths[l + 1], ns = count * columnsPerSample
         let w = theta + net.weightOffset(l), input = layerInput(l)
         let z = l == net.numLayers - 1 ? try outputBuffer.reserve(hout * ns) : try pre[l].reserve(hout * ns)
+        let zeroBlock = l == 0 && hasExplicitInput && !isDirectional ? count : 0, nc = ns - zeroBlock
         if hout == 1 {
-            kernels_row_combination(kernelISA, hin, ns, w, input, ns, z)
+            kernels_row_combination(kernelISA, hin, nc, w, input, ns, z)
         } else {
-            BLAS.gemm(m: hout, n: ns, k: hin, a: w, lda: hin, b: input, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
+            BLAS.gemm(m: hout, n: nc, k: hin, a: w, lda: hin, b: input, ldb: ns, c: z, ldc: ns, threads: elementwiseThreads)
+        }
+        if zeroBlock > 0 {
+            for j in 0..<hout { (z + j * ns + nc).update(repeating: 0, count: zeroBlock) }
         }
         return z
     }
