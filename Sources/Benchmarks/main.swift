@@ -327,6 +327,15 @@ for c in cases {
     print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
     print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
     var phases: [String] = []
+    /// A row of the phase table: ms per step in each phase from `before` to `after`.
+    func phaseRow(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, probes: Int, period: Int,
+                  _ before: StepProfile, _ after: StepProfile) -> String {
+        let parts: [KeyPath<StepProfile, Double>] = [\.forward, \.backward, \.factors, \.inverse, \.solve, \.stepSize]
+        let steps = Double(after.steps - before.steps)
+        return [String(c.d).padding(4, left: true), c.name.padding(7), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
+                (probes == 0 ? "exact" : "s = \(probes)").padding(7), String(period).padding(3, left: true)].joined(separator: "  ") + " "
+            + parts.map { format((after[keyPath: $0] - before[keyPath: $0]) / steps * 1e3).padding(9, left: true) }.joined(separator: " ")
+    }
     for c in cases {
         let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
         for rule in [KFAC.StepRule.lineSearch, .automatic] {
@@ -334,24 +343,14 @@ for c in cases {
             for probes in [0, 8, 16, 32] {
                 let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: 1, batch)
                 let before = kfac.profile
-                let ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3, p = kfac.profile
-                let steps = p.steps - before.steps
-                if probes == 0 || probes == 16 {
-                    let parts: [KeyPath<StepProfile, Double>] = [\.forward, \.backward, \.factors, \.inverse, \.solve, \.stepSize]
-                    phases.append([String(c.d).padding(4, left: true), c.name.padding(7), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
-                                   (probes == 0 ? "exact" : "s = 16").padding(7)].joined(separator: "  ") + " "
-                                  + parts.map { format((p[keyPath: $0] - before[keyPath: $0]) / Double(steps) * 1e3).padding(9, left: true) }
-                                    .joined(separator: " "))
-                }
+                let ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3
+                if probes == 0 || probes == 16 { phases.append(phaseRow(c, rule, probes: probes, period: 1, before, kfac.profile)) }
                 if probes == 0 { exact = ms }
                 cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
             }
             print(try row(c, rule, cells))
         }
     }
-    print("\nWhere a step's time goes, ms/step: exact against s = 16")
-    print("   d  network  rule    term     forward  backward  factors  inverse    solve step-size")
-    for line in phases { print(line) }
 
     // T_inv = 10: the mean over 10 steps after the first, one of which refactorises.
     let period = 10, c = cases[0]
@@ -362,14 +361,18 @@ for c in cases {
         var cells: [String] = [], exact = 0.0
         for probes in [0, 8, 16, 32] {
             let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: period, batch)
-            let start = now()
+            let start = now(), before = kfac.profile
             for _ in 0..<period { _ = try kfac.step(batch) }
             let ms = (now() - start) / Double(period) * 1e3
+            if probes == 0 || probes == 16 { phases.append(phaseRow(c, rule, probes: probes, period: period, before, kfac.profile)) }
             if probes == 0 { exact = ms }
             cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
         }
         print(try row(c, rule, cells))
     }
+    print("\nWhere a step's time goes, ms/step: exact against s = 16, refactorising every T_inv-th step")
+    print("   d  network  rule    term    T_inv  forward  backward  factors  inverse    solve step-size")
+    for line in phases { print(line) }
 }
 
 /// Peak resident memory of this process (VmHWM) in MiB.

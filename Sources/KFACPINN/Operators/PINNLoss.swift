@@ -367,8 +367,8 @@ final class TermEvaluation {
                     probes.append((draw, term.firstIndex, term.points, directions))
                 }
                 let columns = ProbeColumns(weights: op.probeWeights(e, passScale: values.passScale), directions: directions)
-                let layer = theta == nil ? nil : try line.flatMap { try lineLayer($0.point, generation: $0.generation, first: term.firstIndex,
-                                                                                    count: n, columns: columns.count + 2, draw: draw) }
+                let layer = theta == nil ? nil : line.flatMap { lineLayer($0.point, generation: $0.generation, first: term.firstIndex,
+                                                                          count: n, columns: columns.count + 2, draw: draw) }
                 try pass.forward(term.points, count: n, mode: .probes(columns), parameters: theta, line: layer)
                 if layer != nil, let line { lineProducts[term.firstIndex]?.generation = line.generation }
                 gradientColumns = op.randomizedGradientColumns
@@ -426,13 +426,16 @@ extension TermEvaluation {
     /// pass multiplies by W₀) when they would exceed `lineProductLimit` or cannot be allocated.
     /// The caller marks them formed after the pass.
     fileprivate func lineLayer(_ point: LinePoint, generation: Int, first: Int, count n: Int, columns: Int,
-                               draw: UInt64) throws -> TaylorPass.LineLayer? {
+                               draw: UInt64) -> TaylorPass.LineLayer? {
         let size = TaylorPass.LineLayer.productCount(pass.network, count: n, columns: columns)
-        if let kept = lineProducts[first], kept.draw == draw, kept.count == n, kept.products.capacity >= size {
+        if let kept = lineProducts[first], kept.products.capacity >= size {
+            let current = kept.draw == draw && kept.count == n
+            if !current { lineProducts[first] = (kept.products, generation &- 1, draw, n) }
             return TaylorPass.LineLayer(origin: point.origin, direction: point.direction, alpha: point.alpha,
-                                        products: kept.products.pointer, ready: kept.generation == generation)
+                                        products: kept.products.pointer, ready: current && kept.generation == generation)
         }
-        let others = lineProducts.filter { $0.key != first }.values.reduce(0) { $0 + $1.products.capacity }
+        var others = 0
+        for (key, kept) in lineProducts where key != first { others += kept.products.capacity }
         guard others + size <= Self.lineProductLimit else { return nil }
         let products = lineProducts[first]?.products ?? Buffer()
         guard (try? products.reserve(size)) != nil else { return nil }
