@@ -227,7 +227,8 @@ final class TaylorPass {
     private func formLineProducts(_ line: LineLayer) {
         let net = network, h1 = net.widths[1], d = net.widths[0], ns = count * columnsPerSample
         let nc = count * (columnsPerSample - 1), offset = net.weightOffset(0)
-        for (k, weights) in [line.origin, line.direction].enumerated() {
+        for k in 0..<2 {
+            let weights = k == 0 ? line.origin : line.direction
             BLAS.gemm(m: h1, n: nc, k: d, a: weights + offset, lda: d, b: points.pointer, ldb: ns,
                       c: line.products + k * h1 * nc, ldc: nc, threads: elementwiseThreads)
         }
