@@ -12,11 +12,11 @@ struct LineSearchTests {
         }
     }
 
-    @Test("the grid line search (two trials at a time on two threads) picks the α a sequential evaluation of the grid picks",
-          arguments: [[2, 16, 1], [2, 8, 8, 1], [2, 64, 64, 1]])
-    func matchesSequentialSearch(widths: [Int]) throws {
-        let net = try MLP(widths: widths, seed: 4)
-        let loss = try PINNLoss(network: net, operator: try Operator.poisson(dimension: 2))
+    @Test("the grid line search (two trials at a time on two threads) picks the α a sequential evaluation of the grid picks, with the exact and the randomized second-order term",
+          arguments: [[2, 16, 1], [2, 8, 8, 1], [2, 64, 64, 1]], [0, 3])
+    func matchesSequentialSearch(widths: [Int], probes: Int) throws {
+        let net = try MLP(widths: widths, seed: 4), poisson = try Operator.poisson(dimension: 2)
+        let loss = try PINNLoss(network: net, operator: probes == 0 ? poisson : try poisson.randomized(probes: probes, seed: 3))
         let batch = try Poisson2D.batch(interior: 200, boundary: 40, seed: 5)
         let theta0 = net.parameters
         // Direction: the negative gradient, and a random one (its best α differs).
