@@ -318,58 +318,52 @@ for c in cases {
         _ = try kfac.step(batch)
         return kfac
     }
-    func row(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, _ cells: [String]) throws -> String {
-        let d = try MLP(widths: [c.d] + c.hidden + [1]).numParameters
-        return [String(c.d).padding(4, left: true), c.name.padding(7), String(d).padding(8, left: true),
-                (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6)].joined(separator: "  ") + " "
-            + cells.map { $0.padding(12, left: true) }.joined(separator: " ")
-    }
-    print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
-    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    func ruleName(_ rule: KFAC.StepRule) -> String { rule == .lineSearch ? "KFAC" : "KFAC*" }
     var phases: [String] = []
     /// A row of the phase table: ms per step in each phase from `before` to `after`.
     func phaseRow(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, probes: Int, period: Int,
                   _ before: StepProfile, _ after: StepProfile) -> String {
         let parts: [KeyPath<StepProfile, Double>] = [\.forward, \.backward, \.factors, \.inverse, \.solve, \.stepSize]
         let steps = Double(after.steps - before.steps)
-        return [String(c.d).padding(4, left: true), c.name.padding(7), (rule == .lineSearch ? "KFAC" : "KFAC*").padding(6),
+        return [String(c.d).padding(4, left: true), c.name.padding(7), ruleName(rule).padding(6),
                 (probes == 0 ? "exact" : "s = \(probes)").padding(7), String(period).padding(3, left: true)].joined(separator: "  ") + " "
             + parts.map { format((after[keyPath: $0] - before[keyPath: $0]) / steps * 1e3).padding(9, left: true) }.joined(separator: " ")
     }
-    for c in cases {
-        let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
-        for rule in [KFAC.StepRule.lineSearch, .automatic] {
-            var cells: [String] = [], exact = 0.0
-            for probes in [0, 8, 16, 32] {
-                let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: 1, batch)
-                let before = kfac.profile
-                let ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3
-                if probes == 0 || probes == 16 { phases.append(phaseRow(c, rule, probes: probes, period: 1, before, kfac.profile)) }
-                if probes == 0 { exact = ms }
-                cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
-            }
-            print(try row(c, rule, cells))
-        }
-    }
-
-    // T_inv = 10: the mean over 10 steps after the first, one of which refactorises.
-    let period = 10, c = cases[0]
-    print("\nThe same, d = \(c.d), refactorising every \(period)th step (inverse_period = \(period)): mean ms/step over \(period) steps")
-    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
-    let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
-    for rule in [KFAC.StepRule.lineSearch, .automatic] {
+    /// A row of a speed-up table: mean ms per step, exact and with s = 8, 16, 32 probes, refactorising
+    /// every `period`-th step (1: over at least 2 steps and 6 s; else over `period` steps, one of
+    /// which refactorises); the phases of exact and s = 16 go to `phases`.
+    func speedRow(_ c: (d: Int, name: String, hidden: [Int]), _ rule: KFAC.StepRule, period: Int, _ batch: Batch) throws -> String {
         var cells: [String] = [], exact = 0.0
         for probes in [0, 8, 16, 32] {
             let kfac = try warmedUp(c, rule, probes: probes, inversePeriod: period, batch)
-            let start = now(), before = kfac.profile
-            for _ in 0..<period { _ = try kfac.step(batch) }
-            let ms = (now() - start) / Double(period) * 1e3
+            let before = kfac.profile, ms: Double
+            if period == 1 {
+                ms = try meanStepTime(minimum: 2, maximum: 200) { _ = try kfac.step(batch) } * 1e3
+            } else {
+                let start = now()
+                for _ in 0..<period { _ = try kfac.step(batch) }
+                ms = (now() - start) / Double(period) * 1e3
+            }
             if probes == 0 || probes == 16 { phases.append(phaseRow(c, rule, probes: probes, period: period, before, kfac.profile)) }
             if probes == 0 { exact = ms }
             cells.append(probes == 0 ? format(ms) : "\(format(ms)) (\(format(exact / ms))×)")
         }
-        print(try row(c, rule, cells))
+        let D = try MLP(widths: [c.d] + c.hidden + [1]).numParameters
+        return [String(c.d).padding(4, left: true), c.name.padding(7), String(D).padding(8, left: true),
+                ruleName(rule).padding(6)].joined(separator: "  ") + " " + cells.map { $0.padding(12, left: true) }.joined(separator: " ")
     }
+    print("\nKFAC and KFAC* steps on Poisson, N_Ω/N_∂ = 100/50: mean ms/step, exact against s probes (speed-up)")
+    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    for c in cases {
+        let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
+        for rule in [KFAC.StepRule.lineSearch, .automatic] { print(try speedRow(c, rule, period: 1, batch)) }
+    }
+
+    let period = 10, c = cases[0]
+    print("\nThe same, d = \(c.d), refactorising every \(period)th step (inverse_period = \(period)): mean ms/step over \(period) steps")
+    print("   d  network        D  rule         exact        s = 8       s = 16       s = 32")
+    let batch = try poissonBatch(d: c.d, interior: 100, boundary: 50)
+    for rule in [KFAC.StepRule.lineSearch, .automatic] { print(try speedRow(c, rule, period: period, batch)) }
     print("\nWhere a step's time goes, ms/step: exact against s = 16, refactorising every T_inv-th step")
     print("   d  network  rule    term    T_inv  forward  backward  factors  inverse    solve step-size")
     for line in phases { print(line) }

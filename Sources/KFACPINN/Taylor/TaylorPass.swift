@@ -210,8 +210,7 @@ final class TaylorPass {
         if let line, case .probes = mode {
             // X is in place: the line's products, then the pass from them.
             BLAS.onLibraryThreads { formLineProducts(line) }
-            try forwardOnLine(theta, LineLayer(origin: line.origin, direction: line.direction, alpha: line.alpha,
-                                               products: line.products, ready: true))
+            try forwardOnLine(theta, line)
             return
         }
         try BLAS.onLibraryThreads {
